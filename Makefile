@@ -1,0 +1,29 @@
+# One command sets up and runs the tests on a fresh Debian/Ubuntu machine:  make test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: test setup system-deps bench-build clean
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: system-deps $(VENV)/.installed
+
+# SoX with MP3 support (and python3-venv) via apt-get, only when missing.
+system-deps:
+	@bash scripts/install_system_deps.sh
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# Build benchmark: decode floor vs predecessor vs genreslice build (1 and 2 workers).
+bench-build: setup
+	$(BIN)/python -m scripts.bench_build
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,551 @@
+"""``genreslice build``: audio folder in, labelled spectrogram-slice data set out; parallel and resumable.
+
+How a build survives being killed at any moment:
+
+* a track's slices are written into a scratch folder under ``OUT_DIR/.genreslice/tmp`` and moved into
+  ``OUT_DIR/slices/`` with one directory rename, so the final layout never shows a partial track;
+* the main process appends the track's row to the journal only after that rename, so every journaled track
+  is complete and a re-run skips exactly those;
+* ``tracks.csv``, ``slices.csv`` and ``dataset.json`` are derived from the journal at the end, sorted by
+  path, and written atomically, so an interrupted-then-resumed build and an uninterrupted one are identical.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import contextlib
+import csv
+import errno
+import fcntl
+import io
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genre_getters.base import LabelSource, TrackLabel
+from pipeline import layout
+from pipeline.discovery import AudioFile, discover_audio
+from pipeline.errors import (
+    BuildLockedError,
+    OutputError,
+    ParameterError,
+    SettingsMismatchError,
+    SoxError,
+)
+from pipeline.journal import JournalWriter, load_journal
+from pipeline.slicing import slice_spectrogram, write_slice_png
+from pipeline.sox import SoxInfo, find_sox
+from pipeline.spectrogram import SOX_MAX_COLUMNS, SpectrogramSpec, render_spectrogram
+from pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS, assign_split, split_key
+
+logger = logging.getLogger(__name__)
+
+DATASET_FORMAT_VERSION = 1
+GENERATOR = "genreslice 0.1.0"
+#: A track whose worker process dies this many times is recorded as failed instead of retried.
+MAX_WORKER_DEATHS = 2
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Settings of one build.
+
+    Attributes
+    ----------
+    spec : SpectrogramSpec
+        How audio becomes slices.
+    split_ratios : tuple of float
+        Train, validation, test fractions (sum 1).
+    workers : int
+        Worker processes.
+    timeout_s : float
+        Seconds SoX may spend on one track.
+    """
+
+    spec: SpectrogramSpec = field(default_factory=SpectrogramSpec)
+    split_ratios: tuple[float, float, float] = DEFAULT_SPLIT_RATIOS
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ParameterError(f"workers={self.workers} must be at least 1")
+        if not self.timeout_s > 0:
+            raise ParameterError(f"timeout_s={self.timeout_s} must be positive")
+
+
+@dataclass(frozen=True)
+class TrackJob:
+    """The audio work for one track; small and picklable, sent to a worker process."""
+
+    track_id: str
+    path: str
+    out_dir: str
+    spec: SpectrogramSpec
+    sox_path: str
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class AudioOutcome:
+    """What a worker reports back: ``status`` is ``ok``, ``failed`` or ``too_short``."""
+
+    status: str
+    reason: str = ""
+    n_slices: int = 0
+    duration_s: float | None = None
+
+
+@dataclass
+class BuildSummary:
+    """Counts of a finished build and of the work this run did."""
+
+    out_dir: Path
+    status_counts: dict[str, int]
+    n_slices: int
+    processed: int
+    audio_seconds: float
+    wall_seconds: float
+    classes: list[str]
+
+    @property
+    def audio_hours_per_wall_hour(self) -> float:
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+
+class BuildObserver:
+    """Hooks for progress display; the default does nothing (``scripts/`` draws the bars)."""
+
+    def on_labelling(self, total: int) -> None: ...
+
+    def on_labelled(self) -> None: ...
+
+    def on_audio(self, total: int) -> None: ...
+
+    def on_track_done(self, row: dict) -> None: ...
+
+
+ExecutorFactory = Callable[[int], cf.Executor]
+
+
+def process_pool(workers: int) -> cf.Executor:
+    """The default executor: worker processes fed from a shared queue, one task per track."""
+    # spawn: workers never inherit the parent's threads (tqdm's monitor) or locks.
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def build_dataset(
+    audio_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    label_source: LabelSource,
+    config: BuildConfig | None = None,
+    *,
+    observer: BuildObserver | None = None,
+    executor_factory: ExecutorFactory = process_pool,
+    sox: SoxInfo | None = None,
+) -> BuildSummary:
+    """Build (or resume, or verify) a slice data set.
+
+    Parameters
+    ----------
+    audio_dir : str or os.PathLike
+        Folder searched recursively for audio files.
+    out_dir : str or os.PathLike
+        Output folder: new, empty, or holding an earlier build with the same settings.
+    label_source : LabelSource
+        Where genres and artists come from.
+    config : BuildConfig, optional
+        Spectrogram, split and parallelism settings.
+    observer : BuildObserver, optional
+        Receives progress events.
+    executor_factory : callable, optional
+        ``workers -> concurrent.futures.Executor``; the process pool by default.
+    sox : SoxInfo, optional
+        A SoX already checked with :func:`pipeline.sox.find_sox`; found and checked here otherwise.
+
+    Returns
+    -------
+    BuildSummary
+
+    Raises
+    ------
+    SoxUnavailableError, BuildLockedError, SettingsMismatchError, OutputError, NotADirectoryError
+        Fatal problems, all detected before any audio work. Per-file problems never raise: they become rows
+        of ``tracks.csv`` with status ``failed`` or ``skipped`` and a reason.
+    """
+    config = config or BuildConfig()
+    observer = observer or BuildObserver()
+    started = time.monotonic()
+    sox = sox or find_sox()
+    audio_root = Path(audio_dir)
+    if not audio_root.is_dir():
+        raise NotADirectoryError(f"audio folder {os.fspath(audio_dir)!r} does not exist or is not a folder")
+    out = Path(out_dir)
+    settings = _build_settings(config, sox, label_source)
+    with _prepared_output(out) as state:
+        _check_settings(out, state, settings)
+        files = discover_audio(audio_root)
+        journal_path = state / "journal.jsonl"
+        done = _reusable_records(load_journal(journal_path), files)
+        scratch = state / "tmp"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
+        processed, audio_seconds = 0, 0.0
+        with JournalWriter(journal_path) as journal:
+            todo = [audio for audio in files if audio.rel_path not in done]
+            if todo:
+                pending = _label_tracks(todo, done, label_source, config, executor_factory, observer, journal)
+                for row in _run_audio_jobs(pending, out, sox, config, executor_factory, observer):
+                    journal.append(row)
+                    done[row["path"]] = row
+                    processed += 1
+                    audio_seconds += float(row["duration_s"] or 0.0)
+                    observer.on_track_done(row)
+        rows = [_public_row(done[audio.rel_path]) for audio in files]
+        dataset = _write_outputs(out, rows, settings)
+        _prune_orphans(out, rows)
+        shutil.rmtree(scratch, ignore_errors=True)
+    status_counts = collections.Counter(row["status"] for row in rows)
+    return BuildSummary(
+        out_dir=out,
+        status_counts={status: status_counts.get(status, 0) for status in layout.STATUSES},
+        n_slices=sum(int(row["n_slices"]) for row in rows),
+        processed=processed,
+        audio_seconds=audio_seconds,
+        wall_seconds=time.monotonic() - started,
+        classes=dataset["classes"],
+    )
+
+
+def process_track(job: TrackJob) -> AudioOutcome:
+    """Worker entry point: spectrogram, slices, PNGs, then one rename into the final layout.
+
+    Per-file audio problems come back as a ``failed`` or ``too_short`` outcome; only problems with the
+    output folder (full disk, permissions) raise, because they would fail every other track too.
+    """
+    spec = job.spec
+    try:
+        gray = render_spectrogram(job.path, spec, sox_path=job.sox_path, timeout_s=job.timeout_s)
+    except SoxError as err:
+        return AudioOutcome("failed", reason=str(err))
+    n_columns = gray.shape[1]
+    duration_s = round(n_columns / spec.pixels_per_second, 2)
+    reason = ""
+    if n_columns >= SOX_MAX_COLUMNS:
+        reason = f"only the first {duration_s:g} s were analysed (SoX renders at most {SOX_MAX_COLUMNS} columns)"
+    slices = slice_spectrogram(gray, spec.slice_size)
+    if len(slices) == 0:
+        return AudioOutcome(
+            "too_short",
+            reason=f"{duration_s:g} s of audio is shorter than one slice ({spec.slice_seconds:g} s)",
+            duration_s=duration_s,
+        )
+    out = Path(job.out_dir)
+    scratch = out / layout.STATE_DIR / "tmp" / f"{job.track_id}.{os.getpid()}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    for index, pixels in enumerate(slices):
+        write_slice_png(pixels, scratch / Path(layout.slice_path(job.track_id, index)).name)
+    _publish_folder(scratch, out / layout.track_slice_dir(job.track_id))
+    return AudioOutcome("ok", reason=reason, n_slices=len(slices), duration_s=duration_s)
+
+
+def _publish_folder(scratch: Path, final: Path) -> None:
+    """Move a finished folder into place; an older copy is swapped out first, each step one rename."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        trash = scratch.with_name(scratch.name + ".old")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(final, trash)
+        os.replace(scratch, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(scratch, final)
+
+
+def _label_one(label_source: LabelSource, audio: AudioFile) -> TrackLabel:
+    return label_source.label(audio.path, audio.rel_path)
+
+
+def _label_tracks(
+    todo: list[AudioFile],
+    done: dict[str, dict],
+    label_source: LabelSource,
+    config: BuildConfig,
+    executor_factory: ExecutorFactory,
+    observer: BuildObserver,
+    journal: JournalWriter,
+) -> list[tuple[dict, AudioFile]]:
+    """Label the unfinished tracks and give each a split; tracks without a usable label are journaled
+    as skipped right away. Returns ``(row, job)`` pairs for the tracks that need audio work."""
+    observer.on_labelling(len(todo))
+    labels: list[TrackLabel] = []
+    if config.workers > 1 and len(todo) > 1:
+        with executor_factory(config.workers) as executor:
+            chunksize = max(1, min(256, len(todo) // (config.workers * 8)))
+            for label in executor.map(_label_one, [label_source] * len(todo), todo, chunksize=chunksize):
+                labels.append(label)
+                observer.on_labelled()
+    else:
+        for audio in todo:
+            labels.append(_label_one(label_source, audio))
+            observer.on_labelled()
+    taken_ids = {record["track_id"]: path for path, record in done.items()}
+    pending = []
+    for audio, label in zip(todo, labels):
+        track_id = label.track_id or layout.track_id_for_path(audio.rel_path)
+        row = {
+            "track_id": track_id,
+            "path": audio.rel_path,
+            "artist": label.artist or "",
+            "genre": label.genre or "",
+            "split": "",
+            "status": "skipped",
+            "reason": label.reason,
+            "n_slices": 0,
+            "duration_s": "",
+            "size": audio.size,
+            "mtime_ns": audio.mtime_ns,
+        }
+        if audio.size == 0:
+            row.update(status="failed", reason="empty file (0 bytes)")
+        elif not layout.is_safe_track_id(track_id):
+            row.update(status="failed", reason=f"track id {track_id!r} cannot name a file")
+        elif track_id in taken_ids and taken_ids[track_id] != audio.rel_path:
+            row.update(status="failed", reason=f"track id {track_id} is also used by {taken_ids[track_id]}")
+        elif label.genre:
+            taken_ids[track_id] = audio.rel_path
+            row["split"] = assign_split(split_key(label.artist, track_id), config.split_ratios)
+            pending.append((row, audio))
+            continue
+        journal.append(row)
+        done[audio.rel_path] = row
+        observer.on_track_done(row)
+    return pending
+
+
+def _run_audio_jobs(
+    pending: list[tuple[dict, AudioFile]],
+    out: Path,
+    sox: SoxInfo,
+    config: BuildConfig,
+    executor_factory: ExecutorFactory,
+    observer: BuildObserver,
+) -> Iterator[dict]:
+    """Run the audio work on a pool fed from a queue; yield each track's finished row as it completes.
+
+    At most a few tasks per worker are in flight, so memory stays flat whatever the number of tracks. If a
+    worker process dies (killed, out of memory), the pool is restarted and the tracks it was working on are
+    retried; a track present at ``MAX_WORKER_DEATHS`` deaths is recorded as failed.
+    """
+    observer.on_audio(len(pending))
+    queue = collections.deque(pending)
+    deaths: collections.Counter[str] = collections.Counter()
+    max_in_flight = config.workers * 4
+    while queue:
+        in_flight: dict[cf.Future, tuple[dict, AudioFile]] = {}
+        broken = False
+        with executor_factory(config.workers) as executor:
+            try:
+                while queue or in_flight:
+                    while queue and len(in_flight) < max_in_flight and not broken:
+                        row, audio = queue.popleft()
+                        job = TrackJob(row["track_id"], os.fspath(audio.path.absolute()), os.fspath(out.absolute()),
+                                       config.spec, sox.path, config.timeout_s)
+                        in_flight[executor.submit(process_track, job)] = (row, audio)
+                    finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                    for future in finished:
+                        row, audio = in_flight.pop(future)
+                        try:
+                            outcome = future.result()
+                        except cf.BrokenExecutor:
+                            broken = True
+                            deaths[row["path"]] += 1
+                            if deaths[row["path"]] >= MAX_WORKER_DEATHS:
+                                yield _finished_row(row, AudioOutcome(
+                                    "failed", reason=f"the worker process died {deaths[row['path']]} times on this track"))
+                            else:
+                                queue.appendleft((row, audio))
+                            continue
+                        except OSError as err:
+                            raise OutputError(f"cannot write slices of {row['path']} under {out}: {err}") from err
+                        yield _finished_row(row, outcome)
+                    if broken and not in_flight:
+                        logger.warning("a worker process died; restarting the pool and retrying its tracks")
+                        break
+            except BaseException:
+                executor.shutdown(wait=False, cancel_futures=True)
+                raise
+
+
+def _finished_row(row: dict, outcome: AudioOutcome) -> dict:
+    finished = dict(row)
+    finished.update(
+        status=outcome.status,
+        reason=outcome.reason,
+        n_slices=outcome.n_slices,
+        duration_s="" if outcome.duration_s is None else f"{outcome.duration_s:.2f}",
+    )
+    return finished
+
+
+def _public_row(record: dict) -> dict:
+    return {column: record[column] for column in layout.TRACK_COLUMNS}
+
+
+def _build_settings(config: BuildConfig, sox: SoxInfo, label_source: LabelSource) -> dict:
+    """Everything that decides the outputs; a resumed build must match it exactly."""
+    return {
+        "format_version": DATASET_FORMAT_VERSION,
+        "spectrogram": {**config.spec.to_dict(), "sox_version": sox.version},
+        "labels": label_source.settings(),
+        "splits": {"method": "artist_hash", "ratios": dict(zip(SPLITS, config.split_ratios))},
+    }
+
+
+@contextlib.contextmanager
+def _prepared_output(out: Path) -> Iterator[Path]:
+    """Create the output folder and its state folder, and hold the build lock while the block runs."""
+    try:
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"output folder {out} exists and is not a folder")
+        if out.is_dir() and not (out / layout.STATE_DIR).is_dir() and any(out.iterdir()):
+            raise OutputError(
+                f"output folder {out} is not empty and holds no genreslice build; choose a new or empty folder"
+            )
+        state = out / layout.STATE_DIR
+        state.mkdir(parents=True, exist_ok=True)
+        lock_handle = open(state / "lock", "a+")
+    except OSError as err:
+        raise OutputError(f"cannot create output folder {out}: {err}") from err
+    with lock_handle:
+        try:
+            fcntl.flock(lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise OutputError(f"cannot lock {state / 'lock'}: {err}") from err
+            lock_handle.seek(0)
+            holder = lock_handle.read().strip() or "unknown"
+            raise BuildLockedError(
+                f"another build is running on {out} (process {holder} holds {state / 'lock'}); "
+                "wait for it to finish or stop it"
+            ) from None
+        lock_handle.seek(0)
+        lock_handle.truncate()
+        lock_handle.write(str(os.getpid()))
+        lock_handle.flush()
+        yield state
+
+
+def _check_settings(out: Path, state: Path, settings: dict) -> None:
+    """Refuse to mix settings in one output folder; record them on the first run."""
+    settings_path = state / "settings.json"
+    recorded = None
+    if settings_path.exists():
+        recorded = json.loads(settings_path.read_text(encoding="utf-8"))
+    elif (out / layout.DATASET_JSON).exists():
+        dataset = json.loads((out / layout.DATASET_JSON).read_text(encoding="utf-8"))
+        recorded = {key: dataset.get(key) for key in settings}
+    if recorded is None:
+        layout.write_text_atomic(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        return
+    differences = sorted(_differences(recorded, settings))
+    if differences:
+        listed = "; ".join(f"{key}: built with {old!r}, now {new!r}" for key, old, new in differences)
+        raise SettingsMismatchError(
+            f"{out} was built with different settings ({listed}). "
+            "Re-run with the original settings to resume, or build into a new folder."
+        )
+
+
+def _differences(old, new, prefix: str = "") -> Iterator[tuple[str, object, object]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            yield from _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+    elif old != new:
+        yield prefix.rstrip("."), old, new
+
+
+def _reusable_records(records: dict[str, dict], files: list[AudioFile]) -> dict[str, dict]:
+    """Journal records still valid: the file is still there, unchanged. Others are redone."""
+    current = {audio.rel_path: audio for audio in files}
+    return {
+        path: record
+        for path, record in records.items()
+        if path in current and record.get("size") == current[path].size
+        and record.get("mtime_ns") == current[path].mtime_ns
+    }
+
+
+def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _write_outputs(out: Path, rows: list[dict], settings: dict) -> dict:
+    """Write ``tracks.csv``, ``slices.csv`` and, last, ``dataset.json``; each atomically."""
+    slice_seconds = settings["spectrogram"]["slice_seconds"]
+    slice_rows = []
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        for index in range(int(row["n_slices"])):
+            slice_rows.append({
+                "path": layout.slice_path(row["track_id"], index),
+                "track_id": row["track_id"],
+                "genre": row["genre"],
+                "split": row["split"],
+                "index": index,
+                "start_s": f"{index * slice_seconds:.2f}",
+            })
+    ok_rows = [row for row in rows if row["status"] == "ok"]
+    classes = sorted({row["genre"] for row in ok_rows})
+    counts = {
+        "tracks": {split: {genre: 0 for genre in classes} for split in SPLITS},
+        "slices": {split: {genre: 0 for genre in classes} for split in SPLITS},
+    }
+    for row in ok_rows:
+        counts["tracks"][row["split"]][row["genre"]] += 1
+        counts["slices"][row["split"]][row["genre"]] += int(row["n_slices"])
+    status_counts = collections.Counter(row["status"] for row in rows)
+    dataset = {
+        **settings,
+        "generator": GENERATOR,
+        "classes": classes,
+        "counts": counts,
+        "totals": {
+            "files": len(rows),
+            **{status: status_counts.get(status, 0) for status in layout.STATUSES},
+            "slices": len(slice_rows),
+        },
+        "files": {"tracks": layout.TRACKS_CSV, "slices": layout.SLICES_CSV, "slice_dir": layout.SLICES_DIR},
+    }
+    try:
+        layout.write_text_atomic(out / layout.TRACKS_CSV, _csv_text(layout.TRACK_COLUMNS, rows))
+        layout.write_text_atomic(out / layout.SLICES_CSV, _csv_text(layout.SLICE_COLUMNS, slice_rows))
+        layout.write_text_atomic(out / layout.DATASET_JSON, json.dumps(dataset, indent=2, sort_keys=True) + "\n")
+    except OSError as err:
+        raise OutputError(f"cannot write the data set files in {out}: {err}") from err
+    return dataset
+
+
+def _prune_orphans(out: Path, rows: list[dict]) -> None:
+    """Remove slice folders of tracks that are no longer in the data set (e.g. their file was deleted)."""
+    wanted = {layout.track_slice_dir(row["track_id"]) for row in rows if row["status"] == "ok"}
+    slices_root = out / layout.SLICES_DIR
+    if not slices_root.is_dir():
+        return
+    for shard in slices_root.iterdir():
+        for track_dir in shard.iterdir() if shard.is_dir() else []:
+            if f"{layout.SLICES_DIR}/{shard.name}/{track_dir.name}" not in wanted:
+                logger.info("removing %s: its track is no longer in the data set", track_dir)
+                shutil.rmtree(track_dir, ignore_errors=True)

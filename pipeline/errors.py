@@ -1,0 +1,35 @@
+"""Exceptions raised by the build pipeline."""
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class for every error the pipeline raises on purpose."""
+
+
+class ParameterError(PipelineError, ValueError):
+    """A setting has a value the pipeline cannot use; the message names it."""
+
+
+class SoxError(PipelineError):
+    """SoX failed on one file: carries the command and SoX's own stderr."""
+
+    def __init__(self, message: str, *, command: list[str] | None = None, stderr: str = "") -> None:
+        super().__init__(message)
+        self.command = command or []
+        self.stderr = stderr
+
+
+class SoxUnavailableError(PipelineError):
+    """SoX is missing or lacks a format the build needs; fatal, detected before any work."""
+
+
+class BuildLockedError(PipelineError):
+    """Another build holds the lock on the output folder."""
+
+
+class SettingsMismatchError(PipelineError):
+    """The output folder was built with other settings; mixing them would corrupt the data set."""
+
+
+class OutputError(PipelineError):
+    """The output folder cannot be created or written."""

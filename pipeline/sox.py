@@ -1,0 +1,71 @@
+"""Finding SoX and checking what it can read, before any work starts."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from pipeline.errors import SoxUnavailableError
+
+INSTALL_HINT = "sudo apt-get install sox libsox-fmt-mp3"
+REQUIRED_FORMATS = ("mp3", "wav", "flac", "ogg")
+_PROBE_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class SoxInfo:
+    """The SoX binary a build uses.
+
+    Attributes
+    ----------
+    path : str
+        Absolute path of the ``sox`` executable.
+    version : str
+        Version string, e.g. ``"14.4.2"``; recorded in ``dataset.json`` because it can change pixels.
+    formats : frozenset of str
+        Audio file formats this SoX build can read.
+    """
+
+    path: str
+    version: str
+    formats: frozenset[str]
+
+
+def find_sox(*, executable: str = "sox", required_formats: tuple[str, ...] = REQUIRED_FORMATS) -> SoxInfo:
+    """Locate SoX and check it reads every format in ``required_formats``.
+
+    Raises
+    ------
+    SoxUnavailableError
+        SoX is not on ``PATH``, does not run, or lacks a required format; the message gives the install command.
+    """
+    path = shutil.which(executable)
+    if path is None:
+        raise SoxUnavailableError(f"SoX ('{executable}') was not found on PATH. Install it with: {INSTALL_HINT}")
+    try:
+        version_run = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S, check=False
+        )
+        help_run = subprocess.run(
+            [path, "-h"], capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SoxUnavailableError(f"SoX at {path} does not run ({err}). Reinstall it with: {INSTALL_HINT}") from err
+    match = re.search(r"v(\d+(?:\.\d+)+\S*)", version_run.stdout + version_run.stderr)
+    if version_run.returncode != 0 or match is None:
+        raise SoxUnavailableError(
+            f"SoX at {path} did not report a version (exit {version_run.returncode}): "
+            f"{(version_run.stderr or version_run.stdout).strip()[:200]!r}. Reinstall it with: {INSTALL_HINT}"
+        )
+    formats: frozenset[str] = frozenset()
+    for line in help_run.stdout.splitlines():
+        if line.startswith("AUDIO FILE FORMATS:"):
+            formats = frozenset(line.split(":", 1)[1].split())
+    missing = [fmt for fmt in required_formats if fmt not in formats]
+    if missing:
+        raise SoxUnavailableError(
+            f"SoX at {path} (v{match.group(1)}) cannot read {', '.join(missing)}. "
+            f"Install MP3 support with: {INSTALL_HINT}"
+        )
+    return SoxInfo(path=path, version=match.group(1), formats=formats)

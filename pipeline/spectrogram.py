@@ -1,0 +1,176 @@
+"""One SoX process per track: decode, mix to mono, resample, render a gray spectrogram.
+
+SoX writes an 8-bit palette PNG. In monochrome mode the palette's first four entries are reserved for axes and
+labels, so the stored index of a pixel is its gray level plus four. Reading the indices as intensities (the
+predecessor's defect) shifts every value and turns silence gray; the palette is applied here instead, so
+louder is brighter and silence is black.
+"""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pipeline.errors import ParameterError, SoxError
+
+#: SoX's ``rate`` effect quality flags, by the name users pass on the command line.
+RESAMPLE_QUALITIES = {"quick": "-q", "low": "-l", "medium": "-m", "high": "-h", "very-high": "-v"}
+#: SoX's spectrogram effect renders at most this many columns and silently stops there.
+SOX_MAX_COLUMNS = 200_000
+SPEC_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SpectrogramSpec:
+    """How audio becomes spectrogram slices; recorded next to the data it describes.
+
+    Attributes
+    ----------
+    sample_rate : int
+        Analysis rate in Hz every file is resampled to, so all files share one frequency axis.
+    pixels_per_second : int
+        Time resolution: spectrogram columns per second of audio (SoX ``-X``).
+    slice_size : int
+        Width and height of a square slice in pixels; SoX renders ``slice_size + 1`` rows and the top
+        (Nyquist) row is dropped.
+    height_target : int
+        SoX ``-Y``: the total height SoX aims at; it picks the largest ``2**k + 1`` rows not above it.
+    resample_quality : str
+        One of ``RESAMPLE_QUALITIES``: SoX ``rate`` quality.
+    """
+
+    sample_rate: int = 22050
+    pixels_per_second: int = 50
+    slice_size: int = 128
+    height_target: int = 200
+    resample_quality: str = "medium"
+
+    def __post_init__(self) -> None:
+        if not 4000 <= self.sample_rate <= 192_000:
+            raise ParameterError(f"sample_rate={self.sample_rate} must be between 4000 and 192000 Hz")
+        if not 1 <= self.pixels_per_second <= 5000:
+            raise ParameterError(f"pixels_per_second={self.pixels_per_second} must be between 1 and 5000")
+        if self.resample_quality not in RESAMPLE_QUALITIES:
+            raise ParameterError(
+                f"resample_quality={self.resample_quality!r} must be one of {', '.join(RESAMPLE_QUALITIES)}"
+            )
+        if self.slice_size < 1 or self.slice_size & (self.slice_size - 1):
+            raise ParameterError(f"slice_size={self.slice_size} must be a power of two")
+        if not self.slice_size + 1 <= self.height_target < 2 * self.slice_size + 1:
+            raise ParameterError(
+                f"height_target={self.height_target} must make SoX render slice_size + 1 = "
+                f"{self.slice_size + 1} rows (between {self.slice_size + 1} and {2 * self.slice_size})"
+            )
+
+    @property
+    def slice_seconds(self) -> float:
+        """Duration of audio covered by one slice."""
+        return self.slice_size / self.pixels_per_second
+
+    def sox_effects(self) -> list[str]:
+        """The SoX effect chain, as arguments, that renders a PNG to standard output."""
+        return [
+            "channels", "1",
+            "rate", RESAMPLE_QUALITIES[self.resample_quality], str(self.sample_rate),
+            "spectrogram", "-Y", str(self.height_target), "-X", str(self.pixels_per_second), "-m", "-r", "-o", "-",
+        ]
+
+    def to_dict(self) -> dict:
+        """JSON-ready description, with the derived slice duration and the effect chain for the record."""
+        return {
+            "format_version": SPEC_FORMAT_VERSION,
+            **asdict(self),
+            "slice_seconds": self.slice_seconds,
+            "sox_effects": self.sox_effects(),
+        }
+
+
+def sox_command(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str = "sox") -> list[str]:
+    """The argument list for one track.
+
+    The path is made absolute so a name with a leading dash is never read as an option, and ``--no-glob``
+    stops SoX from expanding ``[`` ``*`` ``?`` in real file names. ``-R`` seeds SoX's generators.
+    """
+    return [sox_path, "-R", "-V2", "--no-glob", os.path.abspath(os.fspath(path)), "-n", *spec.sox_effects()]
+
+
+def render_spectrogram(
+    path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str = "sox", timeout_s: float = 600.0
+) -> np.ndarray:
+    """Render the gray spectrogram of one audio file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Audio file in any format SoX reads.
+    spec : SpectrogramSpec
+        Analysis settings.
+    sox_path : str
+        SoX executable.
+    timeout_s : float
+        Seconds before SoX is killed and the file is reported as failed.
+
+    Returns
+    -------
+    np.ndarray
+        ``uint8`` array of shape ``(spec.slice_size + 1, n_columns)``: true gray levels, 0 = silence,
+        row 0 = highest frequency (Nyquist), ``n_columns = floor(duration_s * spec.pixels_per_second)``.
+
+    Raises
+    ------
+    SoxError
+        SoX failed, timed out, or wrote something that is not the expected PNG; carries SoX's stderr.
+    """
+    command = sox_command(path, spec, sox_path=sox_path)
+    try:
+        run = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise SoxError(f"SoX timed out after {timeout_s:g} s", command=command) from err
+    except OSError as err:
+        raise SoxError(f"SoX could not be started: {err}", command=command) from err
+    stderr = run.stderr.decode("utf-8", errors="replace")
+    if run.returncode != 0:
+        raise SoxError(
+            f"SoX exited with status {run.returncode}: {summarize_sox_stderr(stderr)}", command=command, stderr=stderr
+        )
+    try:
+        gray = decode_sox_png(run.stdout)
+    except ValueError as err:
+        raise SoxError(f"SoX output is not a readable spectrogram: {err}", command=command, stderr=stderr) from err
+    if gray.shape[0] != spec.slice_size + 1:
+        raise SoxError(
+            f"SoX rendered {gray.shape[0]} rows, expected {spec.slice_size + 1} "
+            f"(height_target={spec.height_target})",
+            command=command,
+            stderr=stderr,
+        )
+    return gray
+
+
+def decode_sox_png(data: bytes) -> np.ndarray:
+    """Decode SoX's PNG into true gray levels (``uint8``, 2-D) by applying its palette."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            if image.mode == "P":
+                palette = np.frombuffer(bytes(image.getpalette("RGB")), dtype=np.uint8).reshape(-1, 3)
+                lut = np.zeros(256, dtype=np.uint8)
+                # The monochrome palette is gray (R = G = B); averaging keeps a colour palette meaningful too.
+                lut[: len(palette)] = palette.mean(axis=1).round().astype(np.uint8)
+                return lut[np.asarray(image)]
+            return np.asarray(image.convert("L"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"{len(data)} bytes that PIL cannot read as PNG ({err})") from err
+
+
+def summarize_sox_stderr(stderr: str, *, limit: int = 300) -> str:
+    """The useful part of SoX's stderr: its FAIL lines, else its last line, shortened."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    fail_lines = [line for line in lines if " FAIL " in f" {line} "]
+    text = "; ".join(fail_lines or lines[-1:]) or "no message"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,1 @@
+"""The genreslice command line."""

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mutagen.flac import FLAC
+from mutagen.id3 import ID3
+
+from genre_getters import LabelSource, make_label_source
+from genre_getters.id3 import Id3LabelSource, choose_genre
+from tests.audio import append_id3v1, synth, tag_id3
+
+SOURCE = Id3LabelSource()
+
+
+def label(path: Path):
+    return SOURCE.label(path, path.name)
+
+
+@pytest.fixture(scope="module")
+def plain_mp3(tmp_path_factory, sox_info):
+    return synth(tmp_path_factory.mktemp("id3") / "plain.mp3", 1.0)
+
+
+def copy_of(source: Path, target: Path) -> Path:
+    target.write_bytes(source.read_bytes())
+    return target
+
+
+def test_id3v2_genre_and_artist(tmp_path, plain_mp3):
+    path = tag_id3(copy_of(plain_mp3, tmp_path / "a.mp3"), genre="  Hip-Hop ", artist="MC  Test")
+    result = label(path)
+    assert (result.genre, result.artist, result.reason) == ("Hip-Hop", "MC Test", "")
+
+
+@pytest.mark.parametrize("raw, expected", [("(17)", "Rock"), ("(8)", "Jazz"), ("32", "Classical"),
+                                           ("(17)Rock", "Rock")])
+def test_numeric_id3v2_genres_are_resolved(tmp_path, plain_mp3, raw, expected):
+    path = tag_id3(copy_of(plain_mp3, tmp_path / "a.mp3"), genre=raw, artist="X")
+    assert label(path).genre == expected
+
+
+def test_id3v1_only_file(tmp_path, plain_mp3):
+    path = append_id3v1(copy_of(plain_mp3, tmp_path / "v1.mp3"), genre_byte=13, artist="Old Ripper")
+    assert ID3(path).version[0] == 1  # mutagen found no ID3v2, only the v1 block
+    result = label(path)
+    assert (result.genre, result.artist) == ("Pop", "Old Ripper")
+
+
+def test_several_genres_first_usable_wins(tmp_path, plain_mp3):
+    path = tag_id3(copy_of(plain_mp3, tmp_path / "a.mp3"), genre="Unknown\x00Electronic\x00Rock", artist="X")
+    assert label(path).genre == "Electronic"
+
+
+def test_missing_genre_is_skipped_with_reason(tmp_path, plain_mp3):
+    path = tag_id3(copy_of(plain_mp3, tmp_path / "a.mp3"), artist="Someone")
+    result = label(path)
+    assert result.genre is None and result.artist == "Someone" and result.reason == "no genre tag"
+
+
+def test_untagged_file(tmp_path, plain_mp3):
+    result = label(copy_of(plain_mp3, tmp_path / "untagged.mp3"))
+    assert result.genre is None and result.artist is None and result.reason == "no genre tag"
+
+
+@pytest.mark.parametrize("raw", ["(255)", "Unknown", "   ", "(300)"])
+def test_unknown_genres_are_skipped_and_named(tmp_path, plain_mp3, raw):
+    result = label(tag_id3(copy_of(plain_mp3, tmp_path / "a.mp3"), genre=raw, artist="X"))
+    assert result.genre is None and result.reason.startswith("unknown genre tag")
+
+
+def test_vorbis_comments_in_flac(tmp_path, sox_info):
+    path = synth(tmp_path / "a.flac", 1.0)
+    flac = FLAC(path)
+    flac["GENRE"] = "Folk"
+    flac["ARTIST"] = "Fiddler"
+    flac.save()
+    result = label(path)
+    assert (result.genre, result.artist) == ("Folk", "Fiddler")
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 10, b"definitely not audio\n" * 50])
+def test_unreadable_files_never_raise(tmp_path, content):
+    path = tmp_path / "bad.mp3"
+    path.write_bytes(content)
+    result = label(path)
+    assert result.genre is None and result.reason
+
+
+def test_choose_genre_normalises_spacing():
+    assert choose_genre(["", "  Drum   and Bass "]) == "Drum and Bass"
+    assert choose_genre(["<unknown>", "n/a"]) is None
+
+
+def test_registry_and_protocol():
+    source = make_label_source("id3")
+    assert isinstance(source, LabelSource) and source.settings() == {"source": "id3"}
+    with pytest.raises(ValueError, match="id3"):
+        make_label_source("nope")

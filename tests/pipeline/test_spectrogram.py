@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.errors import ParameterError, SoxError
+from pipeline.slicing import slice_spectrogram
+from pipeline.spectrogram import SpectrogramSpec, decode_sox_png, render_spectrogram, sox_command
+from tests.audio import silence, synth
+
+SPEC = SpectrogramSpec()
+BIN_HZ = SPEC.sample_rate / 2 / SPEC.slice_size  # 86.13 Hz per row
+
+
+def expected_row(freq_hz: float) -> int:
+    """Row of a sine in a slice. SoX's 129 rows are DFT bins 128 (Nyquist, top) down to 0 (DC, bottom); the
+    Nyquist row is dropped, so slice row r holds bin 127 - r."""
+    return SPEC.slice_size - 1 - round(freq_hz / BIN_HZ)
+
+
+def row_profile(path) -> np.ndarray:
+    gray = render_spectrogram(path, SPEC)
+    return slice_spectrogram(gray, SPEC.slice_size).mean(axis=(0, 2))
+
+
+def test_rows_columns_and_dtype(tmp_path, sox_info):
+    gray = render_spectrogram(synth(tmp_path / "a.mp3", 10.0), SPEC)
+    assert gray.dtype == np.uint8
+    assert gray.shape[0] == 129
+    # MP3 encoder padding adds a few milliseconds at most.
+    assert 500 <= gray.shape[1] <= 503
+
+
+@pytest.mark.parametrize("freq_hz", [1000.0, 4000.0, 9000.0])
+def test_sine_lands_on_its_frequency_row_with_high_frequencies_at_top(tmp_path, sox_info, freq_hz):
+    profile = row_profile(synth(tmp_path / "sine.wav", 6.0, "sine", f"{freq_hz}"))
+    assert abs(int(profile.argmax()) - expected_row(freq_hz)) <= 1
+
+
+def test_louder_sine_is_brighter_at_its_row(tmp_path, sox_info):
+    row = expected_row(2000.0)
+    quiet = row_profile(synth(tmp_path / "quiet.mp3", 6.0, "sine", "2000", volume=0.02))
+    loud = row_profile(synth(tmp_path / "loud.mp3", 6.0, "sine", "2000", volume=0.9))
+    assert loud[row] > quiet[row] + 20
+    assert loud[row] > 200  # a full-scale sine is near white, not a palette index near 4 + gray
+
+
+def test_silence_is_black(tmp_path, sox_info):
+    gray = render_spectrogram(silence(tmp_path / "silence.wav", 5.0), SPEC)
+    assert gray.max() == 0
+
+
+def test_palette_is_applied_not_read_as_indices():
+    # SoX's monochrome palette: indices 0-3 are reserved, index k >= 4 is gray k - 4.
+    from PIL import Image
+    import io
+
+    indices = np.array([[4, 5, 100], [255, 4, 4]], dtype=np.uint8)
+    image = Image.fromarray(indices, mode="P")
+    palette = [0, 0, 0, 255, 255, 255, 191, 191, 191, 127, 127, 127] + [v for k in range(252) for v in (k, k, k)]
+    image.putpalette(palette)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    assert decode_sox_png(buffer.getvalue()).tolist() == [[0, 1, 96], [251, 0, 0]]
+
+
+def test_frequency_axis_is_fixed_whatever_the_file_rate(tmp_path, sox_info):
+    low = row_profile(synth(tmp_path / "a.wav", 6.0, "sine", "3000", rate=16000, channels=1))
+    high = row_profile(synth(tmp_path / "b.flac", 6.0, "sine", "3000", rate=48000, channels=2))
+    assert int(low.argmax()) == int(high.argmax()) == pytest.approx(expected_row(3000.0), abs=1)
+
+
+def test_stereo_is_mixed_to_mono(tmp_path, sox_info):
+    # Left channel 1 kHz, right channel 5 kHz: both must appear in the one mono spectrogram.
+    path = synth(tmp_path / "stereo.wav", 6.0, "sine", "1000", "sine", "5000")
+    profile = row_profile(path)
+    assert profile[expected_row(1000.0)] > 150 and profile[expected_row(5000.0)] > 150
+
+
+def test_failure_carries_sox_stderr_and_command(tmp_path, sox_info):
+    bad = tmp_path / "noise.mp3"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    with pytest.raises(SoxError) as caught:
+        render_spectrogram(bad, SPEC)
+    assert "can't open input file" in str(caught.value)
+    assert caught.value.command[0].endswith("sox") and str(bad) in caught.value.command
+    assert "FAIL" in caught.value.stderr
+
+
+def test_timeout_is_reported(tmp_path, sox_info):
+    path = synth(tmp_path / "long.flac", 600.0, "sine", "440", channels=1, rate=8000)
+    with pytest.raises(SoxError, match="timed out"):
+        render_spectrogram(path, SPEC, timeout_s=0.01)
+
+
+def test_command_is_an_argument_list_safe_for_odd_names():
+    command = sox_command("-rf $(touch x) [a]*.mp3", SPEC, sox_path="sox")
+    path_index = command.index("--no-glob") + 1
+    assert command[path_index].startswith("/") and command[path_index].endswith("-rf $(touch x) [a]*.mp3")
+    assert ["-Y", "200", "-X", "50", "-m", "-r"] == command[command.index("spectrogram") + 1:][:6]
+    assert command[command.index("rate") + 2] == "22050"
+
+
+@pytest.mark.parametrize("bad", [
+    {"sample_rate": 100}, {"pixels_per_second": 0}, {"resample_quality": "best"}, {"slice_size": 100},
+    {"height_target": 300},
+])
+def test_bad_spec_values_are_named(bad):
+    with pytest.raises(ParameterError, match=next(iter(bad))):
+        SpectrogramSpec(**bad)

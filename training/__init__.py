@@ -1,0 +1,1 @@
+"""Training, evaluation and prediction on built data sets (TensorFlow lives here, never in pipeline/)."""
