@@ -33,10 +33,18 @@ def read_tag_values(path: str | Path) -> tuple[list[str], list[str]]:
     ValueError
         mutagen recognises no audio format or tag in the file.
     """
-    audio = mutagen.File(path)
+    try:
+        audio = mutagen.File(path)
+    except mutagen.MutagenError as err:
+        # mutagen gives up on the whole file when the audio frames are damaged; the tag itself may be fine,
+        # and whether the audio is usable is SoX's call, not the labeller's.
+        try:
+            audio = ID3(path)
+        except mutagen.MutagenError:
+            raise err from None
     if audio is None:
         raise ValueError("not a recognised audio format")
-    tags = audio.tags
+    tags = audio if isinstance(audio, ID3) else audio.tags
     if tags is None:
         return [], []
     if isinstance(tags, ID3):

@@ -346,17 +346,23 @@ def _run_audio_jobs(
     """
     observer.on_audio(len(pending))
     queue = collections.deque(pending)
+    suspects: collections.deque[tuple[dict, AudioFile]] = collections.deque()
     deaths: collections.Counter[str] = collections.Counter()
-    max_in_flight = config.workers * 4
-    while queue:
+    out_abs = os.fspath(out.absolute())
+    while queue or suspects:
+        # After a worker died, the tracks it may have been running are retried one at a time, so a death
+        # is only ever charged to the one track that was running.
+        isolating = bool(suspects)
+        source = suspects if isolating else queue
+        max_in_flight = 1 if isolating else config.workers * 4
         in_flight: dict[cf.Future, tuple[dict, AudioFile]] = {}
         broken = False
-        with executor_factory(config.workers) as executor:
+        with executor_factory(1 if isolating else config.workers) as executor:
             try:
-                while queue or in_flight:
-                    while queue and len(in_flight) < max_in_flight and not broken:
-                        row, audio = queue.popleft()
-                        job = TrackJob(row["track_id"], os.fspath(audio.path.absolute()), os.fspath(out.absolute()),
+                while (source and not broken) or in_flight:
+                    while source and len(in_flight) < max_in_flight and not broken:
+                        row, audio = source.popleft()
+                        job = TrackJob(row["track_id"], os.fspath(audio.path.absolute()), out_abs,
                                        config.spec, sox.path, config.timeout_s)
                         in_flight[executor.submit(process_track, job)] = (row, audio)
                     finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
@@ -366,22 +372,23 @@ def _run_audio_jobs(
                             outcome = future.result()
                         except cf.BrokenExecutor:
                             broken = True
+                            if not isolating:
+                                suspects.append((row, audio))
+                                continue
                             deaths[row["path"]] += 1
-                            if deaths[row["path"]] >= MAX_WORKER_DEATHS:
-                                yield _finished_row(row, AudioOutcome(
-                                    "failed", reason=f"the worker process died {deaths[row['path']]} times on this track"))
-                            else:
-                                queue.appendleft((row, audio))
-                            continue
+                            if deaths[row["path"]] < MAX_WORKER_DEATHS:
+                                suspects.appendleft((row, audio))
+                                continue
+                            outcome = AudioOutcome(
+                                "failed", reason=f"the worker process died {deaths[row['path']]} times on this track")
                         except OSError as err:
                             raise OutputError(f"cannot write slices of {row['path']} under {out}: {err}") from err
                         yield _finished_row(row, outcome)
-                    if broken and not in_flight:
-                        logger.warning("a worker process died; restarting the pool and retrying its tracks")
-                        break
             except BaseException:
                 executor.shutdown(wait=False, cancel_futures=True)
                 raise
+        if broken:
+            logger.warning("a worker process died; retrying the tracks it may have been running, one at a time")
 
 
 def _finished_row(row: dict, outcome: AudioOutcome) -> dict:

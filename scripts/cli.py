@@ -28,9 +28,11 @@ class TqdmObserver(BuildObserver):
         self.enabled = enabled
         self.counts: collections.Counter[str] = collections.Counter()
         self.bar: tqdm | None = None
+        self.phase = ""
 
     def _new_bar(self, total: int, desc: str, unit: str) -> None:
         self.close()
+        self.phase = desc
         self.bar = tqdm(total=total, desc=desc, unit=unit, disable=not self.enabled, dynamic_ncols=True,
                         smoothing=0.05)
 
@@ -46,7 +48,7 @@ class TqdmObserver(BuildObserver):
 
     def on_track_done(self, row: dict) -> None:
         self.counts[row["status"]] += 1
-        if self.bar is not None and self.bar.desc.startswith("spectrograms"):
+        if self.bar is not None and self.phase == "spectrograms":
             self.bar.update(1)
             self.bar.set_postfix(ok=self.counts["ok"], failed=self.counts["failed"],
                                  too_short=self.counts["too_short"], refresh=False)

@@ -1,0 +1,275 @@
+"""End-to-end builds on generated audio: real files in, real files out."""
+from __future__ import annotations
+
+import csv
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from genre_getters import Id3LabelSource
+from pipeline import layout
+from pipeline.build import BuildConfig, build_dataset
+from pipeline.errors import BuildLockedError, OutputError, SettingsMismatchError
+from pipeline.sox import SoxInfo
+from tests.audio import synth, tag_id3, tagged_mp3
+
+LABELS = Id3LabelSource()
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def tree_digest(out: Path) -> dict[str, str]:
+    """Every file of a build except the private state folder, by relative path -> SHA-256."""
+    digests = {}
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out).as_posix()
+        if path.is_file() and not rel.startswith(layout.STATE_DIR):
+            digests[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digests
+
+
+def make_corpus(root: Path) -> Path:
+    """Eight tracks of three genres by five artists, plus one untagged and one too short."""
+    specs = [
+        ("rock/a1 - one.mp3", 7.0, "Rock", "Artist One", ("sine", "300")),
+        ("rock/a1 - two.mp3", 6.0, "(17)", "artist one", ("square", "200")),
+        ("rock/a2 - three.mp3", 8.0, "Rock", "Artist Two", ("sine", "500")),
+        ("jazz/a3 - four.mp3", 6.0, "Jazz", "Artist Three", ("pinknoise",)),
+        ("jazz/a4 - five.mp3", 5.5, "Jazz", "Artist Four", ("triangle", "700")),
+        ("pop/a5 - six.mp3", 6.0, "Pop", "Artist Five", ("sine", "1500")),
+        ("pop/noartist.mp3", 6.0, "Pop", None, ("sine", "2500")),
+        ("pop/short.mp3", 1.5, "Pop", "Artist Five", ("sine", "900")),
+    ]
+    for rel, seconds, genre, artist, sources in specs:
+        tagged_mp3(root / rel, seconds, genre, artist, *sources)
+    synth(root / "untagged.mp3", 3.0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, sox_info):
+    return make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def built(corpus, tmp_path_factory, sox_info):
+    out = tmp_path_factory.mktemp("built") / "out"
+    summary = build_dataset(corpus, out, LABELS, BuildConfig(workers=2), sox=sox_info)
+    return out, summary
+
+
+def test_tracks_csv_has_a_row_per_file_with_status_and_reason(built):
+    out, summary = built
+    rows = read_csv(out / "tracks.csv")
+    assert list(rows[0]) == list(layout.TRACK_COLUMNS)
+    by_path = {row["path"]: row for row in rows}
+    assert sorted(by_path) == [row["path"] for row in rows]  # deterministic order
+    assert len(rows) == 9
+    assert by_path["untagged.mp3"]["status"] == "skipped" and by_path["untagged.mp3"]["reason"] == "no genre tag"
+    short = by_path["pop/short.mp3"]
+    assert short["status"] == "too_short" and short["n_slices"] == "0"
+    assert float(short["duration_s"]) == pytest.approx(1.5, abs=0.05) and "shorter than one slice" in short["reason"]
+    rock = by_path["rock/a1 - two.mp3"]
+    assert (rock["genre"], rock["artist"], rock["status"], rock["n_slices"]) == ("Rock", "artist one", "ok", "2")
+    assert float(rock["duration_s"]) == pytest.approx(6.0, abs=0.05)
+    assert summary.status_counts == {"ok": 7, "failed": 0, "skipped": 1, "too_short": 1}
+
+
+def test_slices_csv_and_pngs_match(built):
+    out, summary = built
+    tracks = {row["track_id"]: row for row in read_csv(out / "tracks.csv")}
+    slices = read_csv(out / "slices.csv")
+    assert list(slices[0]) == list(layout.SLICE_COLUMNS)
+    assert len(slices) == summary.n_slices == sum(int(t["n_slices"]) for t in tracks.values())
+    for row in slices:
+        track = tracks[row["track_id"]]
+        assert (row["genre"], row["split"]) == (track["genre"], track["split"])
+        assert float(row["start_s"]) == pytest.approx(int(row["index"]) * 2.56)
+        with Image.open(out / row["path"]) as image:
+            assert image.mode == "L" and image.size == (128, 128)
+            assert np.asarray(image).max() > 100  # real spectrogram content, not blank
+    pngs = sorted(p.relative_to(out).as_posix() for p in (out / "slices").rglob("*.png"))
+    assert pngs == sorted(row["path"] for row in slices)
+
+
+def test_slice_pixels_are_the_spectrogram(built, corpus, sox_info):
+    from pipeline.slicing import slice_spectrogram
+    from pipeline.spectrogram import SpectrogramSpec, render_spectrogram
+
+    out, _ = built
+    track = next(row for row in read_csv(out / "tracks.csv") if row["path"] == "rock/a2 - three.mp3")
+    expected = slice_spectrogram(render_spectrogram(corpus / track["path"], SpectrogramSpec()), 128)
+    for index in range(int(track["n_slices"])):
+        with Image.open(out / layout.slice_path(track["track_id"], index)) as image:
+            assert np.array_equal(np.asarray(image), expected[index])
+
+
+def test_dataset_json(built):
+    out, summary = built
+    dataset = json.loads((out / "dataset.json").read_text())
+    assert dataset["format_version"] == 1
+    assert dataset["classes"] == ["Jazz", "Pop", "Rock"] == summary.classes
+    spectrogram = dataset["spectrogram"]
+    assert (spectrogram["sample_rate"], spectrogram["pixels_per_second"], spectrogram["slice_size"]) == (22050, 50, 128)
+    assert spectrogram["sox_version"] == "14.4.2" or spectrogram["sox_version"]
+    tracks = read_csv(out / "tracks.csv")
+    for split in ("train", "validation", "test"):
+        for genre in dataset["classes"]:
+            ok = [t for t in tracks if t["status"] == "ok" and t["split"] == split and t["genre"] == genre]
+            assert dataset["counts"]["tracks"][split][genre] == len(ok)
+            assert dataset["counts"]["slices"][split][genre] == sum(int(t["n_slices"]) for t in ok)
+    assert dataset["totals"] == {"files": 9, "ok": 7, "failed": 0, "skipped": 1, "too_short": 1, "slices": 15}
+
+
+def test_no_artist_in_two_splits(built):
+    out, _ = built
+    splits_by_artist: dict[str, set] = {}
+    for row in read_csv(out / "tracks.csv"):
+        if row["status"] == "ok" and row["artist"]:
+            splits_by_artist.setdefault(row["artist"].casefold(), set()).add(row["split"])
+    assert splits_by_artist and all(len(splits) == 1 for splits in splits_by_artist.values())
+
+
+def test_same_output_whatever_the_worker_count(built, corpus, tmp_path, sox_info):
+    out, _ = built
+    single = tmp_path / "single"
+    build_dataset(corpus, single, LABELS, BuildConfig(workers=1), sox=sox_info)
+    assert tree_digest(single) == tree_digest(out)
+
+
+def test_rerun_of_finished_build_does_no_audio_work(built, corpus, sox_info):
+    out, _ = built
+    before = tree_digest(out)
+    png_times = {p: p.stat().st_mtime_ns for p in (out / "slices").rglob("*.png")}
+    summary = build_dataset(corpus, out, LABELS, BuildConfig(workers=2), sox=sox_info)
+    assert summary.processed == 0
+    assert {p: p.stat().st_mtime_ns for p in (out / "slices").rglob("*.png")} == png_times
+    assert tree_digest(out) == before
+
+
+def test_changed_and_deleted_files_are_redone_and_pruned(corpus, tmp_path, sox_info):
+    audio = tmp_path / "audio"
+    shutil.copytree(corpus, audio)
+    out = tmp_path / "out"
+    build_dataset(audio, out, LABELS, BuildConfig(workers=2), sox=sox_info)
+    gone = {row["path"]: row for row in read_csv(out / "tracks.csv")}["rock/a2 - three.mp3"]
+    (audio / "rock/a2 - three.mp3").unlink()
+    tagged_mp3(audio / "jazz/a4 - five.mp3", 11.0, "Jazz", "Artist Four", "sine", "800")  # replaced content
+    summary = build_dataset(audio, out, LABELS, BuildConfig(workers=2), sox=sox_info)
+    assert summary.processed == 1
+    rows = {row["path"]: row for row in read_csv(out / "tracks.csv")}
+    assert "rock/a2 - three.mp3" not in rows and rows["jazz/a4 - five.mp3"]["n_slices"] == "4"
+    assert not (out / layout.track_slice_dir(gone["track_id"])).exists()
+    fresh = tmp_path / "fresh"
+    build_dataset(audio, fresh, LABELS, BuildConfig(workers=1), sox=sox_info)
+    assert tree_digest(fresh) == tree_digest(out)
+
+
+HOSTILE_OK = [
+    "with space.mp3", "it's \"quoted\".mp3", "$(touch PWNED).mp3", "-rf.mp3", "--help.mp3", "Ünïcødé 音楽.mp3",
+    "[brackets]*?.mp3", "semi;colon&amp.MP3", "new\nline.mp3",
+]
+
+
+def test_hostile_folder(tmp_path, sox_info):
+    audio = tmp_path / "hostile"
+    audio.mkdir()
+    for index, name in enumerate(HOSTILE_OK):
+        tagged_mp3(audio / name, 3.0, "Rock", f"Artist {index}", "sine", f"{400 + 50 * index}")
+    (audio / "empty.mp3").write_bytes(b"")
+    rng = np.random.default_rng(7)
+    (audio / "random.mp3").write_bytes(rng.integers(0, 256, 80_000, dtype=np.uint8).tobytes())
+    random_tagged = audio / "random tagged.mp3"
+    random_tagged.write_bytes(rng.integers(0, 256, 80_000, dtype=np.uint8).tobytes())
+    tag_id3(random_tagged, genre="Rock", artist="Noise")  # labels fine, audio is garbage
+    (audio / "text.flac").write_text("this is not audio\n" * 100)
+    full = tagged_mp3(audio / "full.mp3", 10.0, "Jazz", "Truncated Artist", "sine", "600")
+    (audio / "truncated.mp3").write_bytes(full.read_bytes()[: len(full.read_bytes()) // 2])
+    (audio / "random.wav").write_bytes(rng.integers(0, 256, 5_000, dtype=np.uint8).tobytes())
+    (audio / "unknown genre.mp3").write_bytes(full.read_bytes())
+    tag_id3(audio / "unknown genre.mp3", genre="(255)", artist="Somebody")
+    (audio / "notes.txt").write_text("not discovered")
+    out = tmp_path / "out"
+    summary = build_dataset(audio, out, LABELS, BuildConfig(workers=2, timeout_s=60), sox=sox_info)
+    rows = {row["path"]: row for row in read_csv(out / "tracks.csv")}
+    assert len(rows) == len(HOSTILE_OK) + 8 and "notes.txt" not in rows
+    for name in HOSTILE_OK:
+        assert (rows[name]["status"], rows[name]["n_slices"]) == ("ok", "1"), name
+    assert rows["empty.mp3"]["status"] == "failed" and "empty file" in rows["empty.mp3"]["reason"]
+    assert rows["random tagged.mp3"]["status"] == "failed" and "SoX" in rows["random tagged.mp3"]["reason"]
+    for name in ["random.mp3", "random.wav", "text.flac"]:
+        assert rows[name]["status"] in {"skipped", "failed"} and rows[name]["reason"], name
+    assert rows["unknown genre.mp3"]["status"] == "skipped" and "unknown genre" in rows["unknown genre.mp3"]["reason"]
+    assert rows["truncated.mp3"]["status"] == "ok" and int(rows["truncated.mp3"]["n_slices"]) >= 1
+    assert not list(tmp_path.rglob("PWNED")) and not Path("PWNED").exists()
+    assert summary.status_counts["ok"] == len(HOSTILE_OK) + 2
+
+
+def test_lock_refuses_a_second_build(corpus, tmp_path, sox_info):
+    out = tmp_path / "out"
+    (out / layout.STATE_DIR).mkdir(parents=True)
+    with open(out / layout.STATE_DIR / "lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(BuildLockedError, match="another build is running"):
+            build_dataset(corpus, out, LABELS, BuildConfig(workers=1), sox=sox_info)
+    assert not (out / "tracks.csv").exists()
+
+
+def test_different_settings_are_refused_and_nothing_changes(built, corpus, sox_info):
+    from pipeline.spectrogram import SpectrogramSpec
+
+    out, _ = built
+    before = tree_digest(out)
+    with pytest.raises(SettingsMismatchError, match="pixels_per_second: built with 50, now 25"):
+        build_dataset(corpus, out, LABELS, BuildConfig(spec=SpectrogramSpec(pixels_per_second=25)), sox=sox_info)
+    newer_sox = SoxInfo(path=sox_info.path, version="99.0", formats=sox_info.formats)
+    with pytest.raises(SettingsMismatchError, match="sox_version"):
+        build_dataset(corpus, out, LABELS, BuildConfig(), sox=newer_sox)
+    with pytest.raises(SettingsMismatchError, match="ratios"):
+        build_dataset(corpus, out, LABELS, BuildConfig(split_ratios=(0.5, 0.25, 0.25)), sox=sox_info)
+    assert tree_digest(out) == before
+
+
+def test_foreign_or_unwritable_output_is_refused(corpus, tmp_path, sox_info):
+    foreign = tmp_path / "my documents"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(OutputError, match="not empty"):
+        build_dataset(corpus, foreign, LABELS, BuildConfig(workers=1), sox=sox_info)
+    assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(OutputError, match="cannot create output folder"):
+        build_dataset(corpus, a_file / "out", LABELS, BuildConfig(workers=1), sox=sox_info)
+
+
+def test_track_that_kills_its_worker_is_recorded_and_the_build_completes(corpus, tmp_path, sox_info):
+    # A SoX wrapper that kills the worker process calling it when the file name contains "killer".
+    wrapper = tmp_path / "bin" / "sox"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "for arg in \"$@\"; do case \"$arg\" in *killer*) kill -9 $PPID; exit 1;; esac; done\n"
+        f"exec {sox_info.path} \"$@\"\n"
+    )
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    audio = tmp_path / "audio"
+    shutil.copytree(corpus, audio)
+    tagged_mp3(audio / "killer.mp3", 3.0, "Rock", "Bad Actor")
+    out = tmp_path / "out"
+    summary = build_dataset(audio, out, LABELS, BuildConfig(workers=2),
+                            sox=SoxInfo(path=os.fspath(wrapper), version=sox_info.version, formats=sox_info.formats))
+    rows = {row["path"]: row for row in read_csv(out / "tracks.csv")}
+    assert rows["killer.mp3"]["status"] == "failed" and "worker process died 2 times" in rows["killer.mp3"]["reason"]
+    assert summary.status_counts["ok"] == 7

@@ -1,0 +1,154 @@
+"""The ``genreslice`` command as a user runs it: a real subprocess, real files."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from pipeline import layout
+from tests.audio import tagged_mp3
+from tests.pipeline.test_build import read_csv, tree_digest
+
+GENRES = ["Rock", "Jazz", "Pop"]
+
+
+def genreslice(*args: str, env: dict | None = None, **options) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scripts.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=Path(__file__).parents[2], **options)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory, sox_info):
+    root = tmp_path_factory.mktemp("library")
+    for index in range(12):
+        tagged_mp3(root / f"{GENRES[index % 3]}/track {index:02d}.mp3", 12.0, GENRES[index % 3],
+                   f"Artist {index % 5}", "sine", f"{300 + 100 * index}")
+    return root
+
+
+def test_help_explains_every_option():
+    result = genreslice("build", "--help")
+    assert result.returncode == 0
+    for option in ["--workers", "--split-ratios", "--sample-rate", "--pixels-per-second", "--resample-quality",
+                   "--timeout", "--labels", "--no-progress", "AUDIO_DIR", "OUT_DIR"]:
+        assert option in result.stdout
+
+
+def test_build_prints_progress_and_summary(library, tmp_path):
+    result = genreslice("build", str(library), str(tmp_path / "out"), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert "spectrograms: 100%" in result.stderr and "ok=12" in result.stderr
+    assert "12 tracks ok, 0 failed, 0 skipped, 0 too short; 48 slices, 3 genres" in result.stdout
+    assert "audio hours per wall hour" in result.stdout
+    again = genreslice("build", str(library), str(tmp_path / "out"), "--no-progress")
+    assert again.returncode == 0 and "Nothing left to do" in again.stdout and again.stderr == ""
+
+
+@pytest.mark.slow
+def test_kill_9_mid_build_then_resume_gives_identical_outputs(library, tmp_path):
+    reference = tmp_path / "reference"
+    assert genreslice("build", str(library), str(reference), "--workers", "2").returncode == 0
+
+    out = tmp_path / "out"
+    journal = out / layout.STATE_DIR / "journal.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "scripts.cli", "build", str(library), str(out),
+                                "--workers", "1", "--no-progress"], cwd=Path(__file__).parents[2],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if journal.exists() and len(journal.read_bytes().splitlines()) >= 4:
+            break
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # the build and its worker, with no chance to clean up
+    process.wait()
+    finished_before = [json.loads(line) for line in journal.read_bytes().splitlines()]
+    assert 4 <= len(finished_before) < 12, "the build was not killed mid-way"
+    assert not (out / "tracks.csv").exists()
+    for png in (out / "slices").rglob("*.png"):  # nothing partial or corrupt in the final layout
+        with Image.open(png) as image:
+            image.load()
+            assert image.size == (128, 128)
+    kept = {path: path.stat().st_mtime_ns for record in finished_before
+            for path in (out / layout.track_slice_dir(record["track_id"])).glob("*.png")}
+
+    result = genreslice("build", str(library), str(out), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert f"This run: {12 - len(finished_before)} tracks" in result.stdout
+    assert {path: path.stat().st_mtime_ns for path in kept} == kept  # finished tracks were not redone
+    assert tree_digest(out) == tree_digest(reference)
+    assert not (out / layout.STATE_DIR / "tmp").exists()
+
+
+def fake_sox(folder: Path, help_formats: str) -> dict:
+    folder.mkdir()
+    script = folder / "sox"
+    script.write_text("#!/bin/sh\n"
+                      "case \"$1\" in --version) echo 'sox:      SoX v14.4.2';; "
+                      f"-h) echo 'AUDIO FILE FORMATS: {help_formats}';; esac\n")
+    script.chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}"}
+
+
+@pytest.mark.parametrize("formats, message", [
+    (None, "SoX ('sox') was not found on PATH. Install it with: sudo apt-get install sox libsox-fmt-mp3"),
+    ("wav flac ogg", "cannot read mp3. Install MP3 support with: sudo apt-get install sox libsox-fmt-mp3"),
+])
+def test_missing_sox_or_mp3_support_is_fatal_before_any_work(library, tmp_path, formats, message):
+    if formats is None:
+        (tmp_path / "empty").mkdir()
+        env = {**os.environ, "PATH": str(tmp_path / "empty")}
+    else:
+        env = fake_sox(tmp_path / "bin", formats)
+    result = genreslice("build", str(library), str(tmp_path / "out"), env=env)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_lock_held_is_fatal(library, tmp_path):
+    out = tmp_path / "out"
+    (out / layout.STATE_DIR).mkdir(parents=True)
+    with open(out / layout.STATE_DIR / "lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = genreslice("build", str(library), str(out))
+    assert result.returncode == 1 and "another build is running" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "0"], "0 must be at least 1"),
+    (["--split-ratios", "1,2"], "split ratios '1,2' must be three"),
+    (["--resample-quality", "best"], "invalid choice: 'best'"),
+])
+def test_bad_arguments_exit_2_with_the_value(library, tmp_path, args, message):
+    result = genreslice("build", str(library), str(tmp_path / "out"), *args)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_missing_audio_folder(tmp_path):
+    result = genreslice("build", str(tmp_path / "nowhere"), str(tmp_path / "out"))
+    assert result.returncode == 1 and "nowhere" in result.stderr and "does not exist" in result.stderr
+
+
+def test_per_file_failures_still_exit_0(tmp_path, sox_info):
+    audio = tmp_path / "audio"
+    tagged_mp3(audio / "good.mp3", 3.0, "Rock", "A")
+    (audio / "bad.mp3").write_bytes(b"\x00" * 1000)
+    result = genreslice("build", str(audio), str(tmp_path / "out"), "--no-progress")
+    assert result.returncode == 0
+    assert {row["path"]: row["status"] for row in read_csv(tmp_path / "out/tracks.csv")} == \
+        {"bad.mp3": "skipped", "good.mp3": "ok"}
+
+
+def test_pipeline_never_imports_tensorflow():
+    code = "import sys, pipeline.build, genre_getters, scripts.cli; print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).parents[2])
+    assert result.stdout.strip() == "False", result.stderr
