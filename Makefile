@@ -1,10 +1,11 @@
-# One command sets up and runs the tests on a fresh Debian/Ubuntu machine:  make test
+# On a fresh Debian/Ubuntu machine:  make example  (build a data set from generated songs)
+#                                    make test     (the test suite)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test setup system-deps bench-build clean
+.PHONY: test example setup system-deps bench-build clean
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -20,6 +21,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
+
+# Generate a small tagged music folder and build it into example/dataset.
+example: setup
+	$(BIN)/python -m scripts.example example
 
 # Build benchmark: decode floor vs predecessor vs genreslice build (1 and 2 workers).
 bench-build: setup

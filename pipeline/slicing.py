@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 
 import numpy as np
-from PIL import Image
 
-#: zlib level for slice PNGs. Measured with ``python -m scripts.bench_build``: level 1 writes about twice as
-#: fast as the default 6 for files a few percent larger; both decode to the same pixels.
-PNG_COMPRESS_LEVEL = 1
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_FILTER_SUB = 1
 
 
 def slice_spectrogram(gray: np.ndarray, slice_size: int) -> np.ndarray:
@@ -34,6 +34,33 @@ def slice_spectrogram(gray: np.ndarray, slice_size: int) -> np.ndarray:
     return np.ascontiguousarray(body.reshape(slice_size, n_slices, slice_size).transpose(1, 0, 2))
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def encode_gray_png(pixels: np.ndarray) -> bytes:
+    """Encode a 2-D ``uint8`` array as an 8-bit grayscale PNG.
+
+    Every row uses PNG's Sub filter (difference to the left neighbour) and the data is deflated with
+    Huffman coding only. Measured on music spectrogram slices (``python -m scripts.bench_build``) this is
+    about 4x faster than Pillow's encoder at compress_level=1 for files about 5% larger; any PNG reader
+    decodes it to exactly the same pixels. The bytes are deterministic for the same pixels and zlib.
+    """
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if pixels.ndim != 2:
+        raise ValueError(f"pixels of shape {pixels.shape} are not a 2-D image")
+    height, width = pixels.shape
+    rows = np.empty((height, width + 1), dtype=np.uint8)
+    rows[:, 0] = _FILTER_SUB
+    rows[:, 1] = pixels[:, 0]
+    np.subtract(pixels[:, 1:], pixels[:, :-1], out=rows[:, 2:])  # wraps modulo 256, as PNG specifies
+    deflate = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_HUFFMAN_ONLY)
+    data = deflate.compress(rows.tobytes()) + deflate.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit, grayscale, no interlace
+    return _PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
+
+
 def write_slice_png(pixels: np.ndarray, path: str | os.PathLike) -> None:
-    """Write one slice as an 8-bit grayscale PNG (deterministic bytes for the same pixels)."""
-    Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    """Write one slice as an 8-bit grayscale PNG."""
+    with open(path, "wb") as handle:
+        handle.write(encode_gray_png(pixels))

@@ -44,19 +44,17 @@ def find_sox(*, executable: str = "sox", required_formats: tuple[str, ...] = REQ
     if path is None:
         raise SoxUnavailableError(f"SoX ('{executable}') was not found on PATH. Install it with: {INSTALL_HINT}")
     try:
-        version_run = subprocess.run(
-            [path, "--version"], capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S, check=False
-        )
+        # One process: ``sox -h`` prints the version on its first line and the formats it reads.
         help_run = subprocess.run(
             [path, "-h"], capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as err:
         raise SoxUnavailableError(f"SoX at {path} does not run ({err}). Reinstall it with: {INSTALL_HINT}") from err
-    match = re.search(r"v(\d+(?:\.\d+)+\S*)", version_run.stdout + version_run.stderr)
-    if version_run.returncode != 0 or match is None:
+    match = re.search(r"SoX v(\d+(?:\.\d+)+\S*)", help_run.stdout + help_run.stderr)
+    if match is None:
         raise SoxUnavailableError(
-            f"SoX at {path} did not report a version (exit {version_run.returncode}): "
-            f"{(version_run.stderr or version_run.stdout).strip()[:200]!r}. Reinstall it with: {INSTALL_HINT}"
+            f"SoX at {path} did not report a version (exit {help_run.returncode}): "
+            f"{(help_run.stderr or help_run.stdout).strip()[:200]!r}. Reinstall it with: {INSTALL_HINT}"
         )
     formats: frozenset[str] = frozenset()
     for line in help_run.stdout.splitlines():

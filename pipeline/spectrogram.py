@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import subprocess
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,7 +50,7 @@ class SpectrogramSpec:
     pixels_per_second: int = 50
     slice_size: int = 128
     height_target: int = 200
-    resample_quality: str = "medium"
+    resample_quality: str = "high"
 
     def __post_init__(self) -> None:
         if not 4000 <= self.sample_rate <= 192_000:
@@ -153,19 +155,65 @@ def render_spectrogram(
 
 
 def decode_sox_png(data: bytes) -> np.ndarray:
-    """Decode SoX's PNG into true gray levels (``uint8``, 2-D) by applying its palette."""
+    """Decode SoX's PNG into true gray levels (``uint8``, 2-D) by applying its palette.
+
+    SoX (through libpng) writes 8-bit palette images with every row unfiltered; those are decoded here with
+    zlib and numpy, several times faster than a general decoder. Anything else goes through Pillow.
+    """
+    gray = _decode_unfiltered_palette_png(data)
+    if gray is not None:
+        return gray
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             if image.mode == "P":
                 palette = np.frombuffer(bytes(image.getpalette("RGB")), dtype=np.uint8).reshape(-1, 3)
-                lut = np.zeros(256, dtype=np.uint8)
-                # The monochrome palette is gray (R = G = B); averaging keeps a colour palette meaningful too.
-                lut[: len(palette)] = palette.mean(axis=1).round().astype(np.uint8)
-                return lut[np.asarray(image)]
+                return _palette_gray_lut(palette)[np.asarray(image)]
             return np.asarray(image.convert("L"))
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"{len(data)} bytes that PIL cannot read as PNG ({err})") from err
+
+
+def _palette_gray_lut(palette: np.ndarray) -> np.ndarray:
+    """Index -> gray level. The monochrome palette is gray (R = G = B); averaging keeps any palette meaningful."""
+    lut = np.zeros(256, dtype=np.uint8)
+    lut[: len(palette)] = palette[:256].mean(axis=1).round().astype(np.uint8)
+    return lut
+
+
+def _decode_unfiltered_palette_png(data: bytes) -> np.ndarray | None:
+    """The fast path: an 8-bit, non-interlaced palette PNG whose rows all use filter 0; None otherwise."""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    position, header, palette, idat = 8, None, None, []
+    try:
+        while position + 8 <= len(data):
+            (length,) = struct.unpack_from(">I", data, position)
+            kind = data[position + 4 : position + 8]
+            body = data[position + 8 : position + 8 + length]
+            if len(body) != length:
+                return None
+            if kind == b"IHDR":
+                header = struct.unpack(">IIBBBBB", body)
+            elif kind == b"PLTE":
+                palette = np.frombuffer(body, dtype=np.uint8).reshape(-1, 3)
+            elif kind == b"IDAT":
+                idat.append(body)
+            elif kind == b"IEND":
+                break
+            position += 12 + length
+        if header is None or palette is None or header[2:] != (8, 3, 0, 0, 0):
+            return None
+        width, height = header[:2]
+        rows = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
+        if rows.size != height * (width + 1):
+            return None
+        rows = rows.reshape(height, width + 1)
+    except (zlib.error, ValueError, struct.error):
+        return None
+    if rows[:, 0].any():
+        return None
+    return _palette_gray_lut(palette)[rows[:, 1:]]
 
 
 def summarize_sox_stderr(stderr: str, *, limit: int = 300) -> str:

@@ -29,6 +29,8 @@ class TqdmObserver(BuildObserver):
         self.counts: collections.Counter[str] = collections.Counter()
         self.bar: tqdm | None = None
         self.phase = ""
+        # No monitor thread: bars update per track anyway, and a single-threaded process can fork its workers.
+        tqdm.monitor_interval = 0
 
     def _new_bar(self, total: int, desc: str, unit: str) -> None:
         self.close()

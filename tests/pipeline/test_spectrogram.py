@@ -108,3 +108,27 @@ def test_command_is_an_argument_list_safe_for_odd_names():
 def test_bad_spec_values_are_named(bad):
     with pytest.raises(ParameterError, match=next(iter(bad))):
         SpectrogramSpec(**bad)
+
+
+def test_fast_png_path_matches_pillow_on_real_sox_output(tmp_path, sox_info):
+    import subprocess
+    from PIL import Image
+    import io
+
+    path = synth(tmp_path / "mix.mp3", 7.0, "sine", "800", "pinknoise")
+    data = subprocess.run(sox_command(path, SPEC, sox_path=sox_info.path), capture_output=True, check=True).stdout
+    with Image.open(io.BytesIO(data)) as image:
+        expected = np.asarray(image.convert("L"))
+    assert np.array_equal(decode_sox_png(data), expected)
+
+
+def test_filtered_png_falls_back_to_pillow():
+    from PIL import Image
+    import io
+
+    pixels = np.random.default_rng(3).integers(0, 256, size=(129, 300), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")  # grayscale, adaptively filtered
+    assert np.array_equal(decode_sox_png(buffer.getvalue()), pixels)
+    with pytest.raises(ValueError, match="cannot read as PNG"):
+        decode_sox_png(b"\x89PNG\r\n\x1a\n garbage")
