@@ -123,13 +123,11 @@ class BuildSummary:
 class BuildObserver:
     """Hooks for progress display; the default does nothing (``scripts/`` draws the bars)."""
 
-    def on_labelling(self, total: int) -> None: ...
+    def on_start(self, total: int) -> None:
+        """``total`` tracks are left to finish in this run."""
 
-    def on_labelled(self) -> None: ...
-
-    def on_audio(self, total: int) -> None: ...
-
-    def on_track_done(self, row: dict) -> None: ...
+    def on_track_done(self, row: dict) -> None:
+        """A track reached its final status (any of ``layout.STATUSES``)."""
 
 
 ExecutorFactory = Callable[[int], cf.Executor]
@@ -228,16 +226,22 @@ def build_dataset(
         processed, audio_seconds = 0, 0.0
         with JournalWriter(journal_path) as journal:
             todo = [audio for audio in files if audio.rel_path not in done]
+
+            def record(row: dict) -> None:
+                journal.append(row)
+                done[row["path"]] = row
+                observer.on_track_done(row)
+
             if todo:
+                observer.on_start(len(todo))
                 executor = executor_factory(config.workers)
                 try:
-                    pending = _label_tracks(todo, done, label_source, config, executor, observer, journal)
-                    for row in _run_audio_jobs(pending, out, sox, config, executor, executor_factory, observer):
-                        journal.append(row)
-                        done[row["path"]] = row
+                    # Labels stream into the audio queue: audio work starts with the first labelled track.
+                    pending = _labelled_tracks(todo, done, label_source, config, executor, on_decided=record)
+                    for row in _run_audio_jobs(pending, out, sox, config, executor, executor_factory):
+                        record(row)
                         processed += 1
                         audio_seconds += float(row["duration_s"] or 0.0)
-                        observer.on_track_done(row)
                 finally:
                     executor.shutdown(wait=True, cancel_futures=True)
         rows = [_public_row(done[audio.rel_path]) for audio in files]
@@ -306,31 +310,44 @@ def _label_one(label_source: LabelSource, audio: AudioFile) -> TrackLabel:
     return label_source.label(audio.path, audio.rel_path)
 
 
-def _label_tracks(
+def _labels(
+    todo: list[AudioFile], label_source: LabelSource, config: BuildConfig, executor: cf.Executor
+) -> Iterator[tuple[AudioFile, TrackLabel]]:
+    """Labels in discovery order: read by the workers when there are several, else here."""
+    if config.workers > 1 and len(todo) > 1:
+        chunksize = max(1, min(64, len(todo) // (config.workers * 16)))
+        results = executor.map(_label_one, [label_source] * len(todo), todo, chunksize=chunksize)
+        for index, audio in enumerate(todo):
+            try:
+                label = next(results)
+            except cf.BrokenExecutor:
+                # A worker died (the audio runner restarts the pool); reading tags is safe to finish here.
+                logger.warning("a worker process died while reading labels; reading the rest in this process")
+                for rest in todo[index:]:
+                    yield rest, _label_one(label_source, rest)
+                return
+            yield audio, label
+    else:
+        for audio in todo:
+            yield audio, _label_one(label_source, audio)
+
+
+def _labelled_tracks(
     todo: list[AudioFile],
     done: dict[str, dict],
     label_source: LabelSource,
     config: BuildConfig,
     executor: cf.Executor,
-    observer: BuildObserver,
-    journal: JournalWriter,
-) -> list[tuple[dict, AudioFile]]:
-    """Label the unfinished tracks and give each a split; tracks without a usable label are journaled
-    as skipped right away. Returns ``(row, job)`` pairs for the tracks that need audio work."""
-    observer.on_labelling(len(todo))
-    labels: list[TrackLabel] = []
-    if config.workers > 1 and len(todo) > 1:
-        chunksize = max(1, min(256, len(todo) // (config.workers * 8)))
-        for label in executor.map(_label_one, [label_source] * len(todo), todo, chunksize=chunksize):
-            labels.append(label)
-            observer.on_labelled()
-    else:
-        for audio in todo:
-            labels.append(_label_one(label_source, audio))
-            observer.on_labelled()
+    *,
+    on_decided: Callable[[dict], None],
+) -> Iterator[tuple[dict, AudioFile]]:
+    """Label the unfinished tracks (on the workers when there are several) and give each a split.
+
+    Yields ``(row, audio)`` for the tracks that need audio work, in discovery order, as their labels arrive.
+    Tracks decided without audio (no usable genre, empty file, clashing id) go to ``on_decided``.
+    """
     taken_ids = {record["track_id"]: path for path, record in done.items()}
-    pending = []
-    for audio, label in zip(todo, labels):
+    for audio, label in _labels(todo, label_source, config, executor):
         track_id = label.track_id or layout.track_id_for_path(audio.rel_path)
         row = {
             "track_id": track_id,
@@ -354,67 +371,75 @@ def _label_tracks(
         elif label.genre:
             taken_ids[track_id] = audio.rel_path
             row["split"] = assign_split(split_key(label.artist, track_id), config.split_ratios)
-            pending.append((row, audio))
+            yield row, audio
             continue
-        journal.append(row)
-        done[audio.rel_path] = row
-        observer.on_track_done(row)
-    return pending
+        on_decided(row)
 
 
 def _run_audio_jobs(
-    pending: list[tuple[dict, AudioFile]],
+    pending: Iterator[tuple[dict, AudioFile]],
     out: Path,
     sox: SoxInfo,
     config: BuildConfig,
     executor: cf.Executor | None,
     executor_factory: ExecutorFactory,
-    observer: BuildObserver,
 ) -> Iterator[dict]:
     """Run the audio work on a pool fed from a queue; yield each track's finished row as it completes.
 
     At most a few tasks per worker are in flight, so memory stays flat whatever the number of tracks. If a
-    worker process dies (killed, out of memory), the pool is restarted and the tracks it was working on are
-    retried; a track present at ``MAX_WORKER_DEATHS`` deaths is recorded as failed. ``executor`` runs the
-    first round and is shut down here; ``executor_factory`` makes the replacements.
+    worker process dies (killed, out of memory), the pool is restarted and the tracks it may have been
+    running are retried one at a time, so a death is only charged to the track that was running alone; a
+    track at ``MAX_WORKER_DEATHS`` deaths is recorded as failed. ``executor`` runs the first round and is
+    shut down here; ``executor_factory`` makes the replacements.
     """
-    observer.on_audio(len(pending))
-    queue = collections.deque(pending)
+    queue: collections.deque[tuple[dict, AudioFile]] = collections.deque()
     suspects: collections.deque[tuple[dict, AudioFile]] = collections.deque()
     deaths: collections.Counter[str] = collections.Counter()
     out_abs = os.fspath(out.absolute())
-    while queue or suspects:
-        # After a worker died, the tracks it may have been running are retried one at a time, so a death
-        # is only ever charged to the one track that was running.
+
+    def take(source: collections.deque) -> tuple[dict, AudioFile] | None:
+        if source:
+            return source.popleft()
+        if source is queue:
+            return next(pending, None)
+        return None
+
+    while True:
         isolating = bool(suspects)
         source = suspects if isolating else queue
         max_in_flight = 1 if isolating else config.workers * 4
         in_flight: dict[cf.Future, tuple[dict, AudioFile]] = {}
-        broken = False
+        broken = exhausted = False
         if executor is None:
             # Isolation needs a real process, whatever ran the first round: the suspect may kill it.
             executor = process_pool(1) if isolating else executor_factory(config.workers)
         with executor:
             try:
-                while (source and not broken) or in_flight:
-                    while source and len(in_flight) < max_in_flight and not broken:
-                        row, audio = source.popleft()
+                while True:
+                    while len(in_flight) < max_in_flight and not broken and not exhausted:
+                        item = take(source)
+                        if item is None:
+                            exhausted = True
+                            break
+                        row, audio = item
                         job = TrackJob(row["track_id"], os.fspath(audio.path.absolute()), out_abs,
                                        config.spec, sox.path, config.timeout_s)
-                        in_flight[executor.submit(process_track, job)] = (row, audio)
+                        in_flight[executor.submit(process_track, job)] = item
+                    if not in_flight:
+                        break
                     finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
                     for future in finished:
-                        row, audio = in_flight.pop(future)
+                        row, audio = item = in_flight.pop(future)
                         try:
                             outcome = future.result()
                         except cf.BrokenExecutor:
                             broken = True
                             if not isolating:
-                                suspects.append((row, audio))
+                                suspects.append(item)
                                 continue
                             deaths[row["path"]] += 1
                             if deaths[row["path"]] < MAX_WORKER_DEATHS:
-                                suspects.appendleft((row, audio))
+                                suspects.appendleft(item)
                                 continue
                             outcome = AudioOutcome(
                                 "failed", reason=f"the worker process died {deaths[row['path']]} times on this track")
@@ -427,6 +452,8 @@ def _run_audio_jobs(
         executor = None
         if broken:
             logger.warning("a worker process died; retrying the tracks it may have been running, one at a time")
+        elif not isolating:
+            return
 
 
 def _finished_row(row: dict, outcome: AudioOutcome) -> dict:

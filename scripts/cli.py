@@ -28,31 +28,19 @@ class TqdmObserver(BuildObserver):
         self.enabled = enabled
         self.counts: collections.Counter[str] = collections.Counter()
         self.bar: tqdm | None = None
-        self.phase = ""
         # No monitor thread: bars update per track anyway, and a single-threaded process can fork its workers.
         tqdm.monitor_interval = 0
 
-    def _new_bar(self, total: int, desc: str, unit: str) -> None:
+    def on_start(self, total: int) -> None:
         self.close()
-        self.phase = desc
-        self.bar = tqdm(total=total, desc=desc, unit=unit, disable=not self.enabled, dynamic_ncols=True,
+        self.bar = tqdm(total=total, desc="tracks", unit="track", disable=not self.enabled, dynamic_ncols=True,
                         smoothing=0.05)
-
-    def on_labelling(self, total: int) -> None:
-        self._new_bar(total, "labels", "file")
-
-    def on_labelled(self) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def on_audio(self, total: int) -> None:
-        self._new_bar(total, "spectrograms", "track")
 
     def on_track_done(self, row: dict) -> None:
         self.counts[row["status"]] += 1
-        if self.bar is not None and self.phase == "spectrograms":
+        if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(ok=self.counts["ok"], failed=self.counts["failed"],
+            self.bar.set_postfix(ok=self.counts["ok"], failed=self.counts["failed"], skipped=self.counts["skipped"],
                                  too_short=self.counts["too_short"], refresh=False)
 
     def close(self) -> None:

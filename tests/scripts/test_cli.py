@@ -45,7 +45,7 @@ def test_help_explains_every_option():
 def test_build_prints_progress_and_summary(library, tmp_path):
     result = genreslice("build", str(library), str(tmp_path / "out"), "--workers", "2")
     assert result.returncode == 0, result.stderr
-    assert "spectrograms: 100%" in result.stderr and "ok=12" in result.stderr
+    assert "tracks: 100%" in result.stderr and "ok=12" in result.stderr
     assert "12 tracks ok, 0 failed, 0 skipped, 0 too short; 48 slices, 3 genres" in result.stdout
     assert "audio hours per wall hour" in result.stdout
     again = genreslice("build", str(library), str(tmp_path / "out"), "--no-progress")
