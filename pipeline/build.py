@@ -219,7 +219,7 @@ def build_dataset(
         _check_settings(out, state, settings)
         files = discover_audio(audio_root)
         journal_path = state / "journal.jsonl"
-        done = _reusable_records(load_journal(journal_path), files)
+        done = _reusable_records(load_journal(journal_path), files, out)
         scratch = state / "tmp"
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
@@ -519,11 +519,16 @@ def _check_settings(out: Path, state: Path, settings: dict) -> None:
     """Refuse to mix settings in one output folder; record them on the first run."""
     settings_path = state / "settings.json"
     recorded = None
-    if settings_path.exists():
-        recorded = json.loads(settings_path.read_text(encoding="utf-8"))
-    elif (out / layout.DATASET_JSON).exists():
-        dataset = json.loads((out / layout.DATASET_JSON).read_text(encoding="utf-8"))
-        recorded = {key: dataset.get(key) for key in settings}
+    try:
+        if settings_path.exists():
+            recorded = json.loads(settings_path.read_text(encoding="utf-8"))
+        elif (out / layout.DATASET_JSON).exists():
+            dataset = json.loads((out / layout.DATASET_JSON).read_text(encoding="utf-8"))
+            recorded = {key: dataset.get(key) for key in settings}
+    except (OSError, ValueError, AttributeError) as err:
+        raise OutputError(
+            f"cannot read the settings of the earlier build in {out} ({err}); build into a new folder"
+        ) from err
     if recorded is None:
         layout.write_text_atomic(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
         return
@@ -544,14 +549,16 @@ def _differences(old, new, prefix: str = "") -> Iterator[tuple[str, object, obje
         yield prefix.rstrip("."), old, new
 
 
-def _reusable_records(records: dict[str, dict], files: list[AudioFile]) -> dict[str, dict]:
-    """Journal records still valid: the file is still there, unchanged. Others are redone."""
+def _reusable_records(records: dict[str, dict], files: list[AudioFile], out: Path) -> dict[str, dict]:
+    """Journal records still valid: the file is still there, unchanged, and an ``ok`` track still has its
+    slice folder. Others are redone."""
     current = {audio.rel_path: audio for audio in files}
     return {
         path: record
         for path, record in records.items()
         if path in current and record.get("size") == current[path].size
         and record.get("mtime_ns") == current[path].mtime_ns
+        and (record.get("status") != "ok" or (out / layout.track_slice_dir(record["track_id"])).is_dir())
     }
 
 

@@ -10,14 +10,16 @@ import sys
 from tqdm import tqdm
 
 from genre_getters import LABEL_SOURCES, make_label_source
+from pipeline.discovery import AUDIO_EXTENSIONS
 from pipeline.build import BuildConfig, BuildObserver, BuildSummary, build_dataset
-from pipeline.errors import PipelineError
+from pipeline.errors import ParameterError, PipelineError
 from pipeline.spectrogram import RESAMPLE_QUALITIES, SpectrogramSpec
 from pipeline.splits import parse_split_ratios
 
 logger = logging.getLogger("genreslice")
 
 EXIT_FATAL = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
@@ -134,6 +136,10 @@ def run_build(args: argparse.Namespace) -> int:
 
 def print_summary(summary: BuildSummary) -> None:
     counts = summary.status_counts
+    if not sum(counts.values()):
+        print(f"No audio files ({', '.join(sorted(ext.lstrip('.') for ext in AUDIO_EXTENSIONS))}) were found; "
+              f"the data set in {summary.out_dir} is empty.")
+        return
     print(
         f"Built {summary.out_dir}: {counts['ok']} tracks ok, {counts['failed']} failed, "
         f"{counts['skipped']} skipped, {counts['too_short']} too short; {summary.n_slices} slices, "
@@ -157,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="genreslice: %(levelname)s: %(message)s")
     try:
         return args.handler(args)
+    except ParameterError as err:
+        parser.exit(EXIT_USAGE, f"genreslice {args.command}: error: {err}\n")
     except (PipelineError, NotADirectoryError) as err:
         print(f"genreslice {args.command}: error: {err}", file=sys.stderr)
         return EXIT_FATAL

@@ -273,3 +273,21 @@ def test_track_that_kills_its_worker_is_recorded_and_the_build_completes(corpus,
     rows = {row["path"]: row for row in read_csv(out / "tracks.csv")}
     assert rows["killer.mp3"]["status"] == "failed" and "worker process died 2 times" in rows["killer.mp3"]["reason"]
     assert summary.status_counts["ok"] == 7
+
+
+def test_deleted_slice_folder_is_rebuilt(corpus, tmp_path, sox_info):
+    out = tmp_path / "out"
+    build_dataset(corpus, out, LABELS, BuildConfig(workers=1), sox=sox_info)
+    before = tree_digest(out)
+    victim = next(row for row in read_csv(out / "tracks.csv") if row["status"] == "ok")
+    shutil.rmtree(out / layout.track_slice_dir(victim["track_id"]))
+    summary = build_dataset(corpus, out, LABELS, BuildConfig(workers=1), sox=sox_info)
+    assert summary.processed == 1 and tree_digest(out) == before
+
+
+def test_damaged_settings_file_is_a_clear_error(corpus, tmp_path, sox_info):
+    out = tmp_path / "out"
+    build_dataset(corpus, out, LABELS, BuildConfig(workers=1), sox=sox_info)
+    (out / layout.STATE_DIR / "settings.json").write_text("{not json")
+    with pytest.raises(OutputError, match="cannot read the settings of the earlier build"):
+        build_dataset(corpus, out, LABELS, BuildConfig(workers=1), sox=sox_info)

@@ -126,6 +126,8 @@ def test_lock_held_is_fatal(library, tmp_path):
     (["--workers", "0"], "0 must be at least 1"),
     (["--split-ratios", "1,2"], "split ratios '1,2' must be three"),
     (["--resample-quality", "best"], "invalid choice: 'best'"),
+    (["--sample-rate", "100"], "sample_rate=100 must be between 4000 and 192000 Hz"),
+    (["--pixels-per-second", "9000"], "pixels_per_second=9000 must be between 1 and 5000"),
 ])
 def test_bad_arguments_exit_2_with_the_value(library, tmp_path, args, message):
     result = genreslice("build", str(library), str(tmp_path / "out"), *args)
@@ -152,3 +154,12 @@ def test_pipeline_never_imports_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                             cwd=Path(__file__).parents[2])
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_empty_audio_folder_says_so(tmp_path):
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "audio" / "readme.txt").write_text("no music here")
+    result = genreslice("build", str(tmp_path / "audio"), str(tmp_path / "out"), "--no-progress")
+    assert result.returncode == 0 and "No audio files (aif, aiff, flac, mp3, oga, ogg, wav) were found" in result.stdout
+    assert (tmp_path / "out/tracks.csv").read_text() == ",".join(
+        ["track_id", "path", "artist", "genre", "split", "status", "reason", "n_slices", "duration_s"]) + "\n"
