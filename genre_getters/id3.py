@@ -80,6 +80,8 @@ class Id3LabelSource:
             genres, artists = read_tag_values(path)
         except (mutagen.MutagenError, OSError, ValueError) as err:
             return TrackLabel(genre=None, artist=None, reason=f"tags unreadable: {err}")
+        except Exception as err:  # noqa: BLE001 - mutagen raises IndexError, struct.error ... on damaged files
+            return TrackLabel(genre=None, artist=None, reason=f"tags unreadable: {type(err).__name__}: {err}")
         artist = next((normalize_text(a) for a in artists if normalize_text(a)), None)
         genre = choose_genre(genres)
         if genre is None:

@@ -15,6 +15,7 @@ import collections
 import concurrent.futures as cf
 import contextlib
 import csv
+import ctypes
 import errno
 import fcntl
 import io
@@ -23,6 +24,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +53,7 @@ DATASET_FORMAT_VERSION = 1
 GENERATOR = "genreslice 0.1.0"
 #: A track whose worker process dies this many times is recorded as failed instead of retried.
 MAX_WORKER_DEATHS = 2
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,13 @@ class BuildConfig:
     timeout_s: float = 600.0
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ParameterError(f"workers={self.workers} must be at least 1")
-        if not self.timeout_s > 0:
-            raise ParameterError(f"timeout_s={self.timeout_s} must be positive")
+        if not 1 <= self.workers <= 1024:
+            raise ParameterError(f"workers={self.workers} must be between 1 and 1024")
+        if not 0 < self.timeout_s <= 7 * 24 * 3600:
+            raise ParameterError(f"timeout_s={self.timeout_s} must be more than 0 and at most a week")
+        if len(self.split_ratios) != 3 or not all(0 <= r <= 1 for r in self.split_ratios) \
+                or abs(sum(self.split_ratios) - 1) > 1e-6:
+            raise ParameterError(f"split_ratios={self.split_ratios} must be three fractions that sum to 1")
 
 
 @dataclass(frozen=True)
@@ -158,7 +164,22 @@ def process_pool(workers: int) -> cf.Executor:
     else:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["pipeline.build"])
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    """Pool initializer: on Linux, the kernel kills this worker when the process that started it dies.
+
+    Without it, killing the build's main process (``kill``, the OOM killer) leaves workers that wait forever and
+    keep publishing tracks behind the back of the next run.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: workers end when they next find their pipe closed
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
 
 
 def default_executor(workers: int) -> cf.Executor:
@@ -245,8 +266,8 @@ def build_dataset(
                 finally:
                     executor.shutdown(wait=True, cancel_futures=True)
         rows = [_public_row(done[audio.rel_path]) for audio in files]
-        dataset = _write_outputs(out, rows, settings)
-        _prune_orphans(out, rows)
+        dataset = _write_outputs(out, rows, settings, scratch)
+        _prune_orphans(out, rows, scratch)
         shutil.rmtree(scratch, ignore_errors=True)
     status_counts = collections.Counter(row["status"] for row in rows)
     return BuildSummary(
@@ -307,28 +328,44 @@ def _publish_folder(scratch: Path, final: Path) -> None:
 
 
 def _label_one(label_source: LabelSource, audio: AudioFile) -> TrackLabel:
+    if audio.problem or audio.size == 0:
+        return TrackLabel(genre=None, artist=None, reason=audio.problem or "empty file")
     return label_source.label(audio.path, audio.rel_path)
+
+
+def _label_chunk(label_source: LabelSource, chunk: list[AudioFile]) -> list[TrackLabel]:
+    return [_label_one(label_source, audio) for audio in chunk]
 
 
 def _labels(
     todo: list[AudioFile], label_source: LabelSource, config: BuildConfig, executor: cf.Executor
 ) -> Iterator[tuple[AudioFile, TrackLabel]]:
-    """Labels in discovery order: read by the workers when there are several, else here."""
-    if config.workers > 1 and len(todo) > 1:
-        chunksize = max(1, min(64, len(todo) // (config.workers * 16)))
-        results = executor.map(_label_one, [label_source] * len(todo), todo, chunksize=chunksize)
-        for index, audio in enumerate(todo):
-            try:
-                label = next(results)
-            except cf.BrokenExecutor:
-                # A worker died (the audio runner restarts the pool); reading tags is safe to finish here.
-                logger.warning("a worker process died while reading labels; reading the rest in this process")
-                for rest in todo[index:]:
-                    yield rest, _label_one(label_source, rest)
-                return
-            yield audio, label
-    else:
+    """Labels in discovery order: read by the workers when there are several, else here.
+
+    Only a few chunks are submitted at a time, so audio tasks queue between them and audio work starts
+    with the first labels instead of after all of them.
+    """
+    if config.workers == 1 or len(todo) < 2:
         for audio in todo:
+            yield audio, _label_one(label_source, audio)
+        return
+    chunksize = max(1, min(64, len(todo) // (config.workers * 16)))
+    chunks = collections.deque(todo[start:start + chunksize] for start in range(0, len(todo), chunksize))
+    window: collections.deque[tuple[list[AudioFile], cf.Future]] = collections.deque()
+    try:
+        while chunks or window:
+            while chunks and len(window) < config.workers * 2:
+                window.append((chunks[0], executor.submit(_label_chunk, label_source, chunks[0])))
+                chunks.popleft()
+            chunk, future = window[0]
+            labels = future.result()
+            window.popleft()
+            yield from zip(chunk, labels)
+    except cf.BrokenExecutor:
+        # A worker died (the audio runner restarts the pool); reading tags is safe to finish here.
+        logger.warning("a worker process died while reading labels; reading the rest in this process")
+        rest = [audio for chunk, _ in window for audio in chunk] + [audio for chunk in chunks for audio in chunk]
+        for audio in rest:
             yield audio, _label_one(label_source, audio)
 
 
@@ -362,7 +399,9 @@ def _labelled_tracks(
             "size": audio.size,
             "mtime_ns": audio.mtime_ns,
         }
-        if audio.size == 0:
+        if audio.problem:
+            row.update(status="failed", reason=audio.problem)
+        elif audio.size == 0:
             row.update(status="failed", reason="empty file (0 bytes)")
         elif not layout.is_safe_track_id(track_id):
             row.update(status="failed", reason=f"track id {track_id!r} cannot name a file")
@@ -424,7 +463,11 @@ def _run_audio_jobs(
                         row, audio = item
                         job = TrackJob(row["track_id"], os.fspath(audio.path.absolute()), out_abs,
                                        config.spec, sox.path, config.timeout_s)
-                        in_flight[executor.submit(process_track, job)] = item
+                        try:
+                            in_flight[executor.submit(process_track, job)] = item
+                        except cf.BrokenExecutor:  # the pool broke (e.g. while reading labels): not this track
+                            source.appendleft(item)
+                            broken = True
                     if not in_flight:
                         break
                     finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
@@ -468,7 +511,10 @@ def _finished_row(row: dict, outcome: AudioOutcome) -> dict:
 
 
 def _public_row(record: dict) -> dict:
-    return {column: record[column] for column in layout.TRACK_COLUMNS}
+    row = {column: record[column] for column in layout.TRACK_COLUMNS}
+    # A file name that is not valid UTF-8 keeps its odd bytes visible as \xNN, so the CSV stays valid UTF-8.
+    row["path"] = os.fsencode(row["path"]).decode("utf-8", errors="backslashreplace")
+    return row
 
 
 def _build_settings(config: BuildConfig, sox: SoxInfo, label_source: LabelSource) -> dict:
@@ -498,7 +544,7 @@ def _prepared_output(out: Path) -> Iterator[Path]:
         raise OutputError(f"cannot create output folder {out}: {err}") from err
     with lock_handle:
         try:
-            fcntl.flock(lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             if err.errno not in (errno.EAGAIN, errno.EACCES):
                 raise OutputError(f"cannot lock {state / 'lock'}: {err}") from err
@@ -550,16 +596,23 @@ def _differences(old, new, prefix: str = "") -> Iterator[tuple[str, object, obje
 
 
 def _reusable_records(records: dict[str, dict], files: list[AudioFile], out: Path) -> dict[str, dict]:
-    """Journal records still valid: the file is still there, unchanged, and an ``ok`` track still has its
-    slice folder. Others are redone."""
+    """Journal records still valid: the file is still there, unchanged, and an ``ok`` track's folder still
+    holds all its slices. Others are redone."""
     current = {audio.rel_path: audio for audio in files}
     return {
         path: record
         for path, record in records.items()
         if path in current and record.get("size") == current[path].size
         and record.get("mtime_ns") == current[path].mtime_ns
-        and (record.get("status") != "ok" or (out / layout.track_slice_dir(record["track_id"])).is_dir())
+        and (record.get("status") != "ok" or _slice_count(out, record["track_id"]) == int(record["n_slices"]))
     }
+
+
+def _slice_count(out: Path, track_id: str) -> int:
+    try:
+        return len(os.listdir(out / layout.track_slice_dir(track_id)))
+    except OSError:
+        return -1
 
 
 def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
@@ -570,7 +623,7 @@ def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _write_outputs(out: Path, rows: list[dict], settings: dict) -> dict:
+def _write_outputs(out: Path, rows: list[dict], settings: dict, scratch: Path) -> dict:
     """Write ``tracks.csv``, ``slices.csv`` and, last, ``dataset.json``; each atomically."""
     slice_seconds = settings["spectrogram"]["slice_seconds"]
     slice_rows = []
@@ -609,15 +662,18 @@ def _write_outputs(out: Path, rows: list[dict], settings: dict) -> dict:
         "files": {"tracks": layout.TRACKS_CSV, "slices": layout.SLICES_CSV, "slice_dir": layout.SLICES_DIR},
     }
     try:
-        layout.write_text_atomic(out / layout.TRACKS_CSV, _csv_text(layout.TRACK_COLUMNS, rows))
-        layout.write_text_atomic(out / layout.SLICES_CSV, _csv_text(layout.SLICE_COLUMNS, slice_rows))
-        layout.write_text_atomic(out / layout.DATASET_JSON, json.dumps(dataset, indent=2, sort_keys=True) + "\n")
+        # Temporary files live in the scratch folder, so a kill never leaves one in the data set's folder.
+        layout.write_text_atomic(out / layout.TRACKS_CSV, _csv_text(layout.TRACK_COLUMNS, rows), scratch=scratch)
+        layout.write_text_atomic(out / layout.SLICES_CSV, _csv_text(layout.SLICE_COLUMNS, slice_rows),
+                                 scratch=scratch)
+        layout.write_text_atomic(out / layout.DATASET_JSON, json.dumps(dataset, indent=2, sort_keys=True) + "\n",
+                                 scratch=scratch)
     except OSError as err:
         raise OutputError(f"cannot write the data set files in {out}: {err}") from err
     return dataset
 
 
-def _prune_orphans(out: Path, rows: list[dict]) -> None:
+def _prune_orphans(out: Path, rows: list[dict], scratch: Path) -> None:
     """Remove slice folders of tracks that are no longer in the data set (e.g. their file was deleted)."""
     wanted = {layout.track_slice_dir(row["track_id"]) for row in rows if row["status"] == "ok"}
     slices_root = out / layout.SLICES_DIR
@@ -627,4 +683,8 @@ def _prune_orphans(out: Path, rows: list[dict]) -> None:
         for track_dir in shard.iterdir() if shard.is_dir() else []:
             if f"{layout.SLICES_DIR}/{shard.name}/{track_dir.name}" not in wanted:
                 logger.info("removing %s: its track is no longer in the data set", track_dir)
-                shutil.rmtree(track_dir, ignore_errors=True)
+                # Out of the final layout in one rename, then deleted: a kill never leaves half a folder.
+                doomed = scratch / f"pruned-{shard.name}-{track_dir.name}"
+                shutil.rmtree(doomed, ignore_errors=True)
+                os.replace(track_dir, doomed)
+                shutil.rmtree(doomed, ignore_errors=True)

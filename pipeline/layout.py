@@ -46,12 +46,16 @@ def slice_path(track_id: str, index: int) -> str:
     return f"{track_slice_dir(track_id)}/{track_id}_{index:04d}.png"
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write a text file so readers see the old or the new content, never a torn one."""
+def write_text_atomic(path: str | os.PathLike, text: str, *, scratch: str | os.PathLike | None = None) -> None:
+    """Write a UTF-8 text file so readers see the old or the new content, never a torn one.
+
+    The temporary file is made in ``scratch`` (same file system) when given, else next to ``path``.
+    Characters that cannot be encoded (file names that are not valid UTF-8) are written backslash-escaped.
+    """
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=scratch or path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

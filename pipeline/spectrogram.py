@@ -130,7 +130,9 @@ def render_spectrogram(
     """
     command = sox_command(path, spec, sox_path=sox_path)
     try:
-        run = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
+        # Its own process group: SoX treats SIGINT/SIGTERM as a normal end and exits 0 with a truncated
+        # spectrogram, so a Ctrl-C meant for the build must reach Python (which then kills SoX), not SoX.
+        run = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False, process_group=0)
     except subprocess.TimeoutExpired as err:
         raise SoxError(f"SoX timed out after {timeout_s:g} s", command=command) from err
     except OSError as err:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 
 from genre_getters.base import normalize_text
 from pipeline.errors import ParameterError
@@ -17,7 +18,7 @@ def parse_split_ratios(text: str) -> tuple[float, float, float]:
         values = [float(part) for part in parts]
     except ValueError:
         raise ParameterError(f"split ratios {text!r} must be three numbers, e.g. 0.8,0.1,0.1") from None
-    if len(values) != 3 or any(v < 0 or v != v for v in values) or sum(values) <= 0:
+    if len(values) != 3 or not all(math.isfinite(v) and v >= 0 for v in values) or not 0 < sum(values) < math.inf:
         raise ParameterError(
             f"split ratios {text!r} must be three non-negative numbers (train,validation,test) with a positive sum"
         )

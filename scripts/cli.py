@@ -51,23 +51,33 @@ class TqdmObserver(BuildObserver):
             self.bar = None
 
 
-def positive_int(text: str) -> int:
+MAX_WORKERS = 1024
+MAX_TIMEOUT_S = 7 * 24 * 3600
+
+
+def positive_int(text: str, *, maximum: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    if maximum is not None and value > maximum:
+        raise argparse.ArgumentTypeError(f"{value} must be at most {maximum}")
     return value
 
 
-def positive_float(text: str) -> float:
+def worker_count(text: str) -> int:
+    return positive_int(text, maximum=MAX_WORKERS)
+
+
+def timeout_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    if not 0 < value <= MAX_TIMEOUT_S:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 and at most {MAX_TIMEOUT_S} seconds")
     return value
 
 
@@ -103,7 +113,7 @@ def make_parser() -> argparse.ArgumentParser:
                        help="output folder: new, empty, or an earlier build of the same settings to resume")
     build.add_argument("--labels", choices=sorted(LABEL_SOURCES), default="id3",
                        help="where genre and artist come from (id3: the tags inside each file)")
-    build.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
+    build.add_argument("--workers", type=worker_count, default=os.cpu_count() or 1,
                        help="worker processes (default: number of cores)")
     build.add_argument("--split-ratios", type=split_ratios, default="0.8,0.1,0.1",
                        help="train,validation,test fractions; tracks are split by artist, never by slice")
@@ -113,7 +123,7 @@ def make_parser() -> argparse.ArgumentParser:
                        help="spectrogram columns per second; a slice covers 128 of them")
     build.add_argument("--resample-quality", choices=list(RESAMPLE_QUALITIES), default=defaults.resample_quality,
                        help="SoX rate-effect quality; see the README's performance section for the cost")
-    build.add_argument("--timeout", type=positive_float, default=600.0,
+    build.add_argument("--timeout", type=timeout_seconds, default=600.0,
                        help="seconds SoX may spend on one file before it is recorded as failed")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     build.set_defaults(handler=run_build)

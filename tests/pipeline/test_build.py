@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import csv
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -115,14 +116,14 @@ def test_slice_pixels_are_the_spectrogram(built, corpus, sox_info):
             assert np.array_equal(np.asarray(image), expected[index])
 
 
-def test_dataset_json(built):
+def test_dataset_json(built, sox_info):
     out, summary = built
     dataset = json.loads((out / "dataset.json").read_text())
     assert dataset["format_version"] == 1
     assert dataset["classes"] == ["Jazz", "Pop", "Rock"] == summary.classes
     spectrogram = dataset["spectrogram"]
     assert (spectrogram["sample_rate"], spectrogram["pixels_per_second"], spectrogram["slice_size"]) == (22050, 50, 128)
-    assert spectrogram["sox_version"] == "14.4.2" or spectrogram["sox_version"]
+    assert spectrogram["sox_version"] == sox_info.version and spectrogram["resample_quality"] == "high"
     tracks = read_csv(out / "tracks.csv")
     for split in ("train", "validation", "test"):
         for genre in dataset["classes"]:
@@ -200,10 +201,13 @@ def test_hostile_folder(tmp_path, sox_info):
     (audio / "unknown genre.mp3").write_bytes(full.read_bytes())
     tag_id3(audio / "unknown genre.mp3", genre="(255)", artist="Somebody")
     (audio / "notes.txt").write_text("not discovered")
+    os.symlink(audio / "vanished.mp3", audio / "dangling link.mp3")
+    latin1 = os.fsdecode(b"caf\xe9 latin-1.mp3")  # not valid UTF-8, as old Windows rips are
+    tagged_mp3(audio / latin1, 3.0, "Rock", "Latin", "sine", "350")
     out = tmp_path / "out"
     summary = build_dataset(audio, out, LABELS, BuildConfig(workers=2, timeout_s=60), sox=sox_info)
     rows = {row["path"]: row for row in read_csv(out / "tracks.csv")}
-    assert len(rows) == len(HOSTILE_OK) + 8 and "notes.txt" not in rows
+    assert len(rows) == len(HOSTILE_OK) + 10 and "notes.txt" not in rows
     for name in HOSTILE_OK:
         assert (rows[name]["status"], rows[name]["n_slices"]) == ("ok", "1"), name
     assert rows["empty.mp3"]["status"] == "failed" and "empty file" in rows["empty.mp3"]["reason"]
@@ -213,17 +217,38 @@ def test_hostile_folder(tmp_path, sox_info):
     assert rows["unknown genre.mp3"]["status"] == "skipped" and "unknown genre" in rows["unknown genre.mp3"]["reason"]
     assert rows["truncated.mp3"]["status"] == "ok" and int(rows["truncated.mp3"]["n_slices"]) >= 1
     assert not list(tmp_path.rglob("PWNED")) and not Path("PWNED").exists()
-    assert summary.status_counts["ok"] == len(HOSTILE_OK) + 2
+    assert rows["dangling link.mp3"]["status"] == "failed" and "broken symbolic link" in rows["dangling link.mp3"]["reason"]
+    assert rows["caf\\xe9 latin-1.mp3"]["status"] == "ok"  # the CSV stays valid UTF-8, the odd byte escaped
+    import pandas as pd
+    assert len(pd.read_csv(out / "tracks.csv", keep_default_na=False)) == len(rows)
+    assert summary.status_counts["ok"] == len(HOSTILE_OK) + 3
+
+
+def hold_lock(lock_path: Path) -> subprocess.Popen:
+    """Another process holding the build lock, as a running build does; it prints once it holds it."""
+    code = ("import fcntl, sys, time\n"
+            "handle = open(sys.argv[1], 'a+')\n"
+            "fcntl.lockf(handle, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(120)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, os.fspath(lock_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
 
 
 def test_lock_refuses_a_second_build(corpus, tmp_path, sox_info):
     out = tmp_path / "out"
     (out / layout.STATE_DIR).mkdir(parents=True)
-    with open(out / layout.STATE_DIR / "lock", "a+") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    holder = hold_lock(out / layout.STATE_DIR / "lock")
+    try:
         with pytest.raises(BuildLockedError, match="another build is running"):
             build_dataset(corpus, out, LABELS, BuildConfig(workers=1), sox=sox_info)
+    finally:
+        holder.kill()
+        holder.wait()
     assert not (out / "tracks.csv").exists()
+    build_dataset(corpus, out, LABELS, BuildConfig(workers=1), sox=sox_info)  # the holder is gone: builds
+    assert (out / "tracks.csv").exists()
 
 
 def test_different_settings_are_refused_and_nothing_changes(built, corpus, sox_info):
@@ -291,3 +316,32 @@ def test_damaged_settings_file_is_a_clear_error(corpus, tmp_path, sox_info):
     (out / layout.STATE_DIR / "settings.json").write_text("{not json")
     with pytest.raises(OutputError, match="cannot read the settings of the earlier build"):
         build_dataset(corpus, out, LABELS, BuildConfig(workers=1), sox=sox_info)
+
+
+class LabelKillsItsWorker:
+    """Labels like id3, but a worker process that reads ``t03.mp3`` dies (the main process is spared)."""
+
+    name = "id3"
+
+    def __init__(self, main_pid: int) -> None:
+        self.main_pid = main_pid
+
+    def settings(self) -> dict:
+        return LABELS.settings()
+
+    def label(self, path, rel_path):
+        if rel_path.endswith("t03.mp3") and os.getpid() != self.main_pid:
+            os.kill(os.getpid(), 9)
+        return LABELS.label(path, rel_path)
+
+
+def test_worker_dying_while_reading_labels_loses_no_track(tmp_path, sox_info):
+    audio = tmp_path / "audio"
+    for index in range(10):
+        tagged_mp3(audio / f"t{index:02d}.mp3", 3.0, "Rock", f"A{index}", "sine", f"{300 + 40 * index}")
+    out = tmp_path / "out"
+    summary = build_dataset(audio, out, LabelKillsItsWorker(os.getpid()), BuildConfig(workers=2), sox=sox_info)
+    assert summary.status_counts["ok"] == 10
+    reference = tmp_path / "reference"
+    build_dataset(audio, reference, LABELS, BuildConfig(workers=1), sox=sox_info)
+    assert tree_digest(out) == tree_digest(reference)

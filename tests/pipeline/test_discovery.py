@@ -34,14 +34,26 @@ def test_links_outside_and_loops_are_not_followed(tmp_path):
     os.symlink(outside / "secret.mp3", root / "file_out.mp3")
     os.symlink(root, root / "in/loop")  # a loop back to the root
     os.symlink(root / "in", root / "alias")  # a second way into the same folder
-    assert [f.rel_path for f in discover_audio(root)] == ["alias/1.mp3"]
+    assert [f.rel_path for f in discover_audio(root)] == ["in/1.mp3"]
 
 
-def test_link_inside_to_a_new_place_is_followed(tmp_path):
+@pytest.mark.parametrize("link_name", ["0first", "zlast"])
+def test_a_link_never_renames_a_file_whatever_it_sorts_like(tmp_path, link_name):
     root = tmp_path / "music"
-    touch(root / "store/.data/x.mp3")
-    os.symlink(root / "store/.data/x.mp3", root / "a.mp3")
-    assert [f.rel_path for f in discover_audio(root)] == ["a.mp3"]
+    touch(root / "a/sub/x.mp3")
+    touch(root / "store/y.mp3")
+    os.symlink(root / "a/sub", root / link_name)
+    os.symlink(root / "store/y.mp3", root / f"{link_name}.mp3")
+    assert [f.rel_path for f in discover_audio(root)] == ["a/sub/x.mp3", "store/y.mp3"]
+
+
+def test_broken_link_is_listed_with_its_problem(tmp_path):
+    root = tmp_path / "music"
+    touch(root / "ok.mp3")
+    os.symlink(root / "gone.mp3", root / "dangling.mp3")
+    found = {f.rel_path: f for f in discover_audio(root)}
+    assert sorted(found) == ["dangling.mp3", "ok.mp3"]
+    assert found["dangling.mp3"].problem.startswith("broken symbolic link") and found["ok.mp3"].problem == ""
 
 
 def test_not_a_folder(tmp_path):

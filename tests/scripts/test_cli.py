@@ -87,6 +87,71 @@ def test_kill_9_mid_build_then_resume_gives_identical_outputs(library, tmp_path)
     assert not (out / layout.STATE_DIR / "tmp").exists()
 
 
+def start_build(library: Path, out: Path, workers: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "scripts.cli", "build", str(library), str(out), "--workers",
+                             str(workers), "--no-progress"], cwd=Path(__file__).parents[2],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for_journal(out: Path, lines: int) -> None:
+    journal = out / layout.STATE_DIR / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if journal.exists() and len(journal.read_bytes().splitlines()) >= lines:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the build did not get going")
+
+
+@pytest.mark.slow
+def test_killing_only_the_main_process_of_a_parallel_build(library, tmp_path):
+    reference = tmp_path / "reference"
+    assert genreslice("build", str(library), str(reference), "--workers", "1").returncode == 0
+    out = tmp_path / "out"
+    process = start_build(library, out, workers=2)
+    wait_for_journal(out, 3)
+    os.kill(process.pid, signal.SIGKILL)  # the main process only: its workers must not outlive it
+    process.wait()
+    result = genreslice("build", str(library), str(out), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert tree_digest(out) == tree_digest(reference)
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_build_then_resume(library, tmp_path):
+    reference = tmp_path / "reference"
+    assert genreslice("build", str(library), str(reference), "--workers", "1").returncode == 0
+    out = tmp_path / "out"
+    process = start_build(library, out, workers=2)
+    wait_for_journal(out, 3)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends to the foreground group
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "run the same command again to resume" in stderr
+    result = genreslice("build", str(library), str(out), "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    # No track cut short by the interrupt was recorded as finished: the result equals an uninterrupted build.
+    assert tree_digest(out) == tree_digest(reference)
+
+
+@pytest.mark.slow
+def test_sigint_to_a_background_build_truncates_nothing(library, tmp_path):
+    """A build started in the background ignores SIGINT, but SoX installs its own handler and, interrupted,
+    exits 0 with a truncated spectrogram. Run in its own process group, SoX never sees the group's SIGINT."""
+    reference = tmp_path / "reference"
+    assert genreslice("build", str(library), str(reference), "--workers", "1").returncode == 0
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "scripts.cli", "build", str(library), str(out), "--workers",
+                                "2", "--no-progress"], cwd=Path(__file__).parents[2], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    wait_for_journal(out, 1)
+    for _ in range(5):
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(0.1)
+    assert process.wait(timeout=120) == 0
+    assert tree_digest(out) == tree_digest(reference)
+
+
 def fake_sox(folder: Path, help_formats: str) -> dict:
     folder.mkdir()
     script = folder / "sox"
@@ -117,7 +182,7 @@ def test_lock_held_is_fatal(library, tmp_path):
     out = tmp_path / "out"
     (out / layout.STATE_DIR).mkdir(parents=True)
     with open(out / layout.STATE_DIR / "lock", "a+") as held:
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.lockf(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = genreslice("build", str(library), str(out))
     assert result.returncode == 1 and "another build is running" in result.stderr
 
@@ -128,6 +193,10 @@ def test_lock_held_is_fatal(library, tmp_path):
     (["--resample-quality", "best"], "invalid choice: 'best'"),
     (["--sample-rate", "100"], "sample_rate=100 must be between 4000 and 192000 Hz"),
     (["--pixels-per-second", "9000"], "pixels_per_second=9000 must be between 1 and 5000"),
+    (["--timeout", "inf"], "inf must be more than 0 and at most"),
+    (["--timeout", "nan"], "nan must be more than 0 and at most"),
+    (["--split-ratios", "inf,1,1"], "split ratios 'inf,1,1' must be three non-negative"),
+    (["--workers", "5000"], "5000 must be at most 1024"),
 ])
 def test_bad_arguments_exit_2_with_the_value(library, tmp_path, args, message):
     result = genreslice("build", str(library), str(tmp_path / "out"), *args)
