@@ -44,7 +44,7 @@ from pipeline.errors import (
 from pipeline.journal import JournalWriter, load_journal
 from pipeline.slicing import slice_spectrogram, write_slice_png
 from pipeline.sox import SoxInfo, find_sox
-from pipeline.spectrogram import SOX_MAX_COLUMNS, SpectrogramSpec, render_spectrogram
+from pipeline.spectrogram import SOX_MAX_COLUMNS, SpectrogramSpec, measure_columns_per_second, render_spectrogram
 from pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS, assign_split, split_key
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,7 @@ class TrackJob:
     spec: SpectrogramSpec
     sox_path: str
     timeout_s: float
+    columns_per_second: float
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,8 @@ def build_dataset(
                 try:
                     # Labels stream into the audio queue: audio work starts with the first labelled track.
                     pending = _labelled_tracks(todo, done, label_source, config, executor, on_decided=record)
-                    for row in _run_audio_jobs(pending, out, sox, config, executor, executor_factory):
+                    for row in _run_audio_jobs(pending, out, sox, settings["spectrogram"], config, executor,
+                                               executor_factory):
                         record(row)
                         processed += 1
                         audio_seconds += float(row["duration_s"] or 0.0)
@@ -293,7 +295,11 @@ def process_track(job: TrackJob) -> AudioOutcome:
     except SoxError as err:
         return AudioOutcome("failed", reason=str(err))
     n_columns = gray.shape[1]
+    # SoX sizes the image from the file's length at the requested rate, then steps through the audio at its
+    # real column rate (``columns_per_second``, e.g. 50.11) and stops at that width: the width gives the
+    # duration at the requested rate, while slice start times advance at the real one.
     duration_s = round(n_columns / spec.pixels_per_second, 2)
+    slice_seconds = spec.slice_size / job.columns_per_second
     reason = ""
     if n_columns >= SOX_MAX_COLUMNS:
         reason = f"only the first {duration_s:g} s were analysed (SoX renders at most {SOX_MAX_COLUMNS} columns)"
@@ -301,7 +307,7 @@ def process_track(job: TrackJob) -> AudioOutcome:
     if len(slices) == 0:
         return AudioOutcome(
             "too_short",
-            reason=f"{duration_s:g} s of audio is shorter than one slice ({spec.slice_seconds:g} s)",
+            reason=f"{duration_s:g} s of audio is shorter than one slice ({slice_seconds:.2f} s)",
             duration_s=duration_s,
         )
     out = Path(job.out_dir)
@@ -419,6 +425,7 @@ def _run_audio_jobs(
     pending: Iterator[tuple[dict, AudioFile]],
     out: Path,
     sox: SoxInfo,
+    settings_spectrogram: dict,
     config: BuildConfig,
     executor: cf.Executor | None,
     executor_factory: ExecutorFactory,
@@ -435,6 +442,7 @@ def _run_audio_jobs(
     suspects: collections.deque[tuple[dict, AudioFile]] = collections.deque()
     deaths: collections.Counter[str] = collections.Counter()
     out_abs = os.fspath(out.absolute())
+    columns_per_second = settings_spectrogram["columns_per_second"]
 
     def take(source: collections.deque) -> tuple[dict, AudioFile] | None:
         if source:
@@ -461,8 +469,8 @@ def _run_audio_jobs(
                             exhausted = True
                             break
                         row, audio = item
-                        job = TrackJob(row["track_id"], os.fspath(audio.path.absolute()), out_abs,
-                                       config.spec, sox.path, config.timeout_s)
+                        job = TrackJob(row["track_id"], os.fspath(audio.path.absolute()), out_abs, config.spec,
+                                       sox.path, config.timeout_s, columns_per_second)
                         try:
                             in_flight[executor.submit(process_track, job)] = item
                         except cf.BrokenExecutor:  # the pool broke (e.g. while reading labels): not this track
@@ -519,9 +527,15 @@ def _public_row(record: dict) -> dict:
 
 def _build_settings(config: BuildConfig, sox: SoxInfo, label_source: LabelSource) -> dict:
     """Everything that decides the outputs; a resumed build must match it exactly."""
+    columns_per_second = round(measure_columns_per_second(config.spec, sox_path=sox.path), 4)
     return {
         "format_version": DATASET_FORMAT_VERSION,
-        "spectrogram": {**config.spec.to_dict(), "sox_version": sox.version},
+        "spectrogram": {
+            **config.spec.to_dict(),
+            "sox_version": sox.version,
+            "columns_per_second": columns_per_second,
+            "slice_seconds": round(config.spec.slice_size / columns_per_second, 4),
+        },
         "labels": label_source.settings(),
         "splits": {"method": "artist_hash", "ratios": dict(zip(SPLITS, config.split_ratios))},
     }

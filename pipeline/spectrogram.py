@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 import subprocess
 import zlib
@@ -69,11 +70,6 @@ class SpectrogramSpec:
                 f"{self.slice_size + 1} rows (between {self.slice_size + 1} and {2 * self.slice_size})"
             )
 
-    @property
-    def slice_seconds(self) -> float:
-        """Duration of audio covered by one slice."""
-        return self.slice_size / self.pixels_per_second
-
     def sox_effects(self) -> list[str]:
         """The SoX effect chain, as arguments, that renders a PNG to standard output."""
         return [
@@ -83,13 +79,8 @@ class SpectrogramSpec:
         ]
 
     def to_dict(self) -> dict:
-        """JSON-ready description, with the derived slice duration and the effect chain for the record."""
-        return {
-            "format_version": SPEC_FORMAT_VERSION,
-            **asdict(self),
-            "slice_seconds": self.slice_seconds,
-            "sox_effects": self.sox_effects(),
-        }
+        """JSON-ready description, with the effect chain for the record."""
+        return {"format_version": SPEC_FORMAT_VERSION, **asdict(self), "sox_effects": self.sox_effects()}
 
 
 def sox_command(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str = "sox") -> list[str]:
@@ -98,7 +89,30 @@ def sox_command(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str
     The path is made absolute so a name with a leading dash is never read as an option, and ``--no-glob``
     stops SoX from expanding ``[`` ``*`` ``?`` in real file names. ``-R`` seeds SoX's generators.
     """
-    return [sox_path, "-R", "-V2", "--no-glob", os.path.abspath(os.fspath(path)), "-n", *spec.sox_effects()]
+    # -D: SoX would dither the samples on their way to the null output, after the spectrogram: pure cost.
+    return [sox_path, "-R", "-D", "-V2", "--no-glob", os.path.abspath(os.fspath(path)), "-n", *spec.sox_effects()]
+
+
+def measure_columns_per_second(spec: SpectrogramSpec, *, sox_path: str = "sox", timeout_s: float = 60.0) -> float:
+    """The column rate SoX really renders for ``spec``.
+
+    SoX advances a whole number of samples per column, so the rate is ``sample_rate / step`` for a step it
+    chooses: at 22050 Hz and 50 pixels per second it renders 50.1136 columns per second, not 50. Durations
+    and slice start times use this rate. SoX reports it (at verbosity 3) only when it differs from the request.
+    """
+    command = [sox_path, "-R", "-D", "-V3", "-r", str(spec.sample_rate), "-c", "1", "-n", "-n", "synth", "0.1",
+               "sine", "440", "spectrogram", "-Y", str(spec.height_target), "-X", str(spec.pixels_per_second),
+               "-m", "-r", "-o", "-"]
+    try:
+        run = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise SoxError(f"SoX could not render a test spectrogram: {err}", command=command) from err
+    stderr = run.stderr.decode("utf-8", errors="replace")
+    if run.returncode != 0:
+        raise SoxError(f"SoX could not render a test spectrogram: {summarize_sox_stderr(stderr)}",
+                       command=command, stderr=stderr)
+    match = re.search(r"actual pixels/s = ([0-9.]+)", stderr)
+    return float(match.group(1)) if match else float(spec.pixels_per_second)
 
 
 def render_spectrogram(

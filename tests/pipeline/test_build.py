@@ -91,12 +91,14 @@ def test_slices_csv_and_pngs_match(built):
     out, summary = built
     tracks = {row["track_id"]: row for row in read_csv(out / "tracks.csv")}
     slices = read_csv(out / "slices.csv")
+    slice_seconds = json.loads((out / "dataset.json").read_text())["spectrogram"]["slice_seconds"]
+    assert slice_seconds == pytest.approx(128 / 50.1136, abs=1e-4)  # SoX's real column rate at 22050 Hz
     assert list(slices[0]) == list(layout.SLICE_COLUMNS)
     assert len(slices) == summary.n_slices == sum(int(t["n_slices"]) for t in tracks.values())
     for row in slices:
         track = tracks[row["track_id"]]
         assert (row["genre"], row["split"]) == (track["genre"], track["split"])
-        assert float(row["start_s"]) == pytest.approx(int(row["index"]) * 2.56)
+        assert float(row["start_s"]) == pytest.approx(int(row["index"]) * slice_seconds, abs=0.006)
         with Image.open(out / row["path"]) as image:
             assert image.mode == "L" and image.size == (128, 128)
             assert np.asarray(image).max() > 100  # real spectrogram content, not blank
@@ -345,3 +347,21 @@ def test_worker_dying_while_reading_labels_loses_no_track(tmp_path, sox_info):
     reference = tmp_path / "reference"
     build_dataset(audio, reference, LABELS, BuildConfig(workers=1), sox=sox_info)
     assert tree_digest(out) == tree_digest(reference)
+
+
+def test_duration_uses_the_column_rate_sox_really_renders(tmp_path, sox_info):
+    # 60 s at 22050 Hz: SoX draws 3000 columns (60 s at the requested 50 per second) but steps 440 samples
+    # (not 441) per column, so slice k starts at k * 128 / 50.1136 s and the slices end within the audio.
+    audio = tmp_path / "audio"
+    from mutagen.flac import FLAC
+
+    flac = FLAC(synth(audio / "minute.flac", 60.0, "sine", "440", rate=22050, channels=1))  # lossless: exact length
+    flac["genre"], flac["artist"] = "Rock", "Clock"
+    flac.save()
+    out = tmp_path / "out"
+    build_dataset(audio, out, LABELS, BuildConfig(workers=1), sox=sox_info)
+    (row,) = read_csv(out / "tracks.csv")
+    assert row["status"] == "ok" and abs(float(row["duration_s"]) - 60.0) <= 0.03
+    last = read_csv(out / "slices.csv")[-1]
+    assert float(last["start_s"]) == pytest.approx(22 * 128 / 50.1136, abs=0.006)  # 56.19, not 56.32
+    assert float(last["start_s"]) + 128 / 50.1136 <= 60.0

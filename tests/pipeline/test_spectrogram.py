@@ -132,3 +132,10 @@ def test_filtered_png_falls_back_to_pillow():
     assert np.array_equal(decode_sox_png(buffer.getvalue()), pixels)
     with pytest.raises(ValueError, match="cannot read as PNG"):
         decode_sox_png(b"\x89PNG\r\n\x1a\n garbage")
+
+
+def test_measured_column_rate(sox_info):
+    from pipeline.spectrogram import measure_columns_per_second
+
+    assert measure_columns_per_second(SPEC, sox_path=sox_info.path) == pytest.approx(22050 / 440)
+    assert measure_columns_per_second(SpectrogramSpec(sample_rate=44100), sox_path=sox_info.path) == 50.0
