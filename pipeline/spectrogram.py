@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import ParameterError, SoxError
 
@@ -179,6 +178,8 @@ def decode_sox_png(data: bytes) -> np.ndarray:
     gray = _decode_unfiltered_palette_png(data)
     if gray is not None:
         return gray
+    from PIL import Image, UnidentifiedImageError  # only for the rare PNG the fast path declines
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
