@@ -14,7 +14,6 @@ import struct
 import subprocess
 import zlib
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 

@@ -34,6 +34,14 @@ def library(tmp_path_factory, sox_info):
     return root
 
 
+@pytest.fixture(scope="module")
+def reference(library, tmp_path_factory):
+    """An uninterrupted build of ``library``: what every interrupted-then-resumed build must equal."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    assert genreslice("build", str(library), str(out), "--workers", "1").returncode == 0
+    return out
+
+
 def test_help_explains_every_option():
     result = genreslice("build", "--help")
     assert result.returncode == 0
@@ -53,20 +61,11 @@ def test_build_prints_progress_and_summary(library, tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_mid_build_then_resume_gives_identical_outputs(library, tmp_path):
-    reference = tmp_path / "reference"
-    assert genreslice("build", str(library), str(reference), "--workers", "2").returncode == 0
-
+def test_kill_9_mid_build_then_resume_gives_identical_outputs(library, reference, tmp_path):
     out = tmp_path / "out"
     journal = out / layout.STATE_DIR / "journal.jsonl"
-    process = subprocess.Popen([sys.executable, "-m", "scripts.cli", "build", str(library), str(out),
-                                "--workers", "1", "--no-progress"], cwd=Path(__file__).parents[2],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if journal.exists() and len(journal.read_bytes().splitlines()) >= 4:
-            break
-        time.sleep(0.02)
+    process = start_build(library, out, workers=1)
+    wait_for_journal(out, 4)
     os.killpg(process.pid, signal.SIGKILL)  # the build and its worker, with no chance to clean up
     process.wait()
     finished_before = [json.loads(line) for line in journal.read_bytes().splitlines()]
@@ -104,9 +103,7 @@ def wait_for_journal(out: Path, lines: int) -> None:
 
 
 @pytest.mark.slow
-def test_killing_only_the_main_process_of_a_parallel_build(library, tmp_path):
-    reference = tmp_path / "reference"
-    assert genreslice("build", str(library), str(reference), "--workers", "1").returncode == 0
+def test_killing_only_the_main_process_of_a_parallel_build(library, reference, tmp_path):
     out = tmp_path / "out"
     process = start_build(library, out, workers=2)
     wait_for_journal(out, 3)
@@ -118,9 +115,7 @@ def test_killing_only_the_main_process_of_a_parallel_build(library, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_mid_build_then_resume(library, tmp_path):
-    reference = tmp_path / "reference"
-    assert genreslice("build", str(library), str(reference), "--workers", "1").returncode == 0
+def test_ctrl_c_mid_build_then_resume(library, reference, tmp_path):
     out = tmp_path / "out"
     process = start_build(library, out, workers=2)
     wait_for_journal(out, 3)
@@ -134,11 +129,9 @@ def test_ctrl_c_mid_build_then_resume(library, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigint_to_a_background_build_truncates_nothing(library, tmp_path):
+def test_sigint_to_a_background_build_truncates_nothing(library, reference, tmp_path):
     """A build started in the background ignores SIGINT, but SoX installs its own handler and, interrupted,
     exits 0 with a truncated spectrogram. Run in its own process group, SoX never sees the group's SIGINT."""
-    reference = tmp_path / "reference"
-    assert genreslice("build", str(library), str(reference), "--workers", "1").returncode == 0
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, "-m", "scripts.cli", "build", str(library), str(out), "--workers",
                                 "2", "--no-progress"], cwd=Path(__file__).parents[2], stdout=subprocess.DEVNULL,
