@@ -1,22 +1,44 @@
-"""Label sources: where a track's genre and artist come from.
+"""Label sources: where a track's genre, artist and (official) split come from.
 
 Every source module has the same shape (constants, small pure ``read_*`` functions, then one class with
-``name``, ``settings()`` and ``label()``) and registers its class in ``LABEL_SOURCES``.
+``name``, ``reads_audio``, ``taxonomy``, ``settings()``, ``label()`` and ``missing_audio()``) and registers its
+class in ``LABEL_SOURCES``.
 """
 from __future__ import annotations
 
-from genre_getters.base import LabelSource, TrackLabel
+import inspect
+
+from genre_getters.base import OFFICIAL_SPLITS, LabelSource, TrackLabel
+from genre_getters.fma import FmaLabelSource
 from genre_getters.id3 import Id3LabelSource
+from genre_getters.jamendo import JamendoLabelSource
+from metadata import MetadataError
 
-LABEL_SOURCES: dict[str, type] = {Id3LabelSource.name: Id3LabelSource}
+LABEL_SOURCES: dict[str, type] = {
+    source.name: source for source in (Id3LabelSource, FmaLabelSource, JamendoLabelSource)
+}
 
-__all__ = ["LABEL_SOURCES", "LabelSource", "TrackLabel", "Id3LabelSource", "make_label_source"]
+__all__ = ["LABEL_SOURCES", "OFFICIAL_SPLITS", "LabelSource", "TrackLabel", "MetadataError", "Id3LabelSource",
+           "FmaLabelSource", "JamendoLabelSource", "make_label_source"]
 
 
 def make_label_source(name: str, **options) -> LabelSource:
-    """Instantiate the label source registered as ``name``."""
+    """Instantiate the label source registered as ``name`` with its keyword options (``None`` values dropped).
+
+    Raises
+    ------
+    ValueError
+        Unknown source, or an option the source does not take.
+    MetadataError
+        The source's metadata cannot be read.
+    """
     try:
         source_class = LABEL_SOURCES[name]
     except KeyError:
         raise ValueError(f"label source {name!r} is unknown; choose one of {', '.join(sorted(LABEL_SOURCES))}") from None
+    options = {key: value for key, value in options.items() if value is not None}
+    accepted = inspect.signature(source_class).parameters
+    unused = sorted(key for key in options if key not in accepted)
+    if unused:
+        raise ValueError(f"--labels {name} does not use {', '.join('--' + key.replace('_', '-') for key in unused)}")
     return source_class(**options)

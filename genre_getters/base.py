@@ -6,6 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from metadata import Taxonomy
+
+#: Names of the official splits a source may give (the build's own split names).
+OFFICIAL_SPLITS = ("train", "validation", "test")
+
 
 @dataclass(frozen=True)
 class TrackLabel:
@@ -14,35 +19,60 @@ class TrackLabel:
     Attributes
     ----------
     genre : str or None
-        Top-level genre, or None when the track has no usable genre.
+        Top-level genre (one of the source's ``taxonomy.genres``), or None when the track has no usable genre.
     artist : str or None
         Artist name or id (splits are drawn by artist), or None when unknown.
     reason : str
         Why ``genre`` is None; empty when it is set.
     track_id : str or None
         The source's own id for the track (e.g. FMA's numeric id); None lets the build derive one from the path.
+    split : str or None
+        The official split from the metadata (one of ``OFFICIAL_SPLITS``), or None to let the build draw one.
+    unlisted : bool
+        True when the source's metadata has no row for the file (counted and reported by the build).
     """
 
     genre: str | None
     artist: str | None
     reason: str = ""
     track_id: str | None = None
+    split: str | None = None
+    unlisted: bool = False
 
 
 @runtime_checkable
 class LabelSource(Protocol):
-    """A picklable object that labels audio files; instances travel to worker processes."""
+    """An object that labels audio files.
+
+    Attributes
+    ----------
+    name : str
+        The ``--labels`` name.
+    reads_audio : bool
+        True when ``label`` opens the audio file (tags): the build then runs it on its worker processes, so
+        the object must pickle small. False for table look-ups, which run in the build's main process.
+    taxonomy : metadata.Taxonomy
+        The top-level genres labels are drawn from (``--genres`` names are checked against it).
+    metadata_problems : tuple of str
+        Metadata rows that were reported and skipped while loading (file, line and what is wrong).
+    """
 
     name: str
+    reads_audio: bool
+    taxonomy: Taxonomy
+    metadata_problems: tuple[str, ...]
 
     def settings(self) -> dict:
-        """JSON-ready settings; a build refuses to resume with different ones."""
+        """JSON-ready settings, recorded in ``dataset.json``."""
 
     def label(self, path: Path, rel_path: str) -> TrackLabel:
         """Label the file at ``path`` (``rel_path``: its POSIX path relative to the audio folder).
 
         Never raises for a bad file: an unreadable one gets a label with ``genre=None`` and a reason.
         """
+
+    def missing_audio(self, labelled_ids: set[str]) -> list[str]:
+        """Track ids the metadata lists (within any subset chosen) that are not in ``labelled_ids``, sorted."""
 
 
 _SPACES = re.compile(r"\s+")

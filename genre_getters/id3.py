@@ -1,10 +1,17 @@
 """Genre and artist from the tags inside audio files (ID3v2, ID3v1, Vorbis comments, MP4 atoms).
 
 ID3 numeric genres, such as ``(17)`` or a bare ``17`` (how ID3v1 stores them), are resolved to names with
-mutagen's ID3v1 genre table. When a tag holds several genres the first usable one is the label.
+mutagen's ID3v1 genre table. Names map to FMA's 16 top-level genres through the FMA hierarchy (``Punk`` -> ``Rock``)
+and ``metadata/genre_aliases.csv``, compared by letters and digits only (case, spaces and dashes ignored).
+
+Several genres in one track (several values, or one value like ``"Rock; Pop"`` split at ``; , / |``): the top-level
+genre most of them map to wins; on a tie, the one named first.
 """
 from __future__ import annotations
 
+import collections
+import os
+import re
 from pathlib import Path
 
 import mutagen
@@ -12,9 +19,11 @@ from mutagen.id3 import ID3
 from mutagen.mp4 import MP4Tags
 
 from genre_getters.base import TrackLabel, normalize_text
+from metadata import Taxonomy, fma_taxonomy, load_genre_map
 
 #: Genre values that say "no genre" rather than naming one (compared case-insensitively).
 UNUSABLE_GENRES = frozenset({"", "unknown", "<unknown>", "none", "n/a", "na", "genre", "undefined"})
+_SEPARATORS = re.compile(r"\s*[;,/|]\s*")
 _MP4_GENRE, _MP4_ARTIST = "\xa9gen", "\xa9ART"
 
 
@@ -57,23 +66,62 @@ def read_tag_values(path: str | Path) -> tuple[list[str], list[str]]:
     return [str(v) for v in tags.get("genre", [])], [str(v) for v in tags.get("artist", [])]
 
 
-def choose_genre(values: list[str]) -> str | None:
-    """The first usable genre among tag values, normalised for spacing; None if there is none."""
+def candidate_genres(values: list[str]) -> list[str]:
+    """Genre names in tag order: NUL-separated values split, spacing normalised, "no genre" values dropped."""
+    names = []
     for value in values:
         for part in value.split("\x00"):
             genre = normalize_text(part)
             if genre.casefold() not in UNUSABLE_GENRES and not genre.strip("()").isdigit():
-                return genre
-    return None
+                names.append(genre)
+    return names
+
+
+def resolve_genres(names: list[str], taxonomy: Taxonomy) -> list[str]:
+    """The top-level genre of each name, in order; a name that does not resolve as a whole is split at
+    ``; , / |`` and its parts are resolved (``"Rock/Pop"``, but ``"Pop/Funk"`` is one ID3v1 genre)."""
+    resolved = []
+    for name in names:
+        genre = taxonomy.resolve(name)
+        if genre is not None:
+            resolved.append(genre)
+            continue
+        resolved.extend(genre for part in _SEPARATORS.split(name) if (genre := taxonomy.resolve(part)))
+    return resolved
+
+
+def choose_genre(names: list[str], taxonomy: Taxonomy) -> str | None:
+    """The label of a track whose tags name ``names``: the top-level genre most of them resolve to; on a tie
+    the one named first. None if no name resolves."""
+    resolved = resolve_genres(names, taxonomy)
+    if not resolved:
+        return None
+    counts = collections.Counter(resolved)
+    return max(counts, key=lambda genre: (counts[genre], -resolved.index(genre)))
 
 
 class Id3LabelSource:
-    """Labels from the tags embedded in each audio file."""
+    """Labels from the tags embedded in each audio file, mapped onto FMA's top-level genres.
+
+    Parameters
+    ----------
+    genre_map : str or os.PathLike, optional
+        A ``tag,genre`` CSV whose names are looked up before the shipped tables (and may add genres).
+    """
 
     name = "id3"
+    reads_audio = True
+    metadata_problems: tuple[str, ...] = ()
+
+    def __init__(self, *, genre_map: str | os.PathLike | None = None) -> None:
+        self.genre_map = None if genre_map is None else os.fspath(genre_map)
+        self.taxonomy = fma_taxonomy(load_genre_map(genre_map) if genre_map is not None else None)
 
     def settings(self) -> dict:
-        return {"source": self.name}
+        return {"source": self.name, "taxonomy": "fma", "genre_map": self.genre_map}
+
+    def missing_audio(self, labelled_ids: set[str]) -> list[str]:
+        return []
 
     def label(self, path: Path, rel_path: str) -> TrackLabel:
         try:
@@ -83,9 +131,15 @@ class Id3LabelSource:
         except Exception as err:  # noqa: BLE001 - mutagen raises IndexError, struct.error ... on damaged files
             return TrackLabel(genre=None, artist=None, reason=f"tags unreadable: {type(err).__name__}: {err}")
         artist = next((normalize_text(a) for a in artists if normalize_text(a)), None)
-        genre = choose_genre(genres)
-        if genre is None:
-            shown = ", ".join(repr(g) for g in genres[:3])
-            reason = f"unknown genre tag ({shown})" if genres else "no genre tag"
-            return TrackLabel(genre=None, artist=artist, reason=reason)
-        return TrackLabel(genre=genre, artist=artist)
+        names = candidate_genres(genres)
+        genre = choose_genre(names, self.taxonomy)
+        if genre is not None:
+            return TrackLabel(genre=genre, artist=artist)
+        if names:
+            shown = ", ".join(repr(name) for name in names[:3])
+            reason = f"genre {shown} is not in the genre taxonomy (add it with --genre-map)"
+        elif genres:
+            reason = f"unknown genre tag ({', '.join(repr(g) for g in genres[:3])})"
+        else:
+            reason = "no genre tag"
+        return TrackLabel(genre=None, artist=artist, reason=reason)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genre_getters.base import LabelSource, TrackLabel
+from genre_getters.base import LabelSource
 from pipeline import layout
 from pipeline.discovery import AudioFile, discover_audio
 from pipeline.errors import (
@@ -42,10 +42,11 @@ from pipeline.errors import (
     SoxError,
 )
 from pipeline.journal import JournalWriter, load_journal
+from pipeline.plan import TO_BUILD, BuildPlan, GenreSelection, plan_build
 from pipeline.slicing import slice_spectrogram, write_slice_png
 from pipeline.sox import SoxInfo, find_sox
 from pipeline.spectrogram import SOX_MAX_COLUMNS, SpectrogramSpec, measure_columns_per_second, render_spectrogram
-from pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS, assign_split, split_key
+from pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class BuildSummary:
     audio_seconds: float
     wall_seconds: float
     classes: list[str]
+    plan: BuildPlan
 
     @property
     def audio_hours_per_wall_hour(self) -> float:
@@ -130,8 +132,14 @@ class BuildSummary:
 class BuildObserver:
     """Hooks for progress display; the default does nothing (``scripts/`` draws the bars)."""
 
+    def on_labels_start(self, total: int) -> None:
+        """``total`` files are about to be labelled."""
+
+    def on_labelled(self, count: int) -> None:
+        """``count`` more files were labelled."""
+
     def on_start(self, total: int) -> None:
-        """``total`` tracks are left to finish in this run."""
+        """``total`` tracks need audio work in this run."""
 
     def on_track_done(self, row: dict) -> None:
         """A track reached its final status (any of ``layout.STATUSES``)."""
@@ -188,28 +196,53 @@ def default_executor(workers: int) -> cf.Executor:
     return InlineExecutor() if workers == 1 else process_pool(workers)
 
 
+def plan_dataset(
+    audio_dir: str | os.PathLike,
+    label_source: LabelSource,
+    config: BuildConfig | None = None,
+    *,
+    selection: GenreSelection | None = None,
+    observer: BuildObserver | None = None,
+    executor_factory: ExecutorFactory = default_executor,
+) -> BuildPlan:
+    """What :func:`build_dataset` would build, without touching audio (tags aside) or any output folder.
+
+    Raises
+    ------
+    NotADirectoryError, ParameterError
+        No such audio folder; a selected genre the source cannot produce.
+    """
+    config = config or BuildConfig()
+    files = discover_audio(_audio_root(audio_dir))
+    return _plan(files, label_source, config, selection, observer or BuildObserver(), None, executor_factory)
+
+
 def build_dataset(
     audio_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     label_source: LabelSource,
     config: BuildConfig | None = None,
     *,
+    selection: GenreSelection | None = None,
     observer: BuildObserver | None = None,
     executor_factory: ExecutorFactory = default_executor,
     sox: SoxInfo | None = None,
 ) -> BuildSummary:
-    """Build (or resume, or verify) a slice data set.
+    """Build (or resume, or update) a slice data set.
 
     Parameters
     ----------
     audio_dir : str or os.PathLike
         Folder searched recursively for audio files.
     out_dir : str or os.PathLike
-        Output folder: new, empty, or holding an earlier build with the same settings.
+        Output folder: new, empty, or holding an earlier build with the same spectrogram settings.
     label_source : LabelSource
-        Where genres and artists come from.
+        Where genres, artists and official splits come from.
     config : BuildConfig, optional
         Spectrogram, split and parallelism settings.
+    selection : GenreSelection, optional
+        Genres to keep and the per-genre cap. Labels, selection and split ratios may change between runs of one
+        output folder: only tracks not built before need audio work.
     observer : BuildObserver, optional
         Receives progress events.
     executor_factory : callable, optional
@@ -224,52 +257,53 @@ def build_dataset(
 
     Raises
     ------
-    SoxUnavailableError, BuildLockedError, SettingsMismatchError, OutputError, NotADirectoryError
+    SoxUnavailableError, BuildLockedError, SettingsMismatchError, OutputError, NotADirectoryError, ParameterError
         Fatal problems, all detected before any audio work. Per-file problems never raise: they become rows
         of ``tracks.csv`` with status ``failed`` or ``skipped`` and a reason.
     """
     config = config or BuildConfig()
     observer = observer or BuildObserver()
     started = time.monotonic()
+    audio_root = _audio_root(audio_dir)
+    taxonomy = label_source.taxonomy
+    (selection or GenreSelection()).resolve(taxonomy.genres, taxonomy.resolve, taxonomy.top_level)
     sox = sox or find_sox()
-    audio_root = Path(audio_dir)
-    if not audio_root.is_dir():
-        raise NotADirectoryError(f"audio folder {os.fspath(audio_dir)!r} does not exist or is not a folder")
     out = Path(out_dir)
-    settings = _build_settings(config, sox, label_source)
+    settings = _build_settings(config, sox)
     with _prepared_output(out) as state:
         _check_settings(out, state, settings)
         files = discover_audio(audio_root)
         journal_path = state / "journal.jsonl"
-        done = _reusable_records(load_journal(journal_path), files, out)
+        records = _reusable_records(load_journal(journal_path), files, out)
         scratch = state / "tmp"
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
         processed, audio_seconds = 0, 0.0
-        with JournalWriter(journal_path) as journal:
-            todo = [audio for audio in files if audio.rel_path not in done]
-
-            def record(row: dict) -> None:
-                journal.append(row)
-                done[row["path"]] = row
-                observer.on_track_done(row)
-
-            if todo:
-                observer.on_start(len(todo))
-                executor = executor_factory(config.workers)
-                try:
-                    # Labels stream into the audio queue: audio work starts with the first labelled track.
-                    pending = _labelled_tracks(todo, done, label_source, config, executor, on_decided=record)
-                    for row in _run_audio_jobs(pending, out, sox, settings["spectrogram"], config, executor,
-                                               executor_factory):
-                        record(row)
+        executor = executor_factory(config.workers) if config.workers > 1 else None
+        try:
+            plan = _plan(files, label_source, config, selection, observer, executor, executor_factory)
+            planned_ids = {row["path"]: row["track_id"] for row in plan.rows if row["status"] == TO_BUILD}
+            done = {path: record for path, record in records.items() if planned_ids.get(path) == record["track_id"]}
+            todo = [(row, plan.audio[row["path"]]) for row in plan.rows
+                    if row["status"] == TO_BUILD and row["path"] not in done]
+            with JournalWriter(journal_path) as journal:
+                if todo:
+                    observer.on_start(len(todo))
+                    runner = _run_audio_jobs(iter(todo), out, sox, settings["spectrogram"], config, executor,
+                                             executor_factory)
+                    executor = None  # the runner shuts it down
+                    for row in runner:
+                        journal.append({**row, "stage": "audio"})
+                        done[row["path"]] = row
+                        observer.on_track_done(row)
                         processed += 1
                         audio_seconds += float(row["duration_s"] or 0.0)
-                finally:
-                    executor.shutdown(wait=True, cancel_futures=True)
-        rows = [_public_row(done[audio.rel_path]) for audio in files]
-        dataset = _write_outputs(out, rows, settings, scratch)
-        _prune_orphans(out, rows, scratch)
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+        rows = [_public_row(_final_row(row, done)) for row in plan.rows]
+        dataset = _write_outputs(out, rows, _dataset_settings(settings, label_source, config, plan), scratch)
+        _prune_orphans(out, [*records.values(), *done.values()], scratch)
         shutil.rmtree(scratch, ignore_errors=True)
     status_counts = collections.Counter(row["status"] for row in rows)
     return BuildSummary(
@@ -280,7 +314,39 @@ def build_dataset(
         audio_seconds=audio_seconds,
         wall_seconds=time.monotonic() - started,
         classes=dataset["classes"],
+        plan=plan,
     )
+
+
+def _audio_root(audio_dir: str | os.PathLike) -> Path:
+    root = Path(audio_dir)
+    if not root.is_dir():
+        raise NotADirectoryError(f"audio folder {os.fspath(audio_dir)!r} does not exist or is not a folder")
+    return root
+
+
+def _plan(files: list[AudioFile], label_source: LabelSource, config: BuildConfig,
+          selection: GenreSelection | None, observer: BuildObserver, executor: cf.Executor | None,
+          executor_factory: ExecutorFactory) -> BuildPlan:
+    """Label and plan; tag-reading sources use ``executor`` (or one made for the purpose) when workers > 1."""
+    observer.on_labels_start(len(files))
+    own_executor = None
+    if executor is None and label_source.reads_audio and config.workers > 1 and len(files) > 1:
+        executor = own_executor = executor_factory(config.workers)
+    try:
+        return plan_build(files, label_source, split_ratios=config.split_ratios, selection=selection,
+                          workers=config.workers, executor=executor, on_labelled=observer.on_labelled)
+    finally:
+        if own_executor is not None:
+            own_executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _final_row(row: dict, done: dict[str, dict]) -> dict:
+    """The planned row, with the audio outcome of a track that was built (now or on an earlier run)."""
+    if row["status"] != TO_BUILD:
+        return row
+    record = done[row["path"]]
+    return {**row, **{key: record[key] for key in ("status", "reason", "n_slices", "duration_s")}}
 
 
 def process_track(job: TrackJob) -> AudioOutcome:
@@ -331,94 +397,6 @@ def _publish_folder(scratch: Path, final: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(scratch, final)
-
-
-def _label_one(label_source: LabelSource, audio: AudioFile) -> TrackLabel:
-    if audio.problem or audio.size == 0:
-        return TrackLabel(genre=None, artist=None, reason=audio.problem or "empty file")
-    return label_source.label(audio.path, audio.rel_path)
-
-
-def _label_chunk(label_source: LabelSource, chunk: list[AudioFile]) -> list[TrackLabel]:
-    return [_label_one(label_source, audio) for audio in chunk]
-
-
-def _labels(
-    todo: list[AudioFile], label_source: LabelSource, config: BuildConfig, executor: cf.Executor
-) -> Iterator[tuple[AudioFile, TrackLabel]]:
-    """Labels in discovery order: read by the workers when there are several, else here.
-
-    Only a few chunks are submitted at a time, so audio tasks queue between them and audio work starts
-    with the first labels instead of after all of them.
-    """
-    if config.workers == 1 or len(todo) < 2:
-        for audio in todo:
-            yield audio, _label_one(label_source, audio)
-        return
-    chunksize = max(1, min(64, len(todo) // (config.workers * 16)))
-    chunks = collections.deque(todo[start:start + chunksize] for start in range(0, len(todo), chunksize))
-    window: collections.deque[tuple[list[AudioFile], cf.Future]] = collections.deque()
-    try:
-        while chunks or window:
-            while chunks and len(window) < config.workers * 2:
-                window.append((chunks[0], executor.submit(_label_chunk, label_source, chunks[0])))
-                chunks.popleft()
-            chunk, future = window[0]
-            labels = future.result()
-            window.popleft()
-            yield from zip(chunk, labels)
-    except cf.BrokenExecutor:
-        # A worker died (the audio runner restarts the pool); reading tags is safe to finish here.
-        logger.warning("a worker process died while reading labels; reading the rest in this process")
-        rest = [audio for chunk, _ in window for audio in chunk] + [audio for chunk in chunks for audio in chunk]
-        for audio in rest:
-            yield audio, _label_one(label_source, audio)
-
-
-def _labelled_tracks(
-    todo: list[AudioFile],
-    done: dict[str, dict],
-    label_source: LabelSource,
-    config: BuildConfig,
-    executor: cf.Executor,
-    *,
-    on_decided: Callable[[dict], None],
-) -> Iterator[tuple[dict, AudioFile]]:
-    """Label the unfinished tracks (on the workers when there are several) and give each a split.
-
-    Yields ``(row, audio)`` for the tracks that need audio work, in discovery order, as their labels arrive.
-    Tracks decided without audio (no usable genre, empty file, clashing id) go to ``on_decided``.
-    """
-    taken_ids = {record["track_id"]: path for path, record in done.items()}
-    for audio, label in _labels(todo, label_source, config, executor):
-        track_id = label.track_id or layout.track_id_for_path(audio.rel_path)
-        row = {
-            "track_id": track_id,
-            "path": audio.rel_path,
-            "artist": label.artist or "",
-            "genre": label.genre or "",
-            "split": "",
-            "status": "skipped",
-            "reason": label.reason,
-            "n_slices": 0,
-            "duration_s": "",
-            "size": audio.size,
-            "mtime_ns": audio.mtime_ns,
-        }
-        if audio.problem:
-            row.update(status="failed", reason=audio.problem)
-        elif audio.size == 0:
-            row.update(status="failed", reason="empty file (0 bytes)")
-        elif not layout.is_safe_track_id(track_id):
-            row.update(status="failed", reason=f"track id {track_id!r} cannot name a file")
-        elif track_id in taken_ids and taken_ids[track_id] != audio.rel_path:
-            row.update(status="failed", reason=f"track id {track_id} is also used by {taken_ids[track_id]}")
-        elif label.genre:
-            taken_ids[track_id] = audio.rel_path
-            row["split"] = assign_split(split_key(label.artist, track_id), config.split_ratios)
-            yield row, audio
-            continue
-        on_decided(row)
 
 
 def _run_audio_jobs(
@@ -525,8 +503,8 @@ def _public_row(record: dict) -> dict:
     return row
 
 
-def _build_settings(config: BuildConfig, sox: SoxInfo, label_source: LabelSource) -> dict:
-    """Everything that decides the outputs; a resumed build must match it exactly."""
+def _build_settings(config: BuildConfig, sox: SoxInfo) -> dict:
+    """What decides the slices; a resumed build must match it exactly."""
     columns_per_second = round(measure_columns_per_second(config.spec, sox_path=sox.path), 4)
     return {
         "format_version": DATASET_FORMAT_VERSION,
@@ -536,8 +514,23 @@ def _build_settings(config: BuildConfig, sox: SoxInfo, label_source: LabelSource
             "columns_per_second": columns_per_second,
             "slice_seconds": round(config.spec.slice_size / columns_per_second, 4),
         },
-        "labels": label_source.settings(),
-        "splits": {"method": "artist_hash", "ratios": dict(zip(SPLITS, config.split_ratios))},
+    }
+
+
+def _dataset_settings(settings: dict, label_source: LabelSource, config: BuildConfig, plan: BuildPlan) -> dict:
+    """The settings recorded in ``dataset.json``: the slice settings, then how labels and splits were made."""
+    summary = plan.summary()
+    sources = summary["split_sources"]
+    official = sources["official"] + sources["artist"]
+    method = "official" if official and not sources["artist_hash"] else "official+artist_hash" if official \
+        else "artist_hash"
+    return {
+        **settings,
+        "labels": {**label_source.settings(), "selection": summary.pop("selection"),
+                   "audio_without_metadata": summary.pop("audio_without_metadata"),
+                   "metadata_without_audio": summary.pop("metadata_without_audio"),
+                   "metadata_rows_skipped": summary.pop("metadata_rows_skipped")},
+        "splits": {"method": method, "ratios": dict(zip(SPLITS, config.split_ratios)), **summary},
     }
 
 
@@ -584,15 +577,15 @@ def _check_settings(out: Path, state: Path, settings: dict) -> None:
             recorded = json.loads(settings_path.read_text(encoding="utf-8"))
         elif (out / layout.DATASET_JSON).exists():
             dataset = json.loads((out / layout.DATASET_JSON).read_text(encoding="utf-8"))
-            recorded = {key: dataset.get(key) for key in settings}
+            recorded = dataset
     except (OSError, ValueError, AttributeError) as err:
         raise OutputError(
             f"cannot read the settings of the earlier build in {out} ({err}); build into a new folder"
         ) from err
-    if recorded is None:
+    if not isinstance(recorded, dict):
         layout.write_text_atomic(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
         return
-    differences = sorted(_differences(recorded, settings))
+    differences = sorted(_differences({key: recorded.get(key) for key in settings}, settings))
     if differences:
         listed = "; ".join(f"{key}: built with {old!r}, now {new!r}" for key, old, new in differences)
         raise SettingsMismatchError(
@@ -616,7 +609,8 @@ def _reusable_records(records: dict[str, dict], files: list[AudioFile], out: Pat
     return {
         path: record
         for path, record in records.items()
-        if path in current and record.get("size") == current[path].size
+        if path in current and (record.get("stage") == "audio" or record.get("status") in ("ok", "too_short"))
+        and record.get("size") == current[path].size
         and record.get("mtime_ns") == current[path].mtime_ns
         and (record.get("status") != "ok" or _slice_count(out, record["track_id"]) == int(record["n_slices"]))
     }
@@ -687,9 +681,13 @@ def _write_outputs(out: Path, rows: list[dict], settings: dict, scratch: Path) -
     return dataset
 
 
-def _prune_orphans(out: Path, rows: list[dict], scratch: Path) -> None:
-    """Remove slice folders of tracks that are no longer in the data set (e.g. their file was deleted)."""
-    wanted = {layout.track_slice_dir(row["track_id"]) for row in rows if row["status"] == "ok"}
+def _prune_orphans(out: Path, records: list[dict], scratch: Path) -> None:
+    """Remove slice folders of tracks whose file was deleted or changed.
+
+    Folders of built tracks that this run's selection leaves out (``--genres``, a cap) are kept: they are not in
+    ``slices.csv``, and a later run that selects them again reuses them.
+    """
+    wanted = {layout.track_slice_dir(record["track_id"]) for record in records if record["status"] == "ok"}
     slices_root = out / layout.SLICES_DIR
     if not slices_root.is_dir():
         return

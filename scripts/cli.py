@@ -9,12 +9,13 @@ import sys
 
 from tqdm import tqdm
 
-from genre_getters import LABEL_SOURCES, make_label_source
+from genre_getters import LABEL_SOURCES, MetadataError, make_label_source
+from pipeline.build import BuildConfig, BuildObserver, BuildSummary, build_dataset, plan_dataset
 from pipeline.discovery import AUDIO_EXTENSIONS
-from pipeline.build import BuildConfig, BuildObserver, BuildSummary, build_dataset
+from pipeline.plan import BuildPlan, GenreSelection
 from pipeline.errors import ParameterError, PipelineError
 from pipeline.spectrogram import RESAMPLE_QUALITIES, SpectrogramSpec
-from pipeline.splits import parse_split_ratios
+from pipeline.splits import SPLITS, parse_split_ratios
 
 logger = logging.getLogger("genreslice")
 
@@ -32,6 +33,15 @@ class TqdmObserver(BuildObserver):
         self.bar: tqdm | None = None
         # No monitor thread: bars update per track anyway, and a single-threaded process can fork its workers.
         tqdm.monitor_interval = 0
+
+    def on_labels_start(self, total: int) -> None:
+        self.close()
+        self.bar = tqdm(total=total, desc="labels", unit="file", disable=not self.enabled, dynamic_ncols=True,
+                        smoothing=0.05)
+
+    def on_labelled(self, count: int) -> None:
+        if self.bar is not None:
+            self.bar.update(count)
 
     def on_start(self, total: int) -> None:
         self.close()
@@ -88,6 +98,13 @@ def split_ratios(text: str) -> tuple[float, float, float]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def genre_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no genre; give a comma-separated list, e.g. Rock,Jazz")
+    return names
+
+
 def make_parser() -> argparse.ArgumentParser:
     defaults = SpectrogramSpec()
     parser = argparse.ArgumentParser(
@@ -101,9 +118,11 @@ def make_parser() -> argparse.ArgumentParser:
         "build",
         help="turn a folder of audio files into a labelled data set of 128x128 spectrogram slices",
         description=(
-            "Find every audio file under AUDIO_DIR (mp3, wav, flac, ogg, aiff; recursively), label it, assign a "
-            "train/validation/test split by artist, render its spectrogram with SoX and cut it into 128x128 "
-            "grayscale PNG slices in OUT_DIR. Interrupted builds resume: run the same command again. "
+            "Find every audio file under AUDIO_DIR (mp3, wav, flac, ogg, aiff; recursively), label it (tags, or FMA / "
+            "MTG-Jamendo metadata) with one of 16 top-level genres, assign a train/validation/test split (official "
+            "when the metadata has one, else by artist), render its spectrogram with SoX and cut it into 128x128 "
+            "grayscale PNG slices in OUT_DIR. Interrupted builds resume: run the same command again. Labels, genre "
+            "selection and split ratios may change between runs; only tracks not built before are rendered. "
             "Per-file problems are recorded in OUT_DIR/tracks.csv and do not stop the build."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -111,12 +130,34 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("audio_dir", metavar="AUDIO_DIR", help="folder of audio files (searched recursively)")
     build.add_argument("out_dir", metavar="OUT_DIR",
                        help="output folder: new, empty, or an earlier build of the same settings to resume")
-    build.add_argument("--labels", choices=sorted(LABEL_SOURCES), default="id3",
-                       help="where genre and artist come from (id3: the tags inside each file)")
+    labels = build.add_argument_group("labels and splits")
+    labels.add_argument("--labels", choices=sorted(LABEL_SOURCES), default="id3",
+                        help="where genre, artist and split come from: id3 = the tags inside each file; fma = FMA's "
+                             "tracks.csv (official split); jamendo = MTG-Jamendo genre TSVs (official split from a "
+                             "split folder)")
+    labels.add_argument("--metadata", metavar="PATH",
+                        help="fma: fma_metadata/ or its tracks.csv; jamendo: autotagging_genre.tsv or a split folder "
+                             "(splits/split-0/) holding autotagging_genre-{train,validation,test}.tsv")
+    labels.add_argument("--subset", choices=["small", "medium", "large"],
+                        help="fma only: keep this subset (subsets nest: medium includes small) (default: all tracks)")
+    labels.add_argument("--genre-map", metavar="FILE",
+                        help="CSV 'tag,genre': jamendo: replaces the shipped tag map; id3: names looked up before "
+                             "the FMA hierarchy (may add genres)")
+    labels.add_argument("--genres", type=genre_names, default=(), metavar="A,B,...",
+                        help="keep only these top-level genres (default: all)")
+    labels.add_argument("--exclude-genres", type=genre_names, default=(), metavar="A,B,...",
+                        help="leave out these top-level genres")
+    labels.add_argument("--max-tracks-per-genre", type=positive_int, metavar="N",
+                        help="keep at most N tracks of each genre in each split, chosen by a stable hash of the "
+                             "track id (default: no cap)")
+    labels.add_argument("--dry-run", action="store_true",
+                        help="label and split without touching audio or OUT_DIR; print tracks per genre and split "
+                             "and what would be skipped")
     build.add_argument("--workers", type=worker_count, default=os.cpu_count() or 1,
                        help="worker processes (default: number of cores)")
-    build.add_argument("--split-ratios", type=split_ratios, default="0.8,0.1,0.1",
-                       help="train,validation,test fractions; tracks are split by artist, never by slice")
+    labels.add_argument("--split-ratios", type=split_ratios, default="0.8,0.1,0.1",
+                        help="train,validation,test fractions for tracks without an official split; tracks are "
+                             "split by artist, never by slice")
     build.add_argument("--sample-rate", type=positive_int, default=defaults.sample_rate,
                        help="analysis rate in Hz every file is resampled to (fixes the frequency axis)")
     build.add_argument("--pixels-per-second", type=positive_int, default=defaults.pixels_per_second,
@@ -134,14 +175,83 @@ def run_build(args: argparse.Namespace) -> int:
     spec = SpectrogramSpec(sample_rate=args.sample_rate, pixels_per_second=args.pixels_per_second,
                            resample_quality=args.resample_quality)
     config = BuildConfig(spec=spec, split_ratios=args.split_ratios, workers=args.workers, timeout_s=args.timeout)
+    selection = GenreSelection(genres=args.genres, exclude_genres=args.exclude_genres,
+                               max_tracks_per_genre=args.max_tracks_per_genre)
+    try:
+        source = make_label_source(args.labels, metadata=args.metadata, subset=args.subset,
+                                   genre_map=args.genre_map)
+    except MetadataError:
+        raise  # a bad metadata file is fatal (exit 1), not a usage error
+    except ValueError as err:
+        raise ParameterError(str(err)) from None
     observer = TqdmObserver(enabled=not args.no_progress)
     try:
-        summary = build_dataset(args.audio_dir, args.out_dir, make_label_source(args.labels), config,
-                                observer=observer)
+        if args.dry_run:
+            plan = plan_dataset(args.audio_dir, source, config, selection=selection, observer=observer)
+        else:
+            summary = build_dataset(args.audio_dir, args.out_dir, source, config, selection=selection,
+                                    observer=observer)
     finally:
         observer.close()
+    if args.dry_run:
+        print_plan(plan, args)
+        return 0
     print_summary(summary)
+    print_metadata_report(summary.plan)
     return 0
+
+
+def print_plan(plan: BuildPlan, args: argparse.Namespace) -> None:
+    """The dry run's report: tracks per genre and split, what is left out and why, metadata coverage."""
+    balance = plan.balance()
+    print(f"Dry run of {args.audio_dir} with --labels {args.labels}: {len(plan.rows)} audio files, "
+          f"{sum(sum(row.values()) for row in balance.values())} tracks would be built. Nothing was written.")
+    if balance:
+        width = max(len("genre"), len("total"), *(len(genre) for genre in balance))
+        header = f"{'genre':<{width}}" + "".join(f"{name:>12}" for name in (*SPLITS, "total"))
+        print()
+        print(header)
+        print("-" * len(header))
+        totals = dict.fromkeys(SPLITS, 0)
+        for genre, counts in balance.items():
+            print(f"{genre:<{width}}" + "".join(f"{counts[s]:>12}" for s in SPLITS) + f"{sum(counts.values()):>12}")
+            for split in SPLITS:
+                totals[split] += counts[split]
+        print("-" * len(header))
+        print(f"{'total':<{width}}" + "".join(f"{totals[s]:>12}" for s in SPLITS) + f"{sum(totals.values()):>12}")
+    sources = plan.split_counts
+    print()
+    print(f"Splits: {sources['official']} tracks by the official split, {sources['artist']} by their artist's "
+          f"official split, {sources['artist_hash']} by artist hash; no artist is in two splits.")
+    if plan.moved:
+        print(f"  {plan.moved} tracks were moved from their official split to keep their artist in one split.")
+    not_built = plan.not_built()
+    if not_built:
+        print()
+        print(f"Not built ({sum(count for _, _, count, _ in not_built)} files):")
+        for status, pattern, count, example in not_built[:15]:
+            shown = example if count == 1 else f"{pattern}   e.g. {example}"
+            print(f"  {count:>8}  {status}: {shown}")
+        if len(not_built) > 15:
+            print(f"  ... and {len(not_built) - 15} other kinds of reason")
+    print_metadata_report(plan)
+
+
+def print_metadata_report(plan: BuildPlan) -> None:
+    lines = []
+    if plan.unlisted:
+        lines.append(f"{plan.unlisted} audio files have no row in the metadata (skipped).")
+    if plan.missing_audio:
+        shown = ", ".join(plan.missing_audio[:5]) + (", ..." if len(plan.missing_audio) > 5 else "")
+        lines.append(f"{len(plan.missing_audio)} metadata rows have no audio file (track ids {shown}).")
+    if plan.metadata_problems:
+        lines.append(f"{len(plan.metadata_problems)} malformed metadata rows were skipped, e.g.:")
+        lines.extend(f"  {problem}" for problem in plan.metadata_problems[:5])
+    if lines:
+        print()
+        print("Metadata:")
+        for line in lines:
+            print(f"  {line}")
 
 
 def print_summary(summary: BuildSummary) -> None:
@@ -161,7 +271,7 @@ def print_summary(summary: BuildSummary) -> None:
             f"{summary.wall_seconds:.1f} s ({summary.audio_hours_per_wall_hour:.0f} audio hours per wall hour)."
         )
     else:
-        print(f"Nothing left to do: every track was already built ({summary.wall_seconds:.1f} s).")
+        print(f"No audio work was needed: every selected track was already built ({summary.wall_seconds:.1f} s).")
     if counts["failed"] or counts["skipped"] or counts["too_short"]:
         print(f"Reasons per file: {summary.out_dir / 'tracks.csv'} (columns status, reason).")
 
@@ -175,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except ParameterError as err:
         parser.exit(EXIT_USAGE, f"genreslice {args.command}: error: {err}\n")
-    except (PipelineError, NotADirectoryError) as err:
+    except (PipelineError, MetadataError, NotADirectoryError) as err:
         print(f"genreslice {args.command}: error: {err}", file=sys.stderr)
         return EXIT_FATAL
     except KeyboardInterrupt:

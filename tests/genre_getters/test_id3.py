@@ -7,7 +7,7 @@ from mutagen.flac import FLAC
 from mutagen.id3 import ID3
 
 from genre_getters import LabelSource, make_label_source
-from genre_getters.id3 import Id3LabelSource, choose_genre
+from genre_getters.id3 import Id3LabelSource, candidate_genres, choose_genre
 from tests.audio import append_id3v1, synth, tag_id3
 
 SOURCE = Id3LabelSource()
@@ -87,13 +87,55 @@ def test_unreadable_files_never_raise(tmp_path, content):
     assert result.genre is None and result.reason
 
 
-def test_choose_genre_normalises_spacing():
-    assert choose_genre(["", "  Drum   and Bass "]) == "Drum and Bass"
-    assert choose_genre(["<unknown>", "n/a"]) is None
+TAXONOMY = SOURCE.taxonomy
+
+
+@pytest.mark.parametrize("values, expected", [
+    (["Punk"], "Rock"),                            # FMA hierarchy: sub-genre -> top-level
+    (["  hip   HOP "], "Hip-Hop"),                 # case, spacing and dashes ignored
+    (["Drum & Bass"], "Electronic"),
+    (["Thrash Metal"], "Rock"),                    # genre_aliases.csv (ID3v1 names)
+    (["R&B"], "Soul-RnB"),
+    (["Pop/Funk"], "Soul-RnB"),                    # one ID3v1 name, not split
+    (["Rock; Pop"], "Rock"),                       # split at ';', tie -> named first
+    (["Pop | Jazz"], "Pop"),
+    (["Pop/Rock"], "Rock"),                        # a name of its own (MTG-Jamendo poprock)
+    (["Jazz", "Pop", "Synth Pop"], "Pop"),         # most named wins
+    (["Bebop", "Free-Jazz", "Techno"], "Jazz"),
+    (["Schlager"], None),
+    (["Other", "Top 40"], None),                   # too vague to place
+])
+def test_choose_genre_maps_names_to_top_level_genres(values, expected):
+    assert choose_genre(candidate_genres(values), TAXONOMY) == expected
+
+
+def test_candidate_genres_drop_empty_and_numeric_values():
+    assert candidate_genres(["", "  Drum   and Bass ", "<unknown>\x00n/a", "(255)"]) == ["Drum and Bass"]
+
+
+def test_genre_outside_the_taxonomy_is_skipped_with_a_hint(tmp_path, plain_mp3):
+    result = label(tag_id3(copy_of(plain_mp3, tmp_path / "a.mp3"), genre="Schlager", artist="X"))
+    assert result.genre is None and "'Schlager' is not in the genre taxonomy" in result.reason
+    assert "--genre-map" in result.reason
+
+
+def test_genre_map_adds_names_and_genres(tmp_path, plain_mp3):
+    genre_map = tmp_path / "map.csv"
+    genre_map.write_text("tag,genre\nSchlager,Schlager\nPunk,Punk\n", encoding="utf-8")
+    source = Id3LabelSource(genre_map=genre_map)
+    assert "Schlager" in source.taxonomy.genres and "Punk" in source.taxonomy.genres
+    path = tag_id3(copy_of(plain_mp3, tmp_path / "a.mp3"), genre="schlager", artist="X")
+    assert source.label(path, "a.mp3").genre == "Schlager"
+    assert choose_genre(["Punk"], source.taxonomy) == "Punk"  # the user's map comes before FMA's hierarchy
+    assert choose_genre(["Bebop"], source.taxonomy) == "Jazz"  # and the shipped tables still apply
 
 
 def test_registry_and_protocol():
     source = make_label_source("id3")
-    assert isinstance(source, LabelSource) and source.settings() == {"source": "id3"}
+    assert isinstance(source, LabelSource)
+    assert source.settings() == {"source": "id3", "taxonomy": "fma", "genre_map": None}
+    assert len(source.taxonomy.genres) == 16
     with pytest.raises(ValueError, match="id3"):
         make_label_source("nope")
+    with pytest.raises(ValueError, match="does not use --metadata"):
+        make_label_source("id3", metadata="somewhere")

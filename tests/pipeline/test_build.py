@@ -19,6 +19,7 @@ from genre_getters import Id3LabelSource
 from pipeline import layout
 from pipeline.build import BuildConfig, build_dataset
 from pipeline.errors import BuildLockedError, OutputError, SettingsMismatchError
+from pipeline.plan import GenreSelection
 from pipeline.sox import SoxInfo
 from tests.audio import synth, tag_id3, tagged_mp3
 
@@ -263,9 +264,29 @@ def test_different_settings_are_refused_and_nothing_changes(built, corpus, sox_i
     newer_sox = SoxInfo(path=sox_info.path, version="99.0", formats=sox_info.formats)
     with pytest.raises(SettingsMismatchError, match="sox_version"):
         build_dataset(corpus, out, LABELS, BuildConfig(), sox=newer_sox)
-    with pytest.raises(SettingsMismatchError, match="ratios"):
-        build_dataset(corpus, out, LABELS, BuildConfig(split_ratios=(0.5, 0.25, 0.25)), sox=sox_info)
     assert tree_digest(out) == before
+
+
+def test_labels_selection_and_ratios_may_change_without_audio_work(built, corpus, tmp_path, sox_info):
+    """Slices depend on the audio and the spectrogram settings only: a re-run with other split ratios or another
+    genre selection re-derives the tables, renders nothing, and keeps the slices of tracks it leaves out."""
+    out = tmp_path / "copy"
+    shutil.copytree(built[0], out)
+    png_times = {p: p.stat().st_mtime_ns for p in (out / "slices").rglob("*.png")}
+    only_jazz = build_dataset(corpus, out, LABELS, BuildConfig(split_ratios=(0.5, 0.25, 0.25)), sox=sox_info,
+                              selection=GenreSelection(genres=("jazz",)))
+    assert only_jazz.processed == 0 and only_jazz.classes == ["Jazz"]
+    rows = read_csv(out / "tracks.csv")
+    assert {row["genre"] for row in rows if row["status"] == "ok"} == {"Jazz"}
+    assert {row["reason"] for row in rows if row["genre"] in ("Rock", "Pop") and row["status"] == "skipped"} \
+        == {"genre Rock is not selected (--genres)", "genre Pop is not selected (--genres)"}
+    assert {row["track_id"] for row in read_csv(out / "slices.csv")} == \
+        {row["track_id"] for row in rows if row["status"] == "ok"}
+    assert json.loads((out / "dataset.json").read_text())["splits"]["ratios"] == \
+        {"train": 0.5, "validation": 0.25, "test": 0.25}
+    assert {p: p.stat().st_mtime_ns for p in (out / "slices").rglob("*.png")} == png_times  # nothing pruned
+    again = build_dataset(corpus, out, LABELS, BuildConfig(workers=2), sox=sox_info)
+    assert again.processed == 0 and tree_digest(out) == tree_digest(built[0])
 
 
 def test_foreign_or_unwritable_output_is_refused(corpus, tmp_path, sox_info):
@@ -320,16 +341,12 @@ def test_damaged_settings_file_is_a_clear_error(corpus, tmp_path, sox_info):
         build_dataset(corpus, out, LABELS, BuildConfig(workers=1), sox=sox_info)
 
 
-class LabelKillsItsWorker:
+class LabelKillsItsWorker(Id3LabelSource):
     """Labels like id3, but a worker process that reads ``t03.mp3`` dies (the main process is spared)."""
 
-    name = "id3"
-
     def __init__(self, main_pid: int) -> None:
+        super().__init__()
         self.main_pid = main_pid
-
-    def settings(self) -> dict:
-        return LABELS.settings()
 
     def label(self, path, rel_path):
         if rel_path.endswith("t03.mp3") and os.getpid() != self.main_pid:

@@ -1,0 +1,330 @@
+"""What a build will do, decided before any audio work: labels, genre selection, splits and class caps.
+
+A plan is a pure function of the audio files, the label source and the settings: it is recomputed on every run
+(a resumed build may change ``--genres``, ``--max-tracks-per-genre`` or the split ratios without redoing any
+audio), and ``genreslice build --dry-run`` prints it without touching audio or the output folder.
+
+Splits, in order of precedence:
+
+1. the official split the metadata gives a track (FMA ``('set', 'split')``, MTG-Jamendo split files);
+2. else the artist's: a track without an official split joins the split its artist's other tracks have;
+3. else a SHA-256 hash of the artist (``pipeline.splits``).
+
+An artist never straddles two splits: if the metadata puts one artist's tracks in several splits, all of them
+go to the split most of them are in (ties: train, then validation, then test), and the moves are counted.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from genre_getters.base import OFFICIAL_SPLITS, LabelSource, TrackLabel
+from pipeline import layout
+from pipeline.discovery import AudioFile
+from pipeline.errors import ParameterError
+from pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS, assign_split, split_key
+
+logger = logging.getLogger(__name__)
+
+#: ``status`` of a planned row that still needs its audio work.
+TO_BUILD = "to_build"
+
+
+@dataclass(frozen=True)
+class GenreSelection:
+    """Which genres to keep and how many tracks of each.
+
+    Attributes
+    ----------
+    genres : tuple of str
+        Keep only these top-level genres (empty: all).
+    exclude_genres : tuple of str
+        Drop these top-level genres.
+    max_tracks_per_genre : int or None
+        Keep at most this many tracks of each genre in each split, chosen by a hash of the track id.
+    """
+
+    genres: tuple[str, ...] = ()
+    exclude_genres: tuple[str, ...] = ()
+    max_tracks_per_genre: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_tracks_per_genre is not None and self.max_tracks_per_genre < 1:
+            raise ParameterError(f"max_tracks_per_genre={self.max_tracks_per_genre} must be at least 1")
+
+    def resolve(self, valid: tuple[str, ...], resolve_name: Callable[[str], str | None],
+                top_level: Callable[[str], str | None]) -> tuple[frozenset[str], frozenset[str]]:
+        """Map the names onto top-level genres (case and spacing ignored).
+
+        Raises
+        ------
+        ParameterError
+            A name that is not a top-level genre; the message lists the valid ones.
+        """
+        def lookup(names: tuple[str, ...], option: str) -> frozenset[str]:
+            found = set()
+            for name in names:
+                genre = top_level(name)
+                if genre is None:
+                    parent = resolve_name(name)
+                    hint = f" ({name} is part of {parent}; select {parent})" if parent else ""
+                    raise ParameterError(f"{option}: unknown genre {name!r}{hint}; valid genres: {', '.join(valid)}")
+                found.add(genre)
+            return frozenset(found)
+
+        return lookup(self.genres, "--genres"), lookup(self.exclude_genres, "--exclude-genres")
+
+    def to_dict(self) -> dict:
+        return {"genres": list(self.genres), "exclude_genres": list(self.exclude_genres),
+                "max_tracks_per_genre": self.max_tracks_per_genre}
+
+
+@dataclass
+class BuildPlan:
+    """Every discovered file with its label, split and fate.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per file, in discovery order, with the ``tracks.csv`` columns plus ``size`` and ``mtime_ns``;
+        ``status`` is ``TO_BUILD`` for the tracks that need audio work, else final (``failed``/``skipped``).
+    audio : dict
+        ``rel_path -> AudioFile`` for the rows to build.
+    split_counts : dict
+        Tracks with a genre by where their split came from: ``official``, ``artist`` (their artist's
+        official split), ``artist_hash``.
+    moved : int
+        Tracks whose official split was overridden so that their artist sits in one split.
+    unlisted : int
+        Audio files with no row in the metadata.
+    missing_audio : list of str
+        Track ids the metadata lists that have no audio file.
+    metadata_problems : tuple of str
+        Metadata rows reported and skipped while loading.
+    """
+
+    rows: list[dict]
+    audio: dict[str, AudioFile]
+    split_counts: dict[str, int]
+    moved: int
+    unlisted: int
+    missing_audio: list[str]
+    metadata_problems: tuple[str, ...] = ()
+    selection: dict = field(default_factory=dict)
+
+    def balance(self, statuses: tuple[str, ...] = (TO_BUILD, "ok", "too_short")) -> dict[str, dict[str, int]]:
+        """``{genre: {split: tracks}}`` over rows with these statuses, genres sorted."""
+        table: dict[str, dict[str, int]] = {}
+        for row in self.rows:
+            if row["status"] in statuses:
+                table.setdefault(row["genre"], dict.fromkeys(SPLITS, 0))[row["split"]] += 1
+        return dict(sorted(table.items()))
+
+    def not_built(self) -> list[tuple[str, str, int, str]]:
+        """``(status, reason pattern, count, example reason)`` for failed and skipped rows, most frequent first."""
+        groups: dict[tuple[str, str], list] = {}
+        for row in self.rows:
+            if row["status"] in ("failed", "skipped"):
+                key = (row["status"], reason_pattern(row["reason"]))
+                groups.setdefault(key, [0, row["reason"]])[0] += 1
+        return sorted(((status, pattern, count, example) for (status, pattern), (count, example) in groups.items()),
+                      key=lambda item: (-item[2], item[0], item[1]))
+
+    def summary(self) -> dict:
+        """JSON-ready account of labels and splits, recorded in ``dataset.json``."""
+        return {
+            "selection": self.selection,
+            "split_sources": self.split_counts,
+            "official_splits_moved": self.moved,
+            "audio_without_metadata": self.unlisted,
+            "metadata_without_audio": len(self.missing_audio),
+            "metadata_rows_skipped": len(self.metadata_problems),
+        }
+
+
+def reason_pattern(reason: str) -> str:
+    """A reason with its particulars (quoted values, numbers) blanked, to count reasons of one kind together."""
+    return _NUMBER.sub("N", _QUOTED.sub("'…'", reason))
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NUMBER = re.compile(r"\b\d+(\.\d+)?\b")
+
+
+def plan_build(
+    files: list[AudioFile],
+    label_source: LabelSource,
+    *,
+    split_ratios: tuple[float, float, float] = DEFAULT_SPLIT_RATIOS,
+    selection: GenreSelection | None = None,
+    workers: int = 1,
+    executor: cf.Executor | None = None,
+    on_labelled: Callable[[int], None] | None = None,
+) -> BuildPlan:
+    """Label every file and decide its split and whether it is built.
+
+    Parameters
+    ----------
+    files : list of AudioFile
+        Discovered audio files, in discovery order.
+    label_source : LabelSource
+        Where labels come from; sources that read audio files run on ``executor`` when ``workers > 1``.
+    split_ratios : tuple of float
+        Fractions for tracks whose split is drawn by artist hash.
+    selection : GenreSelection, optional
+        Genre filter and per-genre cap.
+    workers, executor : int, concurrent.futures.Executor
+        Where tag-reading sources run; without an executor, everything runs here.
+    on_labelled : callable, optional
+        Called with the number of files labelled since the last call.
+
+    Raises
+    ------
+    ParameterError
+        ``selection`` names a genre the source cannot produce.
+    """
+    selection = selection or GenreSelection()
+    taxonomy = label_source.taxonomy
+    keep, drop = selection.resolve(taxonomy.genres, taxonomy.resolve, taxonomy.top_level)
+    on_labelled = on_labelled or (lambda count: None)
+    labels = list(_labels(files, label_source, workers if label_source.reads_audio else 1, executor, on_labelled))
+
+    rows, audio_by_path, labels_by_path = [], {}, {}
+    taken_ids: dict[str, str] = {}
+    for audio, label in labels:
+        track_id = label.track_id or layout.track_id_for_path(audio.rel_path)
+        row = {
+            "track_id": track_id, "path": audio.rel_path, "artist": label.artist or "", "genre": label.genre or "",
+            "split": "", "status": "skipped", "reason": label.reason, "n_slices": 0, "duration_s": "",
+            "size": audio.size, "mtime_ns": audio.mtime_ns,
+        }
+        if audio.problem:
+            row.update(status="failed", reason=audio.problem)
+        elif audio.size == 0:
+            row.update(status="failed", reason="empty file (0 bytes)")
+        elif not layout.is_safe_track_id(track_id):
+            row.update(status="failed", reason=f"track id {track_id!r} cannot name a file")
+        elif track_id in taken_ids:
+            row.update(status="failed", reason=f"track id {track_id} is also used by {taken_ids[track_id]}")
+        elif label.genre:
+            taken_ids[track_id] = audio.rel_path
+            row.update(status=TO_BUILD, reason="")
+            audio_by_path[audio.rel_path] = audio
+            labels_by_path[audio.rel_path] = label
+        rows.append(row)
+
+    split_counts, moved = _assign_splits(rows, labels_by_path, split_ratios)
+    for row in rows:
+        if row["status"] != TO_BUILD:
+            continue
+        if keep and row["genre"] not in keep:
+            row.update(status="skipped", reason=f"genre {row['genre']} is not selected (--genres)")
+        elif row["genre"] in drop:
+            row.update(status="skipped", reason=f"genre {row['genre']} is excluded (--exclude-genres)")
+    if selection.max_tracks_per_genre is not None:
+        _cap_tracks(rows, selection.max_tracks_per_genre)
+    for row in rows:
+        if row["status"] != TO_BUILD:
+            audio_by_path.pop(row["path"], None)
+
+    found_ids = {label.track_id for _, label in labels if label.track_id}
+    return BuildPlan(
+        rows=rows,
+        audio=audio_by_path,
+        split_counts=split_counts,
+        moved=moved,
+        unlisted=sum(1 for audio, label in labels if label.unlisted and not audio.problem),
+        missing_audio=label_source.missing_audio(found_ids),
+        metadata_problems=tuple(label_source.metadata_problems),
+        selection=selection.to_dict(),
+    )
+
+
+def _assign_splits(rows: list[dict], labels: dict[str, TrackLabel],
+                   ratios: tuple[float, float, float]) -> tuple[dict[str, int], int]:
+    """Give every row with a genre its split (see the module docstring); returns the counts and the moves."""
+    groups: dict[str, list[dict]] = collections.defaultdict(list)
+    for row in rows:
+        if row["path"] in labels:
+            groups[split_key(row["artist"] or None, row["track_id"])].append(row)
+    counts = dict.fromkeys(("official", "artist", "artist_hash"), 0)
+    moved = 0
+    for key, members in groups.items():
+        official = collections.Counter(labels[row["path"]].split for row in members
+                                       if labels[row["path"]].split in OFFICIAL_SPLITS)
+        if not official:
+            split = assign_split(key, ratios)
+            counts["artist_hash"] += len(members)
+        else:
+            split = max(official, key=lambda name: (official[name], -SPLITS.index(name)))
+        for row in members:
+            row["split"] = split
+            given = labels[row["path"]].split
+            if official and given in OFFICIAL_SPLITS:
+                counts["official"] += 1
+                moved += given != split
+            elif official:
+                counts["artist"] += 1
+    if moved:
+        logger.warning("%d tracks moved from their official split so that no artist is in two splits", moved)
+    return counts, moved
+
+
+def _cap_tracks(rows: list[dict], cap: int) -> None:
+    """Keep ``cap`` tracks per (split, genre): those whose id hashes lowest, so the choice is the same on every
+    run and adding tracks displaces few of the chosen ones."""
+    groups: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
+    for row in rows:
+        if row["status"] == TO_BUILD:
+            groups[(row["split"], row["genre"])].append(row)
+    for (split, genre), members in groups.items():
+        members.sort(key=lambda row: hashlib.sha256(row["track_id"].encode("utf-8")).digest())
+        for row in members[cap:]:
+            row.update(status="skipped", reason=f"over --max-tracks-per-genre {cap} ({genre}, {split})")
+
+
+def _label_one(label_source: LabelSource, audio: AudioFile) -> TrackLabel:
+    if audio.problem or audio.size == 0:
+        return TrackLabel(genre=None, artist=None, reason=audio.problem or "empty file")
+    return label_source.label(audio.path, audio.rel_path)
+
+
+def _label_chunk(label_source: LabelSource, chunk: list[AudioFile]) -> list[TrackLabel]:
+    return [_label_one(label_source, audio) for audio in chunk]
+
+
+def _labels(
+    files: list[AudioFile], label_source: LabelSource, workers: int, executor: cf.Executor | None,
+    on_labelled: Callable[[int], None],
+) -> Iterator[tuple[AudioFile, TrackLabel]]:
+    """Labels in discovery order: read in chunks by the executor's workers when there are several, else here."""
+    if workers == 1 or executor is None or len(files) < 2:
+        for audio in files:
+            yield audio, _label_one(label_source, audio)
+            on_labelled(1)
+        return
+    chunksize = max(1, min(64, len(files) // (workers * 16)))
+    chunks = collections.deque(files[start:start + chunksize] for start in range(0, len(files), chunksize))
+    window: collections.deque[tuple[list[AudioFile], cf.Future]] = collections.deque()
+    try:
+        while chunks or window:
+            while chunks and len(window) < workers * 2:
+                window.append((chunks[0], executor.submit(_label_chunk, label_source, chunks[0])))
+                chunks.popleft()
+            chunk, future = window[0]
+            labels = future.result()
+            window.popleft()
+            yield from zip(chunk, labels)
+            on_labelled(len(chunk))
+    except cf.BrokenExecutor:
+        # A worker died (the audio runner restarts the pool); reading tags is safe to finish here.
+        logger.warning("a worker process died while reading labels; reading the rest in this process")
+        rest = [audio for chunk, _ in window for audio in chunk] + [audio for chunk in chunks for audio in chunk]
+        for audio in rest:
+            yield audio, _label_one(label_source, audio)
+            on_labelled(1)

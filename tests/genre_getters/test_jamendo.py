@@ -1,0 +1,131 @@
+"""MTG-Jamendo label source: real rows as fixtures, hostile rows, the tag map and its tie rule."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from genre_getters.jamendo import JamendoLabelSource, audio_key
+from metadata import MetadataError
+from tests.label_fixtures import JAMENDO_SPLIT
+
+HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS"
+
+
+def write_tsv(path: Path, rows: list[str], *, header: str = HEADER, newline: str = "\r\n") -> Path:
+    path.write_bytes((newline.join([header, *rows]) + newline).encode("utf-8"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def source():
+    return JamendoLabelSource(metadata=JAMENDO_SPLIT)
+
+
+@pytest.mark.parametrize("rel_path, genre, split", [
+    ("41/241.mp3", "Rock", "train"),
+    ("51/851.mp3", "Soul-RnB", "train"),         # disco, funk, rnb (Soul-RnB) beat pop
+    ("91/1091.mp3", "Pop", "train"),             # electronic vs pop: a tie, Pop's rows come first in the map
+    ("75/775.mp3", "Easy Listening", "validation"),  # easylistening + lounge beat electronic
+    ("29/1729.mp3", "Rock", "validation"),       # poprock + rock beat pop
+    ("14/214.mp3", "Rock", "test"),              # punkrock
+    ("16/3516.mp3", "Electronic", "test"),
+    ("16/3516.low.mp3", "Electronic", "test"),   # the data set's low-quality copy
+])
+def test_real_rows_label_and_official_split(source, rel_path, genre, split):
+    label = source.label(Path(rel_path), rel_path)
+    assert (label.genre, label.split, label.reason) == (genre, split, "")
+    assert label.track_id.startswith("track_") and label.artist.startswith("artist_")
+
+
+@pytest.mark.parametrize("rel_path, tags", [("11/121111.mp3", "atmospheric"), ("46/1180946.mp3", "progressive"),
+                                            ("00/719800.mp3", "hard")])
+def test_tags_that_name_no_genre_are_skipped_with_the_tags(source, rel_path, tags):
+    label = source.label(Path(rel_path), rel_path)
+    assert label.genre is None and label.reason == f"no genre tag maps to a genre (tags: {tags})"
+    assert label.split is not None and not label.unlisted
+
+
+def test_unlisted_file_and_missing_audio(source):
+    label = source.label(Path("x/1.mp3"), "x/1.mp3")
+    assert label.genre is None and label.unlisted and "not listed" in label.reason
+    assert source.missing_audio({"track_0000241"}) == sorted(
+        row.track_id for row in source._rows.values() if row.track_id != "track_0000241")
+    assert len(source.missing_audio(set())) == 16
+
+
+def test_single_tsv_gives_no_split_and_ignores_other_tag_kinds(tmp_path):
+    tsv = write_tsv(tmp_path / "autotagging_genre.tsv", [
+        "track_0000001\tartist_000001\talbum_000001\t01/1.mp3\t200.0\tgenre---jazz\tmood/theme---happy",
+        "track_0000002\tartist_000001\talbum_000001\t02/2.mp3\t200.0\tinstrument---piano",
+    ], newline="\n")
+    for metadata in (tsv, tmp_path):  # the file, or a folder holding it
+        source = JamendoLabelSource(metadata=metadata)
+        assert source.label(Path("01/1.mp3"), "01/1.mp3").genre == "Jazz"
+        assert source.label(Path("01/1.mp3"), "01/1.mp3").split is None
+        assert source.label(Path("02/2.mp3"), "02/2.mp3").reason == "no genre tag maps to a genre (tags: none)"
+
+
+def test_hostile_rows_are_reported_and_skipped(tmp_path):
+    tsv = write_tsv(tmp_path / "autotagging_genre.tsv", [
+        "track_0000001\tartist_000001\talbum_000001\t01/1.mp3\t200.0\tgenre---rock",
+        "track_0000002\tartist_000001\talbum_000001\t02/2.mp3",                        # too few fields
+        "track_x\tartist_000001\talbum_000001\t03/3.mp3\t1\tgenre---rock",             # bad track id
+        "track_0000004\t$(touch pwned)\talbum_000001\t04/4.mp3\t1\tgenre---rock",      # bad artist id
+        "track_0000005\tartist_000001\talbum_000001\t../../etc/passwd\t1\tgenre---rock",  # escapes AUDIO_DIR
+        "track_0000006\tartist_000001\talbum_000001\t/etc/passwd\t1\tgenre---rock",    # absolute
+        "track_0000001\tartist_000002\talbum_000001\t07/7.mp3\t1\tgenre---pop",        # id twice
+        "",
+        "track_0000008\tartist_000003\talbum_000001\t08/8.mp3\t1\tgenre---pop\tgenre---",
+    ])
+    source = JamendoLabelSource(metadata=tsv)
+    problems = "\n".join(source.metadata_problems)
+    assert len(source.metadata_problems) == 6
+    for line, text in ((3, "expected at least 6 tab-separated fields, found 4"), (4, "TRACK_ID 'track_x'"),
+                       (5, "ARTIST_ID '$(touch pwned)'"), (6, "PATH '../../etc/passwd' leaves the audio folder"),
+                       (7, "PATH '/etc/passwd' leaves the audio folder")):
+        assert f"{tsv}: line {line}: {text}" in problems
+    assert "track_0000001 (07/7.mp3) is listed twice" in problems
+    assert source.label(Path("01/1.mp3"), "01/1.mp3").genre == "Rock"
+    assert source.label(Path("07/7.mp3"), "07/7.mp3").unlisted
+    assert source.label(Path("08/8.mp3"), "08/8.mp3").genre == "Pop"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty file"),
+    (b"TRACK_ID,ARTIST_ID,ALBUM_ID,PATH,DURATION,TAGS\r\n", "line 1: header must be"),
+    (b"\xff\xfe\x00junk", "cannot read"),
+])
+def test_unusable_file_is_a_clear_error_naming_it(tmp_path, content, message):
+    tsv = tmp_path / "autotagging_genre.tsv"
+    tsv.write_bytes(content)
+    with pytest.raises(MetadataError, match=message) as error:
+        JamendoLabelSource(metadata=tsv)
+    assert str(tsv) in str(error.value)
+
+
+def test_missing_metadata_is_a_clear_error(tmp_path):
+    with pytest.raises(MetadataError, match="needs --metadata"):
+        JamendoLabelSource()
+    with pytest.raises(MetadataError, match="autotagging_genre-train.tsv"):
+        JamendoLabelSource(metadata=tmp_path)
+
+
+def test_user_genre_map_replaces_the_shipped_one(tmp_path):
+    genre_map = tmp_path / "map.csv"
+    genre_map.write_text("# my classes\ntag,genre\nrock,Guitar\npunkrock,Guitar\nelectronic,Synth\n"
+                         "techno,Synth\n", encoding="utf-8")
+    source = JamendoLabelSource(metadata=JAMENDO_SPLIT, genre_map=genre_map)
+    assert source.taxonomy.genres == ("Guitar", "Synth")
+    assert source.label(Path("14/214.mp3"), "14/214.mp3").genre == "Guitar"
+    assert source.label(Path("16/3516.mp3"), "16/3516.mp3").genre == "Synth"
+    assert source.label(Path("91/1091.mp3"), "91/1091.mp3").genre == "Synth"  # pop is not in this map
+    assert source.label(Path("51/851.mp3"), "51/851.mp3").genre is None
+    assert source.settings()["genre_map"] == str(genre_map)
+
+
+@pytest.mark.parametrize("rel_path, key", [("41/241.mp3", "41/241.mp3"), ("41/241.low.mp3", "41/241.mp3"),
+                                           ("../241.mp3", None), ("/241.mp3", None), ("a\\b.mp3", None),
+                                           ("", None)])
+def test_audio_key(rel_path, key):
+    assert audio_key(rel_path) == key

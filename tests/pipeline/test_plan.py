@@ -1,0 +1,147 @@
+"""Planning without audio: split precedence, artist-disjoint splits, genre selection and per-genre caps."""
+from __future__ import annotations
+
+import collections
+import random
+from pathlib import Path
+
+import pytest
+
+from genre_getters import TrackLabel
+from metadata import fma_taxonomy
+from pipeline.discovery import AudioFile
+from pipeline.errors import ParameterError
+from pipeline.plan import TO_BUILD, GenreSelection, plan_build
+
+
+class TableSource:
+    """A label source over a dict ``rel_path -> TrackLabel``, like the metadata sources."""
+
+    name = "table"
+    reads_audio = False
+    metadata_problems = ()
+
+    def __init__(self, labels: dict[str, TrackLabel]) -> None:
+        self.labels = labels
+        self.taxonomy = fma_taxonomy()
+
+    def settings(self) -> dict:
+        return {"source": self.name}
+
+    def label(self, path: Path, rel_path: str) -> TrackLabel:
+        return self.labels.get(rel_path, TrackLabel(None, None, reason="no row", unlisted=True))
+
+    def missing_audio(self, labelled_ids: set[str]) -> list[str]:
+        return sorted({label.track_id for label in self.labels.values()} - labelled_ids)
+
+
+def files_for(paths) -> list[AudioFile]:
+    return [AudioFile(path=Path("/music") / rel, rel_path=rel, size=1000, mtime_ns=1) for rel in paths]
+
+
+def plan_of(labels: dict[str, TrackLabel], extra_files=(), **options):
+    return plan_build(files_for([*labels, *extra_files]), TableSource(labels), **options)
+
+
+def by_path(plan) -> dict[str, dict]:
+    return {row["path"]: row for row in plan.rows}
+
+
+def test_official_split_wins_and_artists_are_never_divided():
+    labels = {
+        "a1.mp3": TrackLabel("Rock", "A", track_id="1", split="train"),
+        "a2.mp3": TrackLabel("Rock", "A", track_id="2", split="train"),
+        "a3.mp3": TrackLabel("Rock", "A", track_id="3", split="test"),       # conflicts: moved to train
+        "a4.mp3": TrackLabel("Rock", "A", track_id="4"),                     # no split: joins its artist
+        "b1.mp3": TrackLabel("Jazz", "B", track_id="5", split="test"),
+        "c1.mp3": TrackLabel("Jazz", "C", track_id="6"),                     # no official split at all: hash
+        "d1.mp3": TrackLabel("Pop", "D", track_id="7", split="validation"),
+        "d2.mp3": TrackLabel("Pop", "D", track_id="8", split="test"),        # a tie: train, validation, test
+    }
+    plan = plan_of(labels, extra_files=["stray.mp3"])
+    rows = by_path(plan)
+    assert [rows[f"a{i}.mp3"]["split"] for i in range(1, 5)] == ["train"] * 4
+    assert rows["b1.mp3"]["split"] == "test"
+    assert rows["d1.mp3"]["split"] == rows["d2.mp3"]["split"] == "validation"
+    assert plan.split_counts == {"official": 6, "artist": 1, "artist_hash": 1} and plan.moved == 2
+    assert plan.unlisted == 1 and rows["stray.mp3"]["status"] == "skipped"
+    assert plan.missing_audio == []
+
+
+def test_no_artist_in_two_splits_whatever_the_metadata_says():
+    rng = random.Random(7)
+    labels = {f"{n}.mp3": TrackLabel(rng.choice(["Rock", "Jazz", "Pop"]), f"artist {rng.randrange(40)}",
+                                     track_id=str(n), split=rng.choice(["train", "validation", "test", None]))
+              for n in range(600)}
+    plan = plan_of(labels)
+    splits = collections.defaultdict(set)
+    for row in plan.rows:
+        splits[row["artist"]].add(row["split"])
+    assert len(splits) == 40 and all(len(names) == 1 for names in splits.values())
+
+
+def test_genre_selection_and_exclusion_by_top_level_name():
+    labels = {f"{genre}{n}.mp3": TrackLabel(genre, f"{genre}{n}", track_id=f"{genre}{n}")
+              for genre in ("Rock", "Jazz", "Hip-Hop") for n in range(3)}
+    plan = plan_of(labels, selection=GenreSelection(genres=("rock", "HIP HOP")))
+    kept = {row["genre"] for row in plan.rows if row["status"] == TO_BUILD}
+    assert kept == {"Rock", "Hip-Hop"} and set(plan.audio) == {f"{g}{n}.mp3" for g in ("Rock", "Hip-Hop")
+                                                                 for n in range(3)}
+    plan = plan_of(labels, selection=GenreSelection(exclude_genres=("Jazz",)))
+    assert {row["genre"] for row in plan.rows if row["status"] == TO_BUILD} == {"Rock", "Hip-Hop"}
+    assert {row["reason"] for row in plan.rows if row["genre"] == "Jazz"} == \
+        {"genre Jazz is excluded (--exclude-genres)"}
+
+
+@pytest.mark.parametrize("name, hint", [("Schlager", ""), ("Punk", "(Punk is part of Rock; select Rock)")])
+def test_unknown_genre_name_lists_the_valid_ones(name, hint):
+    with pytest.raises(ParameterError) as error:
+        plan_of({}, selection=GenreSelection(genres=(name,)))
+    message = str(error.value)
+    assert f"unknown genre {name!r}" in message and hint in message
+    assert "valid genres: Blues, Classical, Country, Easy Listening, Electronic" in message
+
+
+def test_cap_is_per_genre_and_split_by_tracks_and_stable():
+    labels = {}
+    for n in range(200):
+        split = ("train", "validation", "test")[n % 3]
+        labels[f"{n:03d}.mp3"] = TrackLabel(("Rock", "Jazz")[n % 2], f"artist {n}", track_id=str(n), split=split)
+    plan = plan_of(labels, selection=GenreSelection(max_tracks_per_genre=10))
+    kept = collections.Counter((row["split"], row["genre"]) for row in plan.rows if row["status"] == TO_BUILD)
+    assert kept == {(split, genre): 10 for split in ("train", "validation", "test") for genre in ("Rock", "Jazz")}
+    capped = [row for row in plan.rows if row["status"] == "skipped"]
+    assert len(capped) == 200 - 60 and all("over --max-tracks-per-genre 10" in row["reason"] for row in capped)
+    chosen = {row["track_id"] for row in plan.rows if row["status"] == TO_BUILD}
+    # The same choice in any file order, and adding tracks displaces only a few of the chosen ones.
+    shuffled = dict(random.Random(3).sample(sorted(labels.items()), len(labels)))
+    assert {row["track_id"] for row in plan_of(shuffled, selection=GenreSelection(max_tracks_per_genre=10)).rows
+            if row["status"] == TO_BUILD} == chosen
+    more = {**labels, **{f"x{n}.mp3": TrackLabel("Rock", f"new {n}", track_id=f"x{n}", split="train")
+                         for n in range(10)}}
+    grown = {row["track_id"] for row in plan_of(more, selection=GenreSelection(max_tracks_per_genre=10)).rows
+             if row["status"] == TO_BUILD}
+    assert len(chosen - grown) <= 10 and len(chosen & grown) >= 50
+
+
+def test_cap_counts_tracks_not_slices_and_rejects_zero():
+    with pytest.raises(ParameterError, match="max_tracks_per_genre=0"):
+        GenreSelection(max_tracks_per_genre=0)
+
+
+def test_failed_and_clashing_files_are_decided_in_the_plan():
+    labels = {"a.mp3": TrackLabel("Rock", "A", track_id="7"), "b.mp3": TrackLabel("Rock", "B", track_id="7"),
+              "c.mp3": TrackLabel("Rock", "C", track_id="../etc")}
+    rows = by_path(plan_of(labels))
+    assert rows["a.mp3"]["status"] == TO_BUILD
+    assert rows["b.mp3"]["status"] == "failed" and rows["b.mp3"]["reason"] == "track id 7 is also used by a.mp3"
+    assert rows["c.mp3"]["status"] == "failed" and "cannot name a file" in rows["c.mp3"]["reason"]
+
+
+def test_not_built_groups_reasons_of_one_kind():
+    labels = {f"{n}.mp3": TrackLabel(None, None, reason=f"track {n} has no row in tracks.csv", track_id=str(n))
+              for n in range(5)}
+    labels["x.mp3"] = TrackLabel(None, None, reason="genre 'Schlager' is not in the genre taxonomy")
+    groups = plan_of(labels).not_built()
+    assert groups[0][:3] == ("skipped", "track N has no row in tracks.csv", 5)
+    assert groups[1][:3] == ("skipped", "genre '…' is not in the genre taxonomy", 1)

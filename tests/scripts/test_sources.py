@@ -1,0 +1,168 @@
+"""``genreslice build --labels fma|jamendo`` end to end, on generated audio laid out like the real data sets."""
+from __future__ import annotations
+
+import collections
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from scripts.cli import main as genreslice
+from tests.audio import synth
+from tests.label_fixtures import JAMENDO_SPLIT, write_fma_metadata
+from tests.pipeline.test_build import read_csv
+
+FMA_AUDIO = ["000/000002.mp3", "000/000003.mp3", "000/000005.mp3", "000/000010.mp3", "000/000020.mp3",
+             "001/000134.mp3", "009/000999.mp3"]
+JAMENDO_AUDIO = ["41/241.mp3", "42/242.mp3", "51/851.mp3", "91/1091.mp3", "73/773.mp3", "75/775.mp3",
+                 "14/214.mp3", "16/3516.low.mp3", "11/121111.mp3", "99/99999.mp3"]
+
+
+def make_audio(root: Path, rel_paths: list[str]) -> Path:
+    for index, rel in enumerate(rel_paths):
+        synth(root / rel, 3.0, "sine", str(300 + 150 * index))  # 3 s: one slice each, no tags at all
+    return root
+
+
+@pytest.fixture(scope="module")
+def fma(tmp_path_factory, sox_info):
+    root = tmp_path_factory.mktemp("fma")
+    return make_audio(root / "fma_large", FMA_AUDIO), write_fma_metadata(root)
+
+
+@pytest.fixture(scope="module")
+def jamendo(tmp_path_factory, sox_info):
+    return make_audio(tmp_path_factory.mktemp("jamendo") / "audio", JAMENDO_AUDIO), JAMENDO_SPLIT
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        code = genreslice(["build", *map(str, args), "--no-progress"])
+    except SystemExit as exit_:  # usage errors leave through argparse, as on the command line
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_artists_in_one_split(rows: list[dict]) -> None:
+    splits = collections.defaultdict(set)
+    for row in rows:
+        if row["split"]:
+            splits[row["artist"] or row["track_id"]].add(row["split"])
+    assert splits and all(len(names) == 1 for names in splits.values())
+
+
+def test_fma_build_end_to_end(fma, tmp_path, capsys):
+    audio, metadata = fma
+    code, out, _ = run(capsys, audio, tmp_path / "out", "--labels", "fma", "--metadata", metadata, "--workers", "2")
+    assert code == 0
+    rows = {row["path"]: row for row in read_csv(tmp_path / "out" / "tracks.csv")}
+    expected = {"000/000002.mp3": ("2", "Hip-Hop", "train", "1", "ok"), "000/000010.mp3": ("10", "Pop", "validation",
+                "6", "ok"), "001/000134.mp3": ("134", "Rock", "test", "52", "ok"),
+                "000/000020.mp3": ("20", "", "", "4", "skipped"), "009/000999.mp3": ("999", "", "", "", "skipped")}
+    for path, values in expected.items():
+        row = rows[path]
+        assert (row["track_id"], row["genre"], row["split"], row["artist"], row["status"]) == values
+    assert "several top-level genres" in rows["000/000020.mp3"]["reason"]
+    assert rows["009/000999.mp3"]["reason"] == "track 999 has no row in tracks.csv"
+    assert_artists_in_one_split(list(rows.values()))
+    slices = read_csv(tmp_path / "out" / "slices.csv")
+    assert {row["track_id"] for row in slices} == {"2", "3", "5", "10", "134"}
+    assert all((tmp_path / "out" / row["path"]).is_file() for row in slices)
+    dataset = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert dataset["labels"]["source"] == "fma" and dataset["labels"]["metadata_without_audio"] == 1
+    assert dataset["labels"]["audio_without_metadata"] == 1
+    assert dataset["splits"]["method"] == "official"
+    assert dataset["splits"]["split_sources"] == {"official": 5, "artist": 0, "artist_hash": 0}
+    assert dataset["classes"] == ["Hip-Hop", "Pop", "Rock"]
+    assert "1 audio files have no row in the metadata" in out
+    assert "1 metadata rows have no audio file (track ids 140)" in out
+
+
+def test_fma_subset_and_cap(fma, tmp_path, capsys):
+    audio, metadata = fma
+    code, out, _ = run(capsys, audio, tmp_path / "out", "--labels", "fma", "--metadata", metadata / "tracks.csv",
+                       "--subset", "small", "--max-tracks-per-genre", "1", "--workers", "1")
+    assert code == 0
+    rows = {row["path"]: row for row in read_csv(tmp_path / "out" / "tracks.csv")}
+    ok = [row for row in rows.values() if row["status"] == "ok"]
+    # small: 2, 5, 10 (3 and 134 are medium); Hip-Hop/train holds 2 and 5, capped to one of them.
+    assert sorted(row["genre"] for row in ok) == ["Hip-Hop", "Pop"]
+    assert rows["001/000134.mp3"]["reason"] == "track 134 is not in the 'small' subset"
+    capped = [row for row in rows.values() if "over --max-tracks-per-genre 1 (Hip-Hop, train)" in row["reason"]]
+    assert len(capped) == 1 and capped[0]["track_id"] in ("2", "5")
+
+
+def test_jamendo_build_end_to_end(jamendo, tmp_path, capsys):
+    audio, metadata = jamendo
+    code, out, _ = run(capsys, audio, tmp_path / "out", "--labels", "jamendo", "--metadata", metadata)
+    assert code == 0
+    rows = {row["path"]: row for row in read_csv(tmp_path / "out" / "tracks.csv")}
+    expected = {"41/241.mp3": ("track_0000241", "Rock", "train"), "51/851.mp3": ("track_0000851", "Soul-RnB", "train"),
+                "91/1091.mp3": ("track_0001091", "Pop", "train"), "73/773.mp3": ("track_0000773", "Electronic",
+                "validation"), "75/775.mp3": ("track_0000775", "Easy Listening", "validation"),
+                "14/214.mp3": ("track_0000214", "Rock", "test"), "16/3516.low.mp3": ("track_0003516", "Electronic",
+                "test")}
+    for path, values in expected.items():
+        assert (rows[path]["track_id"], rows[path]["genre"], rows[path]["split"]) == values
+        assert rows[path]["status"] == "ok"
+    assert rows["11/121111.mp3"]["reason"] == "no genre tag maps to a genre (tags: atmospheric)"
+    assert rows["99/99999.mp3"]["reason"] == "not listed in the MTG-Jamendo metadata"
+    assert_artists_in_one_split(list(rows.values()))
+    dataset = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    assert dataset["splits"]["method"] == "official" and dataset["labels"]["metadata_without_audio"] == 16 - 9
+    assert "7 metadata rows have no audio file" in out
+
+
+def test_dry_run_prints_the_balance_and_writes_nothing(jamendo, tmp_path, capsys, monkeypatch):
+    audio, metadata = jamendo
+    monkeypatch.setenv("PATH", str(tmp_path / "no-sox-here"))  # no SoX needed: audio is never decoded
+    code, out, err = run(capsys, audio, tmp_path / "out", "--labels", "jamendo", "--metadata", metadata,
+                         "--dry-run", "--exclude-genres", "soul-rnb")
+    assert code == 0, err
+    assert not (tmp_path / "out").exists()
+    lines = out.splitlines()
+    assert "10 audio files, 7 tracks would be built. Nothing was written." in lines[0]
+    header = next(line for line in lines if line.startswith("genre"))
+    assert header.split() == ["genre", "train", "validation", "test", "total"]
+    table = {line[:len("Easy Listening")].strip(): line.split()[-4:] for line in lines
+             if line.startswith(("Rock", "Pop", "Electronic", "Easy Listening", "total"))}
+    assert table["Rock"] == ["2", "0", "1", "3"] and table["Electronic"] == ["0", "1", "1", "2"]
+    assert table["Pop"] == ["1", "0", "0", "1"] and table["Easy Listening"] == ["0", "1", "0", "1"]
+    assert table["total"] == ["3", "2", "2", "7"]
+    assert "skipped: genre Soul-RnB is excluded (--exclude-genres)" in out
+    assert "no genre tag maps to a genre (tags: atmospheric)" in out
+    assert "1 audio files have no row in the metadata" in out
+
+
+def test_unknown_genre_is_a_usage_error_listing_the_valid_ones(jamendo, tmp_path, capsys):
+    audio, metadata = jamendo
+    code, _, err = run(capsys, audio, tmp_path / "out", "--labels", "jamendo", "--metadata", metadata,
+                       "--genres", "Rock,Schlager")
+    assert code == 2 and "unknown genre 'Schlager'" in err and "valid genres: Blues, Classical" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_metadata_is_a_clear_fatal_error(jamendo, tmp_path, capsys):
+    audio, _ = jamendo
+    bad = tmp_path / "autotagging_genre.tsv"
+    bad.write_text("TRACK_ID;ARTIST_ID\r\n", encoding="utf-8")
+    code, _, err = run(capsys, audio, tmp_path / "out", "--labels", "jamendo", "--metadata", bad)
+    assert code == 1 and f"{bad}: line 1: header must be TRACK_ID" in err
+    code, _, err = run(capsys, audio, tmp_path / "out", "--labels", "fma")
+    assert code == 1 and "--labels fma needs --metadata" in err
+    code, _, err = run(capsys, audio, tmp_path / "out", "--labels", "jamendo", "--metadata", bad, "--subset", "small")
+    assert code == 2 and "--labels jamendo does not use --subset" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_odd_audio_folder_names_do_not_matter(fma, tmp_path, capsys):
+    """The FMA id comes from the file name only; a hostile folder name is just a folder name."""
+    audio, metadata = fma
+    odd = tmp_path / "$(touch PWNED) 'quoted' -rf ünï"
+    (odd / "000").mkdir(parents=True)
+    os.link(audio / "000/000002.mp3", odd / "000/000002.mp3")
+    code, _, _ = run(capsys, odd, tmp_path / "out", "--labels", "fma", "--metadata", metadata, "--workers", "1")
+    assert code == 0 and not (Path.cwd() / "PWNED").exists()
+    assert [row["status"] for row in read_csv(tmp_path / "out" / "tracks.csv")] == ["ok"]
