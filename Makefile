@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test example setup system-deps bench-build clean
+.PHONY: test example setup system-deps bench-build bench-labels clean
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -29,6 +29,10 @@ example: setup
 # Build benchmark: decode floor vs predecessor vs genreslice build (1 and 2 workers).
 bench-build: setup
 	$(BIN)/python -m scripts.bench_build
+
+# Label benchmark: tag reading vs the SoX step; FMA (106,574 rows) and MTG-Jamendo metadata load and planning.
+bench-labels: setup
+	$(BIN)/python -m scripts.bench_labels
 
 clean:
 	rm -rf $(VENV) build *.egg-info

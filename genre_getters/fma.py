@@ -33,7 +33,7 @@ SPLIT = ("set", "split")
 SUBSET = ("set", "subset")
 COLUMNS = (GENRE_TOP, ARTIST_ID, SPLIT, SUBSET)
 _DIGITS = re.compile(r"^[0-9]{1,12}$")
-_MAX_PROBLEMS_KEPT = 1000
+_MAX_FIELD_CHARS = 1 << 30
 
 
 def find_tracks_csv(path: str | os.PathLike) -> Path:
@@ -59,6 +59,8 @@ def read_tracks(path: Path) -> Iterator[tuple[int, list[str] | str]]:
     MetadataError
         The file cannot be read, is empty, is not in FMA's layout, or lacks a used column.
     """
+    # pandas reads fields of any length (artist bios can be long); the csv module stops at 128 KiB by default.
+    csv.field_size_limit(max(csv.field_size_limit(), _MAX_FIELD_CHARS))
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
@@ -75,11 +77,13 @@ def read_tracks(path: Path) -> Iterator[tuple[int, list[str] | str]]:
                 raise MetadataError(f"{path}: line 1-2: header lacks column {', '.join(missing)}")
             wanted = [0] + [positions[column] for column in COLUMNS]
             width = len(header[0])
+            start = reader.line_num + 1
             for row in reader:
                 if len(row) != width:
-                    yield reader.line_num, f"expected {width} fields, found {len(row)}"
+                    yield start, f"expected {width} fields, found {len(row)}"
                 else:
-                    yield reader.line_num, [row[index].strip() for index in wanted]
+                    yield start, [row[index].strip() for index in wanted]
+                start = reader.line_num + 1
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise MetadataError(f"{path}: cannot read: {err}") from err
 
@@ -100,9 +104,9 @@ class FmaLabelSource:
 
     def __init__(self, *, metadata: str | os.PathLike | None = None, subset: str | None = None) -> None:
         if metadata is None:
-            raise MetadataError("--labels fma needs --metadata pointing at fma_metadata/ or its tracks.csv")
+            raise ValueError("--labels fma needs --metadata pointing at fma_metadata/ or its tracks.csv")
         if subset is not None and subset not in SUBSETS:
-            raise MetadataError(f"subset={subset!r} must be one of {', '.join(SUBSETS)}")
+            raise ValueError(f"subset={subset!r} must be one of {', '.join(SUBSETS)}")
         self.tracks_csv = find_tracks_csv(metadata)
         self.subset = subset
         self.taxonomy: Taxonomy = fma_taxonomy()
@@ -117,8 +121,7 @@ class FmaLabelSource:
         problems: list[str] = []
 
         def report(line: int, message: str) -> None:
-            if len(problems) < _MAX_PROBLEMS_KEPT:
-                problems.append(f"{self.tracks_csv}: line {line}: {message}; row skipped")
+            problems.append(f"{self.tracks_csv}: line {line}: {message}; row skipped")
 
         for line, fields in read_tracks(self.tracks_csv):
             if isinstance(fields, str):

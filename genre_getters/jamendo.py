@@ -28,7 +28,6 @@ SINGLE_FILE = "autotagging_genre.tsv"
 GENRE_PREFIX = "genre---"
 _TRACK_ID = re.compile(r"^track_[0-9]{1,12}$")
 _ARTIST_ID = re.compile(r"^artist_[0-9]{1,12}$")
-_MAX_PROBLEMS_KEPT = 1000
 
 
 class _Row(NamedTuple):
@@ -39,6 +38,7 @@ class _Row(NamedTuple):
     path: str
     tags: tuple[str, ...]
     split: str | None
+    line: int
 
 
 def find_tsv_files(path: str | os.PathLike) -> list[tuple[Path, str | None]]:
@@ -80,8 +80,10 @@ def read_tsv(path: Path, split: str | None, problems: list[str]) -> list[_Row]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise MetadataError(f"{path}: cannot read: {err}") from err
-    lines = text.splitlines()
-    if not lines:
+    # Only "\n" ends a line ("\r\n" in the real files): str.splitlines would also split inside a field at
+    # characters such as \x0c or \u2028, and the line numbers in messages would drift.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    if not text.strip():
         raise MetadataError(f"{path}: empty file; expected the header {' '.join(HEADER)} (tab-separated)")
     if tuple(lines[0].split("\t")) != HEADER:
         raise MetadataError(f"{path}: line 1: header must be {' '.join(HEADER)} (tab-separated), "
@@ -89,8 +91,7 @@ def read_tsv(path: Path, split: str | None, problems: list[str]) -> list[_Row]:
     rows = []
 
     def report(number: int, message: str) -> None:
-        if len(problems) < _MAX_PROBLEMS_KEPT:
-            problems.append(f"{path}: line {number}: {message}; row skipped")
+        problems.append(f"{path}: line {number}: {message}; row skipped")
 
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -109,7 +110,7 @@ def read_tsv(path: Path, split: str | None, problems: list[str]) -> list[_Row]:
         else:
             tags = tuple(tag.strip()[len(GENRE_PREFIX):] for tag in fields[5:]
                          if tag.strip().startswith(GENRE_PREFIX) and tag.strip() != GENRE_PREFIX)
-            rows.append(_Row(track_id, artist_id, rel_path, tags, split))
+            rows.append(_Row(track_id, artist_id, rel_path, tags, split, number))
     return rows
 
 
@@ -139,7 +140,8 @@ class JamendoLabelSource:
     def __init__(self, *, metadata: str | os.PathLike | None = None,
                  genre_map: str | os.PathLike | None = None) -> None:
         if metadata is None:
-            raise MetadataError("--labels jamendo needs --metadata pointing at a genre TSV or a split folder")
+            raise ValueError("--labels jamendo needs --metadata pointing at a genre TSV or a split folder")
+        self.metadata = os.fspath(metadata)
         self.files = find_tsv_files(metadata)
         self.genre_map = None if genre_map is None else os.fspath(genre_map)
         self.mapping = load_genre_map(genre_map)
@@ -150,14 +152,19 @@ class JamendoLabelSource:
                 self._rank.setdefault(genre, len(self._rank))
         problems: list[str] = []
         self._rows: dict[str, _Row] = {}
-        seen_ids: dict[str, str] = {}
+        seen_ids: dict[str, _Row] = {}
+        first_file: dict[_Row, Path] = {}
         for path, split in self.files:
             for row in read_tsv(path, split, problems):
                 key = audio_key(row.path)
-                if row.track_id in seen_ids or key in self._rows:
-                    problems.append(f"{path}: {row.track_id} ({row.path}) is listed twice; the later row is skipped")
+                first = seen_ids.get(row.track_id) or self._rows.get(key)
+                if first is not None:
+                    what = f"TRACK_ID {row.track_id}" if first.track_id == row.track_id else f"PATH {row.path}"
+                    problems.append(f"{path}: line {row.line}: {what} is already listed at {first_file[first]}: "
+                                    f"line {first.line}; row skipped")
                     continue
-                seen_ids[row.track_id] = row.path
+                seen_ids[row.track_id] = row
+                first_file[row] = path
                 self._rows[key] = row
         self.metadata_problems = tuple(problems)
 
@@ -169,7 +176,7 @@ class JamendoLabelSource:
         key = audio_key(rel_path)
         row = self._rows.get(key) if key else None
         if row is None:
-            return TrackLabel(genre=None, artist=None, reason="not listed in the MTG-Jamendo metadata", unlisted=True)
+            return TrackLabel(genre=None, artist=None, reason=f"not listed in {self.metadata}", unlisted=True)
         genre = choose_genre(row.tags, self.mapping, self._rank)
         if genre is None:
             shown = ", ".join(row.tags[:5]) or "none"

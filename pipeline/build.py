@@ -1,13 +1,17 @@
 """``genreslice build``: audio folder in, labelled spectrogram-slice data set out; parallel and resumable.
 
+A run first labels every file and plans the whole data set (``pipeline.plan``: genre selection, splits, caps),
+then does the audio work of the planned tracks the journal does not already hold. Only the spectrogram settings
+are fixed for an output folder; labels, selection and split ratios are re-planned on every run.
+
 How a build survives being killed at any moment:
 
 * a track's slices are written into a scratch folder under ``OUT_DIR/.genreslice/tmp`` and moved into
   ``OUT_DIR/slices/`` with one directory rename, so the final layout never shows a partial track;
 * the main process appends the track's row to the journal only after that rename, so every journaled track
   is complete and a re-run skips exactly those;
-* ``tracks.csv``, ``slices.csv`` and ``dataset.json`` are derived from the journal at the end, sorted by
-  path, and written atomically, so an interrupted-then-resumed build and an uninterrupted one are identical.
+* ``tracks.csv``, ``slices.csv`` and ``dataset.json`` are derived from the plan and the journal's audio
+  outcomes at the end, in discovery order, and written atomically, so an interrupted-then-resumed build and an uninterrupted one are identical.
 """
 from __future__ import annotations
 
@@ -123,6 +127,7 @@ class BuildSummary:
     wall_seconds: float
     classes: list[str]
     plan: BuildPlan
+    previous_classes: list[str] | None = None
 
     @property
     def audio_hours_per_wall_hour(self) -> float:
@@ -214,7 +219,7 @@ def plan_dataset(
     """
     config = config or BuildConfig()
     files = discover_audio(_audio_root(audio_dir))
-    return _plan(files, label_source, config, selection, observer or BuildObserver(), None, executor_factory)
+    return _plan(files, label_source, config, selection, observer or BuildObserver(), None, executor_factory, {})
 
 
 def build_dataset(
@@ -269,7 +274,7 @@ def build_dataset(
     (selection or GenreSelection()).resolve(taxonomy.genres, taxonomy.resolve, taxonomy.top_level)
     sox = sox or find_sox()
     out = Path(out_dir)
-    settings = _build_settings(config, sox)
+    settings = _build_settings(config, sox, label_source)
     with _prepared_output(out) as state:
         _check_settings(out, state, settings)
         files = discover_audio(audio_root)
@@ -281,7 +286,8 @@ def build_dataset(
         processed, audio_seconds = 0, 0.0
         executor = executor_factory(config.workers) if config.workers > 1 else None
         try:
-            plan = _plan(files, label_source, config, selection, observer, executor, executor_factory)
+            built_ids = {record["track_id"]: path for path, record in records.items() if record["status"] == "ok"}
+            plan = _plan(files, label_source, config, selection, observer, executor, executor_factory, built_ids)
             planned_ids = {row["path"]: row["track_id"] for row in plan.rows if row["status"] == TO_BUILD}
             done = {path: record for path, record in records.items() if planned_ids.get(path) == record["track_id"]}
             todo = [(row, plan.audio[row["path"]]) for row in plan.rows
@@ -302,6 +308,7 @@ def build_dataset(
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
         rows = [_public_row(_final_row(row, done)) for row in plan.rows]
+        previous_classes = _recorded_classes(out)
         dataset = _write_outputs(out, rows, _dataset_settings(settings, label_source, config, plan), scratch)
         _prune_orphans(out, [*records.values(), *done.values()], scratch)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -315,6 +322,7 @@ def build_dataset(
         wall_seconds=time.monotonic() - started,
         classes=dataset["classes"],
         plan=plan,
+        previous_classes=previous_classes,
     )
 
 
@@ -327,7 +335,7 @@ def _audio_root(audio_dir: str | os.PathLike) -> Path:
 
 def _plan(files: list[AudioFile], label_source: LabelSource, config: BuildConfig,
           selection: GenreSelection | None, observer: BuildObserver, executor: cf.Executor | None,
-          executor_factory: ExecutorFactory) -> BuildPlan:
+          executor_factory: ExecutorFactory, built_ids: dict[str, str]) -> BuildPlan:
     """Label and plan; tag-reading sources use ``executor`` (or one made for the purpose) when workers > 1."""
     observer.on_labels_start(len(files))
     own_executor = None
@@ -335,10 +343,20 @@ def _plan(files: list[AudioFile], label_source: LabelSource, config: BuildConfig
         executor = own_executor = executor_factory(config.workers)
     try:
         return plan_build(files, label_source, split_ratios=config.split_ratios, selection=selection,
-                          workers=config.workers, executor=executor, on_labelled=observer.on_labelled)
+                          workers=config.workers, executor=executor, on_labelled=observer.on_labelled,
+                          built_ids=built_ids)
     finally:
         if own_executor is not None:
             own_executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _recorded_classes(out: Path) -> list[str] | None:
+    """The classes of the data set this run replaces, if there is a readable one."""
+    try:
+        classes = json.loads((out / layout.DATASET_JSON).read_text(encoding="utf-8"))["classes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return classes if isinstance(classes, list) else None
 
 
 def _final_row(row: dict, done: dict[str, dict]) -> dict:
@@ -503,8 +521,9 @@ def _public_row(record: dict) -> dict:
     return row
 
 
-def _build_settings(config: BuildConfig, sox: SoxInfo) -> dict:
-    """What decides the slices; a resumed build must match it exactly."""
+def _build_settings(config: BuildConfig, sox: SoxInfo, label_source: LabelSource) -> dict:
+    """What a resumed build must match exactly: what decides the slices, and the label source, which names the
+    track folders (another source would leave the built ones unused)."""
     columns_per_second = round(measure_columns_per_second(config.spec, sox_path=sox.path), 4)
     return {
         "format_version": DATASET_FORMAT_VERSION,
@@ -514,6 +533,7 @@ def _build_settings(config: BuildConfig, sox: SoxInfo) -> dict:
             "columns_per_second": columns_per_second,
             "slice_seconds": round(config.spec.slice_size / columns_per_second, 4),
         },
+        "labels": {"source": label_source.name},
     }
 
 
@@ -585,18 +605,19 @@ def _check_settings(out: Path, state: Path, settings: dict) -> None:
     if not isinstance(recorded, dict):
         layout.write_text_atomic(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
         return
-    differences = sorted(_differences({key: recorded.get(key) for key in settings}, settings))
+    differences = sorted(_differences(recorded, settings))
     if differences:
         listed = "; ".join(f"{key}: built with {old!r}, now {new!r}" for key, old, new in differences)
         raise SettingsMismatchError(
             f"{out} was built with different settings ({listed}). "
-            "Re-run with the original settings to resume, or build into a new folder."
+            "Re-run with the original settings (spectrogram options, --labels) to resume, or build into a new folder."
         )
 
 
 def _differences(old, new, prefix: str = "") -> Iterator[tuple[str, object, object]]:
+    """Where ``old`` differs from ``new``, on the keys of ``new`` (``old`` may record more, e.g. in dataset.json)."""
     if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
+        for key in sorted(new):
             yield from _differences(old.get(key), new.get(key), f"{prefix}{key}.")
     elif old != new:
         yield prefix.rstrip("."), old, new
@@ -606,10 +627,14 @@ def _reusable_records(records: dict[str, dict], files: list[AudioFile], out: Pat
     """Journal records still valid: the file is still there, unchanged, and an ``ok`` track's folder still
     holds all its slices. Others are redone."""
     current = {audio.rel_path: audio for audio in files}
+    # A track folder holds the slices of the last path that published it: an older record naming the same
+    # track id (another file had the id meanwhile) describes slices that are gone.
+    publisher = {record["track_id"]: path for path, record in records.items() if record.get("status") == "ok"}
     return {
         path: record
         for path, record in records.items()
         if path in current and (record.get("stage") == "audio" or record.get("status") in ("ok", "too_short"))
+        and (record.get("status") != "ok" or publisher[record["track_id"]] == path)
         and record.get("size") == current[path].size
         and record.get("mtime_ns") == current[path].mtime_ns
         and (record.get("status") != "ok" or _slice_count(out, record["track_id"]) == int(record["n_slices"]))

@@ -17,7 +17,8 @@ _FSYNC_INTERVAL_S = 2.0
 
 
 def load_journal(path: str | os.PathLike) -> dict[str, dict]:
-    """Read the journal into ``{rel_path: record}`` (the last record for a path wins).
+    """Read the journal into ``{rel_path: record}``: the last record for a path wins, and the dict is ordered by
+    each path's last record, so a later entry published its track folder after an earlier one.
 
     A torn last line is cut off the file so later appends start on a fresh line.
     """
@@ -32,6 +33,7 @@ def load_journal(path: str | os.PathLike) -> dict[str, dict]:
                 break
             try:
                 record = json.loads(line)
+                records.pop(record["path"], None)
                 records[record["path"]] = record
             except (ValueError, KeyError, TypeError):
                 logger.warning("ignoring a damaged line at byte %d of %s", good_end, path)

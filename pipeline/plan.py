@@ -20,7 +20,7 @@ import concurrent.futures as cf
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from genre_getters.base import OFFICIAL_SPLITS, LabelSource, TrackLabel
@@ -67,17 +67,24 @@ class GenreSelection:
             A name that is not a top-level genre; the message lists the valid ones.
         """
         def lookup(names: tuple[str, ...], option: str) -> frozenset[str]:
-            found = set()
+            found, unknown = set(), []
             for name in names:
                 genre = top_level(name)
                 if genre is None:
                     parent = resolve_name(name)
-                    hint = f" ({name} is part of {parent}; select {parent})" if parent else ""
-                    raise ParameterError(f"{option}: unknown genre {name!r}{hint}; valid genres: {', '.join(valid)}")
-                found.add(genre)
+                    unknown.append(f"{name!r}" + (f" (part of {parent}; select {parent})" if parent else ""))
+                else:
+                    found.add(genre)
+            if unknown:
+                raise ParameterError(f"{option}: unknown genre {', '.join(unknown)}; valid genres: {', '.join(valid)}")
             return frozenset(found)
 
-        return lookup(self.genres, "--genres"), lookup(self.exclude_genres, "--exclude-genres")
+        keep = lookup(self.genres, "--genres")
+        drop = lookup(self.exclude_genres, "--exclude-genres")
+        if set(keep or valid) <= drop:
+            raise ParameterError(f"--genres and --exclude-genres leave no genre to build (kept: "
+                                 f"{', '.join(sorted(keep)) or 'all'}; excluded: {', '.join(sorted(drop))})")
+        return keep, drop
 
     def to_dict(self) -> dict:
         return {"genres": list(self.genres), "exclude_genres": list(self.exclude_genres),
@@ -165,6 +172,7 @@ def plan_build(
     workers: int = 1,
     executor: cf.Executor | None = None,
     on_labelled: Callable[[int], None] | None = None,
+    built_ids: Mapping[str, str] | None = None,
 ) -> BuildPlan:
     """Label every file and decide its split and whether it is built.
 
@@ -182,6 +190,10 @@ def plan_build(
         Where tag-reading sources run; without an executor, everything runs here.
     on_labelled : callable, optional
         Called with the number of files labelled since the last call.
+    built_ids : Mapping of str to str, optional
+        ``track_id -> rel_path`` of tracks already built in the output folder. When several files claim one
+        track id, the one already built keeps it, else a full-quality file beats a ``.low.`` copy, else the
+        first in discovery order; the others fail with the reason.
 
     Raises
     ------
@@ -194,10 +206,10 @@ def plan_build(
     on_labelled = on_labelled or (lambda count: None)
     labels = list(_labels(files, label_source, workers if label_source.reads_audio else 1, executor, on_labelled))
 
+    track_ids = [label.track_id or layout.track_id_for_path(audio.rel_path) for audio, label in labels]
+    owners = _id_owners(labels, track_ids, built_ids or {})
     rows, audio_by_path, labels_by_path = [], {}, {}
-    taken_ids: dict[str, str] = {}
-    for audio, label in labels:
-        track_id = label.track_id or layout.track_id_for_path(audio.rel_path)
+    for (audio, label), track_id in zip(labels, track_ids):
         row = {
             "track_id": track_id, "path": audio.rel_path, "artist": label.artist or "", "genre": label.genre or "",
             "split": "", "status": "skipped", "reason": label.reason, "n_slices": 0, "duration_s": "",
@@ -209,10 +221,9 @@ def plan_build(
             row.update(status="failed", reason="empty file (0 bytes)")
         elif not layout.is_safe_track_id(track_id):
             row.update(status="failed", reason=f"track id {track_id!r} cannot name a file")
-        elif track_id in taken_ids:
-            row.update(status="failed", reason=f"track id {track_id} is also used by {taken_ids[track_id]}")
+        elif label.genre and owners[track_id] != audio.rel_path:
+            row.update(status="failed", reason=f"track id {track_id} is also used by {owners[track_id]}")
         elif label.genre:
-            taken_ids[track_id] = audio.rel_path
             row.update(status=TO_BUILD, reason="")
             audio_by_path[audio.rel_path] = audio
             labels_by_path[audio.rel_path] = label
@@ -243,6 +254,17 @@ def plan_build(
         metadata_problems=tuple(label_source.metadata_problems),
         selection=selection.to_dict(),
     )
+
+
+def _id_owners(labels: list[tuple[AudioFile, TrackLabel]], track_ids: list[str],
+               built_ids: Mapping[str, str]) -> dict[str, str]:
+    """``track_id -> rel_path`` of the file that gets each id claimed by a buildable file (see ``plan_build``)."""
+    claims: dict[str, list[tuple[bool, bool, int, str]]] = collections.defaultdict(list)
+    for index, ((audio, label), track_id) in enumerate(zip(labels, track_ids)):
+        if label.genre and not audio.problem and audio.size:
+            claims[track_id].append((built_ids.get(track_id) != audio.rel_path, ".low." in audio.rel_path.lower(),
+                                     index, audio.rel_path))
+    return {track_id: min(candidates)[3] for track_id, candidates in claims.items()}
 
 
 def _assign_splits(rows: list[dict], labels: dict[str, TrackLabel],

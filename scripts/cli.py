@@ -61,6 +61,15 @@ class TqdmObserver(BuildObserver):
             self.bar = None
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something and the help text does not already name one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, (), False) or "(default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 MAX_WORKERS = 1024
 MAX_TIMEOUT_S = 7 * 24 * 3600
 
@@ -125,7 +134,7 @@ def make_parser() -> argparse.ArgumentParser:
             "selection and split ratios may change between runs; only tracks not built before are rendered. "
             "Per-file problems are recorded in OUT_DIR/tracks.csv and do not stop the build."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     build.add_argument("audio_dir", metavar="AUDIO_DIR", help="folder of audio files (searched recursively)")
     build.add_argument("out_dir", metavar="OUT_DIR",
@@ -197,6 +206,9 @@ def run_build(args: argparse.Namespace) -> int:
         print_plan(plan, args)
         return 0
     print_summary(summary)
+    if summary.previous_classes is not None and summary.previous_classes != summary.classes:
+        print(f"The genres changed: this folder held {', '.join(summary.previous_classes) or 'none'}; "
+              f"now {', '.join(summary.classes) or 'none'}.")
     print_metadata_report(summary.plan)
     return 0
 
@@ -221,8 +233,9 @@ def print_plan(plan: BuildPlan, args: argparse.Namespace) -> None:
         print(f"{'total':<{width}}" + "".join(f"{totals[s]:>12}" for s in SPLITS) + f"{sum(totals.values()):>12}")
     sources = plan.split_counts
     print()
-    print(f"Splits: {sources['official']} tracks by the official split, {sources['artist']} by their artist's "
-          f"official split, {sources['artist_hash']} by artist hash; no artist is in two splits.")
+    print(f"Splits of the {sum(sources.values())} labelled tracks (before --genres and caps): {sources['official']} "
+          f"by the official split, {sources['artist']} by their artist's official split, {sources['artist_hash']} by "
+          "artist hash; no artist is in two splits.")
     if plan.moved:
         print(f"  {plan.moved} tracks were moved from their official split to keep their artist in one split.")
     not_built = plan.not_built()
@@ -240,12 +253,12 @@ def print_plan(plan: BuildPlan, args: argparse.Namespace) -> None:
 def print_metadata_report(plan: BuildPlan) -> None:
     lines = []
     if plan.unlisted:
-        lines.append(f"{plan.unlisted} audio files have no row in the metadata (skipped).")
+        lines.append(f"audio files with no row in the metadata (skipped): {plan.unlisted}")
     if plan.missing_audio:
         shown = ", ".join(plan.missing_audio[:5]) + (", ..." if len(plan.missing_audio) > 5 else "")
-        lines.append(f"{len(plan.missing_audio)} metadata rows have no audio file (track ids {shown}).")
+        lines.append(f"metadata rows with no audio file: {len(plan.missing_audio)} (track ids {shown})")
     if plan.metadata_problems:
-        lines.append(f"{len(plan.metadata_problems)} malformed metadata rows were skipped, e.g.:")
+        lines.append(f"malformed metadata rows (skipped): {len(plan.metadata_problems)}, e.g.")
         lines.extend(f"  {problem}" for problem in plan.metadata_problems[:5])
     if lines:
         print()
@@ -291,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ngenreslice {args.command}: interrupted; run the same command again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # Output piped into a command that stopped reading (``| head``): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

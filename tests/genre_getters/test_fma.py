@@ -74,10 +74,10 @@ def test_hostile_rows_are_reported_and_skipped(tmp_path):
     source = FmaLabelSource(metadata=path)
     problems = "\n".join(source.metadata_problems)
     assert len(source.metadata_problems) == 6, problems
-    # Lines count the header rows and the multi-line quoted bio of every record (2 lines each).
-    for text in ("line 7: track id 'abc' is not a number", "line 9: track 2 appears twice",
-                 "line 11: track 7 has subset 'tiny'", "line 13: track 8 has genre_top 'Punk'",
-                 "line 15: track 9 has split 'holdout'", "line 17: track 11 has artist id '$(reboot)'"):
+    # A record's first line; lines count the header rows and the multi-line quoted bio of every record (2 lines).
+    for text in ("line 6: track id 'abc' is not a number", "line 8: track 2 appears twice",
+                 "line 10: track 7 has subset 'tiny'", "line 12: track 8 has genre_top 'Punk'",
+                 "line 14: track 9 has split 'holdout'", "line 16: track 11 has artist id '$(reboot)'"):
         assert f"{path}: {text}" in problems
     assert label(source, "000/000002.mp3").genre == "Hip-Hop"
     assert label(source, "000/000012.mp3").genre == "Rock" and label(source, "000/000012.mp3").artist is None
@@ -109,10 +109,15 @@ def test_row_with_wrong_field_count_is_reported_with_its_line(tmp_path, fields):
     assert label(source, "000/000999.mp3").unlisted and label(source, "000/000002.mp3").genre == "Hip-Hop"
 
 
+def test_very_long_field_is_read(tmp_path):
+    path = write_tracks_csv(tmp_path / "tracks.csv", [{"track_id": 2, "genre_top": "Rock", "bio": "x" * 300_000}])
+    assert label(FmaLabelSource(metadata=path), "000002.mp3").genre == "Rock"
+
+
 def test_missing_or_wrong_metadata_path(tmp_path):
-    with pytest.raises(MetadataError, match="needs --metadata"):
+    with pytest.raises(ValueError, match="needs --metadata"):
         FmaLabelSource()
     with pytest.raises(MetadataError, match="no tracks.csv there"):
         FmaLabelSource(metadata=tmp_path)
-    with pytest.raises(MetadataError, match="subset='tiny'"):
+    with pytest.raises(ValueError, match="subset='tiny'"):
         FmaLabelSource(metadata=write_fma_metadata(tmp_path), subset="tiny")

@@ -54,6 +54,32 @@ def test_unlisted_file_and_missing_audio(source):
     assert len(source.missing_audio(set())) == 16
 
 
+def test_rows_listed_in_two_split_files_are_reported_with_both_places(tmp_path):
+    row = "track_0000001\tartist_000001\talbum_000001\t01/1.mp3\t200.0\tgenre---rock"
+    write_tsv(tmp_path / "autotagging_genre-train.tsv", [row])
+    write_tsv(tmp_path / "autotagging_genre-validation.tsv", [])
+    write_tsv(tmp_path / "autotagging_genre-test.tsv", ["track_0000002\tartist_000002\talbum_000001\t01/1.mp3\t1\t"
+                                                        "genre---pop", row])
+    source = JamendoLabelSource(metadata=tmp_path)
+    test_tsv, train_tsv = tmp_path / "autotagging_genre-test.tsv", tmp_path / "autotagging_genre-train.tsv"
+    assert source.metadata_problems == (
+        f"{test_tsv}: line 2: PATH 01/1.mp3 is already listed at {train_tsv}: line 2; row skipped",
+        f"{test_tsv}: line 3: TRACK_ID track_0000001 is already listed at {train_tsv}: line 2; row skipped",
+    )
+    assert source.label(Path("01/1.mp3"), "01/1.mp3").split == "train"
+
+
+def test_line_numbers_count_only_newlines(tmp_path):
+    tsv = write_tsv(tmp_path / "autotagging_genre.tsv", [
+        "track_0000001\tartist_000001\talbum_\x85\u2028\x0c\t01/1.mp3\t1\tgenre---rock",
+        "track_0000002\tartist_000001\talbum_000001\t../2.mp3\t1\tgenre---rock",
+    ])
+    source = JamendoLabelSource(metadata=tsv)
+    assert source.metadata_problems == (f"{tsv}: line 3: PATH '../2.mp3' leaves the audio folder; it is never read; "
+                                        "row skipped",)
+    assert source.label(Path("01/1.mp3"), "01/1.mp3").genre == "Rock"
+
+
 def test_single_tsv_gives_no_split_and_ignores_other_tag_kinds(tmp_path):
     tsv = write_tsv(tmp_path / "autotagging_genre.tsv", [
         "track_0000001\tartist_000001\talbum_000001\t01/1.mp3\t200.0\tgenre---jazz\tmood/theme---happy",
@@ -85,7 +111,7 @@ def test_hostile_rows_are_reported_and_skipped(tmp_path):
                        (5, "ARTIST_ID '$(touch pwned)'"), (6, "PATH '../../etc/passwd' leaves the audio folder"),
                        (7, "PATH '/etc/passwd' leaves the audio folder")):
         assert f"{tsv}: line {line}: {text}" in problems
-    assert "track_0000001 (07/7.mp3) is listed twice" in problems
+    assert f"{tsv}: line 8: TRACK_ID track_0000001 is already listed at {tsv}: line 2; row skipped" in problems
     assert source.label(Path("01/1.mp3"), "01/1.mp3").genre == "Rock"
     assert source.label(Path("07/7.mp3"), "07/7.mp3").unlisted
     assert source.label(Path("08/8.mp3"), "08/8.mp3").genre == "Pop"
@@ -105,7 +131,7 @@ def test_unusable_file_is_a_clear_error_naming_it(tmp_path, content, message):
 
 
 def test_missing_metadata_is_a_clear_error(tmp_path):
-    with pytest.raises(MetadataError, match="needs --metadata"):
+    with pytest.raises(ValueError, match="needs --metadata"):
         JamendoLabelSource()
     with pytest.raises(MetadataError, match="autotagging_genre-train.tsv"):
         JamendoLabelSource(metadata=tmp_path)

@@ -93,13 +93,20 @@ def test_genre_selection_and_exclusion_by_top_level_name():
         {"genre Jazz is excluded (--exclude-genres)"}
 
 
-@pytest.mark.parametrize("name, hint", [("Schlager", ""), ("Punk", "(Punk is part of Rock; select Rock)")])
+@pytest.mark.parametrize("name, hint", [("Schlager", ""), ("Punk", "(part of Rock; select Rock)")])
 def test_unknown_genre_name_lists_the_valid_ones(name, hint):
     with pytest.raises(ParameterError) as error:
         plan_of({}, selection=GenreSelection(genres=(name,)))
     message = str(error.value)
     assert f"unknown genre {name!r}" in message and hint in message
     assert "valid genres: Blues, Classical, Country, Easy Listening, Electronic" in message
+
+
+def test_every_unknown_name_is_listed_and_an_empty_selection_refused():
+    with pytest.raises(ParameterError, match="unknown genre 'Metal' \\(part of Rock; select Rock\\), 'Foo'; valid"):
+        plan_of({}, selection=GenreSelection(genres=("Rock", "Metal", "Foo")))
+    with pytest.raises(ParameterError, match="leave no genre to build"):
+        plan_of({}, selection=GenreSelection(genres=("Rock",), exclude_genres=("rock",)))
 
 
 def test_cap_is_per_genre_and_split_by_tracks_and_stable():

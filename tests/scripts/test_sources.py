@@ -76,8 +76,8 @@ def test_fma_build_end_to_end(fma, tmp_path, capsys):
     assert dataset["splits"]["method"] == "official"
     assert dataset["splits"]["split_sources"] == {"official": 5, "artist": 0, "artist_hash": 0}
     assert dataset["classes"] == ["Hip-Hop", "Pop", "Rock"]
-    assert "1 audio files have no row in the metadata" in out
-    assert "1 metadata rows have no audio file (track ids 140)" in out
+    assert "audio files with no row in the metadata (skipped): 1" in out
+    assert "metadata rows with no audio file: 1 (track ids 140)" in out
 
 
 def test_fma_subset_and_cap(fma, tmp_path, capsys):
@@ -108,11 +108,11 @@ def test_jamendo_build_end_to_end(jamendo, tmp_path, capsys):
         assert (rows[path]["track_id"], rows[path]["genre"], rows[path]["split"]) == values
         assert rows[path]["status"] == "ok"
     assert rows["11/121111.mp3"]["reason"] == "no genre tag maps to a genre (tags: atmospheric)"
-    assert rows["99/99999.mp3"]["reason"] == "not listed in the MTG-Jamendo metadata"
+    assert rows["99/99999.mp3"]["reason"] == f"not listed in {metadata}"
     assert_artists_in_one_split(list(rows.values()))
     dataset = json.loads((tmp_path / "out" / "dataset.json").read_text())
     assert dataset["splits"]["method"] == "official" and dataset["labels"]["metadata_without_audio"] == 16 - 9
-    assert "7 metadata rows have no audio file" in out
+    assert "metadata rows with no audio file: 7 (track ids track_0000215, " in out
 
 
 def test_dry_run_prints_the_balance_and_writes_nothing(jamendo, tmp_path, capsys, monkeypatch):
@@ -133,7 +133,7 @@ def test_dry_run_prints_the_balance_and_writes_nothing(jamendo, tmp_path, capsys
     assert table["total"] == ["3", "2", "2", "7"]
     assert "skipped: genre Soul-RnB is excluded (--exclude-genres)" in out
     assert "no genre tag maps to a genre (tags: atmospheric)" in out
-    assert "1 audio files have no row in the metadata" in out
+    assert "audio files with no row in the metadata (skipped): 1" in out
 
 
 def test_unknown_genre_is_a_usage_error_listing_the_valid_ones(jamendo, tmp_path, capsys):
@@ -151,7 +151,7 @@ def test_bad_metadata_is_a_clear_fatal_error(jamendo, tmp_path, capsys):
     code, _, err = run(capsys, audio, tmp_path / "out", "--labels", "jamendo", "--metadata", bad)
     assert code == 1 and f"{bad}: line 1: header must be TRACK_ID" in err
     code, _, err = run(capsys, audio, tmp_path / "out", "--labels", "fma")
-    assert code == 1 and "--labels fma needs --metadata" in err
+    assert code == 2 and "--labels fma needs --metadata" in err
     code, _, err = run(capsys, audio, tmp_path / "out", "--labels", "jamendo", "--metadata", bad, "--subset", "small")
     assert code == 2 and "--labels jamendo does not use --subset" in err
     assert not (tmp_path / "out").exists()
@@ -166,3 +166,56 @@ def test_odd_audio_folder_names_do_not_matter(fma, tmp_path, capsys):
     code, _, _ = run(capsys, odd, tmp_path / "out", "--labels", "fma", "--metadata", metadata, "--workers", "1")
     assert code == 0 and not (Path.cwd() / "PWNED").exists()
     assert [row["status"] for row in read_csv(tmp_path / "out" / "tracks.csv")] == ["ok"]
+
+
+def slice_bytes(out: Path, track_id: str) -> dict[str, bytes]:
+    return {row["path"]: (out / row["path"]).read_bytes() for row in read_csv(out / "slices.csv")
+            if row["track_id"] == track_id}
+
+
+def test_a_new_file_claiming_a_built_track_id_never_replaces_its_slices(tmp_path, capsys, sox_info):
+    """FMA's 000/000002.mp3 is built; then 0/2.mp3 and a low-quality copy 000/000002.low.mp3 appear (both sort
+    first) and later go away. The built track keeps its id and its slices throughout."""
+    audio, out = tmp_path / "audio", tmp_path / "out"
+    synth(audio / "000/000002.mp3", 3.0, "sine", "440")
+    metadata = write_fma_metadata(tmp_path)
+    build = ("--labels", "fma", "--metadata", metadata, "--workers", "1")
+    assert run(capsys, audio, out, *build)[0] == 0
+    original = slice_bytes(out, "2")
+    synth(audio / "000/000002.low.mp3", 3.0, "whitenoise")
+    synth(audio / "0/2.mp3", 3.0, "pinknoise")
+    code, printed, _ = run(capsys, audio, out, *build)
+    assert code == 0 and "No audio work was needed" in printed
+    rows = {row["path"]: row for row in read_csv(out / "tracks.csv")}
+    for newcomer in ("000/000002.low.mp3", "0/2.mp3"):
+        assert rows[newcomer]["status"] == "failed"
+        assert rows[newcomer]["reason"] == "track id 2 is also used by 000/000002.mp3"
+    assert slice_bytes(out, "2") == original
+    (audio / "000/000002.low.mp3").unlink()
+    (audio / "0/2.mp3").unlink()
+    assert run(capsys, audio, out, *build)[0] == 0 and slice_bytes(out, "2") == original
+    # In a fresh build of both, the full-quality file gets the id.
+    synth(audio / "000/000002.low.mp3", 3.0, "whitenoise")
+    assert run(capsys, audio, tmp_path / "fresh", *build)[0] == 0
+    assert slice_bytes(tmp_path / "fresh", "2") == original
+
+
+def test_another_label_source_is_refused_and_nothing_changes(fma, tmp_path, capsys):
+    audio, metadata = fma
+    out = tmp_path / "out"
+    assert run(capsys, audio, out, "--labels", "fma", "--metadata", metadata, "--workers", "1")[0] == 0
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    code, _, err = run(capsys, audio, out, "--workers", "1")  # --labels id3
+    assert code == 1 and "labels.source: built with 'fma', now 'id3'" in err
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+
+
+def test_a_change_of_genres_is_announced(fma, tmp_path, capsys):
+    audio, metadata = fma
+    out = tmp_path / "out"
+    build = (audio, out, "--labels", "fma", "--metadata", metadata, "--workers", "1")
+    assert run(capsys, *build)[0] == 0
+    code, printed, _ = run(capsys, *build, "--exclude-genres", "pop")
+    assert code == 0 and "The genres changed: this folder held Hip-Hop, Pop, Rock; now Hip-Hop, Rock." in printed
+    code, printed, _ = run(capsys, *build, "--exclude-genres", "pop")
+    assert code == 0 and "The genres changed" not in printed
