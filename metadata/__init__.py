@@ -123,9 +123,9 @@ def read_genre_map(handle: Iterable[str], *, source: str) -> dict[str, str]:
         raise MetadataError(f"{source}: empty: expected a header 'tag,genre' and one row per tag")
     rows = csv.reader(io.StringIO("".join(line if line.endswith("\n") else line + "\n" for _, line in lines)))
     mapping: dict[str, str] = {}
-    for (number, _), row in zip(lines, rows):
+    for index, ((number, _), row) in enumerate(zip(lines, rows)):
         fields = tuple(field.strip() for field in row)
-        if not mapping and fields and fields[0].casefold() == "tag":
+        if index == 0:
             if tuple(field.casefold() for field in fields) != GENRE_MAP_HEADER:
                 raise MetadataError(f"{source}: line {number}: header must be 'tag,genre', found {','.join(row)!r}")
             continue
@@ -152,9 +152,12 @@ def load_genre_map(path: str | os.PathLike | None = None) -> dict[str, str]:
         return read_genre_map(io.StringIO(_table_text(JAMENDO_GENRE_MAP)), source=JAMENDO_GENRE_MAP)
     try:
         with open(path, encoding="utf-8", newline="") as handle:
-            return read_genre_map(handle, source=os.fspath(path))
+            mapping = read_genre_map(handle, source=os.fspath(path))
     except (OSError, UnicodeDecodeError) as err:
         raise MetadataError(f"cannot read genre map {os.fspath(path)!r}: {err}") from err
+    if not any(mapping.values()):
+        raise MetadataError(f"{os.fspath(path)}: maps no tag to a genre; expected rows such as 'punkrock,Rock'")
+    return mapping
 
 
 def fma_taxonomy(extra: Mapping[str, str] | None = None) -> Taxonomy:
