@@ -270,8 +270,7 @@ def build_dataset(
     observer = observer or BuildObserver()
     started = time.monotonic()
     audio_root = _audio_root(audio_dir)
-    taxonomy = label_source.taxonomy
-    (selection or GenreSelection()).resolve(taxonomy.genres, taxonomy.resolve, taxonomy.top_level)
+    (selection or GenreSelection()).resolve(label_source.taxonomy)  # a bad name fails before any work
     sox = sox or find_sox()
     out = Path(out_dir)
     settings = _build_settings(config, sox, label_source)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from genre_getters.base import OFFICIAL_SPLITS, LabelSource, TrackLabel
+from metadata import Taxonomy
 from pipeline import layout
 from pipeline.discovery import AudioFile
 from pipeline.errors import ParameterError
@@ -57,8 +58,7 @@ class GenreSelection:
         if self.max_tracks_per_genre is not None and self.max_tracks_per_genre < 1:
             raise ParameterError(f"max_tracks_per_genre={self.max_tracks_per_genre} must be at least 1")
 
-    def resolve(self, valid: tuple[str, ...], resolve_name: Callable[[str], str | None],
-                top_level: Callable[[str], str | None]) -> tuple[frozenset[str], frozenset[str]]:
+    def resolve(self, taxonomy: Taxonomy) -> tuple[frozenset[str], frozenset[str]]:
         """Map the names onto top-level genres (case and spacing ignored).
 
         Raises
@@ -69,19 +69,20 @@ class GenreSelection:
         def lookup(names: tuple[str, ...], option: str) -> frozenset[str]:
             found, unknown = set(), []
             for name in names:
-                genre = top_level(name)
+                genre = taxonomy.top_level(name)
                 if genre is None:
-                    parent = resolve_name(name)
+                    parent = taxonomy.resolve(name)
                     unknown.append(f"{name!r}" + (f" (part of {parent}; select {parent})" if parent else ""))
                 else:
                     found.add(genre)
             if unknown:
-                raise ParameterError(f"{option}: unknown genre {', '.join(unknown)}; valid genres: {', '.join(valid)}")
+                raise ParameterError(f"{option}: unknown genre {', '.join(unknown)}; "
+                                     f"valid genres: {', '.join(taxonomy.genres)}")
             return frozenset(found)
 
         keep = lookup(self.genres, "--genres")
         drop = lookup(self.exclude_genres, "--exclude-genres")
-        if set(keep or valid) <= drop:
+        if set(keep or taxonomy.genres) <= drop:
             raise ParameterError(f"--genres and --exclude-genres leave no genre to build (kept: "
                                  f"{', '.join(sorted(keep)) or 'all'}; excluded: {', '.join(sorted(drop))})")
         return keep, drop
@@ -201,8 +202,7 @@ def plan_build(
         ``selection`` names a genre the source cannot produce.
     """
     selection = selection or GenreSelection()
-    taxonomy = label_source.taxonomy
-    keep, drop = selection.resolve(taxonomy.genres, taxonomy.resolve, taxonomy.top_level)
+    keep, drop = selection.resolve(label_source.taxonomy)
     on_labelled = on_labelled or (lambda count: None)
     labels = list(_labels(files, label_source, workers if label_source.reads_audio else 1, executor, on_labelled))
 
