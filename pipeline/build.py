@@ -20,8 +20,6 @@ import concurrent.futures as cf
 import contextlib
 import csv
 import ctypes
-import errno
-import fcntl
 import io
 import json
 import logging
@@ -565,25 +563,19 @@ def _prepared_output(out: Path) -> Iterator[Path]:
             )
         state = out / layout.STATE_DIR
         state.mkdir(parents=True, exist_ok=True)
-        lock_handle = open(state / "lock", "a+")
     except OSError as err:
         raise OutputError(f"cannot create output folder {out}: {err}") from err
-    with lock_handle:
+    lock_path = state / "lock"
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.lockf(lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EAGAIN, errno.EACCES):
-                raise OutputError(f"cannot lock {state / 'lock'}: {err}") from err
-            lock_handle.seek(0)
-            holder = lock_handle.read().strip() or "unknown"
+            stack.enter_context(layout.exclusive_lock(lock_path))
+        except layout.LockHeldError as err:
             raise BuildLockedError(
-                f"another build is running on {out} (process {holder} holds {state / 'lock'}); "
+                f"another build is running on {out} (process {err.holder} holds {lock_path}); "
                 "wait for it to finish or stop it"
             ) from None
-        lock_handle.seek(0)
-        lock_handle.truncate()
-        lock_handle.write(str(os.getpid()))
-        lock_handle.flush()
+        except OSError as err:
+            raise OutputError(f"cannot lock {lock_path}: {err}") from err
         yield state
 
 
@@ -604,22 +596,13 @@ def _check_settings(out: Path, state: Path, settings: dict) -> None:
     if not isinstance(recorded, dict):
         layout.write_text_atomic(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
         return
-    differences = sorted(_differences(recorded, settings))
+    differences = sorted(layout.setting_differences(recorded, settings))
     if differences:
         listed = "; ".join(f"{key}: built with {old!r}, now {new!r}" for key, old, new in differences)
         raise SettingsMismatchError(
             f"{out} was built with different settings ({listed}). "
             "Re-run with the original settings (spectrogram options, --labels) to resume, or build into a new folder."
         )
-
-
-def _differences(old, new, prefix: str = "") -> Iterator[tuple[str, object, object]]:
-    """Where ``old`` differs from ``new``, on the keys of ``new`` (``old`` may record more, e.g. in dataset.json)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(new):
-            yield from _differences(old.get(key), new.get(key), f"{prefix}{key}.")
-    elif old != new:
-        yield prefix.rstrip("."), old, new
 
 
 def _reusable_records(records: dict[str, dict], files: list[AudioFile], out: Path) -> dict[str, dict]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import struct
 import subprocess
-import zlib
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from pipeline.errors import ParameterError, SoxError
+from pipeline.slicing import read_png_rows
 
 #: SoX's ``rate`` effect quality flags, by the name users pass on the command line.
 RESAMPLE_QUALITIES = {"quick": "-q", "low": "-l", "medium": "-m", "high": "-h", "very-high": "-v"}
@@ -199,34 +198,10 @@ def _palette_gray_lut(palette: np.ndarray) -> np.ndarray:
 
 def _decode_unfiltered_palette_png(data: bytes) -> np.ndarray | None:
     """The fast path: an 8-bit, non-interlaced palette PNG whose rows all use filter 0; None otherwise."""
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+    parsed = read_png_rows(data)
+    if parsed is None or parsed[0] != 3 or parsed[1] is None:
         return None
-    position, header, palette, idat = 8, None, None, []
-    try:
-        while position + 8 <= len(data):
-            (length,) = struct.unpack_from(">I", data, position)
-            kind = data[position + 4 : position + 8]
-            body = data[position + 8 : position + 8 + length]
-            if len(body) != length:
-                return None
-            if kind == b"IHDR":
-                header = struct.unpack(">IIBBBBB", body)
-            elif kind == b"PLTE":
-                palette = np.frombuffer(body, dtype=np.uint8).reshape(-1, 3)
-            elif kind == b"IDAT":
-                idat.append(body)
-            elif kind == b"IEND":
-                break
-            position += 12 + length
-        if header is None or palette is None or header[2:] != (8, 3, 0, 0, 0):
-            return None
-        width, height = header[:2]
-        rows = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
-        if rows.size != height * (width + 1):
-            return None
-        rows = rows.reshape(height, width + 1)
-    except (zlib.error, ValueError, struct.error):
-        return None
+    _, palette, rows = parsed
     if rows[:, 0].any():
         return None
     return _palette_gray_lut(palette)[rows[:, 1:]]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import logging
 import os
 import sys
@@ -16,6 +17,8 @@ from pipeline.plan import BuildPlan, GenreSelection
 from pipeline.errors import ParameterError, PipelineError
 from pipeline.spectrogram import RESAMPLE_QUALITIES, SpectrogramSpec
 from pipeline.splits import SPLITS, parse_split_ratios
+from training.errors import TrainingError
+from training.settings import CLASS_WEIGHTS, MODEL_DEFAULTS, TrainConfig, default_loader_workers
 
 logger = logging.getLogger("genreslice")
 
@@ -65,7 +68,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows a default only where it says something and the help text does not already name one."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, (), False) or "(default" in (action.help or ""):
+        if action.default is None or action.default is False or action.default == () or "(default" in (action.help or ""):
             return action.help or ""
         return super()._get_help_string(action)
 
@@ -112,6 +115,50 @@ def genre_names(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError(f"{text!r} names no genre; give a comma-separated list, e.g. Rock,Jazz")
     return names
+
+
+def optional_fraction(text: str) -> float | None:
+    if text.lower() in ("off", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'off'") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
+    return value
+
+
+def optional_loss(text: str) -> float | None:
+    if text.lower() in ("off", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'off'") from None
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+    return value
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -177,7 +224,165 @@ def make_parser() -> argparse.ArgumentParser:
                        help="seconds SoX may spend on one file before it is recorded as failed")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     build.set_defaults(handler=run_build)
+    add_train_parser(commands)
     return parser
+
+
+def add_train_parser(commands) -> None:
+    defaults = TrainConfig()
+    train = commands.add_parser(
+        "train",
+        help="train a CNN on a built data set, reading slices from disk batch by batch",
+        description=(
+            "Train a genre classifier on the train split of DATASET_DIR (the OUT_DIR of 'genreslice build'), "
+            "validating on its validation split after every epoch. Slices are read from disk one batch at a "
+            "time, so data sets larger than memory train in bounded memory. Training stops when validation "
+            "accuracy and loss reach the targets, or when validation loss has not improved for --patience "
+            "epochs, and keeps the best epoch's weights. Every epoch is checkpointed in MODEL_DIR: if a run is "
+            "interrupted, run the same command again to continue from the last completed epoch. MODEL_DIR "
+            "receives model.keras, model.json (classes, spectrogram settings, metrics), history.csv, curves.png "
+            "and TensorBoard logs in logs/."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    train.add_argument("dataset_dir", metavar="DATASET_DIR", help="a data set made by 'genreslice build'")
+    train.add_argument("model_dir", metavar="MODEL_DIR",
+                       help="output folder: new, empty, or an interrupted run of the same settings to continue")
+    train.add_argument("--model", choices=sorted(MODEL_DEFAULTS), default=defaults.model,
+                       help="network: " + "; ".join(f"{name} = {d.description}" for name, d in sorted(MODEL_DEFAULTS.items())))
+    train.add_argument("--epochs", type=positive_int, default=defaults.epochs,
+                       help="most epochs in all; a continued run counts the epochs done before, and a run that "
+                            "stopped at this limit continues when given a higher one")
+    train.add_argument("--batch-size", type=positive_int, metavar="N",
+                       help="slices per batch (default: the model's own, 64 for compact, 128 for despoisj)")
+    train.add_argument("--learning-rate", type=positive_float, metavar="RATE",
+                       help="optimizer learning rate (default: the model's own, 0.001)")
+    train.add_argument("--seed", type=non_negative_int, default=defaults.seed,
+                       help="seeds weight initialisation, dropout and the per-epoch shuffle of the samples")
+    stopping = train.add_argument_group("stopping")
+    stopping.add_argument("--target-accuracy", type=optional_fraction, default=defaults.target_accuracy,
+                          metavar="FRACTION",
+                          help="stop once validation accuracy reaches this (with --target-loss); 'off' disables "
+                               "the target rule")
+    stopping.add_argument("--target-loss", type=optional_loss, default=defaults.target_loss, metavar="LOSS",
+                          help="...and validation loss is at most this; 'off' checks accuracy only")
+    stopping.add_argument("--patience", type=non_negative_int, default=defaults.patience, metavar="EPOCHS",
+                          help="stop when validation loss has not improved for this many epochs; 0 disables")
+    train.add_argument("--class-weights", choices=list(CLASS_WEIGHTS), default=defaults.class_weights,
+                       help="balanced = weigh each genre's slices inversely to its share of the training split, so "
+                            "rare genres count as much as common ones; none = every slice weighs the same")
+    train.add_argument("--loader-workers", type=worker_count, default=default_loader_workers(), metavar="N",
+                       help="threads that read and decode slice batches ahead of the model")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch remains)")
+    train.set_defaults(handler=run_train)
+
+
+class TqdmTrainObserver:
+    """A bar over each epoch's batches, and one printed line per finished epoch."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.bar: tqdm | None = None
+        self.epochs = 0
+        tqdm.monitor_interval = 0
+
+    def on_run_start(self, summary: dict) -> None:
+        self.epochs = summary["epochs"]
+        start = "continuing at" if summary["resumed"] else "starting at"
+        print(f"Training {summary['model']} on {summary['n_train']} slices, validating on {summary['n_validation']}; "
+              f"{summary['batches']} batches per epoch, {start} epoch {summary['first_epoch']} of at most "
+              f"{summary['epochs']}.", flush=True)
+
+    def on_epoch_start(self, epoch: int, n_batches: int) -> None:
+        self.close()
+        self.bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch",
+                        disable=not self.enabled, dynamic_ncols=True, leave=False)
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if "loss" in logs and "accuracy" in logs:
+                self.bar.set_postfix(loss=f"{float(logs['loss']):.4f}", accuracy=f"{float(logs['accuracy']):.4f}",
+                                     refresh=False)
+
+    def on_epoch_end(self, row: dict) -> None:
+        self.close()
+
+        def shown(key: str) -> str:
+            return "-" if row.get(key) is None else f"{row[key]:.4f}"
+
+        print(f"epoch {row['epoch']}/{self.epochs}: loss {shown('loss')}, accuracy {shown('accuracy')}; "
+              f"validation loss {shown('val_loss')}, accuracy {shown('val_accuracy')} ({row['seconds']:.1f} s)",
+              flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@contextlib.contextmanager
+def native_stderr_silenced(enabled: bool = True):
+    """Send file descriptor 2 to /dev/null while the block runs (Python exceptions still propagate)."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def load_tensorflow(*, verbose: bool = False) -> str:
+    """Import TensorFlow and find its devices; returns them in words, e.g. "1 CPU" or "2 GPUs and 1 CPU".
+
+    TensorFlow's native start-up lines (CPU instruction sets, no CUDA driver found, oneDNN notes) are
+    written to stderr before its log settings apply; they are hidden unless ``-v`` is given.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr_silenced(not verbose):
+        import tensorflow as tf  # only the commands that need a model pay for this import
+
+        kinds = collections.Counter(device.device_type for device in tf.config.list_physical_devices())
+    return " and ".join(f"{count} {kind}{'s' if count > 1 else ''}" for kind, count in sorted(kinds.items(), reverse=True))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    try:
+        config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                             learning_rate=args.learning_rate, seed=args.seed, target_accuracy=args.target_accuracy,
+                             target_loss=args.target_loss, patience=args.patience,
+                             class_weights=args.class_weights, loader_workers=args.loader_workers)
+    except ValueError as err:
+        raise ParameterError(str(err)) from None
+    devices = load_tensorflow(verbose=args.verbose)
+    from training.train import train_model
+
+    print(f"TensorFlow sees {devices}.", flush=True)
+    observer = TqdmTrainObserver(enabled=not args.no_progress)
+    try:
+        result = train_model(args.dataset_dir, args.model_dir, config, observer=observer)
+    finally:
+        observer.close()
+    if result.status == "already_finished":
+        print(f"{result.model_dir} is already trained ({result.epochs_run} epochs; {result.stop_message}). "
+              "Nothing to do; train into a new folder to start again.")
+    else:
+        print(f"Trained {result.model_dir}: {result.epochs_run} epochs ({result.epochs_this_call} in this run); "
+              f"{result.stop_message}.")
+    metrics = result.metrics
+    if metrics:
+        print(f"Best epoch {result.best_epoch}: validation accuracy {metrics.get('val_accuracy', float('nan')):.4f}, "
+              f"loss {metrics.get('val_loss', float('nan')):.4f} (training accuracy "
+              f"{metrics.get('accuracy', float('nan')):.4f}); these weights are in {result.model_dir / 'model.keras'}.")
+    print(f"Curves: {result.model_dir / 'curves.png'}; per epoch: {result.model_dir / 'history.csv'}; "
+          f"TensorBoard: tensorboard --logdir {result.model_dir / 'logs'}")
+    return 0
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -298,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except ParameterError as err:
         parser.exit(EXIT_USAGE, f"genreslice {args.command}: error: {err}\n")
-    except (PipelineError, MetadataError, NotADirectoryError) as err:
+    except (PipelineError, MetadataError, TrainingError, NotADirectoryError) as err:
         print(f"genreslice {args.command}: error: {err}", file=sys.stderr)
         return EXIT_FATAL
     except KeyboardInterrupt:

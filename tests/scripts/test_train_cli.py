@@ -1,0 +1,88 @@
+"""``genreslice train`` as a user runs it: a real subprocess on a data set built from real audio."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from tests.audio import tagged_mp3
+from tests.scripts.test_cli import genreslice
+
+GENRES = ("Jazz", "Rock", "Electronic")
+SOURCES = {"Jazz": ("sine",), "Rock": ("square", "pinknoise"), "Electronic": ("sawtooth",)}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, sox_info):
+    """12 songs of 3 genres by 12 artists, built with room for a validation split."""
+    root = tmp_path_factory.mktemp("train_cli")
+    for index in range(12):
+        genre = GENRES[index % 3]
+        tagged_mp3(root / "music" / f"{genre} 'n' $(song) {index}.mp3", 8.0, genre, f"Artist {index}",
+                   *SOURCES[genre], f"{200 + 40 * index}")
+    result = genreslice("build", str(root / "music"), str(root / "dataset"), "--split-ratios", "0.5,0.25,0.25",
+                        "--no-progress", "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    splits = {row["split"] for row in csv.DictReader(open(root / "dataset" / "slices.csv", newline=""))}
+    assert splits >= {"train", "validation"}
+    return root
+
+
+@pytest.mark.slow
+def test_train_from_the_command_line(built):
+    model_dir = built / "my model"
+    result = genreslice("train", str(built / "dataset"), str(model_dir), "--epochs", "2", "--patience", "0",
+                        "--target-accuracy", "off", "--no-progress", "--batch-size", "8")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "TensorFlow sees" in out and "Training compact on" in out and "starting at epoch 1 of at most 2" in out
+    assert "epoch 1/2: loss" in out and "epoch 2/2: loss" in out and "validation loss" in out
+    assert f"Trained {model_dir}: 2 epochs (2 in this run); reached the last epoch (2)." in out
+    assert "I0000" not in result.stderr and "cuda" not in result.stderr.lower()  # TensorFlow's start-up noise
+    record = json.loads((model_dir / "model.json").read_text())
+    dataset = json.loads((built / "dataset" / "dataset.json").read_text())
+    assert record["classes"] == dataset["classes"] == sorted(GENRES)
+    assert record["spectrogram"] == dataset["spectrogram"] and record["training"]["batch_size"] == 8
+    assert [row["epoch"] for row in csv.DictReader(open(model_dir / "history.csv", newline=""))] == ["1", "2"]
+
+    again = genreslice("train", str(built / "dataset"), str(model_dir), "--epochs", "2", "--patience", "0",
+                       "--target-accuracy", "off", "--no-progress", "--batch-size", "8")
+    assert again.returncode == 0 and "is already trained (2 epochs" in again.stdout
+
+    refused = genreslice("train", str(built / "dataset"), str(model_dir), "--epochs", "3", "--no-progress")
+    assert refused.returncode == 1
+    assert "holds a run with other settings" in refused.stderr and "batch_size: was 8, now 64" in refused.stderr
+
+
+def test_train_errors_name_the_problem(tmp_path):
+    result = genreslice("train", str(tmp_path), str(tmp_path / "model"), "--no-progress")
+    assert result.returncode == 1
+    assert f"genreslice train: error: {tmp_path}: no dataset.json" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target-accuracy", "1.5"], "1.5 must be between 0 and 1"),
+    (["--target-loss", "lots"], "'lots' is not a number or 'off'"),
+    (["--patience", "-1"], "-1 must be 0 or more"),
+    (["--model", "vgg"], "invalid choice: 'vgg'"),
+    (["--learning-rate", "0"], "0 must be more than 0"),
+    (["--class-weights", "sometimes"], "invalid choice: 'sometimes'"),
+])
+def test_bad_train_arguments_exit_2(tmp_path, args, message):
+    result = genreslice("train", str(tmp_path), str(tmp_path / "model"), *args)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_train_help_explains_every_option():
+    from scripts.cli import make_parser
+
+    result = genreslice("train", "--help")
+    assert result.returncode == 0 and "(default: None)" not in result.stdout
+    train = make_parser()._subparsers._group_actions[0].choices["train"]
+    options = [action for action in train._actions if action.dest != "help"]
+    assert len(options) >= 13
+    for action in options:
+        assert action.help and len(action.help) > 10, action.dest
+        assert (action.option_strings[0] if action.option_strings else action.metavar) in result.stdout
+    assert "(default: 0)" in result.stdout  # the seed's default is shown although it is falsy

@@ -1,0 +1,242 @@
+"""Training end to end from Python: artifacts, stop rules, resuming an interrupted run, refusals."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from scripts.synthetic_slices import write_synthetic_dataset
+from tests.pipeline.test_build import hold_lock
+from training.dataset import load_dataset_info
+from training.errors import DatasetError, ModelDirError
+from training.settings import TrainConfig
+from training.train import TrainObserver, class_weights_for, train_model
+
+# Fast settings: no stop rule fires unless a test asks for one.
+RUN = {"target_accuracy": None, "patience": 0, "loader_workers": 2}
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (but the lock, which holds the last holder's pid) -> SHA-256."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name != "lock"
+    }
+
+
+class Interrupt(TrainObserver):
+    """Raises KeyboardInterrupt (as Ctrl-C would) at a chosen point of a run."""
+
+    def __init__(self, *, after_epoch: int | None = None, in_epoch: int | None = None) -> None:
+        self.after_epoch, self.in_epoch, self.epoch = after_epoch, in_epoch, 0
+
+    def on_epoch_start(self, epoch: int, n_batches: int) -> None:
+        self.epoch = epoch
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        if self.epoch == self.in_epoch and batch == 0:
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, row: dict) -> None:
+        if row["epoch"] == self.after_epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def trained(small_dataset, tmp_path_factory):
+    """Two epochs that end at the epoch limit, so the run stays resumable."""
+    model_dir = tmp_path_factory.mktemp("trained") / "model"
+    result = train_model(small_dataset, model_dir, TrainConfig(epochs=2, **RUN))
+    return model_dir, result
+
+
+def test_training_writes_every_artifact(trained, small_dataset):
+    model_dir, result = trained
+    info = load_dataset_info(small_dataset)
+    assert result.status == "finished" and result.epochs_run == 2 and result.stop_reason == "max_epochs"
+
+    record = json.loads((model_dir / "model.json").read_text())
+    assert record["status"] == "finished"
+    assert record["classes"] == ["Blues", "Electronic", "Jazz", "Rock"] == list(info.classes)
+    dataset_json = json.loads((small_dataset / "dataset.json").read_text())
+    assert record["spectrogram"] == dataset_json["spectrogram"]
+    assert record["dataset"]["fingerprint"] == info.fingerprint and len(info.fingerprint) == 64
+    assert record["dataset"]["train_slices"] == 96 and record["dataset"]["validation_slices"] == 32
+    assert record["training"] == {"model": "compact", "epochs": 2, "batch_size": 64, "learning_rate": 0.001,
+                                  "seed": 0, "target_accuracy": None, "target_loss": 0.2, "patience": 0,
+                                  "class_weights": "balanced"}
+    best = result.history[result.best_epoch - 1]
+    assert record["metrics"] == {key: best[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
+    assert record["best_epoch"] == result.best_epoch and record["epochs_run"] == 2
+    assert record["stop"]["reason"] == "max_epochs"
+
+    with open(model_dir / "history.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["epoch"]) for row in rows] == [1, 2]
+    for row, kept in zip(rows, result.history):
+        assert float(row["val_loss"]) == pytest.approx(kept["val_loss"], rel=1e-5)
+        assert 0.0 <= float(row["val_accuracy"]) <= 1.0 and float(row["seconds"]) > 0
+
+    model = keras.models.load_model(model_dir / "model.keras")
+    batch = np.random.default_rng(0).random((5, 128, 128, 1), dtype=np.float32)
+    probabilities = model.predict(batch, verbose=0)
+    assert probabilities.shape == (5, 4) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    best_file = json.loads((model_dir / "checkpoint" / "state.json").read_text())["best"]
+    best_model = keras.models.load_model(model_dir / "checkpoint" / best_file)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), best_model.get_weights()))
+
+    with Image.open(model_dir / "curves.png") as image:
+        pixels = np.asarray(image.convert("RGB")).astype(int)
+    assert pixels.shape == (480, 1200, 3)
+    blue = np.abs(pixels - np.array([31, 119, 180])).sum(axis=2) < 30
+    orange = np.abs(pixels - np.array([255, 127, 14])).sum(axis=2) < 30
+    assert blue[:, :600].sum() > 50 and orange[:, 600:].sum() > 50  # both series drawn in both panels
+    events = {path.parent.name for path in (model_dir / "logs").rglob("events.out.tfevents.*")}
+    assert events == {"train", "validation"}
+
+
+def test_target_rule_ends_training_and_drops_resume_copies(small_dataset, tmp_path):
+    model_dir = tmp_path / "model"
+    config = TrainConfig(epochs=5, target_accuracy=0.0, target_loss=None, patience=0)  # any accuracy will do
+    result = train_model(small_dataset, model_dir, config)
+    assert result.epochs_run == 1 and result.stop_reason == "target"
+    assert "stopped after epoch 1 by the target rule" in result.stop_message
+    record = json.loads((model_dir / "model.json").read_text())
+    assert record["stop"] == {"reason": "target", "message": result.stop_message}
+    assert not list((model_dir / "checkpoint").glob("*.keras"))
+    before = digest(model_dir)
+    again = train_model(small_dataset, model_dir, config)
+    assert again.status == "already_finished" and again.epochs_this_call == 0
+    assert digest(model_dir) == before
+
+
+def test_patience_rule_ends_training(small_dataset, tmp_path):
+    # A learning rate this small barely moves the loss; with min_delta 0, one worse epoch is enough.
+    config = TrainConfig(epochs=6, target_accuracy=None, patience=1, learning_rate=1e-9, seed=3)
+    result = train_model(small_dataset, tmp_path / "model", config)
+    losses = [row["val_loss"] for row in result.history]
+    assert result.stop_reason == "patience" and result.epochs_run < 6
+    assert losses[-1] >= min(losses[:-1]) and result.best_epoch == int(np.argmin(losses)) + 1
+
+
+def test_an_interrupted_run_continues_from_its_last_completed_epoch(small_dataset, tmp_path):
+    model_dir = tmp_path / "model"
+    config = TrainConfig(epochs=4, **RUN)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(small_dataset, model_dir, config, observer=Interrupt(after_epoch=2))
+    state = json.loads((model_dir / "checkpoint" / "state.json").read_text())
+    assert state["epochs_done"] == 2
+    assert json.loads((model_dir / "model.json").read_text())["status"] == "training"
+    first_rows = state["history"]
+    # Interrupted again, this time in the middle of epoch 3: that epoch is not committed.
+    with pytest.raises(KeyboardInterrupt):
+        train_model(small_dataset, model_dir, config, observer=Interrupt(in_epoch=3))
+    assert json.loads((model_dir / "checkpoint" / "state.json").read_text())["epochs_done"] == 2
+
+    result = train_model(small_dataset, model_dir, config)
+    assert result.resumed_from == 2 and result.epochs_this_call == 2 and result.epochs_run == 4
+    assert [row["epoch"] for row in result.history] == [1, 2, 3, 4]
+    assert result.history[:2] == first_rows
+    last = keras.models.load_model(model_dir / "checkpoint" / "epoch-0004.keras")
+    assert int(last.optimizer.iterations) == 4 * 2  # the optimizer state came back: 2 batches per epoch
+    with open(model_dir / "history.csv", newline="") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "2", "3", "4"]
+    assert json.loads((model_dir / "model.json").read_text())["status"] == "finished"
+
+
+def test_a_higher_epoch_limit_continues_a_finished_run(trained, small_dataset, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained[0], model_dir)
+    result = train_model(small_dataset, model_dir, TrainConfig(epochs=3, **RUN))
+    assert result.resumed_from == 2 and result.epochs_run == 3 and result.history[:2] == trained[1].history
+
+
+def test_class_weights_balance_the_training_split():
+    weights = class_weights_for(np.array([10, 30, 0, 60]), "balanced")
+    assert weights == pytest.approx({0: 100 / 30, 1: 100 / 90, 2: 1.0, 3: 100 / 180})
+    assert 10 * weights[0] + 30 * weights[1] + 60 * weights[3] == pytest.approx(100)  # mean weight per slice is 1
+    assert class_weights_for(np.array([5, 5]), "none") is None
+
+
+def test_a_folder_without_dataset_json_is_refused(tmp_path):
+    (tmp_path / "slices.csv").write_text("path,track_id,genre,split\n")
+    with pytest.raises(DatasetError, match="no dataset.json"):
+        train_model(tmp_path, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.parametrize("splits, genres, message", [
+    ((3, 0, 1), ("Jazz", "Rock"), "the validation split has no slices"),
+    ((0, 2, 1), ("Jazz", "Rock"), "the train split has no slices"),
+    ((2, 1, 1), ("Jazz",), "at least 2 genres"),
+])
+def test_unusable_data_sets_are_refused(tmp_path, splits, genres, message):
+    dataset = write_synthetic_dataset(tmp_path / "data", genres=genres, tracks_per_genre=4, slices_per_track=2,
+                                      split_tracks=splits)
+    with pytest.raises(DatasetError, match=message):
+        train_model(dataset, tmp_path / "model", TrainConfig(**RUN))
+    assert not (tmp_path / "model").exists()
+
+
+def edited_dataset(source: Path, target: Path, edit) -> Path:
+    shutil.copytree(source, target)
+    meta = json.loads((target / "dataset.json").read_text())
+    edit(meta)
+    (target / "dataset.json").write_text(json.dumps(meta))
+    return target
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda meta: meta.update(classes=["Blues", "Electronic", "Jazz", "Pop", "Rock"]),
+     r"classes: model \['Blues', 'Electronic', 'Jazz', 'Rock'\], data set \['Blues', 'Electronic', 'Jazz', 'Pop', 'Rock'\]"),
+    (lambda meta: meta["spectrogram"].update(pixels_per_second=25), "spectrogram.pixels_per_second: model 50, data set 25"),
+])
+def test_a_model_for_another_data_set_is_refused_and_kept(trained, small_dataset, tmp_path, edit, message):
+    model_dir, _ = trained
+    other = edited_dataset(small_dataset, tmp_path / "other", edit)
+    before = digest(model_dir)
+    with pytest.raises(ModelDirError, match=message):
+        train_model(other, model_dir, TrainConfig(epochs=3, **RUN))
+    assert digest(model_dir) == before
+
+
+def test_a_run_with_other_settings_or_changed_slices_is_refused_and_kept(trained, small_dataset, tmp_path):
+    model_dir, _ = trained
+    before = digest(model_dir)
+    with pytest.raises(ModelDirError, match="other settings \\(batch_size: was 64, now 16; seed: was 0, now 5\\)"):
+        train_model(small_dataset, model_dir, TrainConfig(epochs=3, batch_size=16, seed=5, **RUN))
+    changed = tmp_path / "changed"
+    shutil.copytree(small_dataset, changed)
+    lines = (changed / "slices.csv").read_text().splitlines(keepends=True)
+    (changed / "slices.csv").write_text("".join(lines[:-1]))
+    with pytest.raises(ModelDirError, match="another version of the data set"):
+        train_model(changed, model_dir, TrainConfig(epochs=3, **RUN))
+    assert digest(model_dir) == before
+
+
+def test_a_folder_of_other_files_is_refused(small_dataset, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ModelDirError, match="not empty and holds no genreslice model \\(it has notes.txt\\)"):
+        train_model(small_dataset, tmp_path, TrainConfig(**RUN))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_second_run_in_the_same_folder_is_refused(trained, small_dataset, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained[0], model_dir)
+    holder = hold_lock(model_dir / "lock")
+    try:
+        with pytest.raises(ModelDirError, match="another training run is using"):
+            train_model(small_dataset, model_dir, TrainConfig(epochs=3, **RUN))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert json.loads((model_dir / "checkpoint" / "state.json").read_text())["epochs_done"] == 2

@@ -1,0 +1,122 @@
+"""Reading a built data set's tables for training: classes, spectrogram settings, slices of one split."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.layout import DATASET_JSON, SLICES_CSV
+from training.errors import DatasetError
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model must agree with to be trained or evaluated on a data set.
+
+    Attributes
+    ----------
+    root : Path
+        The data set folder (the build's output folder).
+    classes : tuple of str
+        Genre names in sorted order: class ``i`` of a model is ``classes[i]``.
+    spectrogram : dict
+        The build's spectrogram settings, as recorded in ``dataset.json``.
+    fingerprint : str
+        SHA-256 of the classes, the spectrogram settings and the bytes of ``slices.csv``: any rebuild that
+        changes which slices exist, or how they were made, changes it.
+    """
+
+    root: Path
+    classes: tuple[str, ...]
+    spectrogram: dict
+    fingerprint: str
+
+    @property
+    def slice_size(self) -> int:
+        return int(self.spectrogram.get("slice_size", 128))
+
+
+def load_dataset_info(dataset_dir: str | os.PathLike) -> DatasetInfo:
+    """Read ``dataset.json`` and fingerprint the data set.
+
+    Raises
+    ------
+    DatasetError
+        The folder has no readable ``dataset.json`` or ``slices.csv``, or they lack classes or settings.
+    """
+    root = Path(dataset_dir)
+    meta_path = root / DATASET_JSON
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such data set folder")
+    if not meta_path.is_file():
+        raise DatasetError(f"{root}: no {DATASET_JSON}; is this the output folder of 'genreslice build'?")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DatasetError(f"{meta_path}: cannot be read as JSON ({err})") from err
+    classes = meta.get("classes") if isinstance(meta, dict) else None
+    spectrogram = meta.get("spectrogram") if isinstance(meta, dict) else None
+    if not isinstance(classes, list) or not all(isinstance(name, str) for name in classes):
+        raise DatasetError(f"{meta_path}: no 'classes' list of genre names")
+    if not classes:
+        raise DatasetError(f"{meta_path}: the data set has no classes (no track was built)")
+    if classes != sorted(set(classes)):
+        raise DatasetError(f"{meta_path}: 'classes' must be sorted and unique. Received: {classes}")
+    if not isinstance(spectrogram, dict):
+        raise DatasetError(f"{meta_path}: no 'spectrogram' settings")
+    slices_path = root / SLICES_CSV
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"classes": classes, "spectrogram": spectrogram}, sort_keys=True).encode())
+    try:
+        with open(slices_path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as err:
+        raise DatasetError(f"{slices_path}: cannot be read ({err.strerror or err})") from err
+    return DatasetInfo(root=root, classes=tuple(classes), spectrogram=spectrogram, fingerprint=digest.hexdigest())
+
+
+def read_split(info: DatasetInfo, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slices of one split: absolute paths, integer labels and track ids, in ``slices.csv`` order.
+
+    Returns
+    -------
+    paths : np.ndarray
+        Object array of ``str``: each slice PNG's absolute path.
+    labels : np.ndarray
+        ``int32`` class indices into ``info.classes``.
+    track_ids : np.ndarray
+        Object array of ``str``: the track each slice belongs to (for voting).
+
+    Raises
+    ------
+    DatasetError
+        ``slices.csv`` is unreadable, lacks columns, or names a genre outside ``info.classes``.
+    """
+    if split not in SPLITS:
+        raise DatasetError(f"split={split!r} must be one of {', '.join(SPLITS)}")
+    slices_path = info.root / SLICES_CSV
+    try:
+        table = pd.read_csv(
+            slices_path, usecols=["path", "track_id", "genre", "split"], dtype=str, keep_default_na=False
+        )
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise DatasetError(f"{slices_path}: cannot be read as the build's slice table ({err})") from err
+    table = table[table["split"] == split]
+    class_index = {name: index for index, name in enumerate(info.classes)}
+    unknown = sorted(set(table["genre"]) - set(class_index))
+    if unknown:
+        raise DatasetError(
+            f"{slices_path}: genres {unknown} are not in {DATASET_JSON}'s classes {list(info.classes)}"
+        )
+    root = str(info.root.resolve())
+    paths = np.array([os.path.join(root, rel) for rel in table["path"]], dtype=object)
+    labels = table["genre"].map(class_index).to_numpy(dtype=np.int32)
+    return paths, labels, table["track_id"].to_numpy(dtype=object)

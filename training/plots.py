@@ -1,0 +1,125 @@
+"""Plots drawn with Pillow: training curves (and, for evaluation, heat maps) as PNG files.
+
+Pillow is already a dependency for slices; a plotting library would add a large install for two figures.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+from PIL import Image, ImageDraw, ImageFont
+
+from pipeline.layout import write_bytes_atomic
+
+_SERIES_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40))
+_GRID = (225, 225, 225)
+_AXIS = (60, 60, 60)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """About ``count`` round numbers spanning ``[low, high]``."""
+    if not math.isfinite(low) or not math.isfinite(high):
+        return []
+    if high <= low:
+        high = low + 1.0
+    raw = (high - low) / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    start = math.floor(low / step) * step
+    return [start + i * step for i in range(int(math.ceil((high - start) / step)) + 1)]
+
+
+def _draw_panel(
+    draw: ImageDraw.ImageDraw,
+    box: tuple[int, int, int, int],
+    title: str,
+    x_values: Sequence[float],
+    series: dict[str, Sequence[float]],
+    fonts: tuple[ImageFont.ImageFont, ImageFont.ImageFont],
+) -> None:
+    """One line chart inside ``box`` (left, top, right, bottom), with grid, ticks, title and legend."""
+    title_font, tick_font = fonts
+    left, top, right, bottom = box
+    draw.text(((left + right) // 2, top), title, fill=_AXIS, font=title_font, anchor="mt")
+    plot_left, plot_top, plot_right, plot_bottom = left + 60, top + 30, right - 10, bottom - 40
+    finite = [v for values in series.values() for v in values if v is not None and math.isfinite(v)]
+    y_low, y_high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    if y_high - y_low < 1e-9:
+        y_low, y_high = y_low - 0.5, y_high + 0.5
+    y_ticks = _nice_ticks(y_low, y_high)
+    y_low, y_high = min(y_ticks[0], y_low), max(y_ticks[-1], y_high)
+    x_low, x_high = (min(x_values), max(x_values)) if len(x_values) else (0, 1)
+    if x_high == x_low:
+        x_low, x_high = x_low - 1, x_high + 1
+
+    def to_pixel(x: float, y: float) -> tuple[float, float]:
+        px = plot_left + (x - x_low) / (x_high - x_low) * (plot_right - plot_left)
+        py = plot_bottom - (y - y_low) / (y_high - y_low) * (plot_bottom - plot_top)
+        return px, py
+
+    for tick in y_ticks:
+        _, py = to_pixel(x_low, tick)
+        draw.line([(plot_left, py), (plot_right, py)], fill=_GRID)
+        draw.text((plot_left - 6, py), f"{tick:g}", fill=_AXIS, font=tick_font, anchor="rm")
+    x_step = max(1, int(math.ceil((x_high - x_low) / 10)))
+    for tick in range(int(math.ceil(x_low)), int(x_high) + 1, x_step):
+        px, _ = to_pixel(tick, y_low)
+        draw.line([(px, plot_bottom), (px, plot_bottom + 4)], fill=_AXIS)
+        draw.text((px, plot_bottom + 6), str(tick), fill=_AXIS, font=tick_font, anchor="mt")
+    draw.text(((plot_left + plot_right) // 2, bottom - 4), "epoch", fill=_AXIS, font=tick_font, anchor="mb")
+    draw.rectangle([plot_left, plot_top, plot_right, plot_bottom], outline=_AXIS)
+    for position, (name, values) in enumerate(series.items()):
+        colour = _SERIES_COLOURS[position % len(_SERIES_COLOURS)]
+        points = [to_pixel(x, y) for x, y in zip(x_values, values) if y is not None and math.isfinite(y)]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        for px, py in points:
+            draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
+        legend_y = plot_top + 8 + 18 * position
+        draw.line([(plot_right - 120, legend_y), (plot_right - 100, legend_y)], fill=colour, width=3)
+        draw.text((plot_right - 94, legend_y), name, fill=_AXIS, font=tick_font, anchor="lm")
+
+
+def plot_training_curves(history: Sequence[dict], path: str | os.PathLike) -> None:
+    """Draw loss and accuracy per epoch, training and validation, side by side, as a PNG.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        One row per epoch with ``epoch`` (1-based) and any of ``loss``, ``val_loss``, ``accuracy``,
+        ``val_accuracy``; missing values are left out of the lines.
+    path : str or os.PathLike
+        Where the PNG goes (written atomically).
+    """
+    width, height = 1200, 480
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    fonts = (_font(18), _font(13))
+    epochs = [float(row["epoch"]) for row in history]
+
+    def column(key: str) -> list[float | None]:
+        return [None if row.get(key) in (None, "") else float(row[key]) for row in history]
+
+    _draw_panel(draw, (0, 10, width // 2, height), "loss", epochs,
+                {"train": column("loss"), "validation": column("val_loss")}, fonts)
+    _draw_panel(draw, (width // 2, 10, width, height), "accuracy", epochs,
+                {"train": column("accuracy"), "validation": column("val_accuracy")}, fonts)
+    write_png_atomic(image, path)
+
+
+def write_png_atomic(image: Image.Image, path: str | os.PathLike) -> None:
+    """Save a Pillow image as PNG so readers never see a half-written file."""
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    write_bytes_atomic(path, buffer.getvalue())
+
