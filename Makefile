@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test example setup system-deps bench-build bench-labels clean
+.PHONY: test example setup system-deps bench-build bench-labels bench-train clean
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -33,6 +33,10 @@ bench-build: setup
 # Label benchmark: tag reading vs the SoX step; FMA (106,574 rows) and MTG-Jamendo metadata load and planning.
 bench-labels: setup
 	$(BIN)/python -m scripts.bench_labels
+
+# Training benchmark: data source throughput, lazy vs in-memory epoch, peak memory at 2,000 vs 20,000 slices.
+bench-train: setup
+	$(BIN)/python -m scripts.bench_train
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -88,7 +88,9 @@ def decode_gray_png(data: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return np.asarray(image.convert("L"))
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+    except UnidentifiedImageError as err:
+        raise ValueError(f"{len(data)} bytes that are not a readable image (not PNG nor another format Pillow reads)") from err
+    except (OSError, ValueError) as err:
         raise ValueError(f"{len(data)} bytes that are not a readable image ({err})") from err
 
 
@@ -136,11 +138,14 @@ def _decode_sub_filtered_gray_png(data: bytes) -> np.ndarray | None:
         return None
     rows = parsed[2]
     filters = rows[:, 0]
-    if (filters > _FILTER_SUB).any():
+    n_sub = np.count_nonzero(filters == _FILTER_SUB)
+    # Sub stores each byte minus its left neighbour modulo 256; a uint8 running sum wraps the same way.
+    if n_sub == len(filters):  # every row, as encode_gray_png writes them
+        return np.cumsum(rows[:, 1:], axis=1, dtype=np.uint8)
+    if np.count_nonzero(filters) != n_sub:  # Up, Average or Paeth rows: not for this path
         return None
     pixels = rows[:, 1:].copy()
-    sub_rows = filters == _FILTER_SUB
-    if sub_rows.any():
-        # Sub stores each byte minus its left neighbour modulo 256; a uint8 running sum wraps the same way.
+    if n_sub:
+        sub_rows = filters == _FILTER_SUB
         pixels[sub_rows] = np.cumsum(pixels[sub_rows], axis=1, dtype=np.uint8)
     return pixels

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+import tempfile
 
 from tqdm import tqdm
 
@@ -322,30 +323,36 @@ class TqdmTrainObserver:
 
 
 @contextlib.contextmanager
-def native_stderr_silenced(enabled: bool = True):
-    """Send file descriptor 2 to /dev/null while the block runs (Python exceptions still propagate)."""
+def native_stderr_captured(enabled: bool = True):
+    """Send file descriptor 2 to a temporary file while the block runs; replay it if the block raises."""
     if not enabled:
         yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
             yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode("utf-8", errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def load_tensorflow(*, verbose: bool = False) -> str:
     """Import TensorFlow and find its devices; returns them in words, e.g. "1 CPU" or "2 GPUs and 1 CPU".
 
-    TensorFlow's native start-up lines (CPU instruction sets, no CUDA driver found, oneDNN notes) are
-    written to stderr before its log settings apply; they are hidden unless ``-v`` is given.
+    TensorFlow's native start-up lines (CPU instruction sets, no CUDA driver found, oneDNN notes) are written to
+    stderr before its log settings apply; they are held back unless ``-v`` is given, and shown if the import fails.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with native_stderr_silenced(not verbose):
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr_captured(not verbose):
         import tensorflow as tf  # only the commands that need a model pay for this import
 
         kinds = collections.Counter(device.device_type for device in tf.config.list_physical_devices())
@@ -513,6 +520,10 @@ def main(argv: list[str] | None = None) -> int:
         # Output piped into a command that stopped reading (``| head``): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as err:
+        # Disk full, permissions, a vanished folder: say which file, without a traceback.
+        print(f"genreslice {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_FATAL
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ logger = logging.getLogger(__name__)
 STOP_TARGET = "target"
 STOP_PATIENCE = "patience"
 STOP_MAX_EPOCHS = "max_epochs"
+STOP_DIVERGED = "diverged"
 
 
 class GoalEarlyStopping(keras.callbacks.Callback):
@@ -25,6 +26,8 @@ class GoalEarlyStopping(keras.callbacks.Callback):
       <= ``target_loss``.
     * **patience**: validation loss has not improved on its best by more than ``min_delta`` for ``patience``
       epochs.
+
+    A validation loss that is NaN or infinite stops training at once (``diverged``): no later epoch can recover.
 
     The weights of the epoch with the lowest validation loss are kept in memory and restored when training
     ends (by either rule or by running out of epochs), so the model that leaves ``fit`` is the best one seen.
@@ -98,6 +101,10 @@ class GoalEarlyStopping(keras.callbacks.Callback):
             )
         val_loss = float(logs["val_loss"])
         val_accuracy = float(logs["val_accuracy"])
+        if not math.isfinite(val_loss):
+            self._stop(epoch, STOP_DIVERGED, f"validation loss is {val_loss}: training diverged (try a lower "
+                                             "--learning-rate)")
+            return
         if val_loss < self.best_loss - self.min_delta:
             self.best_loss = val_loss
             self.best_epoch = epoch
@@ -136,6 +143,7 @@ class GoalEarlyStopping(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if self.restore_best_weights and self.best_weights is not None and self.model is not None:
+        if self.restore_best_weights and self.best_weights is not None and self.best_epoch is not None \
+                and self.model is not None:
             self.model.set_weights(self.best_weights)
             logger.info("restored the weights of epoch %d (best validation loss %.4f)", self.best_epoch + 1, self.best_loss)

@@ -55,8 +55,10 @@ class SliceDataSource(keras.utils.PyDataset):
 
     Holds only the slice paths and integer labels, so it pickles and its memory does not grow with the
     images. ``__getitem__(i)`` loads batch ``i`` of the current epoch's order and has no side effects. With
-    ``shuffle=True`` the *samples* are permuted anew every epoch; the permutation of epoch ``e`` is drawn from
-    ``numpy.random.default_rng([seed, e])``, so it is the same on every machine and after a resume.
+    ``shuffle=True`` the *samples* are permuted anew every epoch: after ``e`` calls of ``on_epoch_end`` the order
+    is ``numpy.random.default_rng([seed, e]).permutation(n)``, the same on every machine and after a resume.
+    Keras's ``fit`` calls ``on_epoch_end`` once before its first epoch, so training epoch ``k`` (counted from
+    1) is served the permutation of ``[seed, k]`` when the source starts at ``set_epoch(k - 1)``.
 
     Parameters
     ----------

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from pipeline import layout
 from training.callbacks import STOP_MAX_EPOCHS, GoalEarlyStopping
@@ -130,22 +131,38 @@ def train_model(
     out = Path(model_dir)
     _check_model_dir_shape(out)
     _check_recorded_model(out, info)
+    _check_resumable(out, _load_state(out), info, config)  # before anything is created in the folder
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / CHECKPOINT_DIR).mkdir(exist_ok=True)
     except OSError as err:
         raise ModelDirError(f"cannot create model folder {out}: {err}") from err
     with _locked(out):
-        state = _load_state(out)
+        state = _load_state(out)  # again: another run may have finished an epoch meanwhile
         _check_resumable(out, state, info, config)
+        _remove_temporary_files(out)
         return _run(out, info, config, state, train_data, val_data, observer)
+
+
+def _is_temporary(name: str) -> bool:
+    """Names of our half-written files: ``.model.json.xxxx.tmp``, ``.epoch-0003.123.tmp.keras``."""
+    return name.startswith(".") and (name.endswith(".tmp") or name.endswith(".tmp.keras"))
+
+
+def _remove_temporary_files(out: Path) -> None:
+    """Files a killed run left half-written; nothing refers to them."""
+    for folder in (out, out / CHECKPOINT_DIR):
+        for path in folder.iterdir():
+            if path.is_file() and _is_temporary(path.name):
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
 
 def _check_model_dir_shape(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ModelDirError(f"model folder {out} exists and is not a folder")
     if out.is_dir() and not (out / MODEL_JSON).exists():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in _OWN_NAMES)
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in _OWN_NAMES and not _is_temporary(p.name))
         if foreign:
             raise ModelDirError(
                 f"model folder {out} is not empty and holds no genreslice model (it has {', '.join(foreign[:5])}"
@@ -276,6 +293,12 @@ def _run(
     history: list[dict] = list(state["history"]) if state else []
     epochs_done = int(state["epochs_done"]) if state else 0
     if state and (state.get("stop_reason") not in (None, STOP_MAX_EPOCHS) or epochs_done >= config.epochs):
+        if read_model_json(out).get("status") != "finished":
+            # The last epoch was committed but the run ended before its final files were written.
+            counts = train_data.class_counts(len(info.classes))
+            recorder = _EpochRecorder(out, info, config, history, stopper, train_data, val_data, observer, counts)
+            final_state = recorder.finish()
+            return _result(out, "finished", final_state, history, epochs_this_call=0, resumed_from=epochs_done)
         logger.info("%s: training already finished (%s)", out, state.get("stop_message", ""))
         return _result(out, "already_finished", state, history, epochs_this_call=0, resumed_from=epochs_done)
 
@@ -288,7 +311,8 @@ def _run(
             raise ModelDirError(
                 f"{checkpoint_dir}: the checkpoint of epoch {epochs_done} cannot be loaded ({err}); train into a new folder"
             ) from err
-        stopper.set_state(state["early_stop"], best_weights)
+        has_best = state["early_stop"].get("best_epoch") is not None  # None: every val_loss so far was NaN
+        stopper.set_state(state["early_stop"], best_weights if has_best else None)
         stopper.stop_reason = None
         logger.info("%s: continuing from epoch %d", out, epochs_done)
     else:
@@ -298,8 +322,8 @@ def _run(
     train_data.set_epoch(epochs_done)
     counts = train_data.class_counts(len(info.classes))
     recorder = _EpochRecorder(out, info, config, history, stopper, train_data, val_data, observer, counts)
-    if not state:
-        _write_model_json(out, info, config, recorder.base_record(), status="training")
+    # Until this run finishes, model.json must not claim an earlier finish (a continued run changes model.keras).
+    _write_model_json(out, info, config, recorder.base_record(), status="training")
     observer.on_run_start(
         {
             "model": config.model,
@@ -311,16 +335,31 @@ def _run(
             "resumed": bool(state),
         }
     )
-    model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=config.epochs,
-        initial_epoch=epochs_done,
-        class_weight=class_weights_for(counts, config.class_weights),
-        callbacks=[stopper, recorder, keras.callbacks.TensorBoard(str(out / LOG_DIR))],
-        verbose=0,
-    )
-    final_state = recorder.finish(model)
+    try:
+        model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=config.epochs,
+            initial_epoch=epochs_done,
+            class_weight=class_weights_for(counts, config.class_weights),
+            callbacks=[stopper, recorder, keras.callbacks.TensorBoard(str(out / LOG_DIR))],
+            shuffle=False,  # the data source permutes the samples itself, per epoch and seeded
+            verbose=0,
+        )
+    except (DatasetError, tf.errors.OpError) as err:
+        # A bad slice: Keras reads the first batches itself, the rest reach us wrapped in TensorFlow's errors.
+        if isinstance(err, DatasetError):
+            reported = str(err)
+        else:
+            reported = next((line.split("DatasetError: ", 1)[1] for line in str(err.message).splitlines()
+                             if "DatasetError: " in line), None)
+            if reported is None:
+                raise
+        raise DatasetError(
+            f"{reported}. Training stopped; the epochs completed so far are kept in {out}. Restore the file or "
+            "rebuild the data set, then run the same command again."
+        ) from err
+    final_state = recorder.finish()
     return _result(
         out, "finished", final_state, recorder.history,
         epochs_this_call=final_state["epochs_done"] - epochs_done, resumed_from=epochs_done,
@@ -351,17 +390,29 @@ def _save_model_atomic(model: keras.Model, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
     try:
         model.save(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to disk (a checkpoint must survive a power cut once committed)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _copy_atomic(source: Path, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         shutil.copyfile(source, tmp)
+        _fsync(tmp)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -450,24 +501,32 @@ class _EpochRecorder(keras.callbacks.Callback):
                 stale.unlink()
         if best_name == name:
             _copy_atomic(self.checkpoint_dir / name, self.out / MODEL_FILE)
-        layout.write_text_atomic(self.out / HISTORY_CSV, _history_csv(self.history))
-        plot_training_curves(self.history, self.out / CURVES_PNG)
+        self.write_derived_files()
         self.observer.on_epoch_end(row)
 
-    def finish(self, model: keras.Model) -> dict:
-        """After fit: record why training ended, write the final model and model.json."""
+    def write_derived_files(self) -> None:
+        """history.csv and curves.png, from the committed history."""
+        layout.write_text_atomic(self.out / HISTORY_CSV, _history_csv(self.history))
+        plot_training_curves(self.history, self.out / CURVES_PNG)
+
+    def finish(self) -> dict:
+        """After fit: record why training ended, write the final model and model.json.
+
+        Each step can be redone: a run that ends between them is finished by the next call.
+        """
         state = self.state
         if not state.get("stop_reason"):
             state["stop_reason"] = STOP_MAX_EPOCHS
-            state["stop_message"] = f"reached the last epoch ({self.config.epochs})"
+            done, limit = state["epochs_done"], self.config.epochs
+            state["stop_message"] = (
+                f"reached the last epoch ({done})" if done == limit
+                else f"the epoch limit is {limit} and {done} epochs were already done"
+            )
         layout.write_text_atomic(self.checkpoint_dir / STATE_JSON, json.dumps(state, indent=1) + "\n")
         # The callback restored the best weights; the best epoch's file holds the same weights.
-        _copy_atomic(self.checkpoint_dir / state["best"], self.out / MODEL_FILE)
-        if state["stop_reason"] != STOP_MAX_EPOCHS:
-            # Finished for good: the resumable copies are no longer needed (a max-epochs run keeps them so
-            # that a re-run with more --epochs can continue).
-            for stale in self.checkpoint_dir.glob("epoch-*.keras"):
-                stale.unlink()
+        best_file = self.checkpoint_dir / state["best"]
+        if best_file.exists() or not (self.out / MODEL_FILE).exists():
+            _copy_atomic(best_file, self.out / MODEL_FILE)
         record = self.base_record()
         record.update(
             {
@@ -478,7 +537,13 @@ class _EpochRecorder(keras.callbacks.Callback):
                 "training_seconds": round(sum(row["seconds"] for row in self.history), 1),
             }
         )
+        self.write_derived_files()
         _write_model_json(self.out, self.info, self.config, record, status="finished")
+        if state["stop_reason"] != STOP_MAX_EPOCHS:
+            # Finished for good: the resumable copies are no longer needed (a run stopped by its epoch limit
+            # keeps them, so that a re-run with a higher --epochs can continue it).
+            for stale in self.checkpoint_dir.glob("epoch-*.keras"):
+                stale.unlink()
         return state
 
 

@@ -68,3 +68,39 @@ def test_decode_refuses_what_is_not_an_image():
                  encode_gray_png(np.zeros((128, 128), np.uint8))[:60]):
         with pytest.raises(ValueError, match="not a readable image"):
             decode_gray_png(data)
+
+
+def test_decode_handles_rows_with_mixed_none_and_sub_filters():
+    import struct
+    import zlib
+
+    from pipeline.slicing import _png_chunk
+
+    pixels = np.random.default_rng(6).integers(0, 256, (6, 9), dtype=np.uint8)
+    raw = bytearray()
+    for number, row in enumerate(pixels):
+        if number % 2:
+            raw += bytes([1]) + bytes(np.diff(row, prepend=0).astype(np.uint8))  # Sub
+        else:
+            raw += bytes([0]) + row.tobytes()  # None
+    data = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 9, 6, 8, 0, 0, 0, 0))
+            + _png_chunk(b"IDAT", zlib.compress(bytes(raw))) + _png_chunk(b"IEND", b""))
+    assert np.array_equal(decode_gray_png(data), pixels)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), pixels)
+
+
+def test_our_slices_take_the_fast_path_even_with_several_idat_chunks():
+    import struct
+    import zlib
+
+    from pipeline.slicing import _decode_sub_filtered_gray_png, _png_chunk
+
+    pixels = np.random.default_rng(7).integers(0, 256, (128, 128), dtype=np.uint8)
+    data = encode_gray_png(pixels)
+    assert np.array_equal(_decode_sub_filtered_gray_png(data), pixels)  # not via Pillow
+    rows = np.concatenate([np.zeros((128, 1), np.uint8), pixels], axis=1).tobytes()
+    stream = zlib.compress(rows)
+    split = (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 128, 128, 8, 0, 0, 0, 0))
+             + _png_chunk(b"IDAT", stream[:100]) + _png_chunk(b"IDAT", stream[100:]) + _png_chunk(b"IEND", b""))
+    assert np.array_equal(_decode_sub_filtered_gray_png(split), pixels)
+    assert np.array_equal(decode_gray_png(split), pixels)

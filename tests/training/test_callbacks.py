@@ -115,3 +115,14 @@ def test_needs_validation_logs():
 def test_bad_settings_are_refused(options, message):
     with pytest.raises(ValueError, match=message):
         GoalEarlyStopping(**options)
+
+
+def test_a_nan_validation_loss_stops_training_as_diverged():
+    callback = GoalEarlyStopping(target_accuracy=0.9, patience=5)
+    model = tiny_model()
+    assert drive(callback, [(0.5, 1.0), (0.25, float("nan")), (0.9, 0.1)], model) == 2
+    assert callback.stop_reason == "diverged" and "validation loss is nan" in callback.message
+    assert weights_epoch(model) == 0  # the last good epoch
+
+    first = GoalEarlyStopping(target_accuracy=0.9, patience=5)
+    assert drive(first, [(0.25, float("inf"))]) == 1 and first.stop_reason == "diverged" and first.best_epoch is None

@@ -157,6 +157,106 @@ def test_a_higher_epoch_limit_continues_a_finished_run(trained, small_dataset, t
     shutil.copytree(trained[0], model_dir)
     result = train_model(small_dataset, model_dir, TrainConfig(epochs=3, **RUN))
     assert result.resumed_from == 2 and result.epochs_run == 3 and result.history[:2] == trained[1].history
+    record = json.loads((model_dir / "model.json").read_text())
+    assert record["status"] == "finished" and record["epochs_run"] == 3 and record["training"]["epochs"] == 3
+    assert record["best_epoch"] == result.best_epoch and record["stop"]["message"] == "reached the last epoch (3)"
+
+
+def test_continued_run_restores_best_weights_from_before_the_resume_point(trained, small_dataset, tmp_path,
+                                                                          monkeypatch):
+    from training.callbacks import GoalEarlyStopping
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(trained[0], model_dir)
+    best_before = keras.models.load_model(model_dir / "model.keras").get_weights()
+    report = GoalEarlyStopping.on_epoch_end
+
+    def worse_after_resume(self, epoch, logs=None):
+        return report(self, epoch, {**logs, "val_loss": 50.0} if epoch >= 2 else logs)
+
+    monkeypatch.setattr(GoalEarlyStopping, "on_epoch_end", worse_after_resume)
+    result = train_model(small_dataset, model_dir, TrainConfig(epochs=4, **RUN))
+    assert result.epochs_run == 4 and result.best_epoch == trained[1].best_epoch <= 2
+    after = keras.models.load_model(model_dir / "model.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(after, best_before))
+
+
+def test_the_epoch_order_inside_fit_is_a_fresh_seeded_permutation(small_dataset, tmp_path, monkeypatch):
+    from training.data_source import SliceDataSource
+
+    served: dict[int, list[int]] = {}
+    load = SliceDataSource.__getitem__
+
+    def recording(self, index):
+        if self.shuffle:
+            chosen = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+            served.setdefault(self.epoch, []).extend(chosen.tolist())
+        return load(self, index)
+
+    monkeypatch.setattr(SliceDataSource, "__getitem__", recording)
+    train_model(small_dataset, tmp_path / "model", TrainConfig(epochs=3, batch_size=16, seed=4, **RUN))
+    # Keras reads up to two batches ahead of time to learn the output shapes; the rest is the three epochs.
+    epochs = {epoch: order for epoch, order in served.items() if len(order) >= 96}
+    assert sorted(epochs) == [1, 2, 3]  # training epoch k serves the permutation of epoch k
+    for epoch, order in epochs.items():
+        assert sorted(order[-96:]) == list(range(96))
+        assert order[-96:] == np.random.default_rng([4, epoch]).permutation(96).tolist()
+    assert len({tuple(order[-96:]) for order in epochs.values()}) == 3
+
+
+def test_a_crash_between_commit_and_history_is_repaired(small_dataset, tmp_path, monkeypatch):
+    import training.train as train_module
+
+    model_dir = tmp_path / "model"
+    write_history = train_module._history_csv
+
+    def crash_on_epoch_2(history):
+        if len(history) == 2:
+            raise KeyboardInterrupt
+        return write_history(history)
+
+    monkeypatch.setattr(train_module, "_history_csv", crash_on_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(small_dataset, model_dir, TrainConfig(epochs=2, **RUN))
+    monkeypatch.setattr(train_module, "_history_csv", write_history)
+    with open(model_dir / "history.csv", newline="") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["1"]
+    result = train_model(small_dataset, model_dir, TrainConfig(epochs=2, **RUN))
+    assert result.status == "finished" and result.epochs_this_call == 0
+    with open(model_dir / "history.csv", newline="") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["1", "2"]
+
+
+def test_a_run_interrupted_in_its_first_epoch_starts_over(small_dataset, tmp_path):
+    model_dir = tmp_path / "model"
+    with pytest.raises(KeyboardInterrupt):
+        train_model(small_dataset, model_dir, TrainConfig(epochs=1, **RUN), observer=Interrupt(in_epoch=1))
+    assert not (model_dir / "checkpoint" / "state.json").exists()
+    (model_dir / ".model.json.x1y2.tmp").write_text("{")  # as a kill during a write would leave it
+    result = train_model(small_dataset, model_dir, TrainConfig(epochs=1, **RUN))
+    assert result.resumed_from == 0 and result.epochs_run == 1
+    assert not (model_dir / ".model.json.x1y2.tmp").exists()
+
+
+def test_a_damaged_slice_stops_training_with_its_name(small_dataset, tmp_path):
+    dataset = tmp_path / "data"
+    shutil.copytree(small_dataset, dataset)
+    with open(dataset / "slices.csv", newline="") as handle:
+        victim = next(row["path"] for row in csv.DictReader(handle) if row["split"] == "train")
+    (dataset / victim).write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match=f"{victim}: cannot be read as a slice .*not a readable image.*"
+                                           "run the same command again"):
+        train_model(dataset, tmp_path / "model", TrainConfig(epochs=1, **RUN))
+    # The same inside an epoch, where TensorFlow wraps the error: a slice of the last training batch.
+    with open(dataset / "slices.csv", newline="") as handle:
+        late = [row["path"] for row in csv.DictReader(handle) if row["split"] == "train"][-1]
+    shutil.copyfile(small_dataset / victim, dataset / victim)
+    (dataset / late).write_bytes(b"")
+    with pytest.raises(DatasetError, match=f"{late}: cannot be read as a slice") as caught:
+        train_model(dataset, tmp_path / "model", TrainConfig(epochs=1, batch_size=8, **RUN))
+    import tensorflow as tf
+
+    assert isinstance(caught.value.__cause__, tf.errors.OpError)  # it did come through TensorFlow
 
 
 def test_class_weights_balance_the_training_split():
@@ -240,3 +340,16 @@ def test_a_second_run_in_the_same_folder_is_refused(trained, small_dataset, tmp_
         holder.kill()
         holder.wait()
     assert json.loads((model_dir / "checkpoint" / "state.json").read_text())["epochs_done"] == 2
+
+
+def test_a_run_interrupted_after_its_last_epoch_is_finished_without_training(small_dataset, tmp_path):
+    model_dir = tmp_path / "model"
+    config = TrainConfig(epochs=1, target_accuracy=0.0, target_loss=None, patience=0)
+    with pytest.raises(KeyboardInterrupt):  # epoch 1 committed (the target rule fired), final files not written
+        train_model(small_dataset, model_dir, config, observer=Interrupt(after_epoch=1))
+    assert json.loads((model_dir / "model.json").read_text())["status"] == "training"
+    result = train_model(small_dataset, model_dir, config)
+    assert result.status == "finished" and result.epochs_this_call == 0 and result.stop_reason == "target"
+    record = json.loads((model_dir / "model.json").read_text())
+    assert record["status"] == "finished" and record["stop"]["reason"] == "target" and record["epochs_run"] == 1
+    assert (model_dir / "model.keras").exists() and not list((model_dir / "checkpoint").glob("*.keras"))

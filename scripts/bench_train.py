@@ -1,0 +1,204 @@
+"""Training benchmark: ``python -m scripts.bench_train`` (or ``make bench-train``).
+
+Writes synthetic slice data sets in the build's layout (``scripts.synthetic_slices``) and measures, in one run:
+
+* **data source throughput**: slices per second that :class:`training.data_source.SliceDataSource` reads and
+  decodes, on one thread and on ``--loader-workers`` threads (as Keras runs it), page cache warm;
+* **lazy vs in-memory epoch**: epochs of the ``compact`` model fed by the lazy data source, against the same
+  epochs fed from numpy arrays already in memory (same data, same model, alternating fits of 3 epochs whose
+  first epoch, which sets up the input pipeline, is not counted; median of the rest);
+* **memory**: peak resident memory (``ru_maxrss`` of the process) of a real ``genreslice train`` subprocess,
+  one epoch, on a data set of ``--small`` slices and on one of ``--large`` slices.
+
+Targets, as ratios within this run: throughput >= 3,000 slices/s; lazy/in-memory epoch <= 1.10; peak memory of
+the large run <= 1.15x the small run.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from scripts.synthetic_slices import write_synthetic_dataset  # noqa: E402
+
+TRACK_SLICES = 10
+GENRES = ("Blues", "Electronic", "Jazz", "Rock")
+
+
+def make_dataset(root: Path, n_slices: int) -> Path:
+    tracks_per_genre = max(1, n_slices // (TRACK_SLICES * len(GENRES)))
+    return write_synthetic_dataset(root, genres=GENRES, tracks_per_genre=tracks_per_genre,
+                                   slices_per_track=TRACK_SLICES, split_tracks=(8, 1, 1), seed=0)
+
+
+def measure_throughput(dataset: Path, batch_size: int, workers: int, repeat: int) -> tuple[float, float, int]:
+    """Slices per second through ``__getitem__``: one thread, and ``workers`` threads (Keras's way)."""
+    from training.data_source import SliceDataSource
+    from training.dataset import load_dataset_info
+
+    info = load_dataset_info(dataset)
+    source = SliceDataSource.from_dataset(info, "train", batch_size=batch_size, shuffle=True, seed=0)
+    n = len(source.paths)
+    for index in range(len(source)):  # warm the page cache as a second epoch would find it
+        source[index]
+
+    def one_thread() -> float:
+        started = time.perf_counter()
+        for index in range(len(source)):
+            source[index]
+        return time.perf_counter() - started
+
+    def threads() -> float:
+        started = time.perf_counter()
+        with cf.ThreadPoolExecutor(workers) as pool:
+            for _ in pool.map(source.__getitem__, range(len(source))):
+                pass
+        return time.perf_counter() - started
+
+    single = min(one_thread() for _ in range(repeat))
+    parallel = min(threads() for _ in range(repeat))
+    return n / single, n / parallel, n
+
+
+def measure_epochs(dataset: Path, batch_size: int, workers: int, repeat: int) -> tuple[list[float], list[float], int]:
+    """Wall seconds of training epochs (with validation), lazy and in memory, in alternating fits."""
+    import keras
+
+    from training.data_source import SliceDataSource, load_slices
+    from training.dataset import load_dataset_info, read_split
+    from training.models import build_model
+
+    info = load_dataset_info(dataset)
+    lazy_train = SliceDataSource.from_dataset(info, "train", batch_size=batch_size, shuffle=True, seed=0,
+                                              workers=workers)
+    lazy_val = SliceDataSource.from_dataset(info, "validation", batch_size=batch_size, workers=workers)
+    train_paths, train_labels, _ = read_split(info, "train")
+    val_paths, val_labels, _ = read_split(info, "validation")
+    x_train, x_val = load_slices(train_paths), load_slices(val_paths)
+
+    keras.utils.set_random_seed(0)
+    model = build_model("compact", len(info.classes))
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seconds: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None) -> None:
+            self.seconds.append(time.perf_counter() - self.started)
+
+    def lazy_epochs(count: int) -> list[float]:
+        timer = EpochTimer()
+        model.fit(lazy_train, validation_data=lazy_val, epochs=count, verbose=0, callbacks=[timer])
+        return timer.seconds
+
+    def memory_epochs(count: int) -> list[float]:
+        timer = EpochTimer()
+        model.fit(x_train, train_labels, batch_size=batch_size, shuffle=True, validation_data=(x_val, val_labels),
+                  epochs=count, verbose=0, callbacks=[timer])
+        return timer.seconds
+
+    # Each fit's first epoch also sets up its input pipeline (and traces the model on the first call);
+    # training runs many epochs per fit, so the steady epochs after it are what is compared.
+    lazy, memory = [], []
+    for _ in range(repeat):
+        lazy += lazy_epochs(3)[1:]
+        memory += memory_epochs(3)[1:]
+    return lazy, memory, len(train_paths)
+
+
+def peak_rss_of_train(dataset: Path, model_dir: Path, workers: int) -> tuple[float, float]:
+    """Peak resident MiB and wall seconds of ``genreslice train`` for one epoch, in its own process."""
+    command = [sys.executable, "-m", "scripts.cli", "train", os.fspath(dataset), os.fspath(model_dir),
+               "--epochs", "1", "--patience", "0", "--target-accuracy", "off", "--no-progress",
+               "--loader-workers", str(workers)]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stdout, stderr = process.stdout.read(), process.stderr.read()
+    if process.returncode != 0:
+        raise SystemExit(f"genreslice train failed ({process.returncode}):\n{stdout}\n{stderr}")
+    return usage.ru_maxrss / 1024, wall
+
+
+def peak_rss_of_loading_all(dataset: Path) -> float:
+    """Peak resident MiB of a process that loads every training slice into one array, as the predecessor did.
+
+    A control: it shows the measurement sees data held in memory.
+    """
+    code = ("import sys\n"
+            "from training.dataset import load_dataset_info, read_split\n"
+            "from training.data_source import load_slices\n"
+            "paths, labels, _ = read_split(load_dataset_info(sys.argv[1]), 'train')\n"
+            "x = load_slices(paths)\n"
+            "print(x.nbytes)\n")
+    process = subprocess.Popen([sys.executable, "-c", code, os.fspath(dataset)], stdout=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("loading every slice failed")
+    return usage.ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.bench_train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", type=int, default=2000, help="slices in the small data set (default: 2000)")
+    parser.add_argument("--large", type=int, default=20000, help="slices in the large data set (default: 20000)")
+    parser.add_argument("--repeat", type=int, default=4, help="timed rounds: throughput passes, and fits of 3 epochs each kind (default: 4)")
+    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64, compact's own)")
+    parser.add_argument("--loader-workers", type=int, default=2, help="loader threads (default: 2)")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the two genreslice train runs")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="genreslice-bench-train-") as scratch:
+        scratch = Path(scratch)
+        started = time.perf_counter()
+        small = make_dataset(scratch / "small", args.small)
+        print(f"Wrote a {args.small}-slice data set in {time.perf_counter() - started:.1f} s.", flush=True)
+
+        single, parallel, n = measure_throughput(small, args.batch_size, args.loader_workers, args.repeat)
+        print(f"Data source ({n} training slices, batch {args.batch_size}, warm page cache): "
+              f"{single:,.0f} slices/s on 1 thread, {parallel:,.0f} slices/s on {args.loader_workers} threads "
+              f"(target >= 3,000).", flush=True)
+
+        lazy, memory, n_train = measure_epochs(small, args.batch_size, args.loader_workers, args.repeat)
+        ratio = statistics.median(lazy) / statistics.median(memory)
+        print(f"One compact epoch on {n_train} slices (+ validation), median of {len(lazy)}: lazy "
+              f"{statistics.median(lazy):.2f} s, in memory {statistics.median(memory):.2f} s; "
+              f"lazy / in memory = {ratio:.3f} (target <= 1.10); best of each: {min(lazy) / min(memory):.3f}.",
+              flush=True)
+        print(f"  every run, lazy: {', '.join(f'{t:.2f}' for t in lazy)}; "
+              f"in memory: {', '.join(f'{t:.2f}' for t in memory)}", flush=True)
+
+        if not args.skip_memory:
+            large = make_dataset(scratch / "large", args.large)
+            figures = {}
+            for name, dataset in (("small", small), ("large", large)):
+                rss, wall = peak_rss_of_train(dataset, scratch / f"model-{name}", args.loader_workers)
+                figures[name] = rss
+                slices = sum(1 for _ in open(dataset / "slices.csv")) - 1
+                print(f"genreslice train, 1 epoch, {slices} slices: peak RSS {rss:,.1f} MiB, {wall:.0f} s.", flush=True)
+            growth = figures["large"] / figures["small"]
+            print(f"Peak memory, {args.large} vs {args.small} slices: {growth:.3f}x "
+                  f"(+{(growth - 1) * 100:.1f}%; target <= 1.15x).", flush=True)
+            for name, dataset in (("small", small), ("large", large)):
+                print(f"Control, loading every training slice of the {name} set into memory (the predecessor's "
+                      f"way, no model): peak RSS {peak_rss_of_loading_all(dataset):,.0f} MiB.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
