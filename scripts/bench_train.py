@@ -118,20 +118,32 @@ def measure_epochs(dataset: Path, batch_size: int, workers: int, repeat: int) ->
     return lazy, memory, len(train_paths)
 
 
+# A small process runs the measured command and reports its children's peak RSS. The benchmark itself holds
+# TensorFlow and arrays; Linux counts a parent's resident memory at fork into the child's ru_maxrss, so the
+# measured process must not be forked from it.
+_LAUNCHER = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+if done.returncode:
+    sys.exit(done.stderr[-3000:] or f"exit {done.returncode}")
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def peak_rss_mib(command: list[str]) -> tuple[float, float]:
+    """Peak resident MiB of ``command`` (run through a small launcher) and its wall seconds."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *command], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command[:4])} ... failed:\n{done.stderr}")
+    return int(done.stdout.split()[-1]) / 1024, time.perf_counter() - started
+
+
 def peak_rss_of_train(dataset: Path, model_dir: Path, workers: int) -> tuple[float, float]:
     """Peak resident MiB and wall seconds of ``genreslice train`` for one epoch, in its own process."""
-    command = [sys.executable, "-m", "scripts.cli", "train", os.fspath(dataset), os.fspath(model_dir),
-               "--epochs", "1", "--patience", "0", "--target-accuracy", "off", "--no-progress",
-               "--loader-workers", str(workers)]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    stdout, stderr = process.stdout.read(), process.stderr.read()
-    if process.returncode != 0:
-        raise SystemExit(f"genreslice train failed ({process.returncode}):\n{stdout}\n{stderr}")
-    return usage.ru_maxrss / 1024, wall
+    return peak_rss_mib([sys.executable, "-m", "scripts.cli", "train", os.fspath(dataset), os.fspath(model_dir),
+                         "--epochs", "1", "--patience", "0", "--target-accuracy", "off", "--no-progress",
+                         "--loader-workers", str(workers)])
 
 
 def peak_rss_of_loading_all(dataset: Path) -> float:
@@ -143,13 +155,8 @@ def peak_rss_of_loading_all(dataset: Path) -> float:
             "from training.dataset import load_dataset_info, read_split\n"
             "from training.data_source import load_slices\n"
             "paths, labels, _ = read_split(load_dataset_info(sys.argv[1]), 'train')\n"
-            "x = load_slices(paths)\n"
-            "print(x.nbytes)\n")
-    process = subprocess.Popen([sys.executable, "-c", code, os.fspath(dataset)], stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit("loading every slice failed")
-    return usage.ru_maxrss / 1024
+            "x = load_slices(paths)\n")
+    return peak_rss_mib([sys.executable, "-c", code, os.fspath(dataset)])[0]
 
 
 def main(argv: list[str] | None = None) -> int:
