@@ -118,48 +118,48 @@ def genre_names(text: str) -> tuple[str, ...]:
     return names
 
 
-def optional_fraction(text: str) -> float | None:
-    if text.lower() in ("off", "none"):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'off'") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1")
-    return value
-
-
-def optional_loss(text: str) -> float | None:
-    if text.lower() in ("off", "none"):
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'off'") from None
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
-
-
-def non_negative_int(text: str) -> int:
+def whole_number(text: str, *, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} must be {minimum} or more")
     return value
 
 
-def positive_float(text: str) -> float:
+def number(text: str, *, minimum: float = 0.0, maximum: float = float("inf"), above_minimum: bool = False,
+           may_be_off: bool = False) -> float | None:
+    """A float within bounds; with ``may_be_off``, 'off' or 'none' give None."""
+    if may_be_off and text.lower() in ("off", "none"):
+        return None
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number{' or ' + repr('off') if may_be_off else ''}") \
+            from None
+    if above_minimum and not value > minimum:
+        raise argparse.ArgumentTypeError(f"{text} must be more than {minimum:g}")
+    if not minimum <= value <= maximum:
+        bounds = f"between {minimum:g} and {maximum:g}" if maximum != float("inf") else f"{minimum:g} or more"
+        raise argparse.ArgumentTypeError(f"{text} must be {bounds}")
     return value
+
+
+def optional_fraction(text: str) -> float | None:
+    return number(text, maximum=1.0, may_be_off=True)
+
+
+def optional_loss(text: str) -> float | None:
+    return number(text, may_be_off=True)
+
+
+def non_negative_int(text: str) -> int:
+    return whole_number(text, minimum=0)
+
+
+def positive_float(text: str) -> float:
+    return number(text, above_minimum=True)
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -42,20 +42,26 @@ def reference(library, tmp_path_factory):
     return out
 
 
-def test_help_explains_every_option():
+def help_of(command: str, min_options: int) -> str:
+    """``genreslice COMMAND --help``, checked to explain every option of the command; returns the text."""
     from scripts.cli import make_parser
 
-    result = genreslice("build", "--help")
+    result = genreslice(command, "--help")
     assert result.returncode == 0 and "(default: None)" not in result.stdout
-    build = make_parser()._subparsers._group_actions[0].choices["build"]
-    options = [action for action in build._actions if action.dest != "help"]
-    assert len(options) >= 17
+    parser = make_parser()._subparsers._group_actions[0].choices[command]
+    options = [action for action in parser._actions if action.dest != "help"]
+    assert len(options) >= min_options
     for action in options:
         assert action.help and len(action.help) > 10, action.dest
         assert (action.option_strings[0] if action.option_strings else action.metavar) in result.stdout
+    return result.stdout
+
+
+def test_help_explains_every_option():
+    text = help_of("build", 17)
     for option in ["--metadata", "--subset", "--genre-map", "--genres", "--exclude-genres", "--max-tracks-per-genre",
                    "--dry-run"]:
-        assert option in result.stdout
+        assert option in text
 
 
 def test_build_prints_progress_and_summary(library, tmp_path):

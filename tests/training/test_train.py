@@ -353,3 +353,18 @@ def test_a_run_interrupted_after_its_last_epoch_is_finished_without_training(sma
     record = json.loads((model_dir / "model.json").read_text())
     assert record["status"] == "finished" and record["stop"]["reason"] == "target" and record["epochs_run"] == 1
     assert (model_dir / "model.keras").exists() and not list((model_dir / "checkpoint").glob("*.keras"))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda root: (root / "dataset.json").write_bytes(bytes(range(256))), "dataset.json: cannot be read as JSON"),
+    (lambda root: (root / "dataset.json").write_text("[]"), "no 'classes' list"),
+    (lambda root: (root / "slices.csv").write_text("path,genre\nx.png,Rock\n"), "slices.csv: cannot be read as the build's slice table"),
+    (lambda root: (root / "slices.csv").unlink(), "slices.csv: cannot be read"),
+])
+def test_damaged_tables_are_refused_with_their_names(small_dataset, tmp_path, damage, message):
+    dataset = tmp_path / "data"
+    shutil.copytree(small_dataset, dataset)
+    damage(dataset)
+    with pytest.raises(DatasetError, match=message):
+        train_model(dataset, tmp_path / "model", TrainConfig(**RUN))
+    assert not (tmp_path / "model").exists()
