@@ -296,7 +296,7 @@ def _run(
         if read_model_json(out).get("status") != "finished":
             # The last epoch was committed but the run ended before its final files were written.
             counts = train_data.class_counts(len(info.classes))
-            recorder = _EpochRecorder(out, info, config, history, stopper, train_data, val_data, observer, counts)
+            recorder = _EpochRecorder(out, info, config, state, history, stopper, train_data, val_data, observer, counts)
             final_state = recorder.finish()
             return _result(out, "finished", final_state, history, epochs_this_call=0, resumed_from=epochs_done)
         logger.info("%s: training already finished (%s)", out, state.get("stop_message", ""))
@@ -321,7 +321,7 @@ def _run(
         )
     train_data.set_epoch(epochs_done)
     counts = train_data.class_counts(len(info.classes))
-    recorder = _EpochRecorder(out, info, config, history, stopper, train_data, val_data, observer, counts)
+    recorder = _EpochRecorder(out, info, config, state, history, stopper, train_data, val_data, observer, counts)
     # Until this run finishes, model.json must not claim an earlier finish (a continued run changes model.keras).
     _write_model_json(out, info, config, recorder.base_record(), status="training")
     observer.on_run_start(
@@ -430,7 +430,7 @@ def _history_csv(history: list[dict]) -> str:
 class _EpochRecorder(keras.callbacks.Callback):
     """Commits every completed epoch to disk: model files, then state.json, then the derived files."""
 
-    def __init__(self, out, info, config, history, stopper, train_data, val_data, observer, counts) -> None:
+    def __init__(self, out, info, config, state, history, stopper, train_data, val_data, observer, counts) -> None:
         super().__init__()
         self.out = out
         self.info = info
@@ -442,7 +442,7 @@ class _EpochRecorder(keras.callbacks.Callback):
         self.observer = observer
         self.counts = counts
         self.checkpoint_dir = out / CHECKPOINT_DIR
-        self.state = _load_state(out) or {}
+        self.state = state or {}  # the committed state; replaced at every epoch's commit
         self._epoch_started = 0.0
 
     def base_record(self) -> dict:
