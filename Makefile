@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test example setup system-deps bench-build bench-labels bench-train clean
+.PHONY: test example setup system-deps bench-build bench-labels bench-train bench-predict clean
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -37,6 +37,10 @@ bench-labels: setup
 # Training benchmark: data source throughput, lazy vs in-memory epoch, peak memory at 2,000 vs 20,000 slices.
 bench-train: setup
 	$(BIN)/python -m scripts.bench_train
+
+# Prediction benchmark: songs per second for 1 and 2 workers, SoX vs model time, batched vs per-song model calls.
+bench-predict: setup
+	$(BIN)/python -m scripts.bench_predict
 
 clean:
 	rm -rf $(VENV) build *.egg-info

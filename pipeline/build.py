@@ -45,9 +45,9 @@ from pipeline.errors import (
 )
 from pipeline.journal import JournalWriter, load_journal
 from pipeline.plan import TO_BUILD, BuildPlan, GenreSelection, plan_build
-from pipeline.slicing import slice_spectrogram, write_slice_png
+from pipeline.slicing import write_slice_png
 from pipeline.sox import SoxInfo, find_sox
-from pipeline.spectrogram import SOX_MAX_COLUMNS, SpectrogramSpec, measure_columns_per_second, render_spectrogram
+from pipeline.spectrogram import SpectrogramSpec, measure_columns_per_second, render_slices, too_short_reason
 from pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS
 
 logger = logging.getLogger(__name__)
@@ -370,35 +370,22 @@ def process_track(job: TrackJob) -> AudioOutcome:
     Per-file audio problems come back as a ``failed`` or ``too_short`` outcome; only problems with the
     output folder (full disk, permissions) raise, because they would fail every other track too.
     """
-    spec = job.spec
     try:
-        gray = render_spectrogram(job.path, spec, sox_path=job.sox_path, timeout_s=job.timeout_s)
+        audio = render_slices(job.path, job.spec, sox_path=job.sox_path, timeout_s=job.timeout_s)
     except SoxError as err:
         return AudioOutcome("failed", reason=str(err))
-    n_columns = gray.shape[1]
-    # SoX sizes the image from the file's length at the requested rate, then steps through the audio at its
-    # real column rate (``columns_per_second``, e.g. 50.11) and stops at that width: the width gives the
-    # duration at the requested rate, while slice start times advance at the real one.
-    duration_s = round(n_columns / spec.pixels_per_second, 2)
-    slice_seconds = spec.slice_size / job.columns_per_second
-    reason = ""
-    if n_columns >= SOX_MAX_COLUMNS:
-        reason = f"only the first {duration_s:g} s were analysed (SoX renders at most {SOX_MAX_COLUMNS} columns)"
-    slices = slice_spectrogram(gray, spec.slice_size)
-    if len(slices) == 0:
-        return AudioOutcome(
-            "too_short",
-            reason=f"{duration_s:g} s of audio is shorter than one slice ({slice_seconds:.2f} s)",
-            duration_s=duration_s,
-        )
+    if len(audio.slices) == 0:
+        slice_seconds = job.spec.slice_size / job.columns_per_second
+        return AudioOutcome("too_short", reason=too_short_reason(audio.duration_s, slice_seconds),
+                            duration_s=audio.duration_s)
     out = Path(job.out_dir)
     scratch = out / layout.STATE_DIR / "tmp" / f"{job.track_id}.{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
-    for index, pixels in enumerate(slices):
+    for index, pixels in enumerate(audio.slices):
         write_slice_png(pixels, scratch / Path(layout.slice_path(job.track_id, index)).name)
     _publish_folder(scratch, out / layout.track_slice_dir(job.track_id))
-    return AudioOutcome("ok", reason=reason, n_slices=len(slices), duration_s=duration_s)
+    return AudioOutcome("ok", reason=audio.truncation_note(), n_slices=len(audio.slices), duration_s=audio.duration_s)
 
 
 def _publish_folder(scratch: Path, final: Path) -> None:

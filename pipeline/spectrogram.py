@@ -11,12 +11,12 @@ import io
 import os
 import re
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from pipeline.errors import ParameterError, SoxError
-from pipeline.slicing import read_png_rows
+from pipeline.slicing import read_png_rows, slice_spectrogram
 
 #: SoX's ``rate`` effect quality flags, by the name users pass on the command line.
 RESAMPLE_QUALITIES = {"quick": "-q", "low": "-l", "medium": "-m", "high": "-h", "very-high": "-v"}
@@ -78,6 +78,63 @@ class SpectrogramSpec:
     def to_dict(self) -> dict:
         """JSON-ready description, with the effect chain for the record."""
         return {"format_version": SPEC_FORMAT_VERSION, **asdict(self), "sox_effects": self.sox_effects()}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> SpectrogramSpec:
+        """The spec a recorded ``spectrogram`` block (``dataset.json``, ``model.json``) describes.
+
+        Raises
+        ------
+        ParameterError
+            A setting is missing or out of range, or the block was written by a newer format.
+        """
+        if not isinstance(record, dict):
+            raise ParameterError(f"spectrogram settings must be a JSON object. Received: {record!r}")
+        if record.get("format_version", SPEC_FORMAT_VERSION) != SPEC_FORMAT_VERSION:
+            raise ParameterError(
+                f"spectrogram format_version={record.get('format_version')!r} is not {SPEC_FORMAT_VERSION}; "
+                "it was written by another version of genreslice"
+            )
+        missing = [field.name for field in fields(cls) if field.name not in record]
+        if missing:
+            raise ParameterError(f"spectrogram settings lack {', '.join(missing)}")
+        values = {}
+        for field in fields(cls):
+            value, wanted = record[field.name], str if field.type == "str" else int
+            if not isinstance(value, wanted) or isinstance(value, bool):
+                raise ParameterError(f"spectrogram setting {field.name}={value!r} is not {wanted.__name__}")
+            values[field.name] = value
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class AudioSlices:
+    """One file's spectrogram cut into slices.
+
+    Attributes
+    ----------
+    slices : np.ndarray
+        ``uint8`` array of shape ``(n, slice_size, slice_size)``, true gray levels; ``n`` may be 0.
+    duration_s : float
+        Length of the audio at the requested column rate, rounded to 10 ms.
+    truncated : bool
+        SoX stopped at :data:`SOX_MAX_COLUMNS`: only the beginning of a very long file was analysed.
+    """
+
+    slices: np.ndarray
+    duration_s: float
+    truncated: bool
+
+    def truncation_note(self) -> str:
+        """Why only part of the file was analysed; empty if all of it was."""
+        if not self.truncated:
+            return ""
+        return f"only the first {self.duration_s:g} s were analysed (SoX renders at most {SOX_MAX_COLUMNS} columns)"
+
+
+def too_short_reason(duration_s: float, slice_seconds: float) -> str:
+    """The recorded reason for a file with no whole slice."""
+    return f"{duration_s:g} s of audio is shorter than one slice ({slice_seconds:.2f} s)"
 
 
 def sox_command(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str = "sox") -> list[str]:
@@ -165,6 +222,28 @@ def render_spectrogram(
             stderr=stderr,
         )
     return gray
+
+
+def render_slices(
+    path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str = "sox", timeout_s: float = 600.0
+) -> AudioSlices:
+    """Render one file's spectrogram and cut it into whole slices, in memory.
+
+    The build writes these slices as PNGs; prediction classifies them directly, so both see the same pixels.
+
+    Raises
+    ------
+    SoxError
+        As :func:`render_spectrogram`.
+    """
+    gray = render_spectrogram(path, spec, sox_path=sox_path, timeout_s=timeout_s)
+    n_columns = gray.shape[1]
+    # SoX sizes the image from the file's length at the requested rate, then steps through the audio at its
+    # real column rate (e.g. 50.11 per second) and stops at that width: the width gives the duration at the
+    # requested rate, while slice start times advance at the real one.
+    return AudioSlices(slices=slice_spectrogram(gray, spec.slice_size),
+                       duration_s=round(n_columns / spec.pixels_per_second, 2),
+                       truncated=n_columns >= SOX_MAX_COLUMNS)
 
 
 def decode_sox_png(data: bytes) -> np.ndarray:

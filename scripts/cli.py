@@ -20,11 +20,13 @@ from pipeline.spectrogram import RESAMPLE_QUALITIES, SpectrogramSpec
 from pipeline.splits import SPLITS, parse_split_ratios
 from training.errors import TrainingError
 from training.settings import CLASS_WEIGHTS, MODEL_DEFAULTS, TrainConfig, default_loader_workers
+from training.voting import VOTES
 
 logger = logging.getLogger("genreslice")
 
 EXIT_FATAL = 1
 EXIT_USAGE = 2
+EXIT_SOME_FAILED = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -166,7 +168,8 @@ def make_parser() -> argparse.ArgumentParser:
     defaults = SpectrogramSpec()
     parser = argparse.ArgumentParser(
         prog="genreslice",
-        description="Music genre recognition at data-set scale: build spectrogram-slice data sets from audio.",
+        description=("Music genre recognition at data-set scale: build spectrogram-slice data sets from audio, train a "
+                     "CNN on them, evaluate it, and predict the genre of songs by voting over their slices."),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every skipped or failed file")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -226,6 +229,8 @@ def make_parser() -> argparse.ArgumentParser:
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     build.set_defaults(handler=run_build)
     add_train_parser(commands)
+    add_evaluate_parser(commands)
+    add_predict_parser(commands)
     return parser
 
 
@@ -392,6 +397,233 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+INFERENCE_BATCH_SIZE = 256
+VOTE_HELP = ("majority = each slice votes for its most probable genre, the most votes win (a tie goes to the higher "
+             "mean probability, then to the alphabetically first genre); mean = the highest probability averaged "
+             "over the slices")
+
+
+def add_evaluate_parser(commands) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="slice and song accuracy of a trained model on a split of a built data set",
+        description=(
+            "Classify every slice of one split of DATASET_DIR with the model in MODEL_DIR and decide each song's "
+            "genre by voting over its slices. Reports slice accuracy, song accuracy under both votes (majority "
+            "and mean probability) and per-genre precision, recall, F1 and support at song level, and writes "
+            "MODEL_DIR/eval/SPLIT/: metrics.json, confusion.csv and confusion.png (song-level confusion matrix) "
+            "and songs.csv (each song's verdicts). The data set must have the model's genres and spectrogram "
+            "settings; evaluate on the data set the model was trained on, whose test split it has never seen."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    evaluate.add_argument("dataset_dir", metavar="DATASET_DIR", help="a data set made by 'genreslice build'")
+    evaluate.add_argument("model_dir", metavar="MODEL_DIR", help="a model folder made by 'genreslice train'")
+    evaluate.add_argument("--split", choices=list(SPLITS), default="test", help="which split to classify")
+    evaluate.add_argument("--vote", choices=list(VOTES), default="majority",
+                          help="the vote behind the per-genre scores and the confusion matrix (both song "
+                               "accuracies are always reported): " + VOTE_HELP)
+    evaluate.add_argument("--batch-size", type=positive_int, default=INFERENCE_BATCH_SIZE, metavar="N",
+                          help="slices per model call")
+    evaluate.add_argument("--loader-workers", type=worker_count, default=default_loader_workers(), metavar="N",
+                          help="threads that read and decode slices ahead of the model")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.set_defaults(handler=run_evaluate)
+
+
+def add_predict_parser(commands) -> None:
+    predict = commands.add_parser(
+        "predict",
+        help="the genre of audio files and folders, by voting over their slices",
+        description=(
+            "Classify audio files with the model in MODEL_DIR. Each file is rendered with SoX and cut into slices "
+            "in memory with the spectrogram settings of the model's data set (from MODEL_DIR/model.json); no "
+            "files are written. Folders are searched recursively for audio files (mp3, wav, flac, ogg, aiff). "
+            "For each file: the predicted genre, the share of its slices that voted for it, the votes and mean "
+            "probability of every genre, and the number of slices. A file that cannot be read or is shorter "
+            "than one slice is reported with the reason and the others go on."
+        ),
+        epilog=(f"Exit status: 0 when every file was classified, {EXIT_SOME_FAILED} when some could not be, "
+                f"{EXIT_FATAL} when nothing could be done (no model, no SoX), {EXIT_USAGE} for bad options."),
+        formatter_class=HelpFormatter,
+    )
+    predict.add_argument("model_dir", metavar="MODEL_DIR", help="a model folder made by 'genreslice train'")
+    predict.add_argument("paths", metavar="PATH", nargs="+", help="audio files and folders (searched recursively)")
+    predict.add_argument("--vote", choices=list(VOTES), default="majority", help=VOTE_HELP)
+    predict.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                         help="table = aligned columns with the top 3 genres; json = one JSON object per file and "
+                              "line; csv = a header, then one row per file with votes_GENRE and probability_GENRE "
+                              "columns for every genre")
+    predict.add_argument("--workers", type=worker_count, default=os.cpu_count() or 1,
+                         help="SoX processes decoding files at once (default: number of cores)")
+    predict.add_argument("--batch-size", type=positive_int, default=INFERENCE_BATCH_SIZE, metavar="N",
+                         help="most slices per model call; the slices of several songs share a call")
+    predict.add_argument("--timeout", type=timeout_seconds, default=600.0,
+                         help="seconds SoX may spend on one file before it is reported as failed")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+    predict.set_defaults(handler=run_predict)
+
+
+class TqdmEvaluateObserver:
+    """A bar over the model's batches."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.bar: tqdm | None = None
+        tqdm.monitor_interval = 0
+
+    def on_start(self, n_slices: int, n_batches: int) -> None:
+        self.bar = tqdm(total=n_batches, desc=f"{n_slices} slices", unit="batch", disable=not self.enabled,
+                        dynamic_ncols=True, leave=False)
+
+    def on_batch_end(self, batch: int) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    load_tensorflow(verbose=args.verbose)
+    from training.evaluate import evaluate_model
+
+    observer = TqdmEvaluateObserver(enabled=not args.no_progress)
+    try:
+        result = evaluate_model(args.dataset_dir, args.model_dir, split=args.split, vote=args.vote,
+                                batch_size=args.batch_size, loader_workers=args.loader_workers, observer=observer)
+    finally:
+        observer.close()
+    print_evaluation(result.metrics, args)
+    for note in result.notes:
+        print(f"Note: {note}.")
+    print(f"Wrote {result.out_dir}: metrics.json, confusion.csv, confusion.png, songs.csv")
+    return 0
+
+
+def print_evaluation(metrics: dict, args: argparse.Namespace) -> None:
+    n_songs = metrics["n_songs"]
+    print(f"Evaluated {args.model_dir} on the {metrics['split']} split of {args.dataset_dir}: "
+          f"{metrics['n_slices']} slices of {n_songs} songs ({metrics['seconds']:.1f} s).")
+    rows = [("slice accuracy", metrics["slice_accuracy"], ""),
+            ("song accuracy, majority vote", metrics["song_accuracy_majority"],
+             f"{round(metrics['song_accuracy_majority'] * n_songs)} of {n_songs} songs"),
+            ("song accuracy, mean probability", metrics["song_accuracy_mean"],
+             f"{round(metrics['song_accuracy_mean'] * n_songs)} of {n_songs} songs")]
+    for label, value, extra in rows:
+        print(f"  {label:<33}{value:.4f}  {extra}".rstrip())
+    per_genre = metrics["per_genre"]
+    width = max(len("macro average"), *(len(name) for name in per_genre))
+    print()
+    print(f"Per genre, at song level ({metrics['vote']} vote):")
+    print(f"  {'genre':<{width}}  precision     recall         f1    support")
+    for name, scores in per_genre.items():
+        print(f"  {name:<{width}}  {scores['precision']:>9.4f}  {scores['recall']:>9.4f}  {scores['f1']:>9.4f}  "
+              f"{scores['support']:>9}")
+    print(f"  {'macro F1':<{width}}  {'':>9}  {'':>9}  {metrics['macro_f1']:>9.4f}")
+
+
+class TqdmPredictObserver:
+    """A bar over the input files, on standard error; result lines are written around it."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.bar: tqdm | None = None
+        tqdm.monitor_interval = 0
+
+    def on_start(self, n_files: int) -> None:
+        self.bar = tqdm(total=n_files, desc="files", unit="file", disable=not self.enabled, dynamic_ncols=True,
+                        leave=False)
+
+    def on_song(self, song) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def write(self, line: str) -> None:
+        if self.bar is not None and not self.bar.disable:
+            tqdm.write(line, file=sys.stdout)
+        else:
+            print(line, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def prediction_lines(output_format: str, classes: tuple[str, ...]):
+    """A header (or None) and a function from one SongPrediction to its output line."""
+    import csv
+    import io
+    import json
+
+    if output_format == "json":
+        return None, lambda song: json.dumps(song.to_dict(), ensure_ascii=False)
+    if output_format == "csv":
+        columns = ["path", "status", "reason", "genre", "vote", "vote_share", "n_slices", "duration_s",
+                   *(f"votes_{name}" for name in classes), *(f"probability_{name}" for name in classes)]
+
+        def csv_line(values) -> str:
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="").writerow(values)
+            return buffer.getvalue()
+
+        def csv_row(song) -> str:
+            fields = song.to_dict()
+            return csv_line([*("" if fields[key] is None else fields[key] for key in columns[:8]),
+                             *(song.votes.get(name, "") for name in classes),
+                             *(song.mean_probability.get(name, "") for name in classes)])
+
+        return csv_line(columns), csv_row
+    genre_width = max(len("genre"), len("too short"), *(len(name) for name in classes))
+    top_width = 3 * (genre_width + 7)
+
+    def table_row(song) -> str:
+        if not song.ok:
+            status = "too short" if song.status == "too_short" else song.status
+            return f"{status:<{genre_width}}  {'-':>5}  {'-':>6}  {'-':<{top_width}}  {song.path}: {song.reason}"
+        top = "  ".join(f"{name} {probability:.2f}" for name, probability in song.top(3))
+        line = f"{song.genre:<{genre_width}}  {song.vote_share:>5.2f}  {song.n_slices:>6}  {top:<{top_width}}  {song.path}"
+        return f"{line}  ({song.reason})" if song.reason else line
+
+    header = f"{'genre':<{genre_width}}  {'share':>5}  {'slices':>6}  {'top 3 by mean probability':<{top_width}}  file"
+    return header, table_row
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    load_tensorflow(verbose=args.verbose)
+    import time
+
+    from training.predict import Classifier
+
+    started = time.monotonic()
+    classifier = Classifier(args.model_dir, batch_size=args.batch_size, timeout_s=args.timeout)
+    loaded = time.monotonic()
+    for note in classifier.notes:
+        print(f"genreslice predict: note: {note}", file=sys.stderr)
+    header, line_of = prediction_lines(args.format, classifier.classes)
+    observer = TqdmPredictObserver(enabled=not args.no_progress)
+    counts = collections.Counter()
+    try:
+        if header is not None:
+            print(header, flush=True)
+        for song in classifier.iter_classify(args.paths, vote=args.vote, workers=args.workers, observer=observer):
+            counts[song.status] += 1
+            observer.write(line_of(song))
+    finally:
+        observer.close()
+    seconds = time.monotonic() - loaded
+    classified, total = counts["ok"], sum(counts.values())
+    failed = total - classified
+    rate = f"; {classified / seconds:.1f} songs/s" if classified and seconds > 0 else ""
+    print(f"genreslice predict: classified {classified} of {total} files in {seconds:.1f} s after loading the "
+          f"model ({loaded - started:.1f} s){rate}" + (f"; {failed} could not be classified (reasons in the output)"
+                                                        if failed else "") + ".", file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else 0
+
+
 def run_build(args: argparse.Namespace) -> int:
     spec = SpectrogramSpec(sample_rate=args.sample_rate, pixels_per_second=args.pixels_per_second,
                            resample_quality=args.resample_quality)
@@ -514,7 +746,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"genreslice {args.command}: error: {err}", file=sys.stderr)
         return EXIT_FATAL
     except KeyboardInterrupt:
-        print(f"\ngenreslice {args.command}: interrupted; run the same command again to resume.", file=sys.stderr)
+        resume = "; run the same command again to resume" if args.command in ("build", "train") else ""
+        print(f"\ngenreslice {args.command}: interrupted{resume}.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # Output piped into a command that stopped reading (``| head``): not an error of ours.

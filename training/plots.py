@@ -8,6 +8,7 @@ import math
 import os
 from collections.abc import Sequence
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.layout import write_bytes_atomic
@@ -112,6 +113,74 @@ def plot_training_curves(history: Sequence[dict], path: str | os.PathLike) -> No
                 {"train": column("loss"), "validation": column("val_loss")}, fonts)
     _draw_panel(draw, (width // 2, 10, width, height), "accuracy", epochs,
                 {"train": column("accuracy"), "validation": column("val_accuracy")}, fonts)
+    write_png_atomic(image, path)
+
+
+def _heat_colour(fraction: float) -> tuple[int, int, int]:
+    """White at 0 to dark blue at 1."""
+    low, high = np.array((247, 251, 255)), np.array((8, 48, 107))
+    return tuple(int(round(v)) for v in low + (high - low) * min(max(fraction, 0.0), 1.0))
+
+
+def plot_confusion_matrix(confusion: np.ndarray, classes: Sequence[str], path: str | os.PathLike, *,
+                          title: str = "") -> None:
+    """Draw a confusion matrix as a labelled heat map PNG.
+
+    Each cell shows its count; its colour is the count's share of its row (the true genre), so the diagonal
+    reads as per-genre recall whatever the class sizes.
+
+    Parameters
+    ----------
+    confusion : np.ndarray
+        ``(n, n)`` counts, row = true class, column = predicted class.
+    classes : sequence of str
+        The ``n`` class names, in matrix order.
+    path : str or os.PathLike
+        Where the PNG goes (written atomically).
+    title : str
+        Drawn above the matrix.
+    """
+    confusion = np.asarray(confusion)
+    n = len(classes)
+    if confusion.shape != (n, n):
+        raise ValueError(f"confusion must be {n}x{n} for {n} classes. Received: shape {confusion.shape}")
+    title_font, label_font, cell_font = _font(18), _font(14), _font(13)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def text_width(text: str, font) -> int:
+        left, _, right, _ = measure.textbbox((0, 0), text, font=font)
+        return int(right - left)
+
+    cell = max(36, max((text_width(str(int(v)), cell_font) for v in confusion.ravel()), default=0) + 12)
+    label_space = max((text_width(name, label_font) for name in classes), default=0) + 16
+    left, top = label_space + 30, label_space + 70
+    width, height = max(left + n * cell + 20, text_width(title, title_font) + 40), top + n * cell + 20
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((width // 2, 10), title, fill=_AXIS, font=title_font, anchor="mt")
+    draw.text((left + n * cell // 2, 40), "predicted genre", fill=_AXIS, font=label_font, anchor="mt")
+    rows = confusion.sum(axis=1)
+    for row in range(n):
+        y = top + row * cell
+        draw.text((left - 8, y + cell // 2), classes[row], fill=_AXIS, font=label_font, anchor="rm")
+        for column in range(n):
+            x = left + column * cell
+            count = int(confusion[row, column])
+            fraction = count / rows[row] if rows[row] else 0.0
+            draw.rectangle([x, y, x + cell, y + cell], fill=_heat_colour(fraction), outline=_GRID)
+            draw.text((x + cell // 2, y + cell // 2), str(count), font=cell_font, anchor="mm",
+                      fill="white" if fraction > 0.5 else _AXIS)
+    for column, name in enumerate(classes):
+        # Column labels read bottom to top: drawn on a strip, then turned.
+        strip = Image.new("RGB", (text_width(name, label_font) + 4, cell), "white")
+        ImageDraw.Draw(strip).text((0, cell // 2), name, fill=_AXIS, font=label_font, anchor="lm")
+        turned = strip.rotate(90, expand=True)
+        image.paste(turned, (left + column * cell, top - 8 - turned.height))
+    axis = Image.new("RGB", (text_width("true genre", label_font) + 4, 24), "white")
+    ImageDraw.Draw(axis).text((0, 12), "true genre", fill=_AXIS, font=label_font, anchor="lm")
+    axis = axis.rotate(90, expand=True)
+    image.paste(axis, (4, top + max(0, (n * cell - axis.height) // 2)))
+    draw.rectangle([left, top, left + n * cell, top + n * cell], outline=_AXIS)
     write_png_atomic(image, path)
 
 

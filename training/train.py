@@ -190,6 +190,57 @@ def read_model_json(model_dir: str | os.PathLike) -> dict:
     return record
 
 
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained model and what its folder records about it.
+
+    Attributes
+    ----------
+    model_dir : Path
+        The folder ``genreslice train`` wrote.
+    record : dict
+        ``model.json``.
+    classes : tuple of str
+        Genre of each output unit, in order.
+    model : keras.Model
+        The network, loaded for inference only (no optimizer state).
+    """
+
+    model_dir: Path
+    record: dict
+    classes: tuple[str, ...]
+    model: keras.Model
+
+
+def load_trained_model(model_dir: str | os.PathLike) -> TrainedModel:
+    """Load ``model.keras`` and ``model.json`` for evaluation or prediction.
+
+    A folder whose run is still training (or was interrupted) holds its best epoch so far; it loads too.
+
+    Raises
+    ------
+    ModelDirError
+        ``model.json`` is missing or damaged, the model file is missing or unreadable, or the network's output
+        does not have one unit per recorded class.
+    """
+    out = Path(model_dir)
+    record = read_model_json(out)
+    path = out / MODEL_FILE
+    if not path.is_file():
+        raise ModelDirError(f"{out}: no {path.name}; training has not finished its first epoch")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as err:  # Keras raises ValueError, OSError, zipfile and h5py errors for damaged files
+        raise ModelDirError(f"{path}: cannot be loaded as a Keras model ({type(err).__name__}: {err})") from err
+    classes = tuple(record["classes"])
+    units = model.output_shape[-1] if isinstance(model.output_shape, tuple) else None
+    if units != len(classes):
+        raise ModelDirError(
+            f"{path}: the network has {units} outputs but {MODEL_JSON} names {len(classes)} classes {list(classes)}"
+        )
+    return TrainedModel(model_dir=out, record=record, classes=classes, model=model)
+
+
 def check_compatible(record: dict, info: DatasetInfo, *, where: str) -> None:
     """Refuse a model whose classes or spectrogram settings differ from the data set's.
 

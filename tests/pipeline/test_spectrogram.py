@@ -5,7 +5,14 @@ import pytest
 
 from pipeline.errors import ParameterError, SoxError
 from pipeline.slicing import slice_spectrogram
-from pipeline.spectrogram import SpectrogramSpec, decode_sox_png, render_spectrogram, sox_command
+from pipeline.spectrogram import (
+    SpectrogramSpec,
+    decode_sox_png,
+    render_slices,
+    render_spectrogram,
+    sox_command,
+    too_short_reason,
+)
 from tests.audio import silence, synth
 
 SPEC = SpectrogramSpec()
@@ -139,3 +146,26 @@ def test_measured_column_rate(sox_info):
 
     assert measure_columns_per_second(SPEC, sox_path=sox_info.path) == pytest.approx(22050 / 440)
     assert measure_columns_per_second(SpectrogramSpec(sample_rate=44100), sox_path=sox_info.path) == 50.0
+
+
+def test_a_recorded_spec_reads_back():
+    spec = SpectrogramSpec(sample_rate=16000, pixels_per_second=40, resample_quality="medium")
+    recorded = {**spec.to_dict(), "sox_version": "14.4.2", "columns_per_second": 40.0, "slice_seconds": 3.2}
+    assert SpectrogramSpec.from_dict(recorded) == spec
+    with pytest.raises(ParameterError, match="lack height_target"):
+        SpectrogramSpec.from_dict({key: value for key, value in recorded.items() if key != "height_target"})
+    with pytest.raises(ParameterError, match="sample_rate='16000' is not int"):
+        SpectrogramSpec.from_dict({**recorded, "sample_rate": "16000"})
+    with pytest.raises(ParameterError, match="pixels_per_second=0 must be between"):
+        SpectrogramSpec.from_dict({**recorded, "pixels_per_second": 0})
+    with pytest.raises(ParameterError, match="format_version=2"):
+        SpectrogramSpec.from_dict({**recorded, "format_version": 2})
+
+
+def test_render_slices_cuts_whole_slices(tmp_path):
+    audio = render_slices(synth(tmp_path / "seven seconds.mp3", 7.0), SPEC)
+    assert audio.slices.shape == (2, 128, 128) and audio.slices.dtype == np.uint8
+    assert audio.duration_s == pytest.approx(7.0, abs=0.05) and not audio.truncated and audio.truncation_note() == ""
+    np.testing.assert_array_equal(audio.slices, slice_spectrogram(render_spectrogram(tmp_path / "seven seconds.mp3",
+                                                                                     SPEC), 128))
+    assert too_short_reason(1.5, 2.5542) == "1.5 s of audio is shorter than one slice (2.55 s)"

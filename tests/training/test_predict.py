@@ -1,0 +1,164 @@
+"""Classifying audio files straight from audio: the same slices as the build, new songs, bad files, batching."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline.layout import SLICES_CSV
+from tests.audio import synth
+from tests.conftest import toy_song
+from training.data_source import load_slices
+from training.dataset import load_dataset_info
+from training.errors import ModelDirError
+from training.predict import Classifier, classify, collect_audio
+
+
+@pytest.fixture(scope="module")
+def classifier(toy_model):
+    return Classifier(toy_model / "model")
+
+
+@pytest.fixture(scope="module")
+def new_songs(tmp_path_factory):
+    """30-second songs of each toy genre at pitches the model never heard, under odd names, in nested folders."""
+    root = tmp_path_factory.mktemp("new songs")
+    songs = {
+        root / "albums" / "jazz" / "it's a \"sine\" (take 2).mp3": ("Jazz", 333),
+        root / "albums" / "-leading dash $(touch pwned).mp3": ("Electronic", 444),
+        root / "albums" / "électronique" / "音楽 square.mp3": ("Electronic", 555),
+        root / "albums" / "noise; rm -rf ~.mp3": ("Rock", 666),
+        root / "single [1] *.mp3": ("Jazz", 777),
+    }
+    for path, (genre, pitch) in songs.items():
+        toy_song(path, genre, pitch, seconds=30.0)
+    return root, {path: genre for path, (genre, _) in songs.items()}
+
+
+def test_in_memory_slices_are_the_builds_slices(toy_model, classifier):
+    """A built track classified from its audio gets the probabilities its PNG slices get."""
+    info = load_dataset_info(toy_model / "dataset")
+    tracks = {row.split(",")[0]: row for row in (toy_model / "dataset" / "tracks.csv").read_text().splitlines()[1:]}
+    track_id, row = next(iter(tracks.items()))
+    slices = [line.split(",")[0] for line in (toy_model / "dataset" / SLICES_CSV).read_text().splitlines()[1:]
+              if line.split(",")[1] == track_id]
+    model = keras.models.load_model(toy_model / "model" / "model.keras")
+    from_pngs = model.predict(load_slices([str(info.root / path) for path in slices]), verbose=0)
+    audio = toy_model / "music" / row.split(",")[1]
+    from pipeline.spectrogram import render_slices
+
+    in_memory = render_slices(audio, classifier.spec).slices
+    assert in_memory.shape == (len(slices), 128, 128) == (4, 128, 128)
+    np.testing.assert_allclose(classifier.predict_slices(in_memory), from_pngs, atol=1e-5)
+    [song] = classifier.classify(audio)
+    assert song.ok and song.n_slices == 4
+    np.testing.assert_allclose(list(song.mean_probability.values()), from_pngs.mean(axis=0), atol=1e-4)
+    # Nothing was written next to the audio or in the model folder.
+    assert sorted(os.listdir(audio.parent)) == sorted(name for name in os.listdir(audio.parent) if name.endswith(".mp3"))
+
+
+def test_new_songs_are_classified_by_genre(classifier, new_songs):
+    root, truth = new_songs
+    songs = classifier.classify([root])
+    assert [song.path for song in songs] == sorted(str(path) for path in truth)  # recursive, sorted by path
+    for song in songs:
+        assert song.ok and song.status == "ok" and song.reason == ""
+        assert song.genre == truth[Path(song.path)], song
+        assert song.n_slices == 11 and song.duration_s == pytest.approx(30.0, abs=0.1)
+        assert set(song.votes) == set(song.mean_probability) == {"Electronic", "Jazz", "Rock"}
+        assert sum(song.votes.values()) == song.n_slices
+        assert song.vote_share == pytest.approx(song.votes[song.genre] / song.n_slices, abs=1e-4)
+        assert song.vote_share > 0.5 and song.top(1)[0][0] == song.genre
+        assert sum(song.mean_probability.values()) == pytest.approx(1.0, abs=1e-3)
+    assert not (root / "albums" / "pwned").exists() and not any(root.glob("**/pwned"))
+
+
+def test_bad_inputs_are_reported_and_the_rest_go_on(classifier, new_songs, tmp_path):
+    root, truth = new_songs
+    good = sorted(truth)[0]
+    empty = tmp_path / "empty.mp3"
+    empty.touch()
+    random_bytes = tmp_path / "random.wav"
+    random_bytes.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    truncated = tmp_path / "truncated.mp3"
+    truncated.write_bytes(good.read_bytes()[:3000])
+    short = synth(tmp_path / "short.flac", 1.5)
+    empty_folder = tmp_path / "no audio here"
+    empty_folder.mkdir()
+    (empty_folder / "notes.txt").write_text("not audio")
+    inputs = [empty, random_bytes, good, truncated, short, tmp_path / "missing.mp3", empty_folder, good]
+    songs = classifier.classify(inputs, workers=2)
+    by_path = {song.path: song for song in songs}
+    assert [song.path for song in songs] == [str(path) for path in inputs[:-1]]  # in order; the repeat once
+    assert by_path[str(good)].ok and by_path[str(good)].genre == truth[good]
+    for path in (empty, random_bytes):
+        song = by_path[str(path)]
+        assert song.status == "failed" and "SoX exited with status" in song.reason and song.genre is None
+    assert by_path[str(truncated)].status in ("failed", "too_short")
+    assert by_path[str(short)].status == "too_short"
+    assert by_path[str(short)].reason == "1.5 s of audio is shorter than one slice (2.55 s)"
+    assert by_path[str(tmp_path / "missing.mp3")].reason == "no such file or folder"
+    assert by_path[str(empty_folder)].status == "failed"
+    assert by_path[str(empty_folder)].reason.startswith("no audio files (")
+    assert all(not song.votes and song.vote_share is None for song in songs if not song.ok)
+
+
+def test_slices_of_many_songs_share_model_calls(classifier, new_songs):
+    root, _ = new_songs
+    calls = []
+
+    class CountingModel:
+        def predict_on_batch(self, batch):
+            calls.append(len(batch))
+            return classifier.trained.model.predict_on_batch(batch)
+
+    counting = Classifier.__new__(Classifier)
+    counting.__dict__.update(classifier.__dict__)
+    counting.trained = dataclasses.replace(classifier.trained, model=CountingModel())
+    reference = classifier.classify(root)
+    assert [song.to_dict() for song in counting.classify(root, workers=2)] == [song.to_dict() for song in reference]
+    assert calls == [55]  # five songs of 11 slices, one call
+    calls.clear()
+    counting.batch_size = 16
+    small_batches = counting.classify(root)
+    assert calls and max(calls) <= 16 and sum(calls) == 55
+    for song, expected in zip(small_batches, reference):
+        assert song.genre == expected.genre and song.votes == expected.votes
+        for name, probability in song.mean_probability.items():
+            assert probability == pytest.approx(expected.mean_probability[name], abs=2e-4)
+
+
+def test_mean_vote_and_the_function_api(toy_model, new_songs):
+    root, truth = new_songs
+    songs = classify([root], toy_model / "model", vote="mean", workers=2)
+    assert [song.genre for song in songs] == [truth[path] for path in sorted(truth)]
+    assert all(song.vote == "mean" for song in songs)
+    with pytest.raises(ValueError, match="vote='best'"):
+        classify([root], toy_model / "model", vote="best")
+
+
+def test_a_model_folder_without_usable_settings(toy_model, tmp_path):
+    import json
+
+    model = tmp_path / "model"
+    shutil.copytree(toy_model / "model", model, ignore=shutil.ignore_patterns("checkpoint", "logs", "eval"))
+    record = json.loads((model / "model.json").read_text())
+    del record["spectrogram"]["sample_rate"]
+    (model / "model.json").write_text(json.dumps(record))
+    with pytest.raises(ModelDirError, match="spectrogram settings lack sample_rate"):
+        Classifier(model)
+    with pytest.raises(ModelDirError, match="no model.json"):
+        Classifier(tmp_path)
+
+
+def test_collect_audio_lists_folders_recursively_and_once(new_songs):
+    root, truth = new_songs
+    inputs = collect_audio([root / "albums", root, sorted(truth)[0]])
+    assert [item.path for item in inputs] == sorted(path for path in truth if "albums" in path.parts) + [
+        root / "single [1] *.mp3"]
+    assert all(item.problem == "" for item in inputs)

@@ -1,0 +1,213 @@
+"""``genreslice evaluate``: slice and song accuracy of a trained model on one split of a built data set.
+
+Writes ``MODEL_DIR/eval/<split>/``::
+
+    metrics.json     slice accuracy, song accuracy under both votes, per-genre precision/recall/F1/support,
+                     the confusion matrix, and which model and data set were compared
+    confusion.csv    song-level confusion matrix: one row per true genre, one column per predicted genre
+    confusion.png    the same as a labelled heat map
+    songs.csv        one row per song: true genre, slices, the majority and mean-probability verdicts
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from pipeline import layout
+from training.data_source import SliceDataSource
+from training.dataset import SPLITS, load_dataset_info, read_split
+from training.errors import DatasetError
+from training.plots import plot_confusion_matrix
+from training.settings import default_loader_workers
+from training.train import check_compatible, load_trained_model
+from training.voting import VOTES, check_vote, class_scores, confusion_matrix, vote_songs
+
+EVAL_DIR = "eval"
+METRICS_JSON = "metrics.json"
+CONFUSION_CSV = "confusion.csv"
+CONFUSION_PNG = "confusion.png"
+SONGS_CSV = "songs.csv"
+METRICS_FORMAT_VERSION = 1
+DEFAULT_BATCH_SIZE = 256
+
+
+class EvaluateObserver:
+    """Hooks for progress display; the default does nothing."""
+
+    def on_start(self, n_slices: int, n_batches: int) -> None:
+        pass
+
+    def on_batch_end(self, batch: int) -> None:
+        pass
+
+
+class _BatchProgress(keras.callbacks.Callback):
+    def __init__(self, observer: EvaluateObserver) -> None:
+        super().__init__()
+        self.observer = observer
+
+    def on_predict_batch_end(self, batch, logs=None) -> None:
+        self.observer.on_batch_end(batch)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What ``evaluate_model`` measured and where it wrote it.
+
+    Attributes
+    ----------
+    out_dir : Path
+        ``MODEL_DIR/eval/<split>``.
+    metrics : dict
+        The content of ``metrics.json``.
+    notes : tuple of str
+        Cautions about the comparison (a split the model saw in training, another data set, an unfinished run).
+    """
+
+    out_dir: Path
+    metrics: dict
+    notes: tuple[str, ...]
+
+
+def evaluate_model(
+    dataset_dir: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    *,
+    split: str = "test",
+    vote: str = "majority",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    loader_workers: int | None = None,
+    observer: EvaluateObserver | None = None,
+) -> EvaluationResult:
+    """Classify every slice of one split, vote per song, score and write the results.
+
+    Parameters
+    ----------
+    dataset_dir : str or os.PathLike
+        A data set made by ``genreslice build`` with the model's classes and spectrogram settings.
+    model_dir : str or os.PathLike
+        A folder made by ``genreslice train``.
+    split : str
+        ``"test"``, ``"validation"`` or ``"train"``.
+    vote : str
+        The song-level vote the per-genre scores and the confusion matrix use; both song accuracies are
+        always measured.
+    batch_size : int
+        Slices per model call.
+    loader_workers : int or None
+        Threads reading slices ahead of the model (None: as for training).
+
+    Raises
+    ------
+    DatasetError
+        The data set is unreadable or the split is empty.
+    ModelDirError
+        The model is missing, damaged, or made for other classes or spectrogram settings.
+    """
+    check_vote(vote)
+    if split not in SPLITS:
+        raise DatasetError(f"split={split!r} must be one of {', '.join(SPLITS)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be at least 1")
+    observer = observer or EvaluateObserver()
+    started = time.monotonic()
+    info = load_dataset_info(dataset_dir)
+    trained = load_trained_model(model_dir)
+    check_compatible(trained.record, info, where=str(trained.model_dir))
+    paths, labels, track_ids = read_split(info, split)
+    if len(paths) == 0:
+        raise DatasetError(f"{info.root}: the {split} split has no slices; nothing to evaluate")
+    source = SliceDataSource(paths, labels, batch_size=batch_size, slice_size=info.slice_size,
+                             workers=loader_workers or default_loader_workers())
+    observer.on_start(len(paths), len(source))
+    probabilities = trained.model.predict(source, verbose=0, callbacks=[_BatchProgress(observer)])
+    if probabilities.shape != (len(paths), len(info.classes)):
+        raise DatasetError(f"the model returned {probabilities.shape} predictions for {len(paths)} slices")
+
+    tally = vote_songs(probabilities, track_ids)
+    first_slice = {track: index for index, track in reversed(list(enumerate(track_ids)))}
+    truth = labels[[first_slice[track] for track in tally.song_ids]]
+    winners = {name: tally.winners(name) for name in VOTES}
+    confusion = confusion_matrix(truth, winners[vote], len(info.classes))
+    scores = class_scores(confusion)
+    classes = list(info.classes)
+    record = trained.record
+    same_dataset = record.get("dataset", {}).get("fingerprint") == info.fingerprint
+    metrics = {
+        "format_version": METRICS_FORMAT_VERSION,
+        "split": split,
+        "classes": classes,
+        "n_songs": len(tally.song_ids),
+        "n_slices": len(paths),
+        "slice_accuracy": float(np.mean(np.argmax(probabilities, axis=1) == labels)),
+        "song_accuracy_majority": float(np.mean(winners["majority"] == truth)),
+        "song_accuracy_mean": float(np.mean(winners["mean"] == truth)),
+        "vote": vote,
+        # Over the genres in the split or among its predictions, as scikit-learn's average="macro".
+        "macro_f1": float(scores["f1"][(confusion.sum(axis=0) + confusion.sum(axis=1)) > 0].mean()),
+        "per_genre": {
+            name: {"precision": float(scores["precision"][i]), "recall": float(scores["recall"][i]),
+                   "f1": float(scores["f1"][i]), "support": int(scores["support"][i])}
+            for i, name in enumerate(classes)
+        },
+        "confusion_matrix": confusion.tolist(),
+        "model": {"path": str(trained.model_dir.resolve()), "status": record.get("status"),
+                  "best_epoch": record.get("best_epoch")},
+        "dataset": {"path": str(info.root.resolve()), "fingerprint": info.fingerprint,
+                    "same_as_training": same_dataset},
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    notes = _notes(split, record, same_dataset)
+    out = trained.model_dir / EVAL_DIR / split
+    out.mkdir(parents=True, exist_ok=True)
+    layout.write_text_atomic(out / CONFUSION_CSV, _confusion_csv(confusion, classes))
+    plot_confusion_matrix(confusion, classes, out / CONFUSION_PNG,
+                          title=f"{split} split: {len(tally.song_ids)} songs, {vote} vote")
+    layout.write_text_atomic(out / SONGS_CSV, _songs_csv(tally, truth, winners, classes))
+    layout.write_text_atomic(out / METRICS_JSON, json.dumps({**metrics, "notes": list(notes)}, indent=2) + "\n")
+    return EvaluationResult(out_dir=out, metrics=metrics, notes=notes)
+
+
+def _notes(split: str, record: dict, same_dataset: bool) -> tuple[str, ...]:
+    notes = []
+    if split == "train":
+        notes.append("the model was trained on these songs: this measures fit, not generalisation")
+    elif split == "validation":
+        notes.append("training chose its best epoch and stopped on these songs: the figures are optimistic")
+    if not same_dataset:
+        notes.append("this data set differs from the one the model was trained on (another build or other "
+                     "splits): songs of this split may have been in its training split")
+    if record.get("status") != "finished":
+        notes.append(f"the model's training is not finished (status {record.get('status')!r}): "
+                     "these are the best weights so far")
+    return tuple(notes)
+
+
+def _confusion_csv(confusion: np.ndarray, classes: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["true \\ predicted", *classes])
+    for name, row in zip(classes, confusion.tolist()):
+        writer.writerow([name, *row])
+    return buffer.getvalue()
+
+
+def _songs_csv(tally, truth: np.ndarray, winners: dict[str, np.ndarray], classes: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["track_id", "genre", "n_slices", "majority", "majority_share", "mean", "mean_probability"])
+    rows = np.arange(len(truth))
+    majority_share = tally.vote_share(winners["majority"])
+    mean_probability = tally.mean_probability[rows, winners["mean"]]
+    for i, track in enumerate(tally.song_ids):
+        writer.writerow([track, classes[truth[i]], int(tally.n_slices[i]), classes[winners["majority"][i]],
+                         f"{majority_share[i]:.4f}", classes[winners["mean"][i]], f"{mean_probability[i]:.4f}"])
+    return buffer.getvalue()

@@ -1,0 +1,315 @@
+"""``genreslice predict``: the genre of audio files, by slice voting, straight from audio.
+
+Each file is rendered with SoX and cut into slices in memory, with the spectrogram settings recorded in the
+model's ``model.json`` (those of the data set it was trained on), so a song is seen exactly as the build
+would have sliced it; no PNG is written. SoX runs in a pool of threads (``workers``) while the model
+classifies the slices of many songs per call.
+
+>>> from training.predict import classify
+>>> for song in classify(["music/"], "model/"):                      # doctest: +SKIP
+...     print(song.path, song.genre if song.ok else song.reason)
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.discovery import AUDIO_EXTENSIONS, discover_audio
+from pipeline.errors import ParameterError, SoxError
+from pipeline.sox import find_sox
+from pipeline.spectrogram import AudioSlices, SpectrogramSpec, render_slices, too_short_reason
+from training.errors import ModelDirError
+from training.train import MODEL_JSON, load_trained_model
+from training.voting import check_vote, vote_songs
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 256
+DEFAULT_TIMEOUT_S = 600.0
+OK, FAILED, TOO_SHORT = "ok", "failed", "too_short"
+
+
+@dataclass(frozen=True)
+class SongPrediction:
+    """The verdict on one input file.
+
+    Attributes
+    ----------
+    path : str
+        The file as given, or as found under a given folder; undecodable bytes of a name shown as ``\\xNN``.
+    status : str
+        ``"ok"``; ``"failed"`` (unreadable, not audio, missing); ``"too_short"`` (no whole slice).
+    reason : str
+        Why it failed; for an ``ok`` file, a caution such as truncation of a very long file, else empty.
+    genre : str or None
+        The predicted genre under ``vote``; None unless ``ok``.
+    vote : str
+        ``"majority"`` or ``"mean"``.
+    vote_share : float or None
+        Fraction of the slices whose most probable genre is ``genre``.
+    n_slices : int
+        Slices classified.
+    duration_s : float or None
+        Length of the audio SoX decoded.
+    votes : dict
+        Genre -> slices voting for it, every class of the model.
+    mean_probability : dict
+        Genre -> probability averaged over the slices, every class of the model.
+    """
+
+    path: str
+    status: str
+    reason: str = ""
+    genre: str | None = None
+    vote: str = "majority"
+    vote_share: float | None = None
+    n_slices: int = 0
+    duration_s: float | None = None
+    votes: dict[str, int] = field(default_factory=dict)
+    mean_probability: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    def top(self, count: int = 3) -> list[tuple[str, float]]:
+        """The ``count`` genres of highest mean probability, highest first."""
+        return sorted(self.mean_probability.items(), key=lambda item: -item[1])[:count]
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields."""
+        return {"path": self.path, "status": self.status, "reason": self.reason, "genre": self.genre,
+                "vote": self.vote, "vote_share": self.vote_share, "n_slices": self.n_slices,
+                "duration_s": self.duration_s, "votes": dict(self.votes),
+                "mean_probability": dict(self.mean_probability)}
+
+
+@dataclass(frozen=True)
+class AudioInput:
+    """One file to classify: where it is, how to show it, and why it cannot be read (empty if it can)."""
+
+    path: Path
+    shown: str
+    problem: str = ""
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """A path as text that any output accepts: bytes that are not UTF-8 are shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def collect_audio(paths: Iterable[str | os.PathLike]) -> list[AudioInput]:
+    """The files to classify, in the order given; folders are searched recursively (sorted by path).
+
+    A path that does not exist, or a folder without audio files, becomes an input with a ``problem`` so it is
+    reported like any failed file. A file reached twice is classified once.
+    """
+    found: list[AudioInput] = []
+    seen: set[str] = set()
+
+    def add(item: AudioInput) -> None:
+        real = os.path.realpath(item.path)
+        if item.problem or real not in seen:
+            seen.add(real)
+            found.append(item)
+
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            files = discover_audio(path)
+            if not files:
+                extensions = ", ".join(sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS))
+                add(AudioInput(path, display_path(given), f"no audio files ({extensions}) in this folder"))
+            for audio in files:
+                add(AudioInput(audio.path, display_path(audio.path), audio.problem))
+        elif path.is_file():
+            add(AudioInput(path, display_path(given)))
+        elif os.path.lexists(path):
+            add(AudioInput(path, display_path(given), "not a regular file or folder (a broken link?)"))
+        else:
+            add(AudioInput(path, display_path(given), "no such file or folder"))
+    return found
+
+
+class PredictObserver:
+    """Hooks for progress display; the default does nothing."""
+
+    def on_start(self, n_files: int) -> None:
+        pass
+
+    def on_song(self, song: SongPrediction) -> None:
+        pass
+
+
+class Classifier:
+    """A trained model ready to classify audio files; load once, classify many times.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        A folder made by ``genreslice train``.
+    batch_size : int
+        Most slices per model call; the slices of several songs share a call.
+    sox_path : str
+        The SoX executable.
+    timeout_s : float
+        Seconds SoX may spend on one file before it is reported as failed.
+
+    Raises
+    ------
+    ModelDirError
+        The model folder is missing, damaged, or records no usable spectrogram settings.
+    SoxUnavailableError
+        SoX is missing or cannot read MP3.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                 sox_path: str = "sox", timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be at least 1")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s={timeout_s} must be more than 0")
+        self.sox = find_sox(executable=sox_path)
+        self.trained = load_trained_model(model_dir)
+        recorded = self.trained.record.get("spectrogram")
+        try:
+            self.spec = SpectrogramSpec.from_dict(recorded)
+        except ParameterError as err:
+            raise ModelDirError(f"{self.trained.model_dir / MODEL_JSON}: {err}") from err
+        columns_per_second = recorded.get("columns_per_second", self.spec.pixels_per_second)
+        self.slice_seconds = float(recorded.get("slice_seconds", self.spec.slice_size / columns_per_second))
+        self.classes = self.trained.classes
+        self.batch_size = int(batch_size)
+        self.timeout_s = float(timeout_s)
+        self.notes: tuple[str, ...] = ()
+        if recorded.get("sox_version") not in (None, self.sox.version):
+            self.notes = (f"the model's data set was built with SoX {recorded['sox_version']}, this is SoX "
+                          f"{self.sox.version}; spectrograms may differ slightly",)
+
+    def classify(self, paths: Iterable[str | os.PathLike] | str | os.PathLike, *, vote: str = "majority",
+                 workers: int = 1, observer: PredictObserver | None = None) -> list[SongPrediction]:
+        """Classify files and folders; one record per file, in input order. See :meth:`iter_classify`."""
+        return list(self.iter_classify(paths, vote=vote, workers=workers, observer=observer))
+
+    def iter_classify(self, paths: Iterable[str | os.PathLike] | str | os.PathLike, *, vote: str = "majority",
+                      workers: int = 1, observer: PredictObserver | None = None) -> Iterator[SongPrediction]:
+        """Yield one :class:`SongPrediction` per file as soon as its batch is classified, in input order.
+
+        Parameters
+        ----------
+        paths : path or iterable of paths
+            Audio files (any format SoX reads) and folders (searched recursively for audio extensions).
+        vote : str
+            ``"majority"`` (each slice votes for its top genre; ties go to the higher mean probability, then
+            the first genre) or ``"mean"`` (highest mean probability).
+        workers : int
+            SoX processes decoding at once.
+
+        A file that cannot be read or is shorter than one slice gets a record with its reason; the rest go on.
+        """
+        check_vote(vote)
+        if workers < 1:
+            raise ValueError(f"workers={workers} must be at least 1")
+        observer = observer or PredictObserver()
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        inputs = collect_audio(paths)
+        observer.on_start(len(inputs))
+        waiting: list[tuple[AudioInput, AudioSlices | SongPrediction]] = []
+        waiting_slices = 0
+        # Decode ahead of the model by a few songs per worker, so neither waits for the other.
+        look_ahead = 4 * workers + 4
+        with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genreslice-sox") as pool:
+            queue = collections.deque()
+            upcoming = iter(inputs)
+            try:
+                while True:
+                    while len(queue) < look_ahead:
+                        item = next(upcoming, None)
+                        if item is None:
+                            break
+                        queue.append((item, None if item.problem else pool.submit(self._render, item, vote)))
+                    if not queue:
+                        break
+                    item, future = queue.popleft()
+                    outcome = self._failure(item, FAILED, item.problem, vote) if future is None else future.result()
+                    if isinstance(outcome, AudioSlices) and len(outcome.slices) == 0:
+                        reason = too_short_reason(outcome.duration_s, self.slice_seconds)
+                        outcome = self._failure(item, TOO_SHORT, reason, vote, duration_s=outcome.duration_s)
+                    waiting.append((item, outcome))
+                    if isinstance(outcome, AudioSlices):
+                        waiting_slices += len(outcome.slices)
+                    if waiting_slices >= self.batch_size or not queue:
+                        for song in self._classify_waiting(waiting, vote):
+                            observer.on_song(song)
+                            yield song
+                        waiting, waiting_slices = [], 0
+            finally:
+                for _, future in queue:
+                    if future is not None:
+                        future.cancel()
+
+    def _render(self, item: AudioInput, vote: str) -> AudioSlices | SongPrediction:
+        try:
+            return render_slices(item.path, self.spec, sox_path=self.sox.path, timeout_s=self.timeout_s)
+        except SoxError as err:
+            return self._failure(item, FAILED, str(err), vote)
+
+    def _failure(self, item: AudioInput, status: str, reason: str, vote: str, *,
+                 duration_s: float | None = None) -> SongPrediction:
+        return SongPrediction(path=item.shown, status=status, reason=reason, vote=vote, duration_s=duration_s)
+
+    def predict_slices(self, slices: np.ndarray) -> np.ndarray:
+        """Class probabilities of ``uint8`` slices ``(n, size, size)``, in model calls of ``batch_size``."""
+        outputs = []
+        for start in range(0, len(slices), self.batch_size):
+            batch = slices[start : start + self.batch_size].astype(np.float32)[..., None]
+            batch /= np.float32(255)
+            outputs.append(np.asarray(self.trained.model.predict_on_batch(batch)))
+        if not outputs:
+            return np.empty((0, len(self.classes)), dtype=np.float32)
+        return np.concatenate(outputs)
+
+    def _classify_waiting(self, waiting: list[tuple[AudioInput, AudioSlices | SongPrediction]],
+                          vote: str) -> list[SongPrediction]:
+        decoded = [(position, outcome) for position, (_, outcome) in enumerate(waiting)
+                   if isinstance(outcome, AudioSlices)]
+        results = [outcome if isinstance(outcome, SongPrediction) else None for _, outcome in waiting]
+        if decoded:
+            slices = np.concatenate([outcome.slices for _, outcome in decoded])
+            song_ids = np.repeat(np.arange(len(decoded)), [len(outcome.slices) for _, outcome in decoded])
+            tally = vote_songs(self.predict_slices(slices), song_ids)
+            winners = tally.winners(vote)
+            shares = tally.vote_share(winners)
+            for row, (position, outcome) in enumerate(decoded):
+                results[position] = SongPrediction(
+                    path=waiting[position][0].shown, status=OK, reason=outcome.truncation_note(),
+                    genre=self.classes[winners[row]], vote=vote, vote_share=round(float(shares[row]), 4),
+                    n_slices=int(tally.n_slices[row]), duration_s=outcome.duration_s,
+                    votes={name: int(count) for name, count in zip(self.classes, tally.votes[row])},
+                    mean_probability={name: round(float(p), 4)
+                                      for name, p in zip(self.classes, tally.mean_probability[row])},
+                )
+        return results
+
+
+def classify(paths: Iterable[str | os.PathLike] | str | os.PathLike, model_dir: str | os.PathLike, *,
+             vote: str = "majority", workers: int = 1, batch_size: int = DEFAULT_BATCH_SIZE) -> list[SongPrediction]:
+    """Classify audio files and folders with the model in ``model_dir``: one record per file, in input order.
+
+    Loads the model each call; to classify several times, make one :class:`Classifier` and call its
+    :meth:`Classifier.classify`.
+
+    Examples
+    --------
+    >>> songs = classify(["song.mp3", "albums/"], "model/")          # doctest: +SKIP
+    >>> [(song.path, song.genre, song.vote_share) for song in songs if song.ok]   # doctest: +SKIP
+    """
+    return Classifier(model_dir, batch_size=batch_size).classify(paths, vote=vote, workers=workers)
