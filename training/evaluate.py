@@ -27,7 +27,7 @@ from training.dataset import SPLITS, load_dataset_info, read_split
 from training.errors import DatasetError
 from training.plots import plot_confusion_matrix
 from training.settings import default_loader_workers
-from training.train import check_compatible, load_trained_model
+from training.train import check_compatible, load_trained_model, unfinished_training_note
 from training.voting import VOTES, check_vote, class_scores, confusion_matrix, vote_songs
 
 EVAL_DIR = "eval"
@@ -185,9 +185,8 @@ def _notes(split: str, record: dict, same_dataset: bool) -> tuple[str, ...]:
     if not same_dataset:
         notes.append("this data set differs from the one the model was trained on (another build or other "
                      "splits): songs of this split may have been in its training split")
-    if record.get("status") != "finished":
-        notes.append(f"the model's training is not finished (status {record.get('status')!r}): "
-                     "these are the best weights so far")
+    if unfinished_training_note(record):
+        notes.append(unfinished_training_note(record))
     return tuple(notes)
 
 

@@ -26,7 +26,7 @@ from pipeline.errors import ParameterError, SoxError
 from pipeline.sox import find_sox
 from pipeline.spectrogram import AudioSlices, SpectrogramSpec, render_slices, too_short_reason
 from training.errors import ModelDirError
-from training.train import MODEL_JSON, load_trained_model
+from training.train import MODEL_JSON, load_trained_model, unfinished_training_note
 from training.voting import check_vote, vote_songs
 
 logger = logging.getLogger(__name__)
@@ -162,6 +162,15 @@ class Classifier:
     timeout_s : float
         Seconds SoX may spend on one file before it is reported as failed.
 
+    Attributes
+    ----------
+    classes : tuple of str
+        The model's genres, in output order.
+    spec : SpectrogramSpec
+        How audio is sliced: the settings of the data set the model was trained on.
+    notes : tuple of str
+        Cautions to show the user: an unfinished training run, another SoX version than the data set's.
+
     Raises
     ------
     ModelDirError
@@ -188,10 +197,11 @@ class Classifier:
         self.classes = self.trained.classes
         self.batch_size = int(batch_size)
         self.timeout_s = float(timeout_s)
-        self.notes: tuple[str, ...] = ()
+        notes = [unfinished_training_note(self.trained.record)]
         if recorded.get("sox_version") not in (None, self.sox.version):
-            self.notes = (f"the model's data set was built with SoX {recorded['sox_version']}, this is SoX "
-                          f"{self.sox.version}; spectrograms may differ slightly",)
+            notes.append(f"the model's data set was built with SoX {recorded['sox_version']}, this is SoX "
+                         f"{self.sox.version}; spectrograms may differ slightly")
+        self.notes = tuple(note for note in notes if note)
 
     def classify(self, paths: Iterable[str | os.PathLike] | str | os.PathLike, *, vote: str = "majority",
                  workers: int = 1, observer: PredictObserver | None = None) -> list[SongPrediction]:
@@ -246,7 +256,10 @@ class Classifier:
                     waiting.append((item, outcome))
                     if isinstance(outcome, AudioSlices):
                         waiting_slices += len(outcome.slices)
-                    if waiting_slices >= self.batch_size or not queue:
+                    # Classify once a batch is full; report failures at once when no song waits before them;
+                    # and never hold more than a batch of files, whatever they hold.
+                    if waiting_slices >= self.batch_size or not queue or not waiting_slices \
+                            or len(waiting) >= self.batch_size:
                         for song in self._classify_waiting(waiting, vote):
                             observer.on_song(song)
                             yield song

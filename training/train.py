@@ -241,6 +241,14 @@ def load_trained_model(model_dir: str | os.PathLike) -> TrainedModel:
     return TrainedModel(model_dir=out, record=record, classes=classes, model=model)
 
 
+def unfinished_training_note(record: dict) -> str:
+    """A caution for a model whose run has not finished (its weights are the best so far); empty otherwise."""
+    if record.get("status") == "finished":
+        return ""
+    return (f"the model's training is not finished (status {record.get('status')!r}): "
+            "its weights are the best so far")
+
+
 def check_compatible(record: dict, info: DatasetInfo, *, where: str) -> None:
     """Refuse a model whose classes or spectrogram settings differ from the data set's.
 

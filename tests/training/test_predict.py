@@ -162,3 +162,36 @@ def test_collect_audio_lists_folders_recursively_and_once(new_songs):
     assert [item.path for item in inputs] == sorted(path for path in truth if "albums" in path.parts) + [
         root / "single [1] *.mp3"]
     assert all(item.problem == "" for item in inputs)
+
+
+def test_a_file_name_that_is_not_utf8(classifier, new_songs, tmp_path):
+    import json
+
+    root, truth = new_songs
+    good = sorted(truth)[0]
+    odd = tmp_path / os.fsdecode(b"caf\xe9 song.mp3")  # Latin-1 bytes from an old file system
+    shutil.copy(good, odd)
+    [song] = classifier.classify([tmp_path])
+    assert song.ok and song.genre == truth[good]
+    assert song.path == f"{tmp_path}/caf\\xe9 song.mp3"
+    assert json.loads(json.dumps(song.to_dict(), ensure_ascii=False).encode("utf-8"))["path"] == song.path
+
+
+def test_results_stream_out_before_the_last_file_is_read(classifier, tmp_path):
+    """Files without a slice are reported at once, not held until a batch of slices fills up."""
+    shorts = [synth(tmp_path / f"short {index:02d}.wav", 0.5) for index in range(30)]
+    submitted = []
+
+    class Counting(Classifier):
+        def _render(self, item, vote):
+            submitted.append(item.path)
+            return super()._render(item, vote)
+
+    counting = Counting.__new__(Counting)
+    counting.__dict__.update(classifier.__dict__)
+    songs = counting.iter_classify(shorts, workers=1)
+    first = next(songs)
+    assert first.status == "too_short" and first.path == str(shorts[0])
+    assert len(submitted) < 15  # the decoder is only a few files ahead
+    rest = list(songs)
+    assert [song.path for song in rest] == [str(path) for path in shorts[1:]] and len(submitted) == 30
