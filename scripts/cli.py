@@ -30,29 +30,44 @@ EXIT_SOME_FAILED = 3
 EXIT_INTERRUPTED = 130
 
 
-class TqdmObserver(BuildObserver):
-    """Progress bars with ETA and running per-status counts."""
+class ProgressBar:
+    """One tqdm bar at a time, opened anew for each stage and closed when the work ends or fails."""
 
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.counts: collections.Counter[str] = collections.Counter()
         self.bar: tqdm | None = None
-        # No monitor thread: bars update per track anyway, and a single-threaded process can fork its workers.
+        # No monitor thread: bars update per item anyway, and a single-threaded process can fork its workers.
         tqdm.monitor_interval = 0
 
-    def on_labels_start(self, total: int) -> None:
+    def open(self, total: int, desc: str, unit: str, **options) -> None:
         self.close()
-        self.bar = tqdm(total=total, desc="labels", unit="file", disable=not self.enabled, dynamic_ncols=True,
-                        smoothing=0.05)
+        self.bar = tqdm(total=total, desc=desc, unit=unit, disable=not self.enabled, dynamic_ncols=True, **options)
 
-    def on_labelled(self, count: int) -> None:
+    def advance(self, count: int = 1) -> None:
         if self.bar is not None:
             self.bar.update(count)
 
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class TqdmObserver(ProgressBar, BuildObserver):
+    """Progress bars with ETA and running per-status counts."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        super().__init__(enabled=enabled)
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def on_labels_start(self, total: int) -> None:
+        self.open(total, "labels", "file", smoothing=0.05)
+
+    def on_labelled(self, count: int) -> None:
+        self.advance(count)
+
     def on_start(self, total: int) -> None:
-        self.close()
-        self.bar = tqdm(total=total, desc="tracks", unit="track", disable=not self.enabled, dynamic_ncols=True,
-                        smoothing=0.05)
+        self.open(total, "tracks", "track", smoothing=0.05)
 
     def on_track_done(self, row: dict) -> None:
         self.counts[row["status"]] += 1
@@ -60,11 +75,6 @@ class TqdmObserver(BuildObserver):
             self.bar.update(1)
             self.bar.set_postfix(ok=self.counts["ok"], failed=self.counts["failed"], skipped=self.counts["skipped"],
                                  too_short=self.counts["too_short"], refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -283,14 +293,12 @@ def add_train_parser(commands) -> None:
     train.set_defaults(handler=run_train)
 
 
-class TqdmTrainObserver:
+class TqdmTrainObserver(ProgressBar):
     """A bar over each epoch's batches, and one printed line per finished epoch."""
 
     def __init__(self, *, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.bar: tqdm | None = None
+        super().__init__(enabled=enabled)
         self.epochs = 0
-        tqdm.monitor_interval = 0
 
     def on_run_start(self, summary: dict) -> None:
         self.epochs = summary["epochs"]
@@ -300,9 +308,7 @@ class TqdmTrainObserver:
               f"{summary['epochs']}.", flush=True)
 
     def on_epoch_start(self, epoch: int, n_batches: int) -> None:
-        self.close()
-        self.bar = tqdm(total=n_batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch",
-                        disable=not self.enabled, dynamic_ncols=True, leave=False)
+        self.open(n_batches, f"epoch {epoch}/{self.epochs}", "batch", leave=False)
 
     def on_batch_end(self, batch: int, logs: dict) -> None:
         if self.bar is not None:
@@ -320,11 +326,6 @@ class TqdmTrainObserver:
         print(f"epoch {row['epoch']}/{self.epochs}: loss {shown('loss')}, accuracy {shown('accuracy')}; "
               f"validation loss {shown('val_loss')}, accuracy {shown('val_accuracy')} ({row['seconds']:.1f} s)",
               flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 @contextlib.contextmanager
@@ -464,26 +465,14 @@ def add_predict_parser(commands) -> None:
     predict.set_defaults(handler=run_predict)
 
 
-class TqdmEvaluateObserver:
+class TqdmEvaluateObserver(ProgressBar):
     """A bar over the model's batches."""
 
-    def __init__(self, *, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.bar: tqdm | None = None
-        tqdm.monitor_interval = 0
-
     def on_start(self, n_slices: int, n_batches: int) -> None:
-        self.bar = tqdm(total=n_batches, desc=f"{n_slices} slices", unit="batch", disable=not self.enabled,
-                        dynamic_ncols=True, leave=False)
+        self.open(n_batches, f"{n_slices} slices", "batch", leave=False)
 
     def on_batch_end(self, batch: int) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self.advance()
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -525,32 +514,20 @@ def print_evaluation(metrics: dict, args: argparse.Namespace) -> None:
     print(f"  {'macro F1':<{width}}  {'':>9}  {'':>9}  {metrics['macro_f1']:>9.4f}")
 
 
-class TqdmPredictObserver:
+class TqdmPredictObserver(ProgressBar):
     """A bar over the input files, on standard error; result lines are written around it."""
 
-    def __init__(self, *, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.bar: tqdm | None = None
-        tqdm.monitor_interval = 0
-
     def on_start(self, n_files: int) -> None:
-        self.bar = tqdm(total=n_files, desc="files", unit="file", disable=not self.enabled, dynamic_ncols=True,
-                        leave=False)
+        self.open(n_files, "files", "file", leave=False)
 
     def on_song(self, song) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
+        self.advance()
 
     def write(self, line: str) -> None:
         if self.bar is not None and not self.bar.disable:
             tqdm.write(line, file=sys.stdout)
         else:
             print(line, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def prediction_lines(output_format: str, classes: tuple[str, ...]):
