@@ -47,7 +47,13 @@ from pipeline.journal import JournalWriter, load_journal
 from pipeline.plan import TO_BUILD, BuildPlan, GenreSelection, plan_build
 from pipeline.slicing import write_slice_png
 from pipeline.sox import SoxInfo, find_sox
-from pipeline.spectrogram import SpectrogramSpec, measure_columns_per_second, render_slices, too_short_reason
+from pipeline.spectrogram import (
+    SOX_TIMEOUT_S,
+    SpectrogramSpec,
+    measure_columns_per_second,
+    render_slices,
+    too_short_reason,
+)
 from pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS
 
 logger = logging.getLogger(__name__)
@@ -78,7 +84,7 @@ class BuildConfig:
     spec: SpectrogramSpec = field(default_factory=SpectrogramSpec)
     split_ratios: tuple[float, float, float] = DEFAULT_SPLIT_RATIOS
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    timeout_s: float = 600.0
+    timeout_s: float = SOX_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= 1024:

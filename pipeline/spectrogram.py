@@ -11,6 +11,7 @@ import io
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -23,6 +24,8 @@ RESAMPLE_QUALITIES = {"quick": "-q", "low": "-l", "medium": "-m", "high": "-h", 
 #: SoX's spectrogram effect renders at most this many columns and silently stops there.
 SOX_MAX_COLUMNS = 200_000
 SPEC_FORMAT_VERSION = 1
+#: Seconds SoX may spend on one file by default before the file is reported as failed.
+SOX_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,12 @@ def measure_columns_per_second(spec: SpectrogramSpec, *, sox_path: str = "sox", 
 
 
 def render_spectrogram(
-    path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str = "sox", timeout_s: float = 600.0
+    path: str | os.PathLike,
+    spec: SpectrogramSpec,
+    *,
+    sox_path: str = "sox",
+    timeout_s: float = SOX_TIMEOUT_S,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
 ) -> np.ndarray:
     """Render the gray spectrogram of one audio file.
 
@@ -184,6 +192,9 @@ def render_spectrogram(
         SoX executable.
     timeout_s : float
         Seconds before SoX is killed and the file is reported as failed.
+    on_start : callable, optional
+        Called with the SoX process once it runs, so a caller can kill it (a cancelled prediction); a killed
+        SoX is reported as a failure like any other.
 
     Returns
     -------
@@ -200,18 +211,29 @@ def render_spectrogram(
     try:
         # Its own process group: SoX treats SIGINT/SIGTERM as a normal end and exits 0 with a truncated
         # spectrogram, so a Ctrl-C meant for the build must reach Python (which then kills SoX), not SoX.
-        run = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False, process_group=0)
-    except subprocess.TimeoutExpired as err:
-        raise SoxError(f"SoX timed out after {timeout_s:g} s", command=command) from err
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, process_group=0)
     except OSError as err:
         raise SoxError(f"SoX could not be started: {err}", command=command) from err
-    stderr = run.stderr.decode("utf-8", errors="replace")
-    if run.returncode != 0:
+    with process:
+        try:
+            if on_start is not None:
+                on_start(process)
+            stdout, stderr_bytes = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired as err:
+            process.kill()
+            process.communicate()
+            raise SoxError(f"SoX timed out after {timeout_s:g} s", command=command) from err
+        except BaseException:
+            process.kill()
+            raise
+    stderr = stderr_bytes.decode("utf-8", errors="replace")
+    if process.returncode != 0:
         raise SoxError(
-            f"SoX exited with status {run.returncode}: {summarize_sox_stderr(stderr)}", command=command, stderr=stderr
+            f"SoX exited with status {process.returncode}: {summarize_sox_stderr(stderr)}", command=command,
+            stderr=stderr,
         )
     try:
-        gray = decode_sox_png(run.stdout)
+        gray = decode_sox_png(stdout)
     except ValueError as err:
         raise SoxError(f"SoX output is not a readable spectrogram: {err}", command=command, stderr=stderr) from err
     if gray.shape[0] != spec.slice_size + 1:
@@ -225,7 +247,12 @@ def render_spectrogram(
 
 
 def render_slices(
-    path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str = "sox", timeout_s: float = 600.0
+    path: str | os.PathLike,
+    spec: SpectrogramSpec,
+    *,
+    sox_path: str = "sox",
+    timeout_s: float = SOX_TIMEOUT_S,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
 ) -> AudioSlices:
     """Render one file's spectrogram and cut it into whole slices, in memory.
 
@@ -236,7 +263,7 @@ def render_slices(
     SoxError
         As :func:`render_spectrogram`.
     """
-    gray = render_spectrogram(path, spec, sox_path=sox_path, timeout_s=timeout_s)
+    gray = render_spectrogram(path, spec, sox_path=sox_path, timeout_s=timeout_s, on_start=on_start)
     n_columns = gray.shape[1]
     # SoX sizes the image from the file's length at the requested rate, then steps through the audio at its
     # real column rate (e.g. 50.11 per second) and stops at that width: the width gives the duration at the

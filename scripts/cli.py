@@ -16,10 +16,16 @@ from pipeline.build import BuildConfig, BuildObserver, BuildSummary, build_datas
 from pipeline.discovery import AUDIO_EXTENSIONS
 from pipeline.plan import BuildPlan, GenreSelection
 from pipeline.errors import ParameterError, PipelineError
-from pipeline.spectrogram import RESAMPLE_QUALITIES, SpectrogramSpec
+from pipeline.spectrogram import RESAMPLE_QUALITIES, SOX_TIMEOUT_S, SpectrogramSpec
 from pipeline.splits import SPLITS, parse_split_ratios
 from training.errors import TrainingError
-from training.settings import CLASS_WEIGHTS, MODEL_DEFAULTS, TrainConfig, default_loader_workers
+from training.settings import (
+    CLASS_WEIGHTS,
+    INFERENCE_BATCH_SIZE,
+    MODEL_DEFAULTS,
+    TrainConfig,
+    default_loader_workers,
+)
 from training.voting import VOTES
 
 logger = logging.getLogger("genreslice")
@@ -234,7 +240,7 @@ def make_parser() -> argparse.ArgumentParser:
                        help="spectrogram columns per second; a slice covers 128 of them")
     build.add_argument("--resample-quality", choices=list(RESAMPLE_QUALITIES), default=defaults.resample_quality,
                        help="SoX rate-effect quality; see the README's performance section for the cost")
-    build.add_argument("--timeout", type=timeout_seconds, default=600.0,
+    build.add_argument("--timeout", type=timeout_seconds, default=SOX_TIMEOUT_S,
                        help="seconds SoX may spend on one file before it is recorded as failed")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     build.set_defaults(handler=run_build)
@@ -398,7 +404,6 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-INFERENCE_BATCH_SIZE = 256
 VOTE_HELP = ("majority = each slice votes for its most probable genre, the most votes win (a tie goes to the higher "
              "mean probability, then to the alphabetically first genre); mean = the highest probability averaged "
              "over the slices")
@@ -439,7 +444,9 @@ def add_predict_parser(commands) -> None:
         description=(
             "Classify audio files with the model in MODEL_DIR. Each file is rendered with SoX and cut into slices "
             "in memory with the spectrogram settings of the model's data set (from MODEL_DIR/model.json); no "
-            "files are written. Folders are searched recursively for audio files (mp3, wav, flac, ogg, aiff). "
+            "files are written. Folders are searched recursively for audio files ("
+            + ", ".join(sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS)) + "); a file given twice is "
+            "classified once. "
             "For each file: the predicted genre, the share of its slices that voted for it, the votes and mean "
             "probability of every genre, and the number of slices. A file that cannot be read or is shorter "
             "than one slice is reported with the reason and the others go on."
@@ -459,7 +466,7 @@ def add_predict_parser(commands) -> None:
                          help="SoX processes decoding files at once (default: number of cores)")
     predict.add_argument("--batch-size", type=positive_int, default=INFERENCE_BATCH_SIZE, metavar="N",
                          help="most slices per model call; the slices of several songs share a call")
-    predict.add_argument("--timeout", type=timeout_seconds, default=600.0,
+    predict.add_argument("--timeout", type=timeout_seconds, default=SOX_TIMEOUT_S,
                          help="seconds SoX may spend on one file before it is reported as failed")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.set_defaults(handler=run_predict)
@@ -476,6 +483,7 @@ class TqdmEvaluateObserver(ProgressBar):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    """``genreslice evaluate``: score the model on one split, print a summary, name the files written."""
     load_tensorflow(verbose=args.verbose)
     from training.evaluate import evaluate_model
 
@@ -493,6 +501,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def print_evaluation(metrics: dict, args: argparse.Namespace) -> None:
+    """Accuracies, then a per-genre table of precision, recall, F1 and support."""
     n_songs = metrics["n_songs"]
     print(f"Evaluated {args.model_dir} on the {metrics['split']} split of {args.dataset_dir}: "
           f"{metrics['n_slices']} slices of {n_songs} songs ({metrics['seconds']:.1f} s).")
@@ -544,8 +553,9 @@ def prediction_lines(output_format: str, classes: tuple[str, ...]):
 
         def csv_line(values) -> str:
             buffer = io.StringIO()
-            csv.writer(buffer, lineterminator="").writerow(values)
-            return buffer.getvalue()
+            # Written with its line end, so that fields holding a line break are quoted; the end is cut after.
+            csv.writer(buffer, lineterminator="\n").writerow(values)
+            return buffer.getvalue()[:-1]
 
         def csv_row(song) -> str:
             fields = song.to_dict()
@@ -558,18 +568,21 @@ def prediction_lines(output_format: str, classes: tuple[str, ...]):
     top_width = 3 * (genre_width + 7)
 
     def table_row(song) -> str:
+        path = song.path.replace("\r", "\\r").replace("\n", "\\n")  # one line per file, whatever its name
+        reason = song.reason.replace("\r", "\\r").replace("\n", "\\n")
         if not song.ok:
             status = "too short" if song.status == "too_short" else song.status
-            return f"{status:<{genre_width}}  {'-':>5}  {'-':>6}  {'-':<{top_width}}  {song.path}: {song.reason}"
+            return f"{status:<{genre_width}}  {'-':>5}  {'-':>6}  {'-':<{top_width}}  {path}: {reason}"
         top = "  ".join(f"{name} {probability:.2f}" for name, probability in song.top(3))
-        line = f"{song.genre:<{genre_width}}  {song.vote_share:>5.2f}  {song.n_slices:>6}  {top:<{top_width}}  {song.path}"
-        return f"{line}  ({song.reason})" if song.reason else line
+        line = f"{song.genre:<{genre_width}}  {song.vote_share:>5.2f}  {song.n_slices:>6}  {top:<{top_width}}  {path}"
+        return f"{line}  ({reason})" if reason else line
 
     header = f"{'genre':<{genre_width}}  {'share':>5}  {'slices':>6}  {'top 3 by mean probability':<{top_width}}  file"
     return header, table_row
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    """``genreslice predict``: stream one line per file to standard output, a summary to standard error."""
     load_tensorflow(verbose=args.verbose)
     import time
 

@@ -24,11 +24,11 @@ import numpy as np
 from pipeline import layout
 from training.data_source import SliceDataSource
 from training.dataset import SPLITS, load_dataset_info, read_split
-from training.errors import DatasetError
+from training.errors import DatasetError, ModelDirError
 from training.plots import plot_confusion_matrix
-from training.settings import default_loader_workers
-from training.train import check_compatible, load_trained_model, unfinished_training_note
-from training.voting import VOTES, check_vote, class_scores, confusion_matrix, vote_songs
+from training.settings import INFERENCE_BATCH_SIZE, default_loader_workers
+from training.train import MODEL_FILE, check_compatible, load_trained_model, unfinished_training_note
+from training.voting import SongScores, check_vote, score_songs
 
 EVAL_DIR = "eval"
 METRICS_JSON = "metrics.json"
@@ -36,20 +36,21 @@ CONFUSION_CSV = "confusion.csv"
 CONFUSION_PNG = "confusion.png"
 SONGS_CSV = "songs.csv"
 METRICS_FORMAT_VERSION = 1
-DEFAULT_BATCH_SIZE = 256
 
 
 class EvaluateObserver:
     """Hooks for progress display; the default does nothing."""
 
     def on_start(self, n_slices: int, n_batches: int) -> None:
-        pass
+        """Classification of ``n_slices`` slices in ``n_batches`` model calls begins."""
 
     def on_batch_end(self, batch: int) -> None:
-        pass
+        """Batch ``batch`` (from 0) has been classified."""
 
 
 class _BatchProgress(keras.callbacks.Callback):
+    """Forwards Keras's per-batch prediction events to an :class:`EvaluateObserver`."""
+
     def __init__(self, observer: EvaluateObserver) -> None:
         super().__init__()
         self.observer = observer
@@ -83,7 +84,7 @@ def evaluate_model(
     *,
     split: str = "test",
     vote: str = "majority",
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     loader_workers: int | None = None,
     observer: EvaluateObserver | None = None,
 ) -> EvaluationResult:
@@ -130,14 +131,10 @@ def evaluate_model(
     observer.on_start(len(paths), len(source))
     probabilities = trained.model.predict(source, verbose=0, callbacks=[_BatchProgress(observer)])
     if probabilities.shape != (len(paths), len(info.classes)):
-        raise DatasetError(f"the model returned {probabilities.shape} predictions for {len(paths)} slices")
+        raise ModelDirError(f"{trained.model_dir / MODEL_FILE}: returned predictions of shape {probabilities.shape} "
+                            f"for {len(paths)} slices of {len(info.classes)} classes")
 
-    tally = vote_songs(probabilities, track_ids)
-    first_slice = {track: index for index, track in reversed(list(enumerate(track_ids)))}
-    truth = labels[[first_slice[track] for track in tally.song_ids]]
-    winners = {name: tally.winners(name) for name in VOTES}
-    confusion = confusion_matrix(truth, winners[vote], len(info.classes))
-    scores = class_scores(confusion)
+    scores = score_songs(probabilities, labels, track_ids, info.classes, vote=vote)
     classes = list(info.classes)
     record = trained.record
     same_dataset = record.get("dataset", {}).get("fingerprint") == info.fingerprint
@@ -145,20 +142,7 @@ def evaluate_model(
         "format_version": METRICS_FORMAT_VERSION,
         "split": split,
         "classes": classes,
-        "n_songs": len(tally.song_ids),
-        "n_slices": len(paths),
-        "slice_accuracy": float(np.mean(np.argmax(probabilities, axis=1) == labels)),
-        "song_accuracy_majority": float(np.mean(winners["majority"] == truth)),
-        "song_accuracy_mean": float(np.mean(winners["mean"] == truth)),
-        "vote": vote,
-        # Over the genres in the split or among its predictions, as scikit-learn's average="macro".
-        "macro_f1": float(scores["f1"][(confusion.sum(axis=0) + confusion.sum(axis=1)) > 0].mean()),
-        "per_genre": {
-            name: {"precision": float(scores["precision"][i]), "recall": float(scores["recall"][i]),
-                   "f1": float(scores["f1"][i]), "support": int(scores["support"][i])}
-            for i, name in enumerate(classes)
-        },
-        "confusion_matrix": confusion.tolist(),
+        **scores.metrics,
         "model": {"path": str(trained.model_dir.resolve()), "status": record.get("status"),
                   "best_epoch": record.get("best_epoch")},
         "dataset": {"path": str(info.root.resolve()), "fingerprint": info.fingerprint,
@@ -168,10 +152,10 @@ def evaluate_model(
     notes = _notes(split, record, same_dataset)
     out = trained.model_dir / EVAL_DIR / split
     out.mkdir(parents=True, exist_ok=True)
-    layout.write_text_atomic(out / CONFUSION_CSV, _confusion_csv(confusion, classes))
-    plot_confusion_matrix(confusion, classes, out / CONFUSION_PNG,
-                          title=f"{split} split: {len(tally.song_ids)} songs, {vote} vote")
-    layout.write_text_atomic(out / SONGS_CSV, _songs_csv(tally, truth, winners, classes))
+    layout.write_text_atomic(out / CONFUSION_CSV, _confusion_csv(scores.confusion, classes))
+    plot_confusion_matrix(scores.confusion, classes, out / CONFUSION_PNG,
+                          title=f"{split} split: {metrics['n_songs']} songs, {vote} vote")
+    layout.write_text_atomic(out / SONGS_CSV, _songs_csv(scores, classes))
     layout.write_text_atomic(out / METRICS_JSON, json.dumps({**metrics, "notes": list(notes)}, indent=2) + "\n")
     return EvaluationResult(out_dir=out, metrics=metrics, notes=notes)
 
@@ -199,14 +183,14 @@ def _confusion_csv(confusion: np.ndarray, classes: list[str]) -> str:
     return buffer.getvalue()
 
 
-def _songs_csv(tally, truth: np.ndarray, winners: dict[str, np.ndarray], classes: list[str]) -> str:
+def _songs_csv(scores: SongScores, classes: list[str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["track_id", "genre", "n_slices", "majority", "majority_share", "mean", "mean_probability"])
-    rows = np.arange(len(truth))
-    majority_share = tally.vote_share(winners["majority"])
-    mean_probability = tally.mean_probability[rows, winners["mean"]]
+    tally, majority, mean = scores.tally, scores.winners["majority"], scores.winners["mean"]
+    majority_share = tally.vote_share(majority)
+    mean_probability = tally.mean_probability[np.arange(len(mean)), mean]
     for i, track in enumerate(tally.song_ids):
-        writer.writerow([track, classes[truth[i]], int(tally.n_slices[i]), classes[winners["majority"][i]],
-                         f"{majority_share[i]:.4f}", classes[winners["mean"][i]], f"{mean_probability[i]:.4f}"])
+        writer.writerow([track, classes[scores.truth[i]], int(tally.n_slices[i]), classes[majority[i]],
+                         f"{majority_share[i]:.4f}", classes[mean[i]], f"{mean_probability[i]:.4f}"])
     return buffer.getvalue()

@@ -15,6 +15,8 @@ import collections
 import concurrent.futures as cf
 import logging
 import os
+import subprocess
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +26,14 @@ import numpy as np
 from pipeline.discovery import AUDIO_EXTENSIONS, discover_audio
 from pipeline.errors import ParameterError, SoxError
 from pipeline.sox import find_sox
-from pipeline.spectrogram import AudioSlices, SpectrogramSpec, render_slices, too_short_reason
+from pipeline.spectrogram import SOX_TIMEOUT_S, AudioSlices, SpectrogramSpec, render_slices, too_short_reason
 from training.errors import ModelDirError
+from training.settings import INFERENCE_BATCH_SIZE
 from training.train import MODEL_JSON, load_trained_model, unfinished_training_note
 from training.voting import check_vote, vote_songs
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 256
-DEFAULT_TIMEOUT_S = 600.0
 OK, FAILED, TOO_SHORT = "ok", "failed", "too_short"
 
 
@@ -77,6 +78,7 @@ class SongPrediction:
 
     @property
     def ok(self) -> bool:
+        """True when the file was classified."""
         return self.status == OK
 
     def top(self, count: int = 3) -> list[tuple[str, float]]:
@@ -122,19 +124,22 @@ def collect_audio(paths: Iterable[str | os.PathLike]) -> list[AudioInput]:
 
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            files = discover_audio(path)
-            if not files:
-                extensions = ", ".join(sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS))
-                add(AudioInput(path, display_path(given), f"no audio files ({extensions}) in this folder"))
-            for audio in files:
-                add(AudioInput(audio.path, display_path(audio.path), audio.problem))
-        elif path.is_file():
-            add(AudioInput(path, display_path(given)))
-        elif os.path.lexists(path):
-            add(AudioInput(path, display_path(given), "not a regular file or folder (a broken link?)"))
-        else:
-            add(AudioInput(path, display_path(given), "no such file or folder"))
+        try:
+            if path.is_dir():
+                files = discover_audio(path)
+                if not files:
+                    extensions = ", ".join(sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS))
+                    add(AudioInput(path, display_path(given), f"no audio files ({extensions}) in this folder"))
+                for audio in files:
+                    add(AudioInput(audio.path, display_path(audio.path), audio.problem))
+            elif path.is_file():
+                add(AudioInput(path, display_path(given)))
+            elif os.path.lexists(path):
+                add(AudioInput(path, display_path(given), "not a regular file or folder (a broken link?)"))
+            else:
+                add(AudioInput(path, display_path(given), "no such file or folder"))
+        except OSError as err:  # a name too long, a folder that cannot be entered
+            add(AudioInput(path, display_path(given), f"cannot be examined: {err.strerror or err}"))
     return found
 
 
@@ -142,10 +147,41 @@ class PredictObserver:
     """Hooks for progress display; the default does nothing."""
 
     def on_start(self, n_files: int) -> None:
-        pass
+        """``n_files`` files were found to classify."""
 
     def on_song(self, song: SongPrediction) -> None:
-        pass
+        """One file's record is ready (files come in input order)."""
+
+
+class _SoxProcesses:
+    """The SoX processes a prediction has running, so that stopping early (Ctrl-C, a generator closed before
+    its end) kills them instead of waiting for each to finish: SoX runs in its own process group, out of
+    the terminal's reach, and may take minutes on a long file."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen] = set()
+        self._stopped = False
+
+    def started(self, process: subprocess.Popen) -> None:
+        with self._lock:
+            if self._stopped:
+                process.kill()
+            else:
+                self._running.add(process)
+
+    def finished(self, process: subprocess.Popen) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+    def stop(self) -> None:
+        """Kill every running SoX, and any started from now on."""
+        with self._lock:
+            self._stopped = True
+            for process in self._running:
+                if process.poll() is None:
+                    process.kill()
+            self._running.clear()
 
 
 class Classifier:
@@ -179,8 +215,8 @@ class Classifier:
         SoX is missing or cannot read MP3.
     """
 
-    def __init__(self, model_dir: str | os.PathLike, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 sox_path: str = "sox", timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, model_dir: str | os.PathLike, *, batch_size: int = INFERENCE_BATCH_SIZE,
+                 sox_path: str = "sox", timeout_s: float = SOX_TIMEOUT_S) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be at least 1")
         if not timeout_s > 0:
@@ -236,16 +272,18 @@ class Classifier:
         waiting_slices = 0
         # Decode ahead of the model by a few songs per worker, so neither waits for the other.
         look_ahead = 4 * workers + 4
+        processes = _SoxProcesses()
         with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genreslice-sox") as pool:
             queue = collections.deque()
             upcoming = iter(inputs)
+            finished = False
             try:
                 while True:
                     while len(queue) < look_ahead:
                         item = next(upcoming, None)
                         if item is None:
                             break
-                        queue.append((item, None if item.problem else pool.submit(self._render, item, vote)))
+                        queue.append((item, None if item.problem else pool.submit(self._render, item, vote, processes)))
                     if not queue:
                         break
                     item, future = queue.popleft()
@@ -264,16 +302,29 @@ class Classifier:
                             observer.on_song(song)
                             yield song
                         waiting, waiting_slices = [], 0
+                finished = True
             finally:
-                for _, future in queue:
-                    if future is not None:
-                        future.cancel()
+                if not finished:  # stopped early: nothing queued or running is wanted any more
+                    for _, future in queue:
+                        if future is not None:
+                            future.cancel()
+                    processes.stop()
 
-    def _render(self, item: AudioInput, vote: str) -> AudioSlices | SongPrediction:
+    def _render(self, item: AudioInput, vote: str, processes: _SoxProcesses) -> AudioSlices | SongPrediction:
+        started: list[subprocess.Popen] = []
+
+        def on_start(process: subprocess.Popen) -> None:
+            started.append(process)
+            processes.started(process)
+
         try:
-            return render_slices(item.path, self.spec, sox_path=self.sox.path, timeout_s=self.timeout_s)
+            return render_slices(item.path, self.spec, sox_path=self.sox.path, timeout_s=self.timeout_s,
+                                 on_start=on_start)
         except SoxError as err:
             return self._failure(item, FAILED, str(err), vote)
+        finally:
+            for process in started:
+                processes.finished(process)
 
     def _failure(self, item: AudioInput, status: str, reason: str, vote: str, *,
                  duration_s: float | None = None) -> SongPrediction:
@@ -314,7 +365,7 @@ class Classifier:
 
 
 def classify(paths: Iterable[str | os.PathLike] | str | os.PathLike, model_dir: str | os.PathLike, *,
-             vote: str = "majority", workers: int = 1, batch_size: int = DEFAULT_BATCH_SIZE) -> list[SongPrediction]:
+             vote: str = "majority", workers: int = 1, batch_size: int = INFERENCE_BATCH_SIZE) -> list[SongPrediction]:
     """Classify audio files and folders with the model in ``model_dir``: one record per file, in input order.
 
     Loads the model each call; to classify several times, make one :class:`Classifier` and call its

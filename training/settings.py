@@ -5,6 +5,8 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 
 CLASS_WEIGHTS = ("balanced", "none")
+#: Slices per model call when evaluating and predicting (no gradients: larger than training batches).
+INFERENCE_BATCH_SIZE = 256
 
 
 @dataclass(frozen=True)

@@ -96,19 +96,20 @@ def vote_songs(probabilities, song_ids) -> SongVotes:
     if song_ids.shape != probabilities.shape[:1]:
         raise ValueError(f"song_ids must name the song of each of the {probabilities.shape[0]} slices. "
                          f"Received: shape {song_ids.shape}")
-    unique, first, inverse = np.unique(song_ids.astype(str), return_index=True, return_inverse=True)
-    # np.unique sorts; renumber the songs in order of first appearance.
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    song = rank[inverse.ravel()]
-    n_songs, n_classes = len(unique), probabilities.shape[1]
+    # Songs numbered in order of their first slice; ids compare as Python values (1 and "1" are two songs).
+    numbers: dict = {}
+    song = np.fromiter((numbers.setdefault(song_id, len(numbers)) for song_id in song_ids), dtype=np.int64,
+                       count=len(song_ids))
+    n_songs, n_classes = len(numbers), probabilities.shape[1]
     choices = np.argmax(probabilities, axis=1)
     votes = np.bincount(song * n_classes + choices, minlength=n_songs * n_classes).reshape(n_songs, n_classes)
     counts = np.bincount(song, minlength=n_songs)
     sums = np.stack([np.bincount(song, weights=probabilities[:, c], minlength=n_songs) for c in range(n_classes)],
                     axis=1)
-    return SongVotes(song_ids=song_ids[first[order]], votes=votes.astype(np.int64),
+    ids = np.empty(n_songs, dtype=object)
+    for position, song_id in enumerate(numbers):
+        ids[position] = song_id
+    return SongVotes(song_ids=ids, votes=votes.astype(np.int64),
                      mean_probability=sums / counts[:, None])
 
 
@@ -156,3 +157,87 @@ def class_scores(confusion: np.ndarray) -> dict[str, np.ndarray]:
     precision, recall = ratio(correct, predicted), ratio(correct, support)
     f1 = ratio(2 * precision * recall, precision + recall)
     return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+@dataclass(frozen=True)
+class SongScores:
+    """Slice- and song-level scores of one split.
+
+    Attributes
+    ----------
+    tally : SongVotes
+        Votes and mean probabilities per song.
+    truth : np.ndarray
+        Each song's true class index, in ``tally``'s song order.
+    winners : dict
+        ``"majority"`` and ``"mean"`` -> each song's predicted class index.
+    vote : str
+        The vote behind ``confusion`` and the per-genre scores.
+    confusion : np.ndarray
+        Song-level confusion matrix under ``vote`` (row = true class, column = predicted class).
+    metrics : dict
+        ``n_songs``, ``n_slices``, ``slice_accuracy``, ``song_accuracy_majority``, ``song_accuracy_mean``, ``vote``,
+        ``macro_f1``, ``per_genre`` ({genre: precision, recall, f1, support}) and ``confusion_matrix``.
+    """
+
+    tally: SongVotes
+    truth: np.ndarray
+    winners: dict[str, np.ndarray]
+    vote: str
+    confusion: np.ndarray
+    metrics: dict
+
+
+def score_songs(probabilities, labels, song_ids, classes, *, vote: str = "majority") -> SongScores:
+    """Score slice predictions per slice and, by voting, per song.
+
+    Parameters
+    ----------
+    probabilities : array_like
+        ``(n_slices, n_classes)`` class probabilities.
+    labels : array_like
+        ``(n_slices,)`` true class index of each slice; all slices of a song share it.
+    song_ids : array_like
+        ``(n_slices,)`` the song of each slice.
+    classes : sequence of str
+        Class names, in index order.
+    vote : str
+        Which vote the confusion matrix and per-genre scores use; both song accuracies are always computed.
+
+    Raises
+    ------
+    ValueError
+        Shapes disagree, or the slices of one song carry different labels.
+    """
+    check_vote(vote)
+    probabilities = _checked_probabilities(probabilities)
+    labels = np.asarray(labels, dtype=np.int64)
+    classes = list(classes)
+    if labels.shape != probabilities.shape[:1] or probabilities.shape[1] != len(classes):
+        raise ValueError(f"labels must be ({probabilities.shape[0]},) and classes {probabilities.shape[1]}. "
+                         f"Received: labels {labels.shape}, {len(classes)} classes")
+    tally = vote_songs(probabilities, song_ids)
+    per_song = vote_songs(np.eye(len(classes))[labels], song_ids)  # each song's labels, tallied like votes
+    if (per_song.votes.max(axis=1) != per_song.n_slices).any():
+        raise ValueError("the slices of a song must all carry the song's label. Received: songs with mixed labels")
+    truth = per_song.votes.argmax(axis=1)
+    winners = {name: tally.winners(name) for name in VOTES}
+    confusion = confusion_matrix(truth, winners[vote], len(classes))
+    scores = class_scores(confusion)
+    metrics = {
+        "n_songs": len(tally.song_ids),
+        "n_slices": len(labels),
+        "slice_accuracy": float(np.mean(np.argmax(probabilities, axis=1) == labels)),
+        "song_accuracy_majority": float(np.mean(winners["majority"] == truth)),
+        "song_accuracy_mean": float(np.mean(winners["mean"] == truth)),
+        "vote": vote,
+        # Over the genres in the split or among its predictions, as scikit-learn's average="macro".
+        "macro_f1": float(scores["f1"][(confusion.sum(axis=0) + confusion.sum(axis=1)) > 0].mean()),
+        "per_genre": {
+            name: {"precision": float(scores["precision"][i]), "recall": float(scores["recall"][i]),
+                   "f1": float(scores["f1"][i]), "support": int(scores["support"][i])}
+            for i, name in enumerate(classes)
+        },
+        "confusion_matrix": confusion.tolist(),
+    }
+    return SongScores(tally=tally, truth=truth, winners=winners, vote=vote, confusion=confusion, metrics=metrics)

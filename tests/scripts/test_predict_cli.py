@@ -103,3 +103,27 @@ def test_evaluate_prints_a_summary_and_writes_its_files(toy_model, tmp_path):
 
     result = genreslice("evaluate", str(tmp_path), str(model), "--no-progress")
     assert result.returncode == 1 and "no dataset.json" in result.stderr
+
+
+def test_csv_and_json_agree_and_survive_line_breaks_in_names(toy_model, songs, tmp_path, capsys):
+    folder = tmp_path / "odd names"
+    folder.mkdir()
+    first = songs / next(iter(TRUTH))
+    shutil.copy(first, folder / "new\nline.mp3")
+    (folder / "short\r\nbroken.mp3").write_bytes(b"\xff\xfb" + bytes(300))
+    model = str(toy_model / "model")
+    assert main(["predict", model, str(folder), "--format", "json", "--no-progress"]) == EXIT_SOME_FAILED
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(["predict", model, str(folder), "--format", "csv", "--no-progress"]) == EXIT_SOME_FAILED
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out, newline="")))
+    assert [row["path"] for row in rows] == [record["path"] for record in records] == [
+        str(folder / "new\nline.mp3"), str(folder / "short\r\nbroken.mp3")]
+    assert records[0]["genre"] == rows[0]["genre"] == TRUTH[first.name]
+    for name, probability in records[0]["mean_probability"].items():
+        assert float(rows[0][f"probability_{name}"]) == probability
+        assert int(rows[0][f"votes_{name}"]) == records[0]["votes"][name]
+    assert rows[1]["status"] == records[1]["status"] != "ok" and rows[1]["reason"] == records[1]["reason"]
+
+    assert main(["predict", model, str(folder), "--no-progress"]) == EXIT_SOME_FAILED
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[1].endswith("new\\nline.mp3") and "short\\r\\nbroken.mp3: " in lines[2]

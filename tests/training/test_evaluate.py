@@ -141,21 +141,30 @@ def test_an_empty_split_and_a_bad_model_folder(toy_model, tmp_path):
 
 
 def test_wrong_labels_show_off_the_diagonal(toy_model, tmp_path):
-    """Jazz and Rock swapped in the slice table: the same model now gets those songs wrong, and says where."""
-    data = copy_tables(toy_model, tmp_path / "swapped")
+    """Labels rotated (Electronic songs called Jazz, Jazz called Rock, Rock called Electronic): the same model now
+    gets every song wrong, and the matrix says which way (rows = the data set's genre, columns = predicted)."""
+    data = copy_tables(toy_model, tmp_path / "rotated")
     (data / "slices").symlink_to(toy_model / "dataset" / "slices")
     rows = read_rows(data / SLICES_CSV)
     genre = rows[0].index("genre")
-    swap = {"Jazz": "Rock", "Rock": "Jazz"}
+    rotate = {"Electronic": "Jazz", "Jazz": "Rock", "Rock": "Electronic"}
     for row in rows[1:]:
-        row[genre] = swap.get(row[genre], row[genre])
+        row[genre] = rotate[row[genre]]
     with open(data / SLICES_CSV, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows(rows)
-    result = evaluate_model(data, copy_model(toy_model, tmp_path / "model"))
+    model = copy_model(toy_model, tmp_path / "model")
+    result = evaluate_model(data, model)
     metrics = result.metrics
-    assert metrics["confusion_matrix"] == [[2, 0, 0], [0, 0, 2], [0, 2, 0]]
-    assert metrics["song_accuracy_majority"] == metrics["song_accuracy_mean"] == pytest.approx(1 / 3)
+    # Row "Electronic" holds the Rock songs, predicted Rock; row "Jazz" the Electronic ones; row "Rock" the Jazz ones.
+    assert metrics["confusion_matrix"] == [[0, 0, 2], [2, 0, 0], [0, 2, 0]]
+    assert metrics["song_accuracy_majority"] == metrics["song_accuracy_mean"] == 0.0
+    assert metrics["slice_accuracy"] <= 0.25  # a slice the model gets wrong would now count as right
     assert metrics["per_genre"]["Jazz"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
-    assert metrics["macro_f1"] == pytest.approx(1 / 3)
+    assert metrics["macro_f1"] == 0.0
     assert metrics["dataset"]["same_as_training"] is False
     assert any("differs from the one the model was trained on" in note for note in result.notes)
+    confusion = read_rows(model / "eval" / "test" / "confusion.csv")
+    assert confusion[1:] == [["Electronic", "0", "0", "2"], ["Jazz", "2", "0", "0"], ["Rock", "0", "2", "0"]]
+    songs = list(csv.DictReader(open(model / "eval" / "test" / "songs.csv", newline="", encoding="utf-8")))
+    assert {(row["genre"], row["majority"]) for row in songs} == {("Electronic", "Rock"), ("Jazz", "Electronic"),
+                                                                 ("Rock", "Jazz")}

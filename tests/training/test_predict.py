@@ -183,9 +183,9 @@ def test_results_stream_out_before_the_last_file_is_read(classifier, tmp_path):
     submitted = []
 
     class Counting(Classifier):
-        def _render(self, item, vote):
+        def _render(self, item, vote, processes):
             submitted.append(item.path)
-            return super()._render(item, vote)
+            return super()._render(item, vote, processes)
 
     counting = Counting.__new__(Counting)
     counting.__dict__.update(classifier.__dict__)
@@ -195,3 +195,69 @@ def test_results_stream_out_before_the_last_file_is_read(classifier, tmp_path):
     assert len(submitted) < 15  # the decoder is only a few files ahead
     rest = list(songs)
     assert [song.path for song in rest] == [str(path) for path in shorts[1:]] and len(submitted) == 30
+
+
+class ScriptedModel:
+    """Stands in for the network: returns the given probability rows in order, one per slice it is shown."""
+
+    def __init__(self, rows):
+        self.rows = np.asarray(rows, dtype=np.float32)
+        self.used = 0
+
+    def predict_on_batch(self, batch):
+        rows = self.rows[self.used : self.used + len(batch)]
+        self.used += len(batch)
+        return rows
+
+
+def scripted(classifier, rows) -> Classifier:
+    copy = Classifier.__new__(Classifier)
+    copy.__dict__.update(classifier.__dict__)
+    copy.trained = dataclasses.replace(classifier.trained, model=ScriptedModel(rows))
+    return copy
+
+
+def test_the_vote_decides_the_genre_and_its_share(classifier, new_songs):
+    """Eleven slices: six weakly Rock, five strongly Jazz. Majority says Rock (6/11), the mean says Jazz (5/11)."""
+    root, truth = new_songs
+    song = sorted(truth)[0]  # 30 s: 11 slices; classes Electronic, Jazz, Rock
+    rows = [[0.30, 0.30, 0.40]] * 6 + [[0.00, 0.95, 0.05]] * 5
+    [majority] = scripted(classifier, rows).classify(song, vote="majority")
+    [mean] = scripted(classifier, rows).classify(song, vote="mean")
+    assert majority.genre == "Rock" and majority.vote == "majority"
+    assert majority.vote_share == pytest.approx(6 / 11, abs=1e-4)
+    assert mean.genre == "Jazz" and mean.vote == "mean" and mean.vote_share == pytest.approx(5 / 11, abs=1e-4)
+    for record in (majority, mean):
+        assert record.votes == {"Electronic": 0, "Jazz": 5, "Rock": 6}
+        assert record.mean_probability == pytest.approx({"Electronic": 1.8 / 11, "Jazz": 6.55 / 11,
+                                                         "Rock": 2.65 / 11}, abs=1e-4)
+        assert record.top(2) == [("Jazz", record.mean_probability["Jazz"]), ("Rock", record.mean_probability["Rock"])]
+
+
+def test_stopping_early_kills_running_sox(classifier, tmp_path):
+    """Closing the generator (as Ctrl-C does) must not wait for SoX, which runs out of the terminal's reach."""
+    import time
+
+    from pipeline.sox import SoxInfo
+
+    slow_sox = tmp_path / "slow sox"
+    slow_sox.write_text("#!/bin/sh\nexec sleep 60\n")
+    slow_sox.chmod(0o755)
+    slow = Classifier.__new__(Classifier)
+    slow.__dict__.update(classifier.__dict__)
+    slow.sox = SoxInfo(path=str(slow_sox), version=classifier.sox.version, formats=classifier.sox.formats)
+    audio = synth(tmp_path / "any.wav", 3.0)
+    songs = slow.iter_classify([tmp_path / "missing.mp3", audio, audio.with_name("other.wav")], workers=2)
+    assert next(songs).reason == "no such file or folder"  # by now the slow SoX runs for the next file
+    started = time.monotonic()
+    songs.close()
+    assert time.monotonic() - started < 10
+
+
+def test_a_path_that_cannot_be_examined_fails_alone(classifier, new_songs):
+    root, truth = new_songs
+    good = sorted(truth)[0]
+    too_long = "x" * 300 + ".mp3"
+    songs = classifier.classify([too_long, good])
+    assert songs[0].status == "failed" and songs[0].reason == "cannot be examined: File name too long"
+    assert songs[1].ok and songs[1].genre == truth[good]

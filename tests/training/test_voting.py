@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from training.voting import class_scores, confusion_matrix, vote_song, vote_songs
+from training.voting import class_scores, confusion_matrix, score_songs, vote_song, vote_songs
 
 
 def test_majority_counts_each_slices_top_class():
@@ -115,3 +115,43 @@ def test_confusion_matrix_and_class_scores_by_hand():
 def test_voting_needs_no_tensorflow():
     code = "import training.voting, sys; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_song_scores_when_the_votes_disagree():
+    classes = ["Jazz", "Pop", "Rock"]
+    # Song "s1" (Jazz): three slices weakly Pop, two strongly Jazz -> majority Pop, mean Jazz.
+    # Song "s2" (Rock): clearly Rock. Song "s3" (Pop): two slices weakly Rock, one strongly Pop -> majority Rock,
+    # mean Pop. Song "s4" (Jazz): one slice, Rock.
+    probabilities = [
+        [0.30, 0.40, 0.30], [0.30, 0.40, 0.30], [0.30, 0.40, 0.30], [0.95, 0.05, 0.00], [0.95, 0.05, 0.00],
+        [0.10, 0.10, 0.80], [0.00, 0.20, 0.80],
+        [0.10, 0.40, 0.50], [0.10, 0.40, 0.50], [0.00, 0.95, 0.05],
+        [0.20, 0.20, 0.60],
+    ]
+    labels = [0, 0, 0, 0, 0, 2, 2, 1, 1, 1, 0]
+    songs = ["s1"] * 5 + ["s2"] * 2 + ["s3"] * 3 + ["s4"]
+    majority = score_songs(probabilities, labels, songs, classes, vote="majority")
+    mean = score_songs(probabilities, labels, songs, classes, vote="mean")
+    assert majority.winners["majority"].tolist() == [1, 2, 2, 2] and majority.winners["mean"].tolist() == [0, 2, 1, 2]
+    for scores in (majority, mean):
+        metrics = scores.metrics
+        assert metrics["n_songs"] == 4 and metrics["n_slices"] == 11
+        assert metrics["slice_accuracy"] == pytest.approx(5 / 11)  # 2 Jazz slices, 2 Rock, 1 Pop
+        assert metrics["song_accuracy_majority"] == 0.25 and metrics["song_accuracy_mean"] == 0.75
+    # Rows are the true genre, columns the predicted one.
+    assert majority.metrics["confusion_matrix"] == [[0, 1, 1], [0, 0, 1], [0, 0, 1]]
+    assert mean.metrics["confusion_matrix"] == [[1, 0, 1], [0, 1, 0], [0, 0, 1]]
+    assert majority.metrics["vote"] == "majority" and mean.metrics["vote"] == "mean"
+    assert majority.metrics["per_genre"]["Rock"] == {"precision": 1 / 3, "recall": 1.0, "f1": 0.5, "support": 1}
+    assert majority.metrics["per_genre"]["Jazz"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
+    assert mean.metrics["per_genre"]["Jazz"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3),
+                                                 "support": 2}
+    assert majority.metrics["macro_f1"] == pytest.approx(0.5 / 3)  # Jazz 0, Pop 0, Rock 0.5
+    assert majority.truth.tolist() == [0, 2, 1, 0]
+    with pytest.raises(ValueError, match="mixed labels"):
+        score_songs(probabilities, [0] * 10 + [1], ["s1"] * 11, classes)
+
+
+def test_song_ids_keep_their_type():
+    tally = vote_songs([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], np.array([1, "1", 1], dtype=object))
+    assert tally.song_ids.tolist() == [1, "1"] and tally.votes.tolist() == [[1, 1], [0, 1]]
