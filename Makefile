@@ -1,11 +1,12 @@
-# On a fresh Debian/Ubuntu machine:  make example  (build a data set from generated songs)
+# On a fresh Debian/Ubuntu machine:  make demo     (the whole job on generated songs: build, train, evaluate, predict)
+#                                    make example  (only build a data set from generated songs)
 #                                    make test     (the test suite)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test example setup system-deps bench-build bench-labels bench-train bench-predict clean
+.PHONY: test demo example setup system-deps bench-build bench-labels bench-train bench-predict clean
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -21,6 +22,10 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
+
+# Generate 80 tagged songs of 4 genres, then build, train, evaluate and predict on them (genreslice-demo/).
+demo: setup
+	$(BIN)/genreslice demo --out genreslice-demo
 
 # Generate a small tagged music folder and build it into example/dataset.
 example: setup

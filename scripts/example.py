@@ -1,7 +1,7 @@
 """``python -m scripts.example [DIR]``: make a small tagged music folder offline and build it.
 
 Twelve 20-second MP3s in three genres by six artists (SoX synthesises them, mutagen tags them), then the real
-``genreslice build`` on them. A first look at the data set layout; ``genreslice demo`` (coming) will train too.
+``genreslice build`` on them. A first look at the data set layout; ``genreslice demo`` runs the whole job.
 """
 from __future__ import annotations
 

@@ -1,0 +1,351 @@
+"""A small labelled music corpus, synthesised offline, for ``genreslice demo`` and the end-to-end tests.
+
+Four genres that differ the way music does, each in several respects at once, with variation within a genre:
+
+============  =========  ==============================  =============================  ==========================
+genre         tempo      rhythm and percussion           harmony and bass               lead and timbre
+============  =========  ==============================  =============================  ==========================
+Electronic    120-132    four-on-the-floor kick, open    minor loops, sawtooth bass in  square or saw arpeggio,
+                         hi-hat off-beats, claps         driving eighths                bright and steady
+Rock          100-150    kick 1 and 3, snare 2 and 4,    power chords strummed in       distorted (clipped) guitar,
+                         closed hi-hat eighths           eighths, root bass             optional lead line
+Jazz          90-180     swung ride cymbal, soft         seventh chords on a piano,     sax-like line with
+                         brushed snare, no kick          walking upright bass           vibrato (some songs)
+Folk          70-110     no drums                        major triads picked on a       whistle-like melody or
+                                                         plucked string                 none; soft and sparse
+============  =========  ==============================  =============================  ==========================
+
+Key, tempo, chord progression, melody, instrument choice and mix levels are drawn per song from a seeded
+generator, so a given seed always makes the same files.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+GENRES = ("Electronic", "Folk", "Jazz", "Rock")
+RATE = 22050
+
+
+@dataclass(frozen=True)
+class DemoSong:
+    """One generated file and its tags."""
+
+    path: Path
+    genre: str
+    artist: str
+    title: str
+
+
+def _envelope(n: int, attack: float, decay: float, rate: int = RATE) -> np.ndarray:
+    t = np.arange(n) / rate
+    return np.minimum(1.0, t / max(attack, 1e-4)) * np.exp(-t / decay)
+
+
+def _midi_hz(note: float) -> float:
+    return 440.0 * 2 ** ((note - 69) / 12)
+
+
+class _Track:
+    """A mono buffer that notes and drum hits are added into."""
+
+    def __init__(self, seconds: float, rate: int = RATE) -> None:
+        self.rate = rate
+        self.audio = np.zeros(int(seconds * rate), dtype=np.float64)
+
+    def add(self, start_s: float, sound: np.ndarray, gain: float = 1.0) -> None:
+        start = int(start_s * self.rate)
+        if start >= len(self.audio):
+            return
+        end = min(len(self.audio), start + len(sound))
+        self.audio[start:end] += gain * sound[: end - start]
+
+
+def _tone(freq: float, seconds: float, *, harmonics: tuple[float, ...], attack: float, decay: float,
+          vibrato: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    phase = 2 * np.pi * freq * t
+    if vibrato:
+        phase += vibrato * np.sin(2 * np.pi * 5.5 * t) * (freq / 100)
+    wave_ = sum(amplitude * np.sin((k + 1) * phase) for k, amplitude in enumerate(harmonics))
+    return wave_ * _envelope(n, attack, decay)
+
+
+def _saw(freq: float, seconds: float, *, attack: float, decay: float, brightness: int = 12) -> np.ndarray:
+    return _tone(freq, seconds, harmonics=tuple(1 / k for k in range(1, brightness + 1)), attack=attack, decay=decay)
+
+
+def _square(freq: float, seconds: float, *, attack: float, decay: float) -> np.ndarray:
+    return _tone(freq, seconds, harmonics=tuple(1 / k if k % 2 else 0.0 for k in range(1, 12)), attack=attack,
+                 decay=decay)
+
+
+def _pluck(freq: float, seconds: float, rng: np.random.Generator, *, damping: float = 0.996) -> np.ndarray:
+    """A plucked string (Karplus-Strong): noise in a delay line of one period, averaged as it circulates."""
+    n = int(seconds * RATE)
+    period = max(2, int(round(RATE / freq)))
+    out = np.empty(n + period + 1)
+    out[: period + 1] = rng.uniform(-1, 1, period + 1)
+    position = period + 1
+    while position < len(out):
+        # y[i] = damping * (y[i - period] + y[i - period - 1]) / 2, one period at a time: a block only reads
+        # samples computed before it.
+        end = min(len(out), position + period)
+        out[position:end] = damping * 0.5 * (out[position - period : end - period]
+                                             + out[position - period - 1 : end - period - 1])
+        position = end
+    return out[:n]
+
+
+def _kick(rng: np.random.Generator) -> np.ndarray:
+    n = int(0.35 * RATE)
+    t = np.arange(n) / RATE
+    freq = 45 + 90 * np.exp(-t / 0.04)
+    return np.sin(2 * np.pi * np.cumsum(freq) / RATE) * np.exp(-t / 0.12)
+
+
+def _snare(rng: np.random.Generator, *, soft: bool = False) -> np.ndarray:
+    n = int(0.25 * RATE)
+    t = np.arange(n) / RATE
+    noise = rng.normal(0, 1, n)
+    noise = np.diff(noise, prepend=0.0)  # brighter
+    body = np.sin(2 * np.pi * 185 * t) * np.exp(-t / 0.05)
+    decay = 0.09 if soft else 0.06
+    return (0.6 * noise * np.exp(-t / decay) + 0.5 * body) * (0.35 if soft else 1.0)
+
+
+def _hat(rng: np.random.Generator, *, open_: bool = False) -> np.ndarray:
+    n = int((0.3 if open_ else 0.06) * RATE)
+    t = np.arange(n) / RATE
+    noise = np.diff(np.diff(rng.normal(0, 1, n + 2)))
+    return noise * np.exp(-t / (0.08 if open_ else 0.015)) * 0.25
+
+
+def _ride(rng: np.random.Generator, tuning: float = 1.0) -> np.ndarray:
+    n = int(0.5 * RATE)
+    t = np.arange(n) / RATE
+    metallic = sum(np.sin(2 * np.pi * f * tuning * t + rng.uniform(0, 6)) for f in (3150, 4730, 5870, 7320))
+    return (0.15 * metallic + 0.1 * np.diff(rng.normal(0, 1, n), prepend=0.0)) * np.exp(-t / 0.25) * 0.3
+
+
+MINOR_LOOPS = ((0, 8, 3, 10), (0, 5, 8, 7), (0, 10, 8, 7), (0, 3, 5, 3))
+MAJOR_LOOPS = ((0, 5, 7, 0), (0, 7, 9, 5), (0, 5, 0, 7), (0, 9, 5, 7))
+JAZZ_LOOPS = ((2, 7, 0, 0), (0, 9, 2, 7), (5, 10, 3, 8), (0, 5, 10, 3))
+
+
+def _electronic(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    bpm = rng.uniform(120, 132)
+    beat = 60 / bpm
+    root = 45 + int(rng.integers(0, 12))
+    loop = MINOR_LOOPS[rng.integers(len(MINOR_LOOPS))]
+    lead = _square if rng.random() < 0.5 else _saw
+    arpeggio = rng.permutation([0, 3, 7, 12])
+    track = _Track(seconds)
+    kick, clap = _kick(rng), _snare(rng)
+    for index in range(int(seconds / beat) + 1):
+        start = index * beat
+        chord = root + loop[(index // 4) % 4]
+        track.add(start, kick, 0.9)
+        track.add(start + beat / 2, _hat(rng, open_=True), 0.8)
+        if index % 4 in (1, 3) and rng.random() < 0.8:
+            track.add(start, clap, 0.35)
+        for half in (0, 1):
+            track.add(start + half * beat / 2, _saw(_midi_hz(chord - 12), beat / 2, attack=0.005, decay=0.12,
+                                                    brightness=8), 0.35)
+        for step in range(4):
+            note = chord + 12 + arpeggio[(index * 4 + step) % 4]
+            track.add(start + step * beat / 4, lead(_midi_hz(note), beat / 4, attack=0.003, decay=0.08), 0.12)
+    return track.audio
+
+
+def _rock(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    bpm = rng.uniform(100, 150)
+    beat = 60 / bpm
+    root = 40 + int(rng.integers(0, 10))
+    loop = (MAJOR_LOOPS + MINOR_LOOPS)[rng.integers(8)]
+    drive = rng.uniform(3, 8)
+    has_lead = rng.random() < 0.5
+    track = _Track(seconds)
+    kick, snare = _kick(rng), _snare(rng)
+    for index in range(int(seconds / beat) + 1):
+        start = index * beat
+        chord = root + loop[(index // 4) % 4]
+        track.add(start, kick if index % 2 == 0 else snare, 0.9 if index % 2 == 0 else 0.7)
+        for half in (0, 1):
+            track.add(start + half * beat / 2, _hat(rng), 0.6)
+            power = sum(_saw(_midi_hz(chord + interval), beat / 2, attack=0.004, decay=0.6, brightness=10)
+                        for interval in (0, 7, 12))
+            track.add(start + half * beat / 2, np.tanh(drive * power) * 0.25, 1.0)
+        track.add(start, _saw(_midi_hz(chord - 12), beat, attack=0.005, decay=0.3, brightness=5), 0.3)
+        if has_lead and index % 2 == 0:
+            note = chord + 24 + int(rng.choice([0, 2, 4, 7, 9]))
+            track.add(start, np.tanh(3 * _saw(_midi_hz(note), beat * 2, attack=0.01, decay=0.8)) * 0.12)
+    return track.audio
+
+
+def _jazz(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    bpm = rng.uniform(90, 180)
+    beat = 60 / bpm
+    swing = rng.uniform(0.6, 0.7)
+    root = 48 + int(rng.integers(0, 12))
+    loop = JAZZ_LOOPS[rng.integers(len(JAZZ_LOOPS))]
+    has_sax = rng.random() < 0.6
+    cymbal = rng.uniform(0.8, 1.2)  # every drummer's ride rings differently
+    track = _Track(seconds)
+    piano = (1.0, 0.5, 0.25, 0.12, 0.06)
+    for index in range(int(seconds / beat) + 1):
+        start = index * beat
+        bar = (index // 4) % 4
+        chord = root + loop[bar]
+        track.add(start, _ride(rng, cymbal), 0.8)
+        if index % 2 == 1:
+            track.add(start + swing * beat, _ride(rng, cymbal), 0.5)
+            track.add(start, _snare(rng, soft=True), 0.5)
+        walk = chord - 24 + int(rng.choice([0, 3, 4, 7, 10, 12]))
+        track.add(start, _tone(_midi_hz(walk), beat, harmonics=(1.0, 0.3, 0.1), attack=0.01, decay=0.25), 0.5)
+        if index % 4 in (0, 2) or rng.random() < 0.25:
+            for interval in (0, 4, 7, 10, 14):
+                track.add(start + (swing * beat if rng.random() < 0.3 else 0),
+                          _tone(_midi_hz(chord + interval), beat * 1.5, harmonics=piano, attack=0.004, decay=0.5),
+                          0.08)
+        if has_sax and rng.random() < 0.7:
+            note = chord + 12 + int(rng.choice([0, 2, 3, 5, 7, 9, 10]))
+            length = beat * (swing if index % 2 == 0 else 1 - swing) * 2
+            track.add(start, _tone(_midi_hz(note), length, harmonics=(1.0, 0.7, 0.5, 0.35, 0.2, 0.1), attack=0.03,
+                                   decay=0.6, vibrato=0.6), 0.12)
+    return track.audio
+
+
+def _folk(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    bpm = rng.uniform(70, 110)
+    beat = 60 / bpm
+    root = 50 + int(rng.integers(0, 10))
+    loop = MAJOR_LOOPS[rng.integers(len(MAJOR_LOOPS))]
+    pattern = rng.permutation([0, 4, 7, 12, 16])
+    has_whistle = rng.random() < 0.6
+    octave = 12 if rng.random() < 0.3 else 0  # a mandolin an octave up, or a guitar
+    track = _Track(seconds)
+    for index in range(int(seconds / beat) + 1):
+        start = index * beat
+        chord = root + loop[(index // 4) % 4]
+        for step in range(2):
+            note = chord + octave + pattern[(index * 2 + step) % len(pattern)]
+            track.add(start + step * beat / 2, _pluck(_midi_hz(note), beat * 2, rng), 0.35)
+        if has_whistle and index % 2 == 0 and rng.random() < 0.8:
+            note = chord + 24 + int(rng.choice([0, 2, 4, 7, 9]))
+            track.add(start, _tone(_midi_hz(note), beat * 2, harmonics=(1.0, 0.08), attack=0.08, decay=1.5,
+                                   vibrato=0.3), 0.12)
+    return track.audio
+
+
+STYLES = {"Electronic": _electronic, "Folk": _folk, "Jazz": _jazz, "Rock": _rock}
+
+
+def synthesize_song(genre: str, rng: np.random.Generator, seconds: float = 30.0) -> np.ndarray:
+    """One song of ``genre`` as float mono samples at :data:`RATE` Hz, peak-normalised to 0.8 with a faint
+    noise floor (a recording, not a digital silence)."""
+    if genre not in STYLES:
+        raise ValueError(f"genre={genre!r} must be one of {', '.join(STYLES)}")
+    audio = STYLES[genre](rng, seconds)
+    audio = audio / max(1e-9, np.abs(audio).max()) * rng.uniform(0.6, 0.9)
+    return audio + rng.normal(0, 10 ** (rng.uniform(-4, -3)), len(audio))
+
+
+def _write_wav(path: Path, audio: np.ndarray) -> None:
+    samples = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    with wave.open(os.fspath(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(RATE)
+        handle.writeframes(samples.tobytes())
+
+
+def _artists(count: int, split_ratios: tuple[float, float, float], rng: np.random.Generator,
+             taken: set[str]) -> list[str]:
+    """``count`` new artist names (not in ``taken``) whose artist-hash splits follow ``split_ratios`` as closely as whole
+    artists allow (at least one per split with a share), so even a small corpus has every genre in every split."""
+    from pipeline.splits import SPLITS, assign_split, split_key
+
+    wanted = [max(1, int(round(ratio * count))) if ratio > 0 else 0 for ratio in split_ratios]
+    while sum(wanted) > count:
+        wanted[int(np.argmax(wanted))] -= 1
+    wanted[0] += count - sum(wanted)
+    names: list[str] = []
+    syllables = ("ka", "lo", "mi", "ra", "so", "ven", "tor", "el", "an", "dru", "pa", "zi")
+    for split, number in zip(SPLITS, wanted):
+        found = 0
+        while found < number:
+            name = f"{''.join(rng.choice(syllables, 2)).title()} {''.join(rng.choice(syllables, 3)).title()}"
+            if name not in taken and assign_split(split_key(name, ""), split_ratios) == split:
+                taken.add(name)
+                names.append(name)
+                found += 1
+    return names
+
+
+def write_demo_corpus(
+    folder: str | os.PathLike,
+    *,
+    songs_per_genre: int = 16,
+    songs_per_artist: int = 2,
+    seconds: float = 30.0,
+    seed: int = 0,
+    split_ratios: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    genres: tuple[str, ...] = GENRES,
+) -> list[DemoSong]:
+    """Write a tagged MP3 corpus laid out like a music folder: ``ARTIST/ALBUM/NN TITLE.mp3``.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Where the artist folders go (created).
+    songs_per_genre, songs_per_artist : int
+        Songs of each genre, and songs of each artist (one album each).
+    seconds : float
+        Length of each song.
+    seed : int
+        The same seed writes the same audio and tags.
+    split_ratios : tuple of float
+        The ``--split-ratios`` the corpus will be built with: artist names are chosen so that the build's artist
+        hash spreads each genre's artists over the splits in these proportions.
+
+    Returns
+    -------
+    list of DemoSong
+        The files written, genre by genre.
+    """
+    from mutagen.id3 import ID3, TALB, TCON, TIT2, TPE1
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    songs: list[DemoSong] = []
+    taken: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="genreslice-demo-") as scratch:
+        wav = Path(scratch) / "song.wav"
+        for genre in genres:
+            n_artists = -(-songs_per_genre // songs_per_artist)
+            for artist_index, artist in enumerate(_artists(n_artists, split_ratios, rng, taken)):
+                album = f"{artist.split()[0]} {('Sessions', 'Live', 'Stories', 'Nights')[artist_index % 4]}"
+                for track in range(min(songs_per_artist, songs_per_genre - artist_index * songs_per_artist)):
+                    title = f"{('Morning', 'Harbour', 'Lanterns', 'Static', 'Rivers', 'Echoes')[track % 6]} " \
+                            f"{artist_index * songs_per_artist + track + 1}"
+                    path = folder / artist / album / f"{track + 1:02d} {title}.mp3"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    _write_wav(wav, synthesize_song(genre, rng, seconds))
+                    subprocess.run(["sox", "-R", "--no-glob", os.fspath(wav), "-C", "128", os.path.abspath(path)],
+                                   check=True, capture_output=True, timeout=300)
+                    tags = ID3()
+                    tags.add(TCON(encoding=3, text=[genre]))
+                    tags.add(TPE1(encoding=3, text=[artist]))
+                    tags.add(TALB(encoding=3, text=[album]))
+                    tags.add(TIT2(encoding=3, text=[title]))
+                    tags.save(path)
+                    songs.append(DemoSong(path=path, genre=genre, artist=artist, title=title))
+    return songs

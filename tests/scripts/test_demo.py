@@ -1,0 +1,86 @@
+"""``genreslice demo``, reduced (fewer and shorter songs), end to end as a user runs it; and its corpus."""
+from __future__ import annotations
+
+import collections
+import csv
+import json
+
+import numpy as np
+import pytest
+from mutagen.id3 import ID3
+
+from pipeline.splits import assign_split, split_key
+from scripts.demo_corpus import GENRES, synthesize_song, write_demo_corpus
+from tests.scripts.test_cli import genreslice, help_of
+
+
+def test_the_corpus_is_tagged_laid_out_and_seeded(tmp_path, sox_info):
+    songs = write_demo_corpus(tmp_path / "music", songs_per_genre=5, seconds=4.0, seed=3)
+    assert collections.Counter(song.genre for song in songs) == {genre: 5 for genre in GENRES}
+    artists = collections.defaultdict(set)
+    for song in songs:
+        assert song.path.relative_to(tmp_path / "music").parts[0] == song.artist  # ARTIST/ALBUM/NN TITLE.mp3
+        assert song.path.read_bytes()[:3] == b"ID3" and song.path.stat().st_size > 10_000
+        tags = ID3(song.path)
+        assert tags["TCON"].text == [song.genre] and tags["TPE1"].text == [song.artist]
+        artists[song.artist].add(song.genre)
+    assert all(len(genres) == 1 for genres in artists.values())  # no artist in two genres
+    for genre in GENRES:  # artist names chosen so that every genre reaches every split
+        splits = {assign_split(split_key(song.artist, ""), (0.6, 0.2, 0.2)) for song in songs if song.genre == genre}
+        assert splits == {"train", "validation", "test"}
+    again = write_demo_corpus(tmp_path / "again", songs_per_genre=5, seconds=4.0, seed=3)
+    assert [song.path.read_bytes() for song in again] == [song.path.read_bytes() for song in songs]
+
+
+def test_genres_differ_and_songs_vary():
+    """Cymbals and hats put energy above 5.5 kHz: most in Electronic (open hats), none to speak of in drum-less
+    Folk. Jazz and Rock overlap there and differ in rhythm and harmony instead. Songs of a genre vary."""
+    def high_share(audio):
+        frames = audio[: len(audio) // 512 * 512].reshape(-1, 512)
+        spectrum = np.abs(np.fft.rfft(frames, axis=1))
+        return float((spectrum[:, 128:].sum(axis=1) / spectrum.sum(axis=1)).mean())
+
+    rng = np.random.default_rng(0)
+    shares = {genre: [high_share(synthesize_song(genre, rng, 10.0)) for _ in range(4)] for genre in GENRES}
+    assert max(shares["Folk"]) < 0.15 < min(shares["Jazz"] + shares["Rock"])
+    assert min(shares["Electronic"]) > max(shares["Jazz"] + shares["Rock"])
+    for genre in GENRES:
+        audio = [synthesize_song(genre, np.random.default_rng(seed), 5.0) for seed in (1, 2)]
+        assert not np.allclose(audio[0], audio[1])
+        np.testing.assert_array_equal(synthesize_song(genre, np.random.default_rng(1), 5.0), audio[0])
+    with pytest.raises(ValueError, match="genre='Polka'"):
+        synthesize_song("Polka", rng)
+
+
+@pytest.mark.slow
+def test_a_reduced_demo_runs_end_to_end(tmp_path):
+    out = tmp_path / "my demo"
+    result = genreslice("demo", "--out", str(out), "--songs-per-genre", "8", "--seconds", "12", "--no-progress",
+                        "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    for step in ("== genreslice build", "== genreslice train", "== genreslice evaluate", "== genreslice predict",
+                 "== Demo report"):
+        assert step in text
+    assert "corpus      32 songs of 4 genres (Electronic, Folk, Jazz, Rock)" in text
+    metrics = json.loads((out / "model" / "eval" / "test" / "metrics.json").read_text())
+    assert metrics["n_songs"] == 8 and metrics["classes"] == list(GENRES)
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(records) == 8 and all(record["status"] == "ok" for record in records)
+    tags = {str(out / "music" / row["path"]): row["genre"]
+            for row in csv.DictReader(open(out / "dataset" / "tracks.csv", newline="", encoding="utf-8"))
+            if row["split"] == "test"}
+    assert sorted(record["path"] for record in records) == sorted(tags)
+    right = sum(record["genre"] == tags[record["path"]] for record in records)
+    assert f"predict     {right} of 8 held-out songs classified as their tag says" in text
+    assert f"song accuracy {metrics['song_accuracy_majority']:.3f} (majority vote)" in text
+    assert (out / "model" / "curves.png").is_file() and (out / "model" / "eval" / "test" / "confusion.png").is_file()
+
+    again = genreslice("demo", "--out", str(out), "--songs-per-genre", "8", "--seconds", "12", "--no-progress")
+    assert again.returncode == 0 and "Making" not in again.stdout and "is already trained" in again.stdout
+    other = genreslice("demo", "--out", str(out), "--seed", "1", "--no-progress")
+    assert other.returncode == 1 and "holds a demo of another corpus" in other.stderr
+
+
+def test_help_explains_every_option():
+    assert "--songs-per-genre" in help_of("demo", 6)
