@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -44,7 +45,10 @@ def _prepare_folder(out: Path, config: DemoConfig) -> bool:
     """Check ``out`` is new, empty or an earlier demo of the same corpus; returns whether the corpus exists."""
     recorded_path = out / DEMO_JSON
     if recorded_path.is_file():
-        recorded = json.loads(recorded_path.read_text(encoding="utf-8"))
+        try:
+            recorded = json.loads(recorded_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DemoError(f"{recorded_path}: cannot be read ({err}); choose another --out") from err
         if recorded != asdict(config):
             raise DemoError(f"{out} holds a demo of another corpus ({recorded}); choose another --out or the same "
                             f"settings")
@@ -68,9 +72,13 @@ def run_demo(out: str | os.PathLike, config: DemoConfig, *, run_command: Callabl
     if not _prepare_folder(out, config):
         print(f"== Making {config.songs_per_genre * len(GENRES)} songs of {config.seconds:g} s in {music} "
               f"({', '.join(GENRES)}; tagged MP3s, seed {config.seed}) ...", flush=True)
-        write_demo_corpus(music, songs_per_genre=config.songs_per_genre, seconds=config.seconds, seed=config.seed,
-                          split_ratios=SPLIT_RATIOS)
         write_text_atomic(out / DEMO_JSON, json.dumps(asdict(config), indent=2) + "\n")
+        # Made aside and renamed when complete, so an interrupted run makes the corpus again, never half of it.
+        partial = out / ".music-partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        write_demo_corpus(partial, songs_per_genre=config.songs_per_genre, seconds=config.seconds, seed=config.seed,
+                          split_ratios=SPLIT_RATIOS)
+        os.replace(partial, music)
     timings["corpus"] = time.monotonic() - started
     quiet = [] if progress else ["--no-progress"]
     steps = [
