@@ -68,7 +68,8 @@ class _Track:
 
 
 def _tone(freq: float, seconds: float, *, harmonics: tuple[float, ...], attack: float, decay: float,
-          vibrato: float = 0.0, rng: np.random.Generator | None = None) -> np.ndarray:
+          vibrato: float = 0.0) -> np.ndarray:
+    """Additive synthesis: ``harmonics[k]`` is the amplitude of partial ``k + 1``; optional 5.5 Hz vibrato."""
     n = int(seconds * RATE)
     t = np.arange(n) / RATE
     phase = 2 * np.pi * freq * t
@@ -104,7 +105,7 @@ def _pluck(freq: float, seconds: float, rng: np.random.Generator, *, damping: fl
     return out[:n]
 
 
-def _kick(rng: np.random.Generator) -> np.ndarray:
+def _kick() -> np.ndarray:
     n = int(0.35 * RATE)
     t = np.arange(n) / RATE
     freq = 45 + 90 * np.exp(-t / 0.04)
@@ -148,7 +149,7 @@ def _electronic(rng: np.random.Generator, seconds: float) -> np.ndarray:
     lead = _square if rng.random() < 0.5 else _saw
     arpeggio = rng.permutation([0, 3, 7, 12])
     track = _Track(seconds)
-    kick, clap = _kick(rng), _snare(rng)
+    kick, clap = _kick(), _snare(rng)
     for index in range(int(seconds / beat) + 1):
         start = index * beat
         chord = root + loop[(index // 4) % 4]
@@ -173,7 +174,7 @@ def _rock(rng: np.random.Generator, seconds: float) -> np.ndarray:
     drive = rng.uniform(3, 8)
     has_lead = rng.random() < 0.5
     track = _Track(seconds)
-    kick, snare = _kick(rng), _snare(rng)
+    kick, snare = _kick(), _snare(rng)
     for index in range(int(seconds / beat) + 1):
         start = index * beat
         chord = root + loop[(index // 4) % 4]
