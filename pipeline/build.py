@@ -19,17 +19,14 @@ import collections
 import concurrent.futures as cf
 import contextlib
 import csv
-import ctypes
 import io
 import json
 import logging
-import multiprocessing
 import os
 import shutil
-import signal
-import threading
+import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +39,9 @@ from pipeline.errors import (
     ParameterError,
     SettingsMismatchError,
     SoxError,
+    WorkerDiedError,
 )
+from pipeline.executors import MAX_WORKER_DEATHS, ExecutorFactory, default_executor, process_pool
 from pipeline.journal import JournalWriter, load_journal
 from pipeline.plan import TO_BUILD, BuildPlan, GenreSelection, plan_build
 from pipeline.slicing import write_slice_png
@@ -60,9 +59,6 @@ logger = logging.getLogger(__name__)
 
 DATASET_FORMAT_VERSION = 1
 GENERATOR = "genreslice 0.1.0"
-#: A track whose worker process dies this many times is recorded as failed instead of retried.
-MAX_WORKER_DEATHS = 2
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -76,7 +72,7 @@ class BuildConfig:
     split_ratios : tuple of float
         Train, validation, test fractions (sum 1).
     workers : int
-        Worker processes.
+        Worker processes (on a Dask cluster: its worker threads); about four tasks per worker are kept queued.
     timeout_s : float
         Seconds SoX may spend on one track.
     """
@@ -87,8 +83,8 @@ class BuildConfig:
     timeout_s: float = SOX_TIMEOUT_S
 
     def __post_init__(self) -> None:
-        if not 1 <= self.workers <= 1024:
-            raise ParameterError(f"workers={self.workers} must be between 1 and 1024")
+        if not 1 <= self.workers <= 65536:
+            raise ParameterError(f"workers={self.workers} must be between 1 and 65536")
         if not 0 < self.timeout_s <= 7 * 24 * 3600:
             raise ParameterError(f"timeout_s={self.timeout_s} must be more than 0 and at most a week")
         if len(self.split_ratios) != 3 or not all(0 <= r <= 1 for r in self.split_ratios) \
@@ -152,57 +148,6 @@ class BuildObserver:
 
     def on_track_done(self, row: dict) -> None:
         """A track reached its final status (any of ``layout.STATUSES``)."""
-
-
-ExecutorFactory = Callable[[int], cf.Executor]
-
-
-class InlineExecutor(cf.Executor):
-    """Runs each task in the calling process as it is submitted: one worker needs no pool, no process
-    start-up and no pickling. Outputs are identical to a pool's."""
-
-    def submit(self, fn, /, *args, **kwargs) -> cf.Future:
-        future: cf.Future = cf.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as err:  # noqa: BLE001 - delivered through the future, as a pool would
-            future.set_exception(err)
-        return future
-
-
-def process_pool(workers: int) -> cf.Executor:
-    """The default pool: worker processes fed from a shared queue, one task per track.
-
-    Workers are forked while this process has a single thread: they start at once with the pipeline
-    already imported. A process with other threads (a notebook, an application) could hand a held lock to
-    the child, so then workers come from a fork server instead, which costs a fraction of a second more.
-    """
-    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("fork")
-    else:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["pipeline.build"])
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent)
-
-
-def _die_with_parent() -> None:
-    """Pool initializer: on Linux, the kernel kills this worker when the process that started it dies.
-
-    Without it, killing the build's main process (``kill``, the OOM killer) leaves workers that wait forever and
-    keep publishing tracks behind the back of the next run.
-    """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: workers end when they next find their pipe closed
-        return
-    if os.getppid() == 1:  # the parent died before the request took effect
-        os._exit(1)
-
-
-def default_executor(workers: int) -> cf.Executor:
-    """In-process for one worker, a process pool for more."""
-    return InlineExecutor() if workers == 1 else process_pool(workers)
 
 
 def plan_dataset(
@@ -333,7 +278,8 @@ def _audio_root(audio_dir: str | os.PathLike) -> Path:
     root = Path(audio_dir)
     if not root.is_dir():
         raise NotADirectoryError(f"audio folder {os.fspath(audio_dir)!r} does not exist or is not a folder")
-    return root
+    # Absolute, so workers that do not share this process's working directory (a Dask cluster) find the files.
+    return root.absolute()
 
 
 def _plan(files: list[AudioFile], label_source: LabelSource, config: BuildConfig,
@@ -385,7 +331,9 @@ def process_track(job: TrackJob) -> AudioOutcome:
         return AudioOutcome("too_short", reason=too_short_reason(audio.duration_s, slice_seconds),
                             duration_s=audio.duration_s)
     out = Path(job.out_dir)
-    scratch = out / layout.STATE_DIR / "tmp" / f"{job.track_id}.{os.getpid()}"
+    # Unique per process and machine: on a cluster, a task given up on a worker that was only unreachable may
+    # still be running there while its retry runs elsewhere.
+    scratch = out / layout.STATE_DIR / "tmp" / f"{job.track_id}.{socket.gethostname()}.{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     for index, pixels in enumerate(audio.slices):
@@ -480,6 +428,8 @@ def _run_audio_jobs(
                                 continue
                             outcome = AudioOutcome(
                                 "failed", reason=f"the worker process died {deaths[row['path']]} times on this track")
+                        except WorkerDiedError as err:  # Dask: it rescheduled the track and gave up
+                            outcome = AudioOutcome("failed", reason=str(err))
                         except OSError as err:
                             raise OutputError(f"cannot write slices of {row['path']} under {out}: {err}") from err
                         yield _finished_row(row, outcome)

@@ -33,3 +33,15 @@ class SettingsMismatchError(PipelineError):
 
 class OutputError(PipelineError):
     """The output folder cannot be created or written."""
+
+
+class ExecutorError(PipelineError):
+    """The chosen executor cannot run: Dask missing, a scheduler out of reach or without workers."""
+
+
+class WorkerDiedError(PipelineError):
+    """A task's worker process died ``deaths`` times while running it; the track is recorded as failed."""
+
+    def __init__(self, message: str, *, deaths: int) -> None:
+        super().__init__(message)
+        self.deaths = deaths

@@ -27,7 +27,7 @@ from genre_getters.base import OFFICIAL_SPLITS, LabelSource, TrackLabel
 from metadata import Taxonomy
 from pipeline import layout
 from pipeline.discovery import AudioFile
-from pipeline.errors import ParameterError
+from pipeline.errors import ParameterError, WorkerDiedError
 from pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS, assign_split, split_key
 
 logger = logging.getLogger(__name__)
@@ -343,8 +343,8 @@ def _labels(
             window.popleft()
             yield from zip(chunk, labels)
             on_labelled(len(chunk))
-    except cf.BrokenExecutor:
-        # A worker died (the audio runner restarts the pool); reading tags is safe to finish here.
+    except (cf.BrokenExecutor, WorkerDiedError):
+        # A worker died (the audio runner restarts a pool; Dask gave up on a chunk); tags are safe to read here.
         logger.warning("a worker process died while reading labels; reading the rest in this process")
         rest = [audio for chunk, _ in window for audio in chunk] + [audio for chunk in chunks for audio in chunk]
         for audio in rest:

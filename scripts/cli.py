@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import tempfile
+from dataclasses import replace
 
 from tqdm import tqdm
 
@@ -16,6 +17,8 @@ from pipeline.build import BuildConfig, BuildObserver, BuildSummary, build_datas
 from pipeline.discovery import AUDIO_EXTENSIONS
 from pipeline.plan import BuildPlan, GenreSelection
 from pipeline.errors import ParameterError, PipelineError
+from pipeline.executors import dask_cluster
+from pipeline.sox import find_sox
 from pipeline.spectrogram import RESAMPLE_QUALITIES, SOX_TIMEOUT_S, SpectrogramSpec
 from pipeline.splits import SPLITS, parse_split_ratios
 from training.errors import TrainingError
@@ -229,8 +232,18 @@ def make_parser() -> argparse.ArgumentParser:
     labels.add_argument("--dry-run", action="store_true",
                         help="label and split without touching audio or OUT_DIR; print tracks per genre and split "
                              "and what would be skipped")
-    build.add_argument("--workers", type=worker_count, default=os.cpu_count() or 1,
-                       help="worker processes (default: number of cores)")
+    parallel = build.add_argument_group("parallelism")
+    parallel.add_argument("--workers", type=worker_count, metavar="N",
+                          help="worker processes on this machine, for the process pool or a local Dask cluster "
+                               "(default: number of cores)")
+    parallel.add_argument("--executor", choices=["pool", "dask"], default="pool",
+                          help="where the per-track work runs: pool = a process pool on this machine; dask = a Dask "
+                               "cluster: a new local one (one single-threaded worker process per --workers) or, "
+                               "with --scheduler, a running one. Outputs are identical. Needs genreslice[dask]")
+    parallel.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                          help="run on the Dask cluster of this scheduler (implies --executor dask); its workers "
+                               "must see AUDIO_DIR and OUT_DIR at the same paths and run the same SoX; see the "
+                               "README's 'Scale out'")
     labels.add_argument("--split-ratios", type=split_ratios, default="0.8,0.1,0.1",
                         help="train,validation,test fractions for tracks without an official split; tracks are "
                              "split by artist, never by slice")
@@ -658,7 +671,11 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_build(args: argparse.Namespace) -> int:
     spec = SpectrogramSpec(sample_rate=args.sample_rate, pixels_per_second=args.pixels_per_second,
                            resample_quality=args.resample_quality)
-    config = BuildConfig(spec=spec, split_ratios=args.split_ratios, workers=args.workers, timeout_s=args.timeout)
+    if args.scheduler is not None and args.workers is not None:
+        raise ParameterError("--workers applies to this machine only; with --scheduler the cluster's workers run "
+                             "the build (start them with: dask worker SCHEDULER --nthreads 1 --nworkers N)")
+    workers = args.workers or os.cpu_count() or 1
+    config = BuildConfig(spec=spec, split_ratios=args.split_ratios, workers=workers, timeout_s=args.timeout)
     selection = GenreSelection(genres=args.genres, exclude_genres=args.exclude_genres,
                                max_tracks_per_genre=args.max_tracks_per_genre)
     try:
@@ -668,15 +685,28 @@ def run_build(args: argparse.Namespace) -> int:
         raise  # a bad metadata file is fatal (exit 1), not a usage error
     except ValueError as err:
         raise ParameterError(str(err)) from None
-    observer = TqdmObserver(enabled=not args.no_progress)
-    try:
-        if args.dry_run:
-            plan = plan_dataset(args.audio_dir, source, config, selection=selection, observer=observer)
-        else:
-            summary = build_dataset(args.audio_dir, args.out_dir, source, config, selection=selection,
-                                    observer=observer)
-    finally:
-        observer.close()
+    with contextlib.ExitStack() as stack:
+        run_options: dict = {}
+        if args.executor == "dask" or args.scheduler is not None:
+            cluster = stack.enter_context(dask_cluster(workers=None if args.scheduler else workers,
+                                                       scheduler=args.scheduler))
+            run_options["executor_factory"] = cluster.executor
+            config = replace(config, workers=cluster.threads)
+            kind = "a local Dask cluster" if cluster.local else "the Dask cluster"
+            print(f"Running on {kind} at {cluster.address}: {cluster.threads} worker threads.", flush=True)
+            if not args.dry_run:
+                run_options["sox"] = find_sox()
+                cluster.check_sox(run_options["sox"])
+        observer = TqdmObserver(enabled=not args.no_progress)
+        try:
+            if args.dry_run:
+                plan = plan_dataset(args.audio_dir, source, config, selection=selection, observer=observer,
+                                    **run_options)
+            else:
+                summary = build_dataset(args.audio_dir, args.out_dir, source, config, selection=selection,
+                                        observer=observer, **run_options)
+        finally:
+            observer.close()
     if args.dry_run:
         print_plan(plan, args)
         return 0
@@ -769,6 +799,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="genreslice: %(levelname)s: %(message)s")
+    # Dask logs every connection and worker start at INFO, in this process and in the workers it starts; its
+    # warnings (a worker died and was restarted) stay. Read when Dask is first imported.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     try:
         return args.handler(args)
     except ParameterError as err:

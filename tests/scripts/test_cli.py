@@ -25,23 +25,6 @@ def genreslice(*args: str, env: dict | None = None, **options) -> subprocess.Com
                           env=env, timeout=300, cwd=Path(__file__).parents[2], **options)
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory, sox_info):
-    root = tmp_path_factory.mktemp("library")
-    for index in range(12):
-        tagged_mp3(root / f"{GENRES[index % 3]}/track {index:02d}.mp3", 12.0, GENRES[index % 3],
-                   f"Artist {index % 5}", "sine", f"{300 + 100 * index}")
-    return root
-
-
-@pytest.fixture(scope="module")
-def reference(library, tmp_path_factory):
-    """An uninterrupted build of ``library``: what every interrupted-then-resumed build must equal."""
-    out = tmp_path_factory.mktemp("reference") / "out"
-    assert genreslice("build", str(library), str(out), "--workers", "1").returncode == 0
-    return out
-
-
 def help_of(command: str, min_options: int) -> str:
     """``genreslice COMMAND --help``, checked to explain every option of the command; returns the text."""
     from scripts.cli import make_parser
