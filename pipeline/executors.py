@@ -245,6 +245,13 @@ def dask_cluster(*, workers: int | None = None, scheduler: str | None = None) ->
             # Charge a worker's death to the track it was running, not to tracks merely queued behind it.
             "distributed.scheduler.worker-saturation": 1.0,
             "distributed.scheduler.allowed-failures": MAX_WORKER_DEATHS - 1,
+            # Periodic work a build does not need: with two cores the scheduler, the client and each worker's
+            # event loop compete with SoX for the same CPUs (see the README's Dask benchmark).
+            "distributed.worker.profile.enabled": False,
+            "distributed.scheduler.work-stealing": False,
+            "distributed.admin.tick.interval": "1s",
+            "distributed.admin.system-monitor.interval": "2s",
+            "distributed.worker.memory.monitor-interval": "500ms",
         }
         with dask.config.set(local_settings), LocalCluster(
             n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,

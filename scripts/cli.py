@@ -115,6 +115,11 @@ def worker_count(text: str) -> int:
     return positive_int(text, maximum=MAX_WORKERS)
 
 
+def device_count(text: str) -> int | None:
+    """``all`` (None: every device) or a positive whole number."""
+    return None if text.strip().lower() == "all" else positive_int(text, maximum=MAX_WORKERS)
+
+
 def timeout_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -309,6 +314,10 @@ def add_train_parser(commands) -> None:
                             "rare genres count as much as common ones; none = every slice weighs the same")
     train.add_argument("--loader-workers", type=worker_count, default=default_loader_workers(), metavar="N",
                        help="threads that read and decode slice batches ahead of the model")
+    train.add_argument("--devices", type=device_count, default=None, metavar="all|N",
+                       help="train on all GPUs (all) or the first N, one model replica each "
+                            "(tf.distribute.MirroredStrategy); --batch-size is per device, so a step takes N times "
+                            "as many slices. Without a GPU: the CPU. (default: all)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch remains)")
     train.set_defaults(handler=run_train)
 
@@ -326,6 +335,9 @@ class TqdmTrainObserver(ProgressBar):
         print(f"Training {summary['model']} on {summary['n_train']} slices, validating on {summary['n_validation']}; "
               f"{summary['batches']} batches per epoch, {start} epoch {summary['first_epoch']} of at most "
               f"{summary['epochs']}.", flush=True)
+        if len(summary["devices"]) > 1:
+            print(f"Replicas on {len(summary['devices'])} devices (MirroredStrategy), {summary['batch_size']} slices "
+                  f"per step: {', '.join(summary['devices'])}.", flush=True)
 
     def on_epoch_start(self, epoch: int, n_batches: int) -> None:
         self.open(n_batches, f"epoch {epoch}/{self.epochs}", "batch", leave=False)
@@ -390,7 +402,8 @@ def run_train(args: argparse.Namespace) -> int:
         config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                              learning_rate=args.learning_rate, seed=args.seed, target_accuracy=args.target_accuracy,
                              target_loss=args.target_loss, patience=args.patience,
-                             class_weights=args.class_weights, loader_workers=args.loader_workers)
+                             class_weights=args.class_weights, loader_workers=args.loader_workers,
+                             devices=args.devices)
     except ValueError as err:
         raise ParameterError(str(err)) from None
     devices = load_tensorflow(verbose=args.verbose)

@@ -49,7 +49,7 @@ def check_stop_rules(target_accuracy: float | None, target_loss: float | None, p
 class TrainConfig:
     """Settings of one training run.
 
-    Everything except ``epochs`` and ``loader_workers`` must stay the same for a run to be resumed.
+    Everything except ``epochs``, ``loader_workers`` and ``devices`` must stay the same for a run to be resumed.
 
     Attributes
     ----------
@@ -71,6 +71,10 @@ class TrainConfig:
         split, so a rare genre counts as much as a common one; ``none`` weighs every slice the same.
     loader_workers : int
         Threads that load batches ahead of the model.
+    devices : int or None
+        How many GPUs (or CPUs, when TensorFlow sees no GPU) to train on, with one model replica each; None takes
+        all. ``batch_size`` is per device: a step takes ``batch_size * devices`` slices. A resumed run may use
+        another number of devices.
     """
 
     model: str = "compact"
@@ -83,6 +87,7 @@ class TrainConfig:
     patience: int = 5
     class_weights: str = "balanced"
     loader_workers: int = field(default_factory=default_loader_workers)
+    devices: int | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_DEFAULTS:
@@ -97,6 +102,8 @@ class TrainConfig:
             raise ValueError(f"class_weights={self.class_weights!r} must be one of {', '.join(CLASS_WEIGHTS)}")
         if self.loader_workers < 1:
             raise ValueError(f"loader_workers={self.loader_workers} must be at least 1")
+        if self.devices is not None and self.devices < 1:
+            raise ValueError(f"devices={self.devices} must be at least 1")
         check_stop_rules(self.target_accuracy, self.target_loss, self.patience)
 
     def resolved(self) -> TrainConfig:
@@ -111,5 +118,5 @@ class TrainConfig:
     def run_settings(self) -> dict:
         """The settings a resumed run must share with the run it continues."""
         settings = asdict(self.resolved())
-        del settings["epochs"], settings["loader_workers"]
+        del settings["epochs"], settings["loader_workers"], settings["devices"]
         return settings

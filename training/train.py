@@ -35,6 +35,7 @@ from training.callbacks import STOP_MAX_EPOCHS, GoalEarlyStopping
 from training.data_source import SliceDataSource
 from training.dataset import DatasetInfo, load_dataset_info
 from training.errors import DatasetError, ModelDirError
+from training.devices import distribution_strategy, training_devices
 from training.models import build_model
 from training.plots import plot_training_curves
 from training.settings import CLASS_WEIGHTS, TrainConfig
@@ -125,7 +126,9 @@ def train_model(
     info = load_dataset_info(dataset_dir)
     if len(info.classes) < 2:
         raise DatasetError(f"{info.root}: a classifier needs at least 2 genres; the data set has {list(info.classes)}")
-    common = {"batch_size": config.batch_size, "workers": config.loader_workers}
+    devices = training_devices(config.devices)
+    # Each device takes batch_size slices of every step.
+    common = {"batch_size": config.batch_size * len(devices), "workers": config.loader_workers}
     train_data = SliceDataSource.from_dataset(info, "train", shuffle=True, seed=config.seed, **common)
     val_data = SliceDataSource.from_dataset(info, "validation", shuffle=False, **common)
     out = Path(model_dir)
@@ -141,7 +144,7 @@ def train_model(
         state = _load_state(out)  # again: another run may have finished an epoch meanwhile
         _check_resumable(out, state, info, config)
         _remove_temporary_files(out)
-        return _run(out, info, config, state, train_data, val_data, observer)
+        return _run(out, info, config, state, train_data, val_data, observer, devices)
 
 
 def _is_temporary(name: str) -> bool:
@@ -344,6 +347,7 @@ def _run(
     train_data: SliceDataSource,
     val_data: SliceDataSource,
     observer: TrainObserver,
+    devices: list[str],
 ) -> TrainResult:
     checkpoint_dir = out / CHECKPOINT_DIR
     stopper = GoalEarlyStopping(
@@ -355,16 +359,19 @@ def _run(
         if read_model_json(out).get("status") != "finished":
             # The last epoch was committed but the run ended before its final files were written.
             counts = train_data.class_counts(len(info.classes))
-            recorder = _EpochRecorder(out, info, config, state, history, stopper, train_data, val_data, observer, counts)
+            recorder = _EpochRecorder(out, info, config, state, history, stopper, train_data, val_data, observer,
+                                      counts, devices)
             final_state = recorder.finish()
             return _result(out, "finished", final_state, history, epochs_this_call=0, resumed_from=epochs_done)
         logger.info("%s: training already finished (%s)", out, state.get("stop_message", ""))
         return _result(out, "already_finished", state, history, epochs_this_call=0, resumed_from=epochs_done)
 
     keras.utils.set_random_seed(config.seed + epochs_done)
+    strategy = distribution_strategy(devices)
     if state:
         try:
-            model = keras.models.load_model(checkpoint_dir / state["last"])
+            with strategy.scope():  # variables made in the scope are mirrored on every device
+                model = keras.models.load_model(checkpoint_dir / state["last"])
             best_weights = keras.models.load_model(checkpoint_dir / state["best"]).get_weights()
         except (OSError, ValueError, KeyError) as err:
             raise ModelDirError(
@@ -375,12 +382,14 @@ def _run(
         stopper.stop_reason = None
         logger.info("%s: continuing from epoch %d", out, epochs_done)
     else:
-        model = build_model(
-            config.model, len(info.classes), slice_size=info.slice_size, learning_rate=config.learning_rate
-        )
+        with strategy.scope():
+            model = build_model(
+                config.model, len(info.classes), slice_size=info.slice_size, learning_rate=config.learning_rate
+            )
     train_data.set_epoch(epochs_done)
     counts = train_data.class_counts(len(info.classes))
-    recorder = _EpochRecorder(out, info, config, state, history, stopper, train_data, val_data, observer, counts)
+    recorder = _EpochRecorder(out, info, config, state, history, stopper, train_data, val_data, observer, counts,
+                                      devices)
     # Until this run finishes, model.json must not claim an earlier finish (a continued run changes model.keras).
     _write_model_json(out, info, config, recorder.base_record(), status="training")
     observer.on_run_start(
@@ -392,6 +401,8 @@ def _run(
             "first_epoch": epochs_done + 1,
             "epochs": config.epochs,
             "resumed": bool(state),
+            "devices": list(devices),
+            "batch_size": config.batch_size * len(devices),
         }
     )
     try:
@@ -489,8 +500,10 @@ def _history_csv(history: list[dict]) -> str:
 class _EpochRecorder(keras.callbacks.Callback):
     """Commits every completed epoch to disk: model files, then state.json, then the derived files."""
 
-    def __init__(self, out, info, config, state, history, stopper, train_data, val_data, observer, counts) -> None:
+    def __init__(self, out, info, config, state, history, stopper, train_data, val_data, observer, counts,
+                 devices) -> None:
         super().__init__()
+        self.devices = devices
         self.out = out
         self.info = info
         self.config = config
@@ -512,6 +525,12 @@ class _EpochRecorder(keras.callbacks.Callback):
                 "train_slices": int(len(self.train_data.paths)),
                 "validation_slices": int(len(self.val_data.paths)),
                 "train_slices_per_class": dict(zip(self.info.classes, (int(c) for c in self.counts))),
+            },
+            # Of the last run: a resumed run may use another number of devices.
+            "devices": {
+                "names": list(self.devices),
+                "replicas": len(self.devices),
+                "global_batch_size": self.config.batch_size * len(self.devices),
             },
         }
 
