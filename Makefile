@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test demo example setup system-deps bench-build bench-labels bench-train bench-predict clean
+.PHONY: test demo example setup system-deps bench-build bench-labels bench-train bench-predict bench-dask clean
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -46,6 +46,10 @@ bench-train: setup
 # Prediction benchmark: songs per second for 1 and 2 workers, SoX vs model time, batched vs per-song model calls.
 bench-predict: setup
 	$(BIN)/python -m scripts.bench_predict
+
+# Dask benchmark: the same build on the process pool and on a local Dask cluster, alternated; ratio and outputs.
+bench-dask: setup
+	$(BIN)/python -m scripts.bench_dask
 
 clean:
 	rm -rf $(VENV) build *.egg-info
