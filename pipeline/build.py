@@ -370,7 +370,8 @@ def _run_audio_jobs(
     worker process dies (killed, out of memory), the pool is restarted and the tracks it may have been
     running are retried one at a time, so a death is only charged to the track that was running alone; a
     track at ``MAX_WORKER_DEATHS`` deaths is recorded as failed. ``executor`` runs the first round and is
-    shut down here; ``executor_factory`` makes the replacements.
+    shut down here; ``executor_factory`` makes the replacements. A Dask executor never breaks: Dask reschedules a dead
+    worker's tasks itself and reports a track that killed its workers as :class:`WorkerDiedError`.
     """
     queue: collections.deque[tuple[dict, AudioFile]] = collections.deque()
     suspects: collections.deque[tuple[dict, AudioFile]] = collections.deque()
