@@ -15,13 +15,15 @@ An audio file's track id is its file name: ``000/000002.mp3`` is track ``2``.
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from genre_getters.base import TrackLabel
-from metadata import MetadataError, Taxonomy, fma_taxonomy
+from metadata import MetadataError, Taxonomy, fma_taxonomy, open_metadata
 
 TRACKS_CSV = "tracks.csv"
 SUBSETS = ("small", "medium", "large")
@@ -33,6 +35,8 @@ SPLIT = ("set", "split")
 SUBSET = ("set", "subset")
 COLUMNS = (GENRE_TOP, ARTIST_ID, SPLIT, SUBSET)
 _DIGITS = re.compile(r"^[0-9]{1,12}$")
+#: A line that starts like a tracks.csv record, to the end of the line or of the field (fields joined by NUL).
+_RECORD_START = re.compile(r"[\r\n]([0-9]{1,12}),[^\r\n\x00]*")
 _MAX_FIELD_CHARS = 1 << 30
 
 
@@ -48,22 +52,23 @@ def find_tracks_csv(path: str | os.PathLike) -> Path:
 
 def read_tracks(path: Path) -> Iterator[tuple[int, list[str] | str]]:
     """The used fields of each ``tracks.csv`` record: ``(line, [track_id, genre_top, artist_id, split, subset])``,
-    or ``(line, problem)`` for a record with the wrong number of fields.
+    or ``(line, problem)`` for a record with the wrong number of fields or that swallowed other records.
 
     Records are read as ``pd.read_csv(path, index_col=0, header=[0, 1])`` reads them (quoted fields may hold
     commas and newlines), with the csv module so that a malformed record is reported with its line and skipped
-    instead of failing the whole file.
+    instead of failing the whole file. A record that swallowed the records after it (an unterminated quote) says
+    so, with how many and which.
 
     Raises
     ------
     MetadataError
-        The file cannot be read, is empty, is not in FMA's layout, or lacks a used column.
+        The file cannot be read, is not UTF-8, is empty, is not in FMA's layout, or lacks a used column.
     """
     # pandas reads fields of any length (artist bios can be long); the csv module stops at 128 KiB by default.
     csv.field_size_limit(max(csv.field_size_limit(), _MAX_FIELD_CHARS))
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle)
+    with open_metadata(path) as handle:
+        reader = csv.reader(handle)
+        try:
             header = [row for _, row in zip(range(3), reader)]
             if not header:
                 raise MetadataError(f"{path}: empty file; expected FMA's tracks.csv with three header rows")
@@ -77,15 +82,46 @@ def read_tracks(path: Path) -> Iterator[tuple[int, list[str] | str]]:
                 raise MetadataError(f"{path}: line 1-2: header lacks column {', '.join(missing)}")
             wanted = [0] + [positions[column] for column in COLUMNS]
             width = len(header[0])
-            start = reader.line_num + 1
-            for row in reader:
-                if len(row) != width:
-                    yield start, f"expected {width} fields, found {len(row)}"
-                else:
+            # One record of lookahead tells whether a bad record ran to the end of the file.
+            for (start, end, row), following in itertools.pairwise(itertools.chain(_records(reader), [None])):
+                swallowed = _swallowed_records(row, width) if end > start else []
+                if len(row) == width and not swallowed:
                     yield start, [row[index].strip() for index in wanted]
-                start = reader.line_num + 1
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise MetadataError(f"{path}: cannot read: {err}") from err
+                else:
+                    yield start, _describe_bad_record(row, width, swallowed, end, at_end=following is None)
+        except csv.Error as err:
+            raise MetadataError(f"{path}: line {reader.line_num}: {err}") from err
+
+
+def _records(reader: Any) -> Iterator[tuple[int, int, list[str]]]:
+    """``(first line, last line, fields)`` of each record the ``csv.reader`` yields."""
+    start = reader.line_num + 1
+    for row in reader:
+        yield start, reader.line_num, row
+        start = reader.line_num + 1
+
+
+def _swallowed_records(row: list[str], width: int) -> list[str]:
+    """Track ids of the lines in ``row``'s fields that start like a record, as after an unterminated quote.
+
+    Inside a record only a quoted field holds a line break, so each swallowed line (up to the quote that ends the
+    swallowing) is in one field. A record with the right number of fields counts only lines that hold a whole
+    record (``width - 1`` commas): a bio may well hold a line such as "2010, we ...".
+    """
+    return [match[1] for match in _RECORD_START.finditer("\x00".join(row))
+            if len(row) != width or match[0].count(",") >= width - 1]
+
+
+def _describe_bad_record(row: list[str], width: int, swallowed: list[str], end: int, *, at_end: bool) -> str:
+    """Why a record is skipped: the wrong number of fields, other records swallowed (which ones), or both."""
+    problems = [f"expected {width} fields, found {len(row)}"] if len(row) != width else []
+    if swallowed:
+        shown = ", ".join(swallowed[:5]) + (", ..." if len(swallowed) > 5 else "")
+        place = f"line {end}, the end of the file" if at_end else f"line {end}"
+        lines = "1 line" if len(swallowed) == 1 else f"{len(swallowed)} lines"
+        problems.append(f"the record runs to {place} (an unterminated quote?) and swallows {lines} starting with "
+                        f"a track id ({shown}); those tracks are not labelled")
+    return ": ".join(problems)
 
 
 class FmaLabelSource:

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
 from genre_getters.base import TrackLabel
-from metadata import MetadataError, Taxonomy, genre_key, load_genre_map, map_taxonomy
+from metadata import MetadataError, Taxonomy, genre_key, load_genre_map, map_taxonomy, open_metadata
 
 HEADER = ("TRACK_ID", "ARTIST_ID", "ALBUM_ID", "PATH", "DURATION", "TAGS")
 SPLIT_FILES = {"train": "autotagging_genre-train.tsv", "validation": "autotagging_genre-validation.tsv",
@@ -76,14 +76,11 @@ def read_tsv(path: Path, split: str | None, problems: list[str]) -> list[_Row]:
     MetadataError
         The file cannot be read, is empty, or its header is not MTG-Jamendo's.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise MetadataError(f"{path}: cannot read: {err}") from err
-    # Only "\n" ends a line ("\r\n" in the real files): str.splitlines would also split inside a field at
-    # characters such as \x0c or \u2028, and the line numbers in messages would drift.
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
-    if not text.strip():
+    with open_metadata(path) as handle:
+        # A line ends at "\r\n" (as in the real files), "\n" or "\r" only: str.splitlines would also split inside a
+        # field at characters such as \x0c or \u2028, and the line numbers in messages would drift.
+        lines = [line.rstrip("\r\n") for line in handle]
+    if not any(line.strip() for line in lines):
         raise MetadataError(f"{path}: empty file; expected the header {' '.join(HEADER)} (tab-separated)")
     if tuple(lines[0].split("\t")) != HEADER:
         raise MetadataError(f"{path}: line 1: header must be {' '.join(HEADER)} (tab-separated), "

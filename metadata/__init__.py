@@ -10,19 +10,23 @@ This package imports nothing else of genreslice.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.resources
 import io
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TextIO
 
 FMA_GENRES = "fma_genres.csv"
 JAMENDO_GENRE_MAP = "jamendo_genre_map.csv"
 GENRE_ALIASES = "genre_aliases.csv"
 GENRE_MAP_HEADER = ("tag", "genre")
+#: The longest line a genre map may hold: the csv module's default field limit, 128 KiB.
+MAX_GENRE_MAP_LINE = 128 * 1024
 
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
@@ -76,6 +80,41 @@ def genre_key(name: str) -> str:
     return _NOT_ALNUM.sub("", text)
 
 
+@contextlib.contextmanager
+def open_metadata(path: str | os.PathLike) -> Iterator[TextIO]:
+    """Open a metadata file for reading as UTF-8 text: a leading byte-order mark is dropped, line endings are kept
+    (``newline=""``, as the csv module wants).
+
+    Raises
+    ------
+    MetadataError
+        The file cannot be read, or is not UTF-8, also when that is found while the ``with`` block reads it; the
+        message names the line and the first byte that is not UTF-8 (not an offset into a read buffer).
+    """
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            yield handle
+    except UnicodeDecodeError as err:
+        raise MetadataError(_describe_non_utf8(path) or f"{os.fspath(path)}: not UTF-8: {err}") from err
+    except OSError as err:
+        raise MetadataError(f"{os.fspath(path)}: cannot read: {err}") from err
+
+
+def _describe_non_utf8(path: str | os.PathLike) -> str | None:
+    """The line and byte where ``path`` stops being UTF-8, or None if it is UTF-8 after all."""
+    # Latin-1 turns each byte into one character, and line endings are the same ASCII bytes in both encodings, so
+    # lines split (and are numbered) exactly as when the file is read as UTF-8 with newline="".
+    with open(path, encoding="latin-1", newline="") as handle:
+        for number, line in enumerate(handle, start=1):
+            raw = line.encode("latin-1")
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return (f"{os.fspath(path)}: line {number}: byte 0x{raw[err.start]:02x} is not UTF-8 "
+                        "(saved as Latin-1 or Windows-1252?); metadata files must be UTF-8")
+    return None
+
+
 def _table_text(name: str) -> str:
     return importlib.resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
 
@@ -112,22 +151,31 @@ def read_genre_map(handle: Iterable[str], *, source: str) -> dict[str, str]:
     Keys are :func:`genre_key` of the tag; the value is the genre's name as written, or ``""`` for a tag to
     ignore. Row order is kept: it is the priority that breaks ties.
 
+    Each line is one row (a quoted field cannot span lines), so a stray quote spoils only its own line.
+
     Raises
     ------
     MetadataError
-        Wrong header, a row without exactly two fields, an empty or repeated tag.
+        Wrong header, a line longer than :data:`MAX_GENRE_MAP_LINE`, a line the csv module rejects, a row without
+        exactly two fields, an empty or repeated tag.
     """
-    lines = [(number, line) for number, line in enumerate(handle, start=1)
-             if line.strip() and not line.lstrip().startswith("#")]
-    if not lines:
-        raise MetadataError(f"{source}: empty: expected a header 'tag,genre' and one row per tag")
-    rows = csv.reader(io.StringIO("".join(line if line.endswith("\n") else line + "\n" for _, line in lines)))
     mapping: dict[str, str] = {}
-    for index, ((number, _), row) in enumerate(zip(lines, rows)):
+    header_seen = False
+    for number, line in enumerate(handle, start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if len(line) > MAX_GENRE_MAP_LINE:
+            raise MetadataError(f"{source}: line {number}: {len(line):,} characters long, over the "
+                                f"{MAX_GENRE_MAP_LINE:,} a genre map row may hold; expected 'tag,genre'")
+        try:
+            row = next(csv.reader([line]))
+        except csv.Error as err:
+            raise MetadataError(f"{source}: line {number}: {err}") from err
         fields = tuple(field.strip() for field in row)
-        if index == 0:
+        if not header_seen:
             if tuple(field.casefold() for field in fields) != GENRE_MAP_HEADER:
                 raise MetadataError(f"{source}: line {number}: header must be 'tag,genre', found {','.join(row)!r}")
+            header_seen = True
             continue
         if len(fields) != 2:
             raise MetadataError(f"{source}: line {number}: expected 2 fields (tag,genre), found {len(fields)}")
@@ -138,6 +186,8 @@ def read_genre_map(handle: Iterable[str], *, source: str) -> dict[str, str]:
         if key in mapping:
             raise MetadataError(f"{source}: line {number}: tag {tag!r} appears twice")
         mapping[key] = " ".join(genre.split())
+    if not header_seen:
+        raise MetadataError(f"{source}: empty: expected a header 'tag,genre' and one row per tag")
     return mapping
 
 
@@ -150,11 +200,8 @@ def load_genre_map(path: str | os.PathLike | None = None) -> dict[str, str]:
     """The MTG-Jamendo tag map shipped with genreslice, or the user's replacement at ``path``."""
     if path is None:
         return read_genre_map(io.StringIO(_table_text(JAMENDO_GENRE_MAP)), source=JAMENDO_GENRE_MAP)
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            mapping = read_genre_map(handle, source=os.fspath(path))
-    except (OSError, UnicodeDecodeError) as err:
-        raise MetadataError(f"cannot read genre map {os.fspath(path)!r}: {err}") from err
+    with open_metadata(path) as handle:
+        mapping = read_genre_map(handle, source=os.fspath(path))
     if not any(mapping.values()):
         raise MetadataError(f"{os.fspath(path)}: maps no tag to a genre; expected rows such as 'punkrock,Rock'")
     return mapping

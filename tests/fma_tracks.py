@@ -25,7 +25,7 @@ COLUMNS = [
 
 def write_tracks_csv(path: Path, tracks: list[dict]) -> Path:
     """Write ``tracks`` (dicts with ``track_id`` and any of ``genre_top``, ``artist_id``, ``split``, ``subset``,
-    ``title``, ``bio``) as an FMA ``tracks.csv``; other columns get plausible filler."""
+    ``title``, ``bio``, ``genres_all``) as an FMA ``tracks.csv``; other columns get plausible filler."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
@@ -41,7 +41,7 @@ def write_tracks_csv(path: Path, tracks: list[dict]) -> Path:
                 ("set", "subset"): track.get("subset", "large"),
                 ("track", "genre_top"): track.get("genre_top", ""),
                 ("track", "genres"): "[12]",
-                ("track", "genres_all"): "[12, 25]",
+                ("track", "genres_all"): track.get("genres_all", "[12, 25]"),
                 ("track", "title"): track.get("title", f"Track {track['track_id']}"),
                 ("track", "duration"): "30",
                 ("album", "tags"): "[]",

@@ -1,11 +1,14 @@
 """FMA label source on files in the exact layout of FMA's tracks.csv, including hostile rows."""
 from __future__ import annotations
 
+import csv
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from genre_getters import fma
 from genre_getters.fma import FmaLabelSource
 from metadata import MetadataError
 from tests.fma_tracks import COLUMNS, write_tracks_csv
@@ -121,3 +124,88 @@ def test_missing_or_wrong_metadata_path(tmp_path):
         FmaLabelSource(metadata=tmp_path)
     with pytest.raises(ValueError, match="subset='tiny'"):
         FmaLabelSource(metadata=write_fma_metadata(tmp_path), subset="tiny")
+
+
+def one_line_track(track_id: int, **fields) -> dict:
+    """A track whose record is one line with no quote in it (no bio, one genre)."""
+    return {"track_id": track_id, "genre_top": "Rock", "artist_id": 1, "bio": "", "genres_all": "[12]", **fields}
+
+
+def test_file_with_a_byte_order_mark_is_read(tmp_path):
+    path = write_tracks_csv(tmp_path / "tracks.csv", [one_line_track(2)])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    source = FmaLabelSource(metadata=path)
+    assert source.metadata_problems == () and label(source, "000/000002.mp3").genre == "Rock"
+
+
+def test_latin1_file_names_the_line_and_the_byte(tmp_path):
+    path = write_tracks_csv(tmp_path / "tracks.csv", [one_line_track(2), one_line_track(3),
+                                                      one_line_track(10, artist_name="Café Tacvba")])
+    path.write_bytes(path.read_text(encoding="utf-8").encode("latin-1"))
+    with pytest.raises(MetadataError) as error:
+        FmaLabelSource(metadata=path)
+    assert str(error.value) == (f"{path}: line 6: byte 0xe9 is not UTF-8 (saved as Latin-1 or Windows-1252?); "
+                                "metadata files must be UTF-8")
+
+
+def break_title_quote(path: Path, track_id: int) -> None:
+    """Open a quote at the start of a track's title (the last column) and never close it."""
+    text = path.read_text(encoding="utf-8")
+    assert f",Track {track_id}\n" in text
+    path.write_text(text.replace(f",Track {track_id}\n", f',"Track {track_id}\n', 1), encoding="utf-8")
+
+
+def test_unterminated_quote_to_the_end_of_the_file_reports_the_records_it_swallowed(tmp_path):
+    path = write_tracks_csv(tmp_path / "tracks.csv", [one_line_track(i) for i in (2, 3, 5, 6, 7, 8, 9, 10, 11)])
+    break_title_quote(path, 3)
+    with pytest.raises(pd.errors.ParserError, match="EOF inside string"):  # pandas refuses the whole file
+        pd.read_csv(path, index_col=0, header=[0, 1])
+    source = FmaLabelSource(metadata=path)
+    # The title is the last column: the record keeps its 53 fields, the rest of the file sitting in its title.
+    assert source.metadata_problems == (
+        f"{path}: line 5: the record runs to line 12, the end of the file (an unterminated quote?) and swallows 7 "
+        "lines starting with a track id (5, 6, 7, 8, 9, ...); those tracks are not labelled; row skipped",)
+    assert label(source, "000/000002.mp3").genre == "Rock"
+    assert all(label(source, f"{i:06d}.mp3").unlisted for i in (3, 5, 11))
+
+
+def test_unterminated_quote_closed_by_a_later_quote_reports_the_records_it_swallowed(tmp_path):
+    path = write_tracks_csv(tmp_path / "tracks.csv", [
+        one_line_track(2), one_line_track(3), one_line_track(5),
+        one_line_track(10, genres_all="[12, 25]"),  # quoted: its opening quote closes the open one
+        one_line_track(20), one_line_track(21),
+    ])
+    break_title_quote(path, 3)
+    source = FmaLabelSource(metadata=path)
+    assert len(source.metadata_problems) == 1, source.metadata_problems
+    assert re.fullmatch(
+        rf"{re.escape(str(path))}: line 5: expected 53 fields, found \d+: the record runs to line 7 \(an "
+        r"unterminated quote\?\) and swallows 2 lines starting with a track id \(5, 10\); those tracks are not "
+        r"labelled; row skipped", source.metadata_problems[0])
+    assert [label(source, f"{i:06d}.mp3").genre for i in (2, 3, 5, 10, 20, 21)] == [
+        "Rock", None, None, None, "Rock", "Rock"]
+
+
+def test_bio_line_that_starts_with_a_number_is_not_taken_for_a_swallowed_record(tmp_path):
+    path = write_tracks_csv(tmp_path / "tracks.csv", [
+        one_line_track(2, bio="<p>Formed in Leeds.</p>\n2010, 2011, 2012: three albums, one tour.\n3, 4, go!"),
+        one_line_track(3)])
+    source = FmaLabelSource(metadata=path)
+    assert source.metadata_problems == ()
+    assert label(source, "000/000002.mp3").genre == label(source, "000/000003.mp3").genre == "Rock"
+
+
+@pytest.fixture
+def small_csv_field_limit(monkeypatch):
+    """FMA's reader with a field limit of 1000 characters, so a csv.Error needs no gigabyte-sized file."""
+    monkeypatch.setattr(fma, "_MAX_FIELD_CHARS", 1000)
+    old = csv.field_size_limit(1000)
+    yield
+    csv.field_size_limit(old)
+
+
+def test_csv_error_names_the_line(tmp_path, small_csv_field_limit):
+    path = write_tracks_csv(tmp_path / "tracks.csv", [one_line_track(2), one_line_track(3, bio="x" * 2000)])
+    with pytest.raises(MetadataError) as error:
+        FmaLabelSource(metadata=path)
+    assert str(error.value) == f"{path}: line 5: field larger than field limit (1000)"

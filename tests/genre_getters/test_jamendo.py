@@ -12,8 +12,9 @@ from tests.label_fixtures import JAMENDO_SPLIT
 HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS"
 
 
-def write_tsv(path: Path, rows: list[str], *, header: str = HEADER, newline: str = "\r\n") -> Path:
-    path.write_bytes((newline.join([header, *rows]) + newline).encode("utf-8"))
+def write_tsv(path: Path, rows: list[str], *, header: str = HEADER, newline: str = "\r\n",
+              encoding: str = "utf-8") -> Path:
+    path.write_bytes((newline.join([header, *rows]) + newline).encode(encoding))
     return path
 
 
@@ -120,7 +121,7 @@ def test_hostile_rows_are_reported_and_skipped(tmp_path):
 @pytest.mark.parametrize("content, message", [
     (b"", "empty file"),
     (b"TRACK_ID,ARTIST_ID,ALBUM_ID,PATH,DURATION,TAGS\r\n", "line 1: header must be"),
-    (b"\xff\xfe\x00junk", "cannot read"),
+    (b"\xff\xfe\x00junk", "line 1: byte 0xff is not UTF-8"),
 ])
 def test_unusable_file_is_a_clear_error_naming_it(tmp_path, content, message):
     tsv = tmp_path / "autotagging_genre.tsv"
@@ -128,6 +129,26 @@ def test_unusable_file_is_a_clear_error_naming_it(tmp_path, content, message):
     with pytest.raises(MetadataError, match=message) as error:
         JamendoLabelSource(metadata=tsv)
     assert str(tsv) in str(error.value)
+
+
+def test_tsv_with_a_byte_order_mark_is_read(tmp_path):
+    tsv = write_tsv(tmp_path / "autotagging_genre.tsv", [
+        "track_0000001\tartist_000001\talbum_000001\t01/1.mp3\t200.0\tgenre---jazz",
+    ], encoding="utf-8-sig")
+    source = JamendoLabelSource(metadata=tsv)
+    assert source.metadata_problems == () and source.label(Path("01/1.mp3"), "01/1.mp3").genre == "Jazz"
+
+
+def test_latin1_tsv_names_the_line_and_the_byte(tmp_path):
+    tsv = write_tsv(tmp_path / "autotagging_genre.tsv", [
+        "track_0000001\tartist_000001\talbum_000001\t01/1.mp3\t200.0\tgenre---jazz",
+        "track_0000002\tartist_000001\talbum_000001\t01/2.mp3\t200.0\tgenre---jazz",
+        "track_0000003\tartist_000001\talbum_000001\t01/Café.mp3\t200.0\tgenre---jazz",
+    ], encoding="latin-1")
+    with pytest.raises(MetadataError) as error:
+        JamendoLabelSource(metadata=tsv)
+    assert str(error.value) == (f"{tsv}: line 4: byte 0xe9 is not UTF-8 (saved as Latin-1 or Windows-1252?); "
+                                "metadata files must be UTF-8")
 
 
 def test_missing_metadata_is_a_clear_error(tmp_path):
