@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test demo example setup system-deps bench-build bench-labels bench-train bench-predict bench-dask clean
+.PHONY: test demo example setup system-deps bench-build bench-labels bench-train bench-predict bench-dask bench-resume clean
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -50,6 +50,10 @@ bench-predict: setup
 # Dask benchmark: the same build on the process pool and on a local Dask cluster, alternated; ratio and outputs.
 bench-dask: setup
 	$(BIN)/python -m scripts.bench_dask
+
+# Resume-check benchmark: what checking built tracks' slices costs per run (file count, sizes, full decode).
+bench-resume: setup
+	$(BIN)/python -m scripts.bench_resume
 
 clean:
 	rm -rf $(VENV) build *.egg-info

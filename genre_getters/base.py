@@ -30,6 +30,9 @@ class TrackLabel:
         The official split from the metadata (one of ``OFFICIAL_SPLITS``), or None to let the build draw one.
     unlisted : bool
         True when the source's metadata has no row for the file (counted and reported by the build).
+    failed : bool
+        True when the file could not be read or parsed at all (``reason`` says why): the build records the track
+        as ``failed``, not ``skipped`` (which means "no usable label").
     """
 
     genre: str | None
@@ -38,6 +41,7 @@ class TrackLabel:
     track_id: str | None = None
     split: str | None = None
     unlisted: bool = False
+    failed: bool = False
 
 
 @runtime_checkable
@@ -68,7 +72,8 @@ class LabelSource(Protocol):
     def label(self, path: Path, rel_path: str) -> TrackLabel:
         """Label the file at ``path`` (``rel_path``: its POSIX path relative to the audio folder).
 
-        Never raises for a bad file: an unreadable one gets a label with ``genre=None`` and a reason.
+        Never raises for a bad file: an unreadable one gets a label with ``genre=None``, ``failed=True`` and a
+        reason.
         """
 
     def missing_audio(self, labelled_ids: set[str]) -> list[str]:

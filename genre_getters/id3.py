@@ -125,11 +125,18 @@ class Id3LabelSource:
 
     def label(self, path: Path, rel_path: str) -> TrackLabel:
         try:
+            # mutagen reports a file it may not open as one it cannot parse; this tells the two apart.
+            with open(path, "rb") as handle:
+                handle.read(1)
             genres, artists = read_tag_values(path)
-        except (mutagen.MutagenError, OSError, ValueError) as err:
-            return TrackLabel(genre=None, artist=None, reason=f"tags unreadable: {err}")
+        except OSError as err:
+            return TrackLabel(genre=None, artist=None, failed=True,
+                              reason=f"cannot read the file: {err.strerror or err}")
+        except (mutagen.MutagenError, ValueError) as err:
+            return TrackLabel(genre=None, artist=None, failed=True, reason=f"not readable as audio with tags: {err}")
         except Exception as err:  # noqa: BLE001 - mutagen raises IndexError, struct.error ... on damaged files
-            return TrackLabel(genre=None, artist=None, reason=f"tags unreadable: {type(err).__name__}: {err}")
+            return TrackLabel(genre=None, artist=None, failed=True,
+                              reason=f"not readable as audio with tags: {type(err).__name__}: {err}")
         artist = next((normalize_text(a) for a in artists if normalize_text(a)), None)
         names = candidate_genres(genres)
         genre = choose_genre(names, self.taxonomy)

@@ -18,8 +18,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import contextlib
-import csv
-import io
 import json
 import logging
 import os
@@ -32,16 +30,18 @@ from pathlib import Path
 
 from genre_getters.base import LabelSource
 from pipeline import layout
-from pipeline.discovery import AudioFile, discover_audio
+from pipeline.discovery import AUDIO_EXTENSIONS, AudioFile, AudioScan, scan_audio
 from pipeline.errors import (
+    AudioFolderError,
     BuildLockedError,
+    MissingAudioError,
     OutputError,
     ParameterError,
     SettingsMismatchError,
     SoxError,
     WorkerDiedError,
 )
-from pipeline.executors import MAX_WORKER_DEATHS, ExecutorFactory, default_executor, process_pool
+from pipeline.executors import MAX_WORKER_DEATHS, ExecutorFactory, default_executor, kill_workers, process_pool
 from pipeline.journal import JournalWriter, load_journal
 from pipeline.plan import TO_BUILD, BuildPlan, GenreSelection, plan_build
 from pipeline.slicing import write_slice_png
@@ -107,17 +107,30 @@ class TrackJob:
 
 @dataclass(frozen=True)
 class AudioOutcome:
-    """What a worker reports back: ``status`` is ``ok``, ``failed`` or ``too_short``."""
+    """What a worker reports back: ``status`` is ``ok``, ``failed`` or ``too_short``.
+
+    ``slice_bytes`` is the size of each slice PNG written (a later run checks them to find damaged slices);
+    ``transient`` marks a failure that says nothing about the file's content (see :class:`SoxError`), tried again
+    by the next run.
+    """
 
     status: str
     reason: str = ""
     n_slices: int = 0
     duration_s: float | None = None
+    slice_bytes: tuple[int, ...] = ()
+    transient: bool = False
 
 
 @dataclass
 class BuildSummary:
-    """Counts of a finished build and of the work this run did."""
+    """Counts of a finished build and of the work this run did.
+
+    ``retried``: tracks that failed on an earlier run and were tried again; ``repaired``: built tracks rendered
+    again because slice files were missing or damaged; ``removed``: built tracks whose audio file is gone,
+    removed with their slices; ``unreachable``: built tracks in folders that could not be read (failed rows,
+    slices kept).
+    """
 
     out_dir: Path
     status_counts: dict[str, int]
@@ -128,6 +141,10 @@ class BuildSummary:
     classes: list[str]
     plan: BuildPlan
     previous_classes: list[str] | None = None
+    retried: int = 0
+    removed: int = 0
+    unreachable: int = 0
+    repaired: int = 0
 
     @property
     def audio_hours_per_wall_hour(self) -> float:
@@ -163,12 +180,14 @@ def plan_dataset(
 
     Raises
     ------
-    NotADirectoryError, ParameterError
-        No such audio folder; a selected genre the source cannot produce.
+    NotADirectoryError, AudioFolderError, ParameterError
+        No such audio folder; one that cannot be read or holds no audio file; a selected genre the source
+        cannot produce.
     """
     config = config or BuildConfig()
-    files = discover_audio(_audio_root(audio_dir))
-    return _plan(files, label_source, config, selection, observer or BuildObserver(), None, executor_factory, {})
+    scan = _scan(_audio_root(audio_dir))
+    return _plan(scan.files, label_source, config, selection, observer or BuildObserver(), None, executor_factory,
+                 {})
 
 
 def build_dataset(
@@ -181,6 +200,8 @@ def build_dataset(
     observer: BuildObserver | None = None,
     executor_factory: ExecutorFactory = default_executor,
     sox: SoxInfo | None = None,
+    prune_missing: bool = False,
+    retry_failed: bool = False,
 ) -> BuildSummary:
     """Build (or resume, or update) a slice data set.
 
@@ -204,6 +225,13 @@ def build_dataset(
         worker and in a process pool for more.
     sox : SoxInfo, optional
         A SoX already checked with :func:`pipeline.sox.find_sox`; found and checked here otherwise.
+    prune_missing : bool
+        Accept a run that drops most of the built tracks from the data set because their audio files are gone
+        or in folders that cannot be read. Without it such a run is refused (an empty, mistyped or unmounted
+        audio folder would otherwise empty the data set). Fewer dropped tracks never need it.
+    retry_failed : bool
+        Also try again the tracks SoX rejected as not audio or damaged on an earlier run, although their files
+        have not changed (other failures are always tried again).
 
     Returns
     -------
@@ -211,7 +239,8 @@ def build_dataset(
 
     Raises
     ------
-    SoxUnavailableError, BuildLockedError, SettingsMismatchError, OutputError, NotADirectoryError, ParameterError
+    SoxUnavailableError, BuildLockedError, SettingsMismatchError, OutputError, NotADirectoryError,
+    AudioFolderError, MissingAudioError, ParameterError
         Fatal problems, all detected before any audio work. Per-file problems never raise: they become rows
         of ``tracks.csv`` with status ``failed`` or ``skipped`` and a reason.
     """
@@ -220,26 +249,33 @@ def build_dataset(
     started = time.monotonic()
     audio_root = _audio_root(audio_dir)
     (selection or GenreSelection()).resolve(label_source.taxonomy)  # a bad name fails before any work
+    scan = _scan(audio_root)
     sox = sox or find_sox()
     out = Path(out_dir)
     settings = _build_settings(config, sox, label_source)
     with _prepared_output(out) as state:
         _check_settings(out, state, settings)
-        files = discover_audio(audio_root)
         journal_path = state / "journal.jsonl"
-        records = _reusable_records(load_journal(journal_path), files, out)
+        stock = _take_stock(load_journal(journal_path), scan, out, retry_failed=retry_failed)
+        stock.check_drops(out, audio_root, prune_missing=prune_missing)
+        files = sorted([*scan.files, *stock.unreachable_files(audio_root)], key=lambda audio: audio.rel_path)
         scratch = state / "tmp"
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
         processed, audio_seconds = 0, 0.0
         executor = executor_factory(config.workers) if config.workers > 1 else None
         try:
-            built_ids = {record["track_id"]: path for path, record in records.items() if record["status"] == "ok"}
+            built_ids = {record["track_id"]: path for path, record in stock.reusable.items()
+                         if record["status"] == "ok"}
             plan = _plan(files, label_source, config, selection, observer, executor, executor_factory, built_ids)
+            stock.describe_unreachable(plan)
             planned_ids = {row["path"]: row["track_id"] for row in plan.rows if row["status"] == TO_BUILD}
-            done = {path: record for path, record in records.items() if planned_ids.get(path) == record["track_id"]}
+            done = {path: record for path, record in stock.reusable.items()
+                    if planned_ids.get(path) == record["track_id"]}
             todo = [(row, plan.audio[row["path"]]) for row in plan.rows
                     if row["status"] == TO_BUILD and row["path"] not in done]
+            retried = sum(row["path"] in stock.retried for row, _ in todo)
+            repaired = sum(row["path"] in stock.damaged for row, _ in todo)
             with JournalWriter(journal_path) as journal:
                 if todo:
                     observer.on_start(len(todo))
@@ -254,11 +290,12 @@ def build_dataset(
                         audio_seconds += float(row["duration_s"] or 0.0)
         finally:
             if executor is not None:
+                kill_workers(executor)
                 executor.shutdown(wait=True, cancel_futures=True)
         rows = [_public_row(_final_row(row, done)) for row in plan.rows]
         previous_classes = _recorded_classes(out)
         dataset = _write_outputs(out, rows, _dataset_settings(settings, label_source, config, plan), scratch)
-        _prune_orphans(out, [*records.values(), *done.values()], scratch)
+        _prune_orphans(out, [*stock.reusable.values(), *stock.held, *done.values()], scratch)
         shutil.rmtree(scratch, ignore_errors=True)
     status_counts = collections.Counter(row["status"] for row in rows)
     return BuildSummary(
@@ -271,7 +308,23 @@ def build_dataset(
         classes=dataset["classes"],
         plan=plan,
         previous_classes=previous_classes,
+        retried=retried,
+        removed=len(stock.gone),
+        unreachable=len(stock.held),
+        repaired=repaired,
     )
+
+
+def _scan(audio_root: Path) -> AudioScan:
+    """Scan the audio folder; a folder with no audio file at all (and no folder that could not be read) is an
+    error, not an empty data set."""
+    scan = scan_audio(audio_root)
+    if not scan.files and not scan.unreadable:
+        extensions = ", ".join(sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS))
+        raise AudioFolderError(
+            f"no audio files ({extensions}) in {os.fspath(audio_root)!r} or its subfolders; check AUDIO_DIR "
+            "(is it the right folder, is the drive mounted?). Nothing was built or changed")
+    return scan
 
 
 def _audio_root(audio_dir: str | os.PathLike) -> Path:
@@ -323,9 +376,19 @@ def process_track(job: TrackJob) -> AudioOutcome:
     output folder (full disk, permissions) raise, because they would fail every other track too.
     """
     try:
+        # Opened here first, so that a file we may not read (permissions, a lost network share) is told apart
+        # from one SoX rejects: the first kind is tried again by the next run, the second is not.
+        descriptor = os.open(job.path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            os.read(descriptor, 1)
+        finally:
+            os.close(descriptor)
+    except OSError as err:
+        return AudioOutcome("failed", reason=f"cannot read the file: {err.strerror or err}", transient=True)
+    try:
         audio = render_slices(job.path, job.spec, sox_path=job.sox_path, timeout_s=job.timeout_s)
     except SoxError as err:
-        return AudioOutcome("failed", reason=str(err))
+        return AudioOutcome("failed", reason=str(err), transient=err.transient)
     if len(audio.slices) == 0:
         slice_seconds = job.spec.slice_size / job.columns_per_second
         return AudioOutcome("too_short", reason=too_short_reason(audio.duration_s, slice_seconds),
@@ -336,23 +399,11 @@ def process_track(job: TrackJob) -> AudioOutcome:
     scratch = out / layout.STATE_DIR / "tmp" / f"{job.track_id}.{socket.gethostname()}.{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
-    for index, pixels in enumerate(audio.slices):
-        write_slice_png(pixels, scratch / Path(layout.slice_path(job.track_id, index)).name)
-    _publish_folder(scratch, out / layout.track_slice_dir(job.track_id))
-    return AudioOutcome("ok", reason=audio.truncation_note(), n_slices=len(audio.slices), duration_s=audio.duration_s)
-
-
-def _publish_folder(scratch: Path, final: Path) -> None:
-    """Move a finished folder into place; an older copy is swapped out first, each step one rename."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():
-        trash = scratch.with_name(scratch.name + ".old")
-        shutil.rmtree(trash, ignore_errors=True)
-        os.replace(final, trash)
-        os.replace(scratch, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(scratch, final)
+    sizes = tuple(write_slice_png(pixels, scratch / layout.slice_name(job.track_id, index))
+                  for index, pixels in enumerate(audio.slices))
+    layout.replace_folder(scratch, out / layout.track_slice_dir(job.track_id))
+    return AudioOutcome("ok", reason=audio.truncation_note(), n_slices=len(audio.slices), duration_s=audio.duration_s,
+                        slice_bytes=sizes)
 
 
 def _run_audio_jobs(
@@ -428,13 +479,17 @@ def _run_audio_jobs(
                                 suspects.appendleft(item)
                                 continue
                             outcome = AudioOutcome(
-                                "failed", reason=f"the worker process died {deaths[row['path']]} times on this track")
+                                "failed", reason=f"the worker process died {deaths[row['path']]} times on this track",
+                                transient=True)
                         except WorkerDiedError as err:  # Dask: it rescheduled the track and gave up
-                            outcome = AudioOutcome("failed", reason=str(err))
+                            outcome = AudioOutcome("failed", reason=str(err), transient=True)
                         except OSError as err:
                             raise OutputError(f"cannot write slices of {row['path']} under {out}: {err}") from err
                         yield _finished_row(row, outcome)
             except BaseException:
+                # Interrupted (Ctrl-C, SIGTERM) or failed: stop the workers and their SoX now, not after their
+                # current tracks; finished tracks are in the journal already.
+                kill_workers(executor)
                 executor.shutdown(wait=False, cancel_futures=True)
                 raise
         executor = None
@@ -445,12 +500,16 @@ def _run_audio_jobs(
 
 
 def _finished_row(row: dict, outcome: AudioOutcome) -> dict:
+    """The planned row with its audio outcome: what the journal records (``slice_bytes`` and ``transient`` are
+    the journal's own; ``tracks.csv`` shows the others)."""
     finished = dict(row)
     finished.update(
         status=outcome.status,
         reason=outcome.reason,
         n_slices=outcome.n_slices,
         duration_s="" if outcome.duration_s is None else f"{outcome.duration_s:.2f}",
+        slice_bytes=list(outcome.slice_bytes),
+        transient=outcome.transient,
     )
     return finished
 
@@ -514,6 +573,11 @@ def _prepared_output(out: Path) -> Iterator[Path]:
         try:
             stack.enter_context(layout.exclusive_lock(lock_path))
         except layout.LockHeldError as err:
+            if err.shared:
+                raise BuildLockedError(
+                    f"a training or evaluation is reading the data set in {out} (process {err.holder}); a build "
+                    "would change its slices under it. Wait for it to finish, then run this command again"
+                ) from None
             raise BuildLockedError(
                 f"another build is running on {out} (process {err.holder} holds {lock_path}); "
                 "wait for it to finish or stop it"
@@ -524,20 +588,33 @@ def _prepared_output(out: Path) -> Iterator[Path]:
 
 
 def _check_settings(out: Path, state: Path, settings: dict) -> None:
-    """Refuse to mix settings in one output folder; record them on the first run."""
+    """Refuse to mix settings in one output folder; record them on the first run.
+
+    The settings of the earlier build come from ``.genreslice/settings.json``, or, when that is missing or
+    damaged, from ``dataset.json`` (which records the same settings); a damaged ``settings.json`` is then
+    rewritten from it.
+    """
     settings_path = state / "settings.json"
-    recorded = None
-    try:
-        if settings_path.exists():
-            recorded = json.loads(settings_path.read_text(encoding="utf-8"))
-        elif (out / layout.DATASET_JSON).exists():
-            dataset = json.loads((out / layout.DATASET_JSON).read_text(encoding="utf-8"))
-            recorded = dataset
-    except (OSError, ValueError, AttributeError) as err:
+    problems, recorded = [], None
+    for path in (settings_path, out / layout.DATASET_JSON):
+        try:
+            candidate = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as err:
+            problems.append(f"{path}: {err}")
+            continue
+        if isinstance(candidate, dict) and all(isinstance(candidate.get(key), dict)
+                                               for key in ("spectrogram", "labels")):
+            recorded = candidate
+            break
+        problems.append(f"{path}: not the settings of a build")
+    if recorded is None and problems:
         raise OutputError(
-            f"cannot read the settings of the earlier build in {out} ({err}); build into a new folder"
-        ) from err
-    if not isinstance(recorded, dict):
+            f"cannot read the settings of the earlier build in {out} ({'; '.join(problems)}). Build into a new "
+            f"folder; or, if you are sure this run uses the same spectrogram settings and --labels as the earlier "
+            f"one, delete {settings_path} and {out / layout.DATASET_JSON} and run again")
+    if recorded is None:
         layout.write_text_atomic(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
         return
     differences = sorted(layout.setting_differences(recorded, settings))
@@ -547,39 +624,130 @@ def _check_settings(out: Path, state: Path, settings: dict) -> None:
             f"{out} was built with different settings ({listed}). "
             "Re-run with the original settings (spectrogram options, --labels) to resume, or build into a new folder."
         )
+    if problems:
+        logger.warning("recovered the build settings of %s from %s (%s)", out, layout.DATASET_JSON, problems[0])
+        layout.write_text_atomic(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
-def _reusable_records(records: dict[str, dict], files: list[AudioFile], out: Path) -> dict[str, dict]:
-    """Journal records still valid: the file is still there, unchanged, and an ``ok`` track's folder still
-    holds all its slices. Others are redone."""
-    current = {audio.rel_path: audio for audio in files}
+#: A run that would drop more than this share of the built tracks from the data set needs ``prune_missing``.
+DROP_REFUSAL_SHARE = 0.5
+
+
+@dataclass
+class _Stock:
+    """What the journal says about the tracks built before, checked against the files found now.
+
+    Attributes
+    ----------
+    reusable : dict
+        ``rel_path -> record`` of outcomes that stand: the file is unchanged, an ``ok`` track's slices are all
+        there at their recorded sizes, and a failure is not one to try again.
+    unreachable : dict
+        ``rel_path -> (record, reason)`` for tracks in folders that could not be read: failed for this run.
+    held : list of dict
+        Records of the built tracks among them, whose slices stay on disk for a later run.
+    gone : list of dict
+        Records of built tracks whose file is gone (and whose slices are still on disk).
+    retried : set of str
+        Paths of earlier failures that are tried again.
+    damaged : set of str
+        Paths of built tracks whose slice files are missing or damaged.
+    built : int
+        Built tracks whose slices are on disk, the share of which ``check_drops`` compares against.
+    """
+
+    reusable: dict[str, dict] = field(default_factory=dict)
+    unreachable: dict[str, tuple[dict, str]] = field(default_factory=dict)
+    held: list[dict] = field(default_factory=list)
+    gone: list[dict] = field(default_factory=list)
+    retried: set[str] = field(default_factory=set)
+    damaged: set[str] = field(default_factory=set)
+    built: int = 0
+
+    def check_drops(self, out: Path, audio_root: Path, *, prune_missing: bool) -> None:
+        """Refuse a run that would drop most built tracks from the data set, unless the user confirmed it.
+
+        Raises
+        ------
+        MissingAudioError
+            More than :data:`DROP_REFUSAL_SHARE` of the built tracks are gone or unreachable.
+        """
+        dropped = len(self.gone) + len(self.held)
+        if prune_missing or not dropped or dropped <= DROP_REFUSAL_SHARE * self.built:
+            return
+        parts = []
+        if self.gone:
+            parts.append(f"{len(self.gone)} have no audio file in {os.fspath(audio_root)!r} any more (e.g. "
+                         f"{self.gone[0]['path']!r})")
+        if self.held:
+            path = self.held[0]["path"]
+            parts.append(f"{len(self.held)} are in folders that cannot be read ({path!r}: {self.unreachable[path][1]})")
+        raise MissingAudioError(
+            f"{out} holds {self.built} built tracks, and {dropped} of them would be dropped: {'; '.join(parts)}. "
+            "Is AUDIO_DIR the right folder, mounted and readable? Nothing was changed. To drop them anyway (the "
+            "slices of files that are gone are deleted), run the same command with --prune-missing.")
+
+    def unreachable_files(self, audio_root: Path) -> list[AudioFile]:
+        """A failed stand-in file for each track in an unreadable folder, so it keeps a row with the reason."""
+        return [AudioFile(audio_root / path, path, record["size"], record["mtime_ns"], problem=reason)
+                for path, (record, reason) in self.unreachable.items()]
+
+    def describe_unreachable(self, plan: BuildPlan) -> None:
+        """Give the planned rows of unreachable tracks what the journal knows: track id, artist, genre."""
+        for row in plan.rows:
+            if row["path"] in self.unreachable:
+                record = self.unreachable[row["path"]][0]
+                row.update({key: record.get(key, "") for key in ("track_id", "artist", "genre")})
+
+
+def _take_stock(records: dict[str, dict], scan: AudioScan, out: Path, *, retry_failed: bool) -> _Stock:
+    """Sort the journal's records by what this run must do with them (see :class:`_Stock`)."""
+    stock = _Stock()
+    current = {audio.rel_path: audio for audio in scan.files}
     # A track folder holds the slices of the last path that published it: an older record naming the same
     # track id (another file had the id meanwhile) describes slices that are gone.
-    publisher = {record["track_id"]: path for path, record in records.items() if record.get("status") == "ok"}
-    return {
-        path: record
-        for path, record in records.items()
-        if path in current and (record.get("stage") == "audio" or record.get("status") in ("ok", "too_short"))
-        and (record.get("status") != "ok" or publisher[record["track_id"]] == path)
-        and record.get("size") == current[path].size
-        and record.get("mtime_ns") == current[path].mtime_ns
-        and (record.get("status") != "ok" or _slice_count(out, record["track_id"]) == int(record["n_slices"]))
-    }
+    publisher = {record["track_id"]: path for path, record in records.items() if record["status"] == "ok"}
+    for path, record in records.items():
+        owns_folder = record["status"] == "ok" and publisher[record["track_id"]] == path
+        on_disk = owns_folder and (out / layout.track_slice_dir(record["track_id"])).is_dir()
+        stock.built += on_disk
+        audio = current.get(path)
+        if audio is None:
+            folder = scan.unreadable_folder_of(path)
+            if folder is not None:
+                stock.unreachable[path] = (record, f"cannot read folder {folder}: {scan.unreadable[folder]}")
+                if on_disk:
+                    stock.held.append(record)
+            elif on_disk:
+                stock.gone.append(record)
+            continue
+        if record["status"] not in ("ok", "failed", "too_short") or audio.problem \
+                or (record["size"], record["mtime_ns"]) != (audio.size, audio.mtime_ns):
+            continue  # a changed file (or an old kind of record): its audio work is done again
+        if record["status"] == "failed" and (retry_failed or record.get("transient", True)):
+            stock.retried.add(path)
+        elif record["status"] == "ok" and not (owns_folder and _slices_intact(out, record)):
+            stock.damaged.add(path)
+        else:
+            stock.reusable[path] = record
+    return stock
 
 
-def _slice_count(out: Path, track_id: str) -> int:
+def _slices_intact(out: Path, record: dict) -> bool:
+    """Whether a built track's folder holds exactly its slices, each of the size recorded when it was written
+    (journals of older versions record no sizes: then each must be non-empty). One ``stat`` per slice; a
+    damaged file of unchanged size is found only by reading it (training reports it)."""
+    track_id = record["track_id"]
     try:
-        return len(os.listdir(out / layout.track_slice_dir(track_id)))
+        with os.scandir(out / layout.track_slice_dir(track_id)) as entries:
+            sizes = {entry.name: entry.stat().st_size for entry in entries}
     except OSError:
-        return -1
-
-
-def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+        return False
+    names = [layout.slice_name(track_id, index) for index in range(record["n_slices"])]
+    if len(sizes) != len(names):
+        return False
+    expected = record.get("slice_bytes") or [None] * len(names)
+    return all(sizes.get(name, 0) > 0 and size in (None, sizes[name]) for name, size in zip(names, expected))
 
 
 def _write_outputs(out: Path, rows: list[dict], settings: dict, scratch: Path) -> dict:
@@ -622,8 +790,8 @@ def _write_outputs(out: Path, rows: list[dict], settings: dict, scratch: Path) -
     }
     try:
         # Temporary files live in the scratch folder, so a kill never leaves one in the data set's folder.
-        layout.write_text_atomic(out / layout.TRACKS_CSV, _csv_text(layout.TRACK_COLUMNS, rows), scratch=scratch)
-        layout.write_text_atomic(out / layout.SLICES_CSV, _csv_text(layout.SLICE_COLUMNS, slice_rows),
+        layout.write_text_atomic(out / layout.TRACKS_CSV, layout.csv_text(layout.TRACK_COLUMNS, rows), scratch=scratch)
+        layout.write_text_atomic(out / layout.SLICES_CSV, layout.csv_text(layout.SLICE_COLUMNS, slice_rows),
                                  scratch=scratch)
         layout.write_text_atomic(out / layout.DATASET_JSON, json.dumps(dataset, indent=2, sort_keys=True) + "\n",
                                  scratch=scratch)

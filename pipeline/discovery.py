@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from pipeline.errors import AudioFolderError
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +28,8 @@ class AudioFile:
     size, mtime_ns : int
         From ``stat``; a resumed build redoes a file whose size or modification time changed.
     problem : str
-        Why the file cannot be used (a broken link, ``stat`` failed); empty for a usable file.
+        Why the file cannot be used (a broken link, not a regular file, ``stat`` failed, its folder cannot be
+        read); empty for a usable file.
     """
 
     path: Path
@@ -35,19 +39,58 @@ class AudioFile:
     problem: str = ""
 
 
+@dataclass(frozen=True)
+class AudioScan:
+    """What a scan of the audio folder found.
+
+    Attributes
+    ----------
+    files : list of AudioFile
+        Audio files, sorted by relative path.
+    unreadable : dict
+        ``rel_folder/ -> reason`` for every folder below the root that could not be listed: the files in it
+        are unknown, not gone.
+    """
+
+    files: list[AudioFile]
+    unreadable: dict[str, str] = field(default_factory=dict)
+
+    def unreadable_folder_of(self, rel_path: str) -> str | None:
+        """The unreadable folder ``rel_path`` lies in, if any (its files could not be listed)."""
+        return next((folder for folder in self.unreadable if rel_path.startswith(folder)), None)
+
+
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _file_kind(mode: int) -> str:
+    return next((name for test, name in _SPECIAL_FILES if test(mode)), "not a regular file")
+
+
 def discover_audio(root: str | os.PathLike, *, extensions: frozenset[str] = AUDIO_EXTENSIONS) -> list[AudioFile]:
-    """List the audio files under ``root``, recursively, sorted by relative path.
+    """The audio files under ``root``, recursively, sorted by relative path; see :func:`scan_audio`."""
+    return scan_audio(root, extensions=extensions).files
+
+
+def scan_audio(root: str | os.PathLike, *, extensions: frozenset[str] = AUDIO_EXTENSIONS) -> AudioScan:
+    """List the audio files under ``root``, recursively, sorted by relative path, and the folders that could not
+    be read.
 
     The real folder tree is walked first; symbolic links to folders are followed afterwards, in sorted order,
     and only when they resolve inside ``root`` to a folder not walked yet (so link loops end, and a link never
     renames a file). A file reachable by several paths is listed once, under its path without links if it
-    has one, else its first path in sorted order. Links that point outside ``root`` are ignored; a broken link
-    or a file that cannot be examined is listed with a ``problem``. Unreadable folders are logged and skipped.
+    has one, else its first path in sorted order. Links that point outside ``root`` are ignored. A file with an
+    audio extension that cannot be used (a broken link, a named pipe, a device, a link to one, ``stat`` failed)
+    is listed with a ``problem``; it is never opened. A folder that cannot be read is recorded in
+    ``AudioScan.unreadable`` (and logged).
 
     Raises
     ------
     NotADirectoryError
         ``root`` is not a folder.
+    AudioFolderError
+        ``root`` itself cannot be read (permissions, an unmounted network drive).
     """
     root_path = Path(root)
     if not root_path.is_dir():
@@ -56,6 +99,7 @@ def discover_audio(root: str | os.PathLike, *, extensions: frozenset[str] = AUDI
     inside = root_real.rstrip(os.sep) + os.sep
     visited_dirs = {root_real}
     found: dict[str, tuple[tuple[bool, str], AudioFile]] = {}  # real path -> (preference key, file)
+    unreadable: dict[str, str] = {}
     folders = [(root_path, "", False)]
     linked_folders: list[tuple[str, Path, bool]] = []
     while folders or linked_folders:
@@ -72,7 +116,13 @@ def discover_audio(root: str | os.PathLike, *, extensions: frozenset[str] = AUDI
             with os.scandir(folder) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
         except OSError as err:
-            logger.warning("cannot read folder %s: %s", folder, err)
+            reason = err.strerror or str(err)
+            if not rel_folder:
+                raise AudioFolderError(
+                    f"cannot read audio folder {os.fspath(root)!r}: {reason}; check that it is mounted and that "
+                    "you may read it") from err
+            logger.warning("cannot read folder %s: %s", folder, reason)
+            unreadable[rel_folder] = reason
             continue
         for entry in entries:
             rel_path = f"{rel_folder}{entry.name}"
@@ -95,17 +145,22 @@ def discover_audio(root: str | os.PathLike, *, extensions: frozenset[str] = AUDI
             if os.path.splitext(entry.name)[1].lower() not in extensions:
                 continue
             try:
-                if not entry.is_file():
-                    if not is_link:
-                        continue  # a device, a fifo: not audio
-                    raise FileNotFoundError("the link's target does not exist")
-                stat = entry.stat()
-                audio = AudioFile(Path(entry.path), rel_path, stat.st_size, stat.st_mtime_ns)
+                status = entry.stat()  # follows a link; never opens the file (a FIFO would block)
+                if not stat.S_ISREG(status.st_mode):
+                    kind = _file_kind(status.st_mode)
+                    raise OSError(f"a symbolic link to {kind}" if is_link else f"{kind}, not a regular file")
+                audio = AudioFile(Path(entry.path), rel_path, status.st_size, status.st_mtime_ns)
             except OSError as err:
                 reason = err.strerror or str(err)
-                problem = f"broken symbolic link: {reason}" if is_link else f"cannot examine the file: {reason}"
+                if isinstance(err, FileNotFoundError) and is_link:
+                    problem = f"broken symbolic link: {reason}"
+                elif err.errno is None:
+                    problem = reason
+                else:
+                    problem = f"cannot examine the file: {reason}"
                 audio = AudioFile(Path(entry.path), rel_path, -1, -1, problem=problem)
             key = (via_link or is_link, rel_path)
             if real not in found or key < found[real][0]:
                 found[real] = (key, audio)
-    return sorted((audio for _, audio in found.values()), key=lambda audio: audio.rel_path)
+    files = sorted((audio for _, audio in found.values()), key=lambda audio: audio.rel_path)
+    return AudioScan(files=files, unreadable=unreadable)

@@ -11,12 +11,27 @@ class ParameterError(PipelineError, ValueError):
 
 
 class SoxError(PipelineError):
-    """SoX failed on one file: carries the command and SoX's own stderr."""
+    """SoX failed on one file: carries the command and SoX's own stderr.
 
-    def __init__(self, message: str, *, command: list[str] | None = None, stderr: str = "") -> None:
+    ``transient`` is True when the failure says nothing about the file's content (a timeout, SoX killed by a
+    signal, SoX not started, the file unreadable at the time): a later build tries such a file again.
+    """
+
+    def __init__(self, message: str, *, command: list[str] | None = None, stderr: str = "",
+                 transient: bool = False) -> None:
         super().__init__(message)
         self.command = command or []
         self.stderr = stderr
+        self.transient = transient
+
+
+class AudioFolderError(PipelineError):
+    """The audio folder holds nothing to build, or cannot be read; fatal, detected before any work."""
+
+
+class MissingAudioError(PipelineError):
+    """A build would drop most built tracks from the data set (their files are gone or unreadable); the user
+    must confirm it."""
 
 
 class SoxUnavailableError(PipelineError):

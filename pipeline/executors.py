@@ -63,15 +63,22 @@ def process_pool(workers: int) -> cf.Executor:
     else:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["pipeline.build"])
-    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_die_with_parent)
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_prepare_worker)
 
 
-def _die_with_parent() -> None:
-    """Pool initializer: on Linux, the kernel kills this worker when the process that started it dies.
+def _prepare_worker() -> None:
+    """Pool initializer: the worker leaves stopping to the build's process, and dies with it.
 
-    Without it, killing the build's main process (``kill``, the OOM killer) leaves workers that wait forever and
-    keep publishing tracks behind the back of the next run.
+    * Ctrl-C, SIGTERM and SIGHUP reach every process of the terminal's group, workers included; the build's own
+      process handles them (it kills its workers at once, see :func:`kill_workers`), so workers ignore them
+      instead of each printing a KeyboardInterrupt traceback or dying half-way.
+    * On Linux, the kernel kills the worker when the process that started it dies (``kill -9``, the OOM
+      killer). Without it, such workers would wait forever and keep publishing tracks behind the back of the next
+      run. Their SoX processes die with them in turn (:func:`pipeline.sox.dies_with_parent`).
     """
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -79,6 +86,19 @@ def _die_with_parent() -> None:
         return
     if os.getppid() == 1:  # the parent died before the request took effect
         os._exit(1)
+
+
+def kill_workers(executor: cf.Executor) -> None:
+    """Stop a process pool's workers now (SIGKILL), whatever they are running; for an interrupted build.
+
+    Waiting for them instead would wait for the SoX each one runs, minutes on a long file, and a second Ctrl-C
+    during that wait leaves ``concurrent.futures`` hanging. Other executors are left alone.
+    """
+    if not isinstance(executor, cf.ProcessPoolExecutor):
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            process.kill()
 
 
 def default_executor(workers: int) -> cf.Executor:

@@ -2,6 +2,9 @@
 
 A track's line is written only after its slice folder is in its final place, so every line describes
 finished work. A line cut short by a crash is dropped on load (and truncated away before the next append).
+A line that is not a well-formed record (damaged on disk, edited by hand) counts as absent: its track, and any
+other line naming the same path or track id before it, is not trusted, so the build renders that track again.
+A damaged line is never read as an instruction to delete anything.
 """
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import logging
 import os
 import time
 from pathlib import Path
+
+from pipeline import layout
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +25,8 @@ def load_journal(path: str | os.PathLike) -> dict[str, dict]:
     """Read the journal into ``{rel_path: record}``: the last record for a path wins, and the dict is ordered by
     each path's last record, so a later entry published its track folder after an earlier one.
 
-    A torn last line is cut off the file so later appends start on a fresh line.
+    A torn last line is cut off the file so later appends start on a fresh line. A damaged line (see
+    :func:`record_problem`) is logged and dropped together with the earlier records of its path and track id.
     """
     path = Path(path)
     records: dict[str, dict] = {}
@@ -28,20 +34,65 @@ def load_journal(path: str | os.PathLike) -> dict[str, dict]:
         return records
     good_end = 0
     with open(path, "rb") as handle:
-        for line in handle:
+        for number, line in enumerate(handle, start=1):
             if not line.endswith(b"\n"):
                 break
+            good_end += len(line)
             try:
                 record = json.loads(line)
+            except ValueError:
+                record = None
+            problem = record_problem(record)
+            if not problem:
                 records.pop(record["path"], None)
                 records[record["path"]] = record
-            except (ValueError, KeyError, TypeError):
-                logger.warning("ignoring a damaged line at byte %d of %s", good_end, path)
-            good_end += len(line)
+                continue
+            logger.warning("ignoring line %d of %s (%s); its track will be built again", number, path, problem)
+            if isinstance(record, dict):
+                doubtful = [key for key, kept in records.items()
+                            if key == record.get("path") or kept["track_id"] == record.get("track_id")]
+                for key in doubtful:
+                    del records[key]
     if good_end != path.stat().st_size:
         with open(path, "r+b") as handle:
             handle.truncate(good_end)
     return records
+
+
+_TEXT_FIELDS = ("path", "track_id", "status", "reason", "duration_s")
+_INT_FIELDS = ("n_slices", "size", "mtime_ns")
+
+
+def record_problem(record: object) -> str:
+    """What is wrong with one journal record, or ``""`` for a well-formed one.
+
+    A record is a JSON object with text ``path``, ``track_id`` (one that can name a folder), ``status`` (one of
+    ``layout.STATUSES``), ``reason`` and ``duration_s``; whole numbers ``n_slices`` (at least 1 for ``ok``),
+    ``size`` and ``mtime_ns``; and, when present, ``slice_bytes``: one positive size per slice.
+    """
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key in _TEXT_FIELDS:
+        if not isinstance(record.get(key), str):
+            return f"{key} is {record.get(key)!r}, not text"
+    for key in _INT_FIELDS:
+        value = record.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            return f"{key} is {value!r}, not a whole number"
+    if not record["path"]:
+        return "path is empty"
+    if not layout.is_safe_track_id(record["track_id"]):
+        return f"track_id {record['track_id']!r} cannot name a folder"
+    if record["status"] not in layout.STATUSES:
+        return f"status is {record['status']!r}, not one of {', '.join(layout.STATUSES)}"
+    if record["n_slices"] < (1 if record["status"] == "ok" else 0):
+        return f"n_slices is {record['n_slices']} for status {record['status']}"
+    sizes = record.get("slice_bytes")
+    if sizes is not None and (not isinstance(sizes, list) or len(sizes) != record["n_slices"]
+                              or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0
+                                         for size in sizes)):
+        return f"slice_bytes is not {record['n_slices']} positive sizes"
+    return ""
 
 
 class JournalWriter:

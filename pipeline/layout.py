@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
-import fcntl
 import hashlib
 import os
 import re
+import shutil
+import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 DATASET_JSON = "dataset.json"
@@ -44,9 +46,14 @@ def track_slice_dir(track_id: str) -> str:
     return f"{SLICES_DIR}/{shard}/{track_id}"
 
 
+def slice_name(track_id: str, index: int) -> str:
+    """File name of one slice PNG in its track's folder."""
+    return f"{track_id}_{index:04d}.png"
+
+
 def slice_path(track_id: str, index: int) -> str:
     """Path of one slice PNG, relative to the output folder."""
-    return f"{track_slice_dir(track_id)}/{track_id}_{index:04d}.png"
+    return f"{track_slice_dir(track_id)}/{slice_name(track_id, index)}"
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, *, scratch: str | os.PathLike | None = None) -> None:
@@ -82,12 +89,22 @@ def _current_umask() -> int:
 
 
 class LockHeldError(OSError):
-    """Another process holds the lock; ``holder`` is the process id it wrote, or ``"unknown"``."""
+    """Another process holds the lock.
 
-    def __init__(self, path: Path, holder: str) -> None:
+    Attributes
+    ----------
+    holder : str
+        The process id of a holder, or ``"unknown"``.
+    shared : bool or None
+        True when the lock in the way is a reader's shared lock (a training or evaluation), False for an
+        exclusive one (a build, a training run), None when the kernel did not say.
+    """
+
+    def __init__(self, path: Path, holder: str, shared: bool | None = None) -> None:
         super().__init__(errno.EAGAIN, f"process {holder} holds {path}")
         self.path = path
         self.holder = holder
+        self.shared = shared
 
 
 @contextlib.contextmanager
@@ -100,10 +117,12 @@ def exclusive_lock(lock_path: str | os.PathLike) -> Iterator[None]:
     Raises
     ------
     LockHeldError
-        Another process holds the lock.
+        Another process holds the lock, exclusive or shared.
     OSError
         The lock file cannot be created or locked.
     """
+    import fcntl  # POSIX only; imported where it is used so the package imports everywhere
+
     lock_path = Path(lock_path)
     with open(lock_path, "a+") as handle:
         try:
@@ -111,13 +130,118 @@ def exclusive_lock(lock_path: str | os.PathLike) -> Iterator[None]:
         except OSError as err:
             if err.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
+            pid, shared = _lock_holder(handle)
             handle.seek(0)
-            raise LockHeldError(lock_path, handle.read().strip() or "unknown") from None
+            written = handle.read().strip()
+            raise LockHeldError(lock_path, str(pid) if pid else written or "unknown", shared) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
         yield
+
+
+@contextlib.contextmanager
+def shared_lock(lock_path: str | os.PathLike) -> Iterator[bool]:
+    """Hold a shared (reader's) lock on an existing ``lock_path`` while the block runs.
+
+    Any number of readers may hold it at once; an exclusive holder (:func:`exclusive_lock`) excludes them and is
+    excluded by them. Yields True when the lock is held, False when it could not be taken because the file is
+    missing or cannot be opened (a data set copied without its state folder, a read-only share): then nobody
+    can be changing the data set through it either.
+
+    Raises
+    ------
+    LockHeldError
+        An exclusive holder has it.
+    """
+    try:
+        handle = open(lock_path)
+    except OSError:
+        yield False
+        return
+    with handle:
+        import fcntl
+
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                yield False
+                return
+            pid, shared = _lock_holder(handle)
+            handle.seek(0)
+            raise LockHeldError(Path(lock_path), str(pid) if pid else handle.read().strip() or "unknown",
+                                shared) from None
+        yield True
+
+
+def _lock_holder(handle) -> tuple[int | None, bool | None]:
+    """Who holds a conflicting lock on ``handle``'s file: ``(pid, shared)``, ``(None, None)`` if unknown.
+
+    Asks the kernel (``F_GETLK``) with a ``struct flock`` laid out as on Linux (64-bit ``off_t``).
+    """
+    import fcntl
+
+    layout_ = "hhqqi4x"
+    try:
+        wanted = struct.pack(layout_, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        answer = fcntl.fcntl(handle.fileno(), fcntl.F_GETLK, wanted)
+        kind, _, _, _, pid = struct.unpack(layout_, answer)
+    except (OSError, struct.error, AttributeError, ValueError):
+        return None, None
+    if kind == fcntl.F_UNLCK or pid <= 0:
+        return None, None
+    return pid, kind == fcntl.F_RDLCK
+
+
+def replace_folder(scratch: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Move a finished folder into place; an older copy is swapped out first, each step one rename.
+
+    Readers see the old folder or the new one, never a mix (between the two renames, briefly, neither).
+    """
+    scratch, final = Path(scratch), Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        trash = scratch.with_name(scratch.name + ".old")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(final, trash)
+        os.replace(scratch, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(scratch, final)
+
+
+class _CsvLines:
+    """A file-like sink for :mod:`csv` writers that turns each written record's ``\\r\\n`` end into ``\\n``."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, line: str) -> None:
+        self.lines.append(line[:-2] + "\n")
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[Mapping | Sequence], *, header: bool = True) -> str:
+    """CSV text with ``\\n`` line ends that any CSV reader splits back into the same rows.
+
+    Python's writer quotes a field only for characters of its own line terminator, so with ``\\n`` a file name
+    holding ``\\r`` would be written bare and read back as two rows by pandas. Here records are written with
+    ``\\r\\n`` (both characters make a field quoted), then ended with ``\\n``. ``rows`` are dicts keyed by
+    ``columns`` or sequences in column order.
+    """
+    sink = _CsvLines()
+    writer = csv.writer(sink, lineterminator="\r\n")
+    if header:
+        writer.writerow(columns)
+    for row in rows:
+        writer.writerow([row[column] for column in columns] if isinstance(row, Mapping) else row)
+    return "".join(sink.lines)
+
+
+def csv_line(values: Sequence) -> str:
+    """One CSV record, quoted as :func:`csv_text` quotes it, without its line end."""
+    return csv_text((), [values], header=False)[:-1]
 
 
 def setting_differences(old, new, prefix: str = "") -> Iterator[tuple[str, object, object]]:

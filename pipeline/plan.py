@@ -219,6 +219,8 @@ def plan_build(
             row.update(status="failed", reason=audio.problem)
         elif audio.size == 0:
             row.update(status="failed", reason="empty file (0 bytes)")
+        elif label.failed:
+            row.update(status="failed")
         elif not layout.is_safe_track_id(track_id):
             row.update(status="failed", reason=f"track id {track_id!r} cannot name a file")
         elif label.genre and owners[track_id] != audio.rel_path:

@@ -60,10 +60,12 @@ def encode_gray_png(pixels: np.ndarray) -> bytes:
     return _PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b"")
 
 
-def write_slice_png(pixels: np.ndarray, path: str | os.PathLike) -> None:
-    """Write one slice as an 8-bit grayscale PNG."""
+def write_slice_png(pixels: np.ndarray, path: str | os.PathLike) -> int:
+    """Write one slice as an 8-bit grayscale PNG; returns the file's size in bytes."""
+    data = encode_gray_png(pixels)
     with open(path, "wb") as handle:
-        handle.write(encode_gray_png(pixels))
+        handle.write(data)
+    return len(data)
 
 
 def decode_gray_png(data: bytes) -> np.ndarray:

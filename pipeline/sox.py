@@ -1,9 +1,11 @@
 """Finding SoX and checking what it can read, before any work starts."""
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 
 from pipeline.errors import SoxUnavailableError
@@ -67,3 +69,31 @@ def find_sox(*, executable: str = "sox", required_formats: tuple[str, ...] = REQ
             f"Install MP3 support with: {INSTALL_HINT}"
         )
     return SoxInfo(path=path, version=match.group(1), formats=formats)
+
+
+def dies_with_parent(command: list[str]) -> list[str]:
+    """``command``, started so that the kernel kills it when the thread that started it ends.
+
+    SoX runs in a process group of its own (so a Ctrl-C meant for genreslice does not end it with a truncated
+    spectrogram and exit status 0), which also puts it out of reach of signals sent to genreslice's group. When
+    genreslice or a build worker is killed, even with SIGKILL, nothing would stop a SoX decoding a long file.
+    On Linux, util-linux's ``setpriv --pdeathsig KILL`` asks the kernel to kill the command when its parent
+    ends, then runs it in its own place (same process, same exit status). Where ``setpriv`` is missing the
+    command runs as given.
+    """
+    prefix = _pdeathsig_prefix()
+    return [*prefix, *command] if prefix else command
+
+
+@functools.cache
+def _pdeathsig_prefix() -> tuple[str, ...]:
+    """``("/usr/bin/setpriv", "--pdeathsig", "KILL", "--")`` where it works, else empty; checked once per process."""
+    setpriv = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+    if setpriv is None:
+        return ()
+    prefix = (setpriv, "--pdeathsig", "KILL", "--")
+    try:
+        check = subprocess.run([*prefix, "true"], capture_output=True, timeout=_PROBE_TIMEOUT_S, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return prefix if check.returncode == 0 else ()

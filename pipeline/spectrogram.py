@@ -18,6 +18,7 @@ import numpy as np
 
 from pipeline.errors import ParameterError, SoxError
 from pipeline.slicing import read_png_rows, slice_spectrogram
+from pipeline.sox import dies_with_parent
 
 #: SoX's ``rate`` effect quality flags, by the name users pass on the command line.
 RESAMPLE_QUALITIES = {"quick": "-q", "low": "-l", "medium": "-m", "high": "-h", "very-high": "-v"}
@@ -26,6 +27,8 @@ SOX_MAX_COLUMNS = 200_000
 SPEC_FORMAT_VERSION = 1
 #: Seconds SoX may spend on one file by default before the file is reported as failed.
 SOX_TIMEOUT_S = 600.0
+#: What SoX's libpng says when the audio is shorter than one spectrogram column.
+_ZERO_WIDTH = "Image width is zero"
 
 
 @dataclass(frozen=True)
@@ -210,10 +213,12 @@ def render_spectrogram(
     command = sox_command(path, spec, sox_path=sox_path)
     try:
         # Its own process group: SoX treats SIGINT/SIGTERM as a normal end and exits 0 with a truncated
-        # spectrogram, so a Ctrl-C meant for the build must reach Python (which then kills SoX), not SoX.
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, process_group=0)
+        # spectrogram, so a Ctrl-C meant for the build must reach Python (which then kills SoX), not SoX. And it
+        # dies with the process that started it, however that process ends (SIGKILL included).
+        process = subprocess.Popen(dies_with_parent(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   process_group=0)
     except OSError as err:
-        raise SoxError(f"SoX could not be started: {err}", command=command) from err
+        raise SoxError(f"SoX could not be started: {err}", command=command, transient=True) from err
     with process:
         try:
             if on_start is not None:
@@ -222,16 +227,20 @@ def render_spectrogram(
         except subprocess.TimeoutExpired as err:
             process.kill()
             process.communicate()
-            raise SoxError(f"SoX timed out after {timeout_s:g} s", command=command) from err
+            raise SoxError(f"SoX timed out after {timeout_s:g} s", command=command, transient=True) from err
         except BaseException:
             process.kill()
             raise
     stderr = stderr_bytes.decode("utf-8", errors="replace")
+    if process.returncode != 0 and _ZERO_WIDTH in stderr:
+        # Less audio than one spectrogram column (a file of a few samples): libpng refuses an image of width 0
+        # and SoX aborts. That is a file too short to slice, not a damaged one.
+        return np.zeros((spec.slice_size + 1, 0), dtype=np.uint8)
     if process.returncode != 0:
-        raise SoxError(
-            f"SoX exited with status {process.returncode}: {summarize_sox_stderr(stderr)}", command=command,
-            stderr=stderr,
-        )
+        killed = process.returncode < 0  # by a signal: the OOM killer, a user; not the file's fault
+        ended = f"was killed by signal {-process.returncode}" if killed else f"exited with status {process.returncode}"
+        raise SoxError(f"SoX {ended}: {summarize_sox_stderr(stderr)}", command=command, stderr=stderr,
+                       transient=killed)
     try:
         gray = decode_sox_png(stdout)
     except ValueError as err:

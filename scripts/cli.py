@@ -4,10 +4,13 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import functools
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 from dataclasses import replace
 
 from tqdm import tqdm
@@ -36,7 +39,51 @@ logger = logging.getLogger("genreslice")
 EXIT_FATAL = 1
 EXIT_USAGE = 2
 EXIT_SOME_FAILED = 3
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT; SIGTERM and SIGHUP end with 128 + their number too
+#: Signals that stop a command cleanly, as Ctrl-C does.
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+class StopRequested(KeyboardInterrupt):
+    """A stop signal arrived (SIGINT, SIGTERM or SIGHUP). Raised like Ctrl-C's KeyboardInterrupt, so every
+    clean-up path written for Ctrl-C (killing workers and SoX, keeping finished work) runs for the others too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_signals_raise():
+    """While the block runs, SIGINT, SIGTERM and SIGHUP raise :class:`StopRequested` in the main thread.
+
+    A second signal while the first one's clean-up runs ends the process at once: its workers and SoX processes
+    die with it (the kernel kills them), finished tracks and epochs are on disk already, and the locks are the
+    kernel's. A signal the caller ignores (``nohup`` ignores SIGHUP) stays ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def on_signal(signum, frame) -> None:
+        if received:
+            with contextlib.suppress(OSError):
+                os.write(2, f"\ngenreslice: stopped at once ({signal.Signals(signum).name} again).\n".encode())
+            os._exit(128 + received[0])
+        received.append(signum)
+        raise StopRequested(signum)
+
+    previous = {}
+    for name in STOP_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, on_signal)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class ProgressBar:
@@ -260,6 +307,17 @@ def make_parser() -> argparse.ArgumentParser:
                        help="SoX rate-effect quality; see the README's performance section for the cost")
     build.add_argument("--timeout", type=timeout_seconds, default=SOX_TIMEOUT_S,
                        help="seconds SoX may spend on one file before it is recorded as failed")
+    safety = build.add_argument_group("re-runs")
+    safety.add_argument("--prune-missing", action="store_true",
+                        help="accept a run that drops most built tracks from the data set because their audio "
+                             "files are gone (their slices are deleted) or in folders that cannot be read (their "
+                             "slices are kept). Without it such a run is refused and nothing is changed, so an "
+                             "empty, mistyped or unmounted AUDIO_DIR cannot empty a data set. Fewer dropped tracks "
+                             "never need it")
+    safety.add_argument("--retry-failed", action="store_true",
+                        help="also try again the files SoX rejected on an earlier run (not audio, damaged) although "
+                             "they have not changed; other failures (timeouts, unreadable files, worker deaths) are "
+                             "always tried again")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     build.set_defaults(handler=run_build)
     add_train_parser(commands)
@@ -568,21 +626,15 @@ class TqdmPredictObserver(ProgressBar):
 
 def prediction_lines(output_format: str, classes: tuple[str, ...]):
     """A header (or None) and a function from one SongPrediction to its output line."""
-    import csv
-    import io
     import json
+
+    from pipeline.layout import csv_line
 
     if output_format == "json":
         return None, lambda song: json.dumps(song.to_dict(), ensure_ascii=False)
     if output_format == "csv":
         columns = ["path", "status", "reason", "genre", "vote", "vote_share", "n_slices", "duration_s",
                    *(f"votes_{name}" for name in classes), *(f"probability_{name}" for name in classes)]
-
-        def csv_line(values) -> str:
-            buffer = io.StringIO()
-            # Written with its line end, so that fields holding a line break are quoted; the end is cut after.
-            csv.writer(buffer, lineterminator="\n").writerow(values)
-            return buffer.getvalue()[:-1]
 
         def csv_row(song) -> str:
             fields = song.to_dict()
@@ -675,7 +727,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     config = DemoConfig(seed=args.seed, songs_per_genre=args.songs_per_genre, seconds=args.seconds)
     try:
-        return demo(args.out, config, run_command=main, workers=args.workers, progress=not args.no_progress)
+        return demo(args.out, config, run_command=functools.partial(main, nested=True), workers=args.workers,
+                    progress=not args.no_progress)
     except DemoError as err:
         print(f"genreslice demo: error: {err}", file=sys.stderr)
         return EXIT_FATAL
@@ -717,7 +770,8 @@ def run_build(args: argparse.Namespace) -> int:
                                     **run_options)
             else:
                 summary = build_dataset(args.audio_dir, args.out_dir, source, config, selection=selection,
-                                        observer=observer, **run_options)
+                                        observer=observer, prune_missing=args.prune_missing,
+                                        retry_failed=args.retry_failed, **run_options)
         finally:
             observer.close()
     if args.dry_run:
@@ -787,27 +841,37 @@ def print_metadata_report(plan: BuildPlan) -> None:
 
 def print_summary(summary: BuildSummary) -> None:
     counts = summary.status_counts
-    if not sum(counts.values()):
-        print(f"No audio files ({', '.join(sorted(ext.lstrip('.') for ext in AUDIO_EXTENSIONS))}) were found; "
-              f"the data set in {summary.out_dir} is empty.")
-        return
     print(
         f"Built {summary.out_dir}: {counts['ok']} tracks ok, {counts['failed']} failed, "
         f"{counts['skipped']} skipped, {counts['too_short']} too short; {summary.n_slices} slices, "
         f"{len(summary.classes)} genres."
     )
     if summary.processed:
+        again = [f"{count} {what}" for count, what in ((summary.retried, "failed before and tried again"),
+                                                       (summary.repaired, "with missing or damaged slices, redone"))
+                 if count]
         print(
-            f"This run: {summary.processed} tracks, {summary.audio_seconds / 3600:.2f} h of audio in "
-            f"{summary.wall_seconds:.1f} s ({summary.audio_hours_per_wall_hour:.0f} audio hours per wall hour)."
+            f"This run: {summary.processed} tracks{' (' + '; '.join(again) + ')' if again else ''}, "
+            f"{summary.audio_seconds / 3600:.2f} h of audio in {summary.wall_seconds:.1f} s "
+            f"({summary.audio_hours_per_wall_hour:.0f} audio hours per wall hour)."
         )
     else:
         print(f"No audio work was needed: every selected track was already built ({summary.wall_seconds:.1f} s).")
+    if summary.removed:
+        print(f"Removed {summary.removed} tracks whose audio files are gone, with their slices.")
+    if summary.unreachable:
+        print(f"{summary.unreachable} built tracks are in folders that could not be read: failed for now, their "
+              "slices kept; fix the folders and run the same command again.")
     if counts["failed"] or counts["skipped"] or counts["too_short"]:
         print(f"Reasons per file: {summary.out_dir / 'tracks.csv'} (columns status, reason).")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, nested: bool = False) -> int:
+    """The ``genreslice`` command; returns its exit status.
+
+    ``nested``: called by another command (the demo runs build, train, evaluate and predict through it): stop
+    signals and Ctrl-C are left to the outer command, which reports them once.
+    """
     parser = make_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -815,6 +879,14 @@ def main(argv: list[str] | None = None) -> int:
     # Dask logs every connection and worker start at INFO, in this process and in the workers it starts; its
     # warnings (a worker died and was restarted) stay. Read when Dask is first imported.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    if nested:
+        return run_command(args, parser, nested=True)
+    with stop_signals_raise():  # also while an error or interruption is reported
+        return run_command(args, parser)
+
+
+def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser, *, nested: bool = False) -> int:
+    """Run the chosen command; errors become one line on standard error and an exit status."""
     try:
         return args.handler(args)
     except ParameterError as err:
@@ -822,10 +894,15 @@ def main(argv: list[str] | None = None) -> int:
     except (PipelineError, MetadataError, TrainingError, NotADirectoryError) as err:
         print(f"genreslice {args.command}: error: {err}", file=sys.stderr)
         return EXIT_FATAL
-    except KeyboardInterrupt:
-        resume = "; run the same command again to resume" if args.command in ("build", "train") else ""
-        print(f"\ngenreslice {args.command}: interrupted{resume}.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as err:
+        if nested:
+            raise
+        signum = getattr(err, "signum", signal.SIGINT)
+        stopped = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        resume = "; run the same command again to resume" if args.command in ("build", "train", "demo") else ""
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"\ngenreslice {args.command}: {stopped}{resume}.", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:
         # Output piped into a command that stopped reading (``| head``): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

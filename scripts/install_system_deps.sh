@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what genreslice needs from the system, only when it is missing:
-# SoX with MP3 support (Debian/Ubuntu: sox libsox-fmt-mp3) and Python's venv module.
+# SoX with MP3 support (Debian/Ubuntu: sox libsox-fmt-mp3), Python's venv module, and util-linux's setpriv
+# (SoX is started through it so that it dies with the process that started it).
 set -euo pipefail
 
 need=()
@@ -9,6 +10,9 @@ if ! command -v sox >/dev/null 2>&1 || ! sox -h 2>/dev/null | grep -q 'AUDIO FIL
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     need+=(python3-venv)
+fi
+if ! command -v setpriv >/dev/null 2>&1; then
+    need+=(util-linux)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 

@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from pipeline.discovery import discover_audio
+from tests.processes import unprivileged
+
+ROOT = Path(__file__).parents[2]
 
 
 def touch(path, content=b"x"):
@@ -59,3 +66,41 @@ def test_broken_link_is_listed_with_its_problem(tmp_path):
 def test_not_a_folder(tmp_path):
     with pytest.raises(NotADirectoryError, match="missing"):
         discover_audio(tmp_path / "missing")
+
+
+def test_special_files_are_listed_with_what_they_are_and_never_opened(tmp_path):
+    root = tmp_path / "music"
+    touch(root / "ok.mp3")
+    os.mkfifo(root / "pipe.mp3")  # opening it would block this test forever
+    os.mkfifo(root / "raw pipe")
+    os.symlink("raw pipe", root / "to pipe.flac")
+    found = {f.rel_path: f.problem for f in discover_audio(root)}
+    assert found == {"ok.mp3": "", "pipe.mp3": "a named pipe (FIFO), not a regular file",
+                     "to pipe.flac": "a symbolic link to a named pipe (FIFO)"}
+
+
+def test_folders_that_cannot_be_read_are_reported_not_dropped_silently(tmp_path):
+    root = tmp_path / "music"
+    touch(root / "open/a.mp3")
+    touch(root / "locked/b.mp3")
+    code = ("import json, sys\n"
+            "from pipeline.discovery import scan_audio\n"
+            "from pipeline.errors import AudioFolderError\n"
+            "try:\n"
+            "    scan = scan_audio(sys.argv[1])\n"
+            "    print(json.dumps([[f.rel_path for f in scan.files], scan.unreadable]))\n"
+            "except AudioFolderError as err:\n"
+            "    print(json.dumps(str(err)))\n")
+    run = [*unprivileged(), sys.executable, "-c", code]
+    (root / "locked").chmod(0)
+    try:
+        inner = subprocess.run([*run, str(root)], capture_output=True, text=True, timeout=60, cwd=ROOT, check=True)
+        (root / "locked").chmod(0o755)
+        root.chmod(0)
+        outer = subprocess.run([*run, str(root)], capture_output=True, text=True, timeout=60, cwd=ROOT, check=True)
+    finally:
+        (root / "locked").chmod(0o755)
+        root.chmod(0o755)
+    assert json.loads(inner.stdout) == [["open/a.mp3"], {"locked/": "Permission denied"}]
+    assert json.loads(outer.stdout) == f"cannot read audio folder '{root}': Permission denied; check that it is " \
+                                       "mounted and that you may read it"

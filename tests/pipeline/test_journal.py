@@ -2,20 +2,29 @@ from __future__ import annotations
 
 import json
 
-from pipeline.journal import JournalWriter, load_journal
+import pytest
+
+from pipeline.journal import JournalWriter, load_journal, record_problem
+
+
+def record(path: str, status: str = "ok", **fields) -> dict:
+    """A well-formed journal record, as the build writes them."""
+    return {"path": path, "track_id": "t" + str(abs(hash(path)) % 10_000), "status": status, "reason": "",
+            "duration_s": "3.00", "n_slices": 1 if status == "ok" else 0, "size": 100, "mtime_ns": 5,
+            "stage": "audio", **fields}
 
 
 def test_torn_last_line_is_dropped_and_cut(tmp_path):
     path = tmp_path / "journal.jsonl"
     with JournalWriter(path) as journal:
-        journal.append({"path": "a.mp3", "status": "ok"})
-        journal.append({"path": "b é.mp3", "status": "failed"})
+        journal.append(record("a.mp3"))
+        journal.append(record("b é.mp3", "failed"))
     with open(path, "ab") as handle:
         handle.write(b'{"path": "c.mp3", "sta')  # killed mid-write
     records = load_journal(path)
     assert sorted(records) == ["a.mp3", "b é.mp3"]
     with JournalWriter(path) as journal:
-        journal.append({"path": "c.mp3", "status": "ok"})
+        journal.append(record("c.mp3"))
     lines = path.read_text().splitlines()
     assert [json.loads(line)["path"] for line in lines] == ["a.mp3", "b é.mp3", "c.mp3"]
 
@@ -24,8 +33,8 @@ def test_last_record_for_a_path_wins_and_missing_file_is_empty(tmp_path):
     assert load_journal(tmp_path / "none.jsonl") == {}
     path = tmp_path / "journal.jsonl"
     with JournalWriter(path) as journal:
-        journal.append({"path": "a.mp3", "status": "failed"})
-        journal.append({"path": "a.mp3", "status": "ok"})
+        journal.append(record("a.mp3", "failed"))
+        journal.append(record("a.mp3"))
     assert load_journal(path)["a.mp3"]["status"] == "ok"
 
 
@@ -33,5 +42,40 @@ def test_undecodable_path_round_trips(tmp_path):
     path = tmp_path / "journal.jsonl"
     odd = b"caf\xe9.mp3".decode("utf-8", errors="surrogateescape")
     with JournalWriter(path) as journal:
-        journal.append({"path": odd})
+        journal.append(record(odd))
     assert list(load_journal(path)) == [odd]
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"status": None}, "status is None, not text"),
+    ({"status": "done"}, "status is 'done', not one of ok, failed, skipped, too_short"),
+    ({"track_id": None}, "track_id is None, not text"),
+    ({"track_id": "../../etc"}, "track_id '../../etc' cannot name a folder"),
+    ({"n_slices": "eleven"}, "n_slices is 'eleven', not a whole number"),
+    ({"n_slices": True}, "n_slices is True, not a whole number"),
+    ({"n_slices": 0}, "n_slices is 0 for status ok"),
+    ({"size": 1.5}, "size is 1.5, not a whole number"),
+    ({"slice_bytes": [10, 0]}, "slice_bytes is not 1 positive sizes"),
+    ({"path": ""}, "path is empty"),
+])
+def test_a_damaged_record_is_named_and_dropped_with_earlier_records_of_its_track(tmp_path, change, problem, caplog):
+    assert record_problem(record("a.mp3")) == ""
+    assert record_problem({**record("a.mp3"), **change}) == problem
+    path = tmp_path / "journal.jsonl"
+    with JournalWriter(path) as journal:
+        journal.append(record("a.mp3"))
+        journal.append(record("b.mp3"))
+        journal.append({**record("a.mp3"), **change})
+    assert list(load_journal(path)) == ["b.mp3"]  # a.mp3's track is not trusted any more: it is rendered again
+    assert f"ignoring line 3 of {path} ({problem}); its track will be built again" in caplog.text
+
+
+def test_a_line_that_is_not_json_is_skipped_and_later_lines_count(tmp_path):
+    path = tmp_path / "journal.jsonl"
+    with JournalWriter(path) as journal:
+        journal.append(record("a.mp3"))
+    with open(path, "ab") as handle:
+        handle.write(b"\x00\xff not json\n")
+    with JournalWriter(path) as journal:
+        journal.append(record("b.mp3"))
+    assert list(load_journal(path)) == ["a.mp3", "b.mp3"]

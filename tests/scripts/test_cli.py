@@ -205,7 +205,7 @@ def test_per_file_failures_still_exit_0(tmp_path, sox_info):
     result = genreslice("build", str(audio), str(tmp_path / "out"), "--no-progress")
     assert result.returncode == 0
     assert {row["path"]: row["status"] for row in read_csv(tmp_path / "out/tracks.csv")} == \
-        {"bad.mp3": "skipped", "good.mp3": "ok"}
+        {"bad.mp3": "failed", "good.mp3": "ok"}
 
 
 def test_pipeline_never_imports_tensorflow():
@@ -215,10 +215,9 @@ def test_pipeline_never_imports_tensorflow():
     assert result.stdout.strip() == "False", result.stderr
 
 
-def test_empty_audio_folder_says_so(tmp_path):
+def test_empty_audio_folder_is_an_error(tmp_path):
     (tmp_path / "audio").mkdir()
     (tmp_path / "audio" / "readme.txt").write_text("no music here")
     result = genreslice("build", str(tmp_path / "audio"), str(tmp_path / "out"), "--no-progress")
-    assert result.returncode == 0 and "No audio files (aif, aiff, flac, mp3, oga, ogg, wav) were found" in result.stdout
-    assert (tmp_path / "out/tracks.csv").read_text() == ",".join(
-        ["track_id", "path", "artist", "genre", "split", "status", "reason", "n_slices", "duration_s"]) + "\n"
+    assert result.returncode == 1 and "no audio files (aif, aiff, flac, mp3, oga, ogg, wav)" in result.stderr
+    assert not (tmp_path / "out").exists()
