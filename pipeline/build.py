@@ -126,10 +126,12 @@ class AudioOutcome:
 class BuildSummary:
     """Counts of a finished build and of the work this run did.
 
-    ``retried``: tracks that failed on an earlier run and were tried again; ``repaired``: built tracks rendered
+    ``retried``: tracks that failed on an earlier run and were tried again; ``not_retried``: failed tracks not
+    tried again (rejected by SoX, or failed :data:`MAX_FAILED_ATTEMPTS` times); ``repaired``: built tracks rendered
     again because slice files were missing or damaged; ``removed``: built tracks whose audio file is gone,
-    removed with their slices; ``unreachable``: built tracks in folders that could not be read (failed rows,
-    slices kept).
+    removed with their slices; ``unreachable``: built tracks whose files cannot be read now (failed rows, slices
+    kept); ``unowned``: slice folders no track of the data set uses, left in place; ``unreadable_folders``: folders
+    of the audio folder that could not be read, with the reason.
     """
 
     out_dir: Path
@@ -145,6 +147,9 @@ class BuildSummary:
     removed: int = 0
     unreachable: int = 0
     repaired: int = 0
+    not_retried: int = 0
+    unowned: int = 0
+    unreadable_folders: dict[str, str] = field(default_factory=dict)
 
     @property
     def audio_hours_per_wall_hour(self) -> float:
@@ -227,11 +232,13 @@ def build_dataset(
         A SoX already checked with :func:`pipeline.sox.find_sox`; found and checked here otherwise.
     prune_missing : bool
         Accept a run that drops most of the built tracks from the data set because their audio files are gone
-        or in folders that cannot be read. Without it such a run is refused (an empty, mistyped or unmounted
-        audio folder would otherwise empty the data set). Fewer dropped tracks never need it.
+        or cannot be read now. Without it such a run is refused (an empty, mistyped or unmounted audio folder
+        would otherwise empty the data set); fewer dropped tracks never need it. Also delete the slice folders no
+        track of the data set uses (kept otherwise).
     retry_failed : bool
         Also try again the tracks SoX rejected as not audio or damaged on an earlier run, although their files
-        have not changed (other failures are always tried again).
+        have not changed, and those that failed :data:`MAX_FAILED_ATTEMPTS` times (other failures are tried again
+        by every run until then).
 
     Returns
     -------
@@ -268,13 +275,14 @@ def build_dataset(
             built_ids = {record["track_id"]: path for path, record in stock.reusable.items()
                          if record["status"] == "ok"}
             plan = _plan(files, label_source, config, selection, observer, executor, executor_factory, built_ids)
-            stock.describe_unreachable(plan)
+            stock.describe_unusable(plan)
             planned_ids = {row["path"]: row["track_id"] for row in plan.rows if row["status"] == TO_BUILD}
             done = {path: record for path, record in stock.reusable.items()
                     if planned_ids.get(path) == record["track_id"]}
             todo = [(row, plan.audio[row["path"]]) for row in plan.rows
                     if row["status"] == TO_BUILD and row["path"] not in done]
             retried = sum(row["path"] in stock.retried for row, _ in todo)
+            not_retried = sum(done[path]["status"] == "failed" for path in done)
             repaired = sum(row["path"] in stock.damaged for row, _ in todo)
             with JournalWriter(journal_path) as journal:
                 if todo:
@@ -283,19 +291,25 @@ def build_dataset(
                                              executor_factory)
                     executor = None  # the runner shuts it down
                     for row in runner:
-                        journal.append({**row, "stage": "audio"})
+                        attempts = stock.retried.get(row["path"], 0) + 1 if row["status"] == "failed" else None
+                        journal.append({**row, "stage": "audio",
+                                        **({"attempts": attempts} if attempts else {})})
                         done[row["path"]] = row
                         observer.on_track_done(row)
                         processed += 1
                         audio_seconds += float(row["duration_s"] or 0.0)
+        except BaseException:
+            if executor is not None:  # stopped while labelling: the workers' tag reading is not worth waiting for
+                kill_workers(executor)
+            raise
         finally:
             if executor is not None:
-                kill_workers(executor)
                 executor.shutdown(wait=True, cancel_futures=True)
         rows = [_public_row(_final_row(row, done)) for row in plan.rows]
         previous_classes = _recorded_classes(out)
         dataset = _write_outputs(out, rows, _dataset_settings(settings, label_source, config, plan), scratch)
-        _prune_orphans(out, [*stock.reusable.values(), *stock.held, *done.values()], scratch)
+        removed, unowned = _prune_orphans(out, [*stock.reusable.values(), *stock.held, *done.values()], stock.gone,
+                                          scratch, everything=prune_missing)
         shutil.rmtree(scratch, ignore_errors=True)
     status_counts = collections.Counter(row["status"] for row in rows)
     return BuildSummary(
@@ -309,21 +323,26 @@ def build_dataset(
         plan=plan,
         previous_classes=previous_classes,
         retried=retried,
-        removed=len(stock.gone),
+        removed=removed,
         unreachable=len(stock.held),
         repaired=repaired,
+        not_retried=not_retried,
+        unowned=unowned,
+        unreadable_folders=dict(scan.unreadable),
     )
 
 
 def _scan(audio_root: Path) -> AudioScan:
-    """Scan the audio folder; a folder with no audio file at all (and no folder that could not be read) is an
-    error, not an empty data set."""
+    """Scan the audio folder; one where no audio file can be found is an error, not an empty data set."""
     scan = scan_audio(audio_root)
-    if not scan.files and not scan.unreadable:
+    if not scan.files:
         extensions = ", ".join(sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS))
+        unreadable = "; ".join(f"{folder!r}: {reason}" for folder, reason in list(scan.unreadable.items())[:3])
         raise AudioFolderError(
-            f"no audio files ({extensions}) in {os.fspath(audio_root)!r} or its subfolders; check AUDIO_DIR "
-            "(is it the right folder, is the drive mounted?). Nothing was built or changed")
+            f"no audio files ({extensions}) in {os.fspath(audio_root)!r} or its subfolders"
+            + (f" that could be read (cannot read {plural(len(scan.unreadable), 'folder')}: {unreadable})"
+               if unreadable else "")
+            + "; check AUDIO_DIR (is it the right folder, is the drive mounted?). Nothing was built or changed")
     return scan
 
 
@@ -578,9 +597,10 @@ def _prepared_output(out: Path) -> Iterator[Path]:
                     f"a training or evaluation is reading the data set in {out} (process {err.holder}); a build "
                     "would change its slices under it. Wait for it to finish, then run this command again"
                 ) from None
+            what = "another build is running on" if err.shared is False else \
+                "another build, or a training or evaluation, is using"
             raise BuildLockedError(
-                f"another build is running on {out} (process {err.holder} holds {lock_path}); "
-                "wait for it to finish or stop it"
+                f"{what} {out} (process {err.holder} holds {lock_path}); wait for it to finish or stop it"
             ) from None
         except OSError as err:
             raise OutputError(f"cannot lock {lock_path}: {err}") from err
@@ -615,7 +635,7 @@ def _check_settings(out: Path, state: Path, settings: dict) -> None:
             f"folder; or, if you are sure this run uses the same spectrogram settings and --labels as the earlier "
             f"one, delete {settings_path} and {out / layout.DATASET_JSON} and run again")
     if recorded is None:
-        layout.write_text_atomic(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        _write_settings(settings_path, settings)
         return
     differences = sorted(layout.setting_differences(recorded, settings))
     if differences:
@@ -626,11 +646,22 @@ def _check_settings(out: Path, state: Path, settings: dict) -> None:
         )
     if problems:
         logger.warning("recovered the build settings of %s from %s (%s)", out, layout.DATASET_JSON, problems[0])
-        layout.write_text_atomic(settings_path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+        _write_settings(settings_path, settings)
+
+
+def _write_settings(path: Path, settings: dict) -> None:
+    try:
+        layout.write_text_atomic(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}; free space (or fix what the error names) "
+                          "and run the same command again") from err
 
 
 #: A run that would drop more than this share of the built tracks from the data set needs ``prune_missing``.
 DROP_REFUSAL_SHARE = 0.5
+#: A track that failed for a passing reason (a timeout, a worker death) is tried again until it has failed this
+#: many times on the same file; then only ``retry_failed`` tries it again.
+MAX_FAILED_ATTEMPTS = 3
 
 
 @dataclass
@@ -642,14 +673,17 @@ class _Stock:
     reusable : dict
         ``rel_path -> record`` of outcomes that stand: the file is unchanged, an ``ok`` track's slices are all
         there at their recorded sizes, and a failure is not one to try again.
+    unusable : dict
+        ``rel_path -> record`` for tracks whose file cannot be used now: in a folder that cannot be read, or there
+        but not examinable (permissions, a link gone bad). Their rows fail for this run.
     unreachable : dict
-        ``rel_path -> (record, reason)`` for tracks in folders that could not be read: failed for this run.
+        ``rel_path -> reason`` for those in folders that could not be read (discovery did not list them).
     held : list of dict
-        Records of the built tracks among them, whose slices stay on disk for a later run.
+        Records of the built tracks among the unusable ones: their slices stay on disk for a later run.
     gone : list of dict
         Records of built tracks whose file is gone (and whose slices are still on disk).
-    retried : set of str
-        Paths of earlier failures that are tried again.
+    retried : dict
+        ``rel_path -> attempts so far`` of earlier failures that are tried again.
     damaged : set of str
         Paths of built tracks whose slice files are missing or damaged.
     built : int
@@ -657,10 +691,11 @@ class _Stock:
     """
 
     reusable: dict[str, dict] = field(default_factory=dict)
-    unreachable: dict[str, tuple[dict, str]] = field(default_factory=dict)
+    unusable: dict[str, dict] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
     held: list[dict] = field(default_factory=list)
     gone: list[dict] = field(default_factory=list)
-    retried: set[str] = field(default_factory=set)
+    retried: dict[str, int] = field(default_factory=dict)
     damaged: set[str] = field(default_factory=set)
     built: int = 0
 
@@ -670,7 +705,7 @@ class _Stock:
         Raises
         ------
         MissingAudioError
-            More than :data:`DROP_REFUSAL_SHARE` of the built tracks are gone or unreachable.
+            More than :data:`DROP_REFUSAL_SHARE` of the built tracks are gone or cannot be used.
         """
         dropped = len(self.gone) + len(self.held)
         if prune_missing or not dropped or dropped <= DROP_REFUSAL_SHARE * self.built:
@@ -680,8 +715,7 @@ class _Stock:
             parts.append(f"{len(self.gone)} have no audio file in {os.fspath(audio_root)!r} any more (e.g. "
                          f"{self.gone[0]['path']!r})")
         if self.held:
-            path = self.held[0]["path"]
-            parts.append(f"{len(self.held)} are in folders that cannot be read ({path!r}: {self.unreachable[path][1]})")
+            parts.append(f"{len(self.held)} have files that cannot be read now (e.g. {self.held[0]['path']!r})")
         raise MissingAudioError(
             f"{out} holds {self.built} built tracks, and {dropped} of them would be dropped: {'; '.join(parts)}. "
             "Is AUDIO_DIR the right folder, mounted and readable? Nothing was changed. To drop them anyway (the "
@@ -689,15 +723,14 @@ class _Stock:
 
     def unreachable_files(self, audio_root: Path) -> list[AudioFile]:
         """A failed stand-in file for each track in an unreadable folder, so it keeps a row with the reason."""
-        return [AudioFile(audio_root / path, path, record["size"], record["mtime_ns"], problem=reason)
-                for path, (record, reason) in self.unreachable.items()]
+        return [AudioFile(audio_root / path, path, self.unusable[path]["size"], self.unusable[path]["mtime_ns"],
+                          problem=reason) for path, reason in self.unreachable.items()]
 
-    def describe_unreachable(self, plan: BuildPlan) -> None:
-        """Give the planned rows of unreachable tracks what the journal knows: track id, artist, genre."""
+    def describe_unusable(self, plan: BuildPlan) -> None:
+        """Give the failed rows of unusable tracks what the journal knows: track id, artist, genre."""
         for row in plan.rows:
-            if row["path"] in self.unreachable:
-                record = self.unreachable[row["path"]][0]
-                row.update({key: record.get(key, "") for key in ("track_id", "artist", "genre")})
+            if row["path"] in self.unusable:
+                row.update({key: self.unusable[row["path"]].get(key, "") for key in ("track_id", "artist", "genre")})
 
 
 def _take_stock(records: dict[str, dict], scan: AudioScan, out: Path, *, retry_failed: bool) -> _Stock:
@@ -712,20 +745,25 @@ def _take_stock(records: dict[str, dict], scan: AudioScan, out: Path, *, retry_f
         on_disk = owns_folder and (out / layout.track_slice_dir(record["track_id"])).is_dir()
         stock.built += on_disk
         audio = current.get(path)
-        if audio is None:
-            folder = scan.unreadable_folder_of(path)
-            if folder is not None:
-                stock.unreachable[path] = (record, f"cannot read folder {folder}: {scan.unreadable[folder]}")
-                if on_disk:
-                    stock.held.append(record)
-            elif on_disk:
+        folder = scan.unreadable_folder_of(path) if audio is None else None
+        if audio is None and folder is None:
+            if on_disk:
                 stock.gone.append(record)
             continue
-        if record["status"] not in ("ok", "failed", "too_short") or audio.problem \
+        if folder is not None or audio.problem:
+            stock.unusable[path] = record
+            if folder is not None:
+                stock.unreachable[path] = f"cannot read folder {folder}: {scan.unreadable[folder]}"
+            if on_disk:
+                stock.held.append(record)
+            continue
+        if record["status"] not in ("ok", "failed", "too_short") \
                 or (record["size"], record["mtime_ns"]) != (audio.size, audio.mtime_ns):
             continue  # a changed file (or an old kind of record): its audio work is done again
-        if record["status"] == "failed" and (retry_failed or record.get("transient", True)):
-            stock.retried.add(path)
+        attempts = record.get("attempts", 1)
+        if record["status"] == "failed" and (
+                retry_failed or (record.get("transient", True) and attempts < MAX_FAILED_ATTEMPTS)):
+            stock.retried[path] = attempts
         elif record["status"] == "ok" and not (owns_folder and _slices_intact(out, record)):
             stock.damaged.add(path)
         else:
@@ -800,22 +838,39 @@ def _write_outputs(out: Path, rows: list[dict], settings: dict, scratch: Path) -
     return dataset
 
 
-def _prune_orphans(out: Path, records: list[dict], scratch: Path) -> None:
-    """Remove slice folders of tracks whose file was deleted or changed.
+def _prune_orphans(out: Path, keep: list[dict], gone: list[dict], scratch: Path, *,
+                   everything: bool) -> tuple[int, int]:
+    """Remove the slice folders of tracks whose audio file is gone; with ``everything``, also every other folder
+    that no record in ``keep`` owns. Returns how many folders of tracks that are gone were removed, and how many
+    other folders no record owns were left in place.
 
-    Folders of built tracks that this run's selection leaves out (``--genres``, a cap) are kept: they are not in
-    ``slices.csv``, and a later run that selects them again reuses them.
+    Folders nothing here knows about stay unless the user asked (``--prune-missing``): slices of a changed file
+    that failed to render again, of tracks a damaged or lost journal no longer lists. Folders of built tracks that
+    this run's selection leaves out (``--genres``, a cap) are kept: they are not in ``slices.csv``, and a later
+    run that selects them again reuses them.
     """
-    wanted = {layout.track_slice_dir(record["track_id"]) for record in records if record["status"] == "ok"}
+    wanted = {layout.track_slice_dir(record["track_id"]) for record in keep if record["status"] == "ok"}
+    doomed = {layout.track_slice_dir(record["track_id"]) for record in gone}
     slices_root = out / layout.SLICES_DIR
-    if not slices_root.is_dir():
-        return
-    for shard in slices_root.iterdir():
-        for track_dir in shard.iterdir() if shard.is_dir() else []:
-            if f"{layout.SLICES_DIR}/{shard.name}/{track_dir.name}" not in wanted:
-                logger.info("removing %s: its track is no longer in the data set", track_dir)
-                # Out of the final layout in one rename, then deleted: a kill never leaves half a folder.
-                doomed = scratch / f"pruned-{shard.name}-{track_dir.name}"
-                shutil.rmtree(doomed, ignore_errors=True)
-                os.replace(track_dir, doomed)
-                shutil.rmtree(doomed, ignore_errors=True)
+    removed = left = 0
+    for shard in sorted(slices_root.iterdir()) if slices_root.is_dir() else []:
+        for track_dir in sorted(shard.iterdir()) if shard.is_dir() else []:
+            folder = f"{layout.SLICES_DIR}/{shard.name}/{track_dir.name}"
+            if folder in wanted:
+                continue
+            if folder not in doomed and not everything:
+                left += 1
+                continue
+            logger.info("removing %s: its track is no longer in the data set", track_dir)
+            removed += folder in doomed
+            # Out of the final layout in one rename, then deleted: a kill never leaves half a folder.
+            trash = scratch / f"pruned-{shard.name}-{track_dir.name}"
+            shutil.rmtree(trash, ignore_errors=True)
+            os.replace(track_dir, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+    return removed, left
+
+
+def plural(count: int, noun: str) -> str:
+    """``"1 track"``, ``"2 tracks"``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

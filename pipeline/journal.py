@@ -8,13 +8,16 @@ A damaged line is never read as an instruction to delete anything.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline import layout
+from pipeline.errors import OutputError
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +90,9 @@ def record_problem(record: object) -> str:
         return f"status is {record['status']!r}, not one of {', '.join(layout.STATUSES)}"
     if record["n_slices"] < (1 if record["status"] == "ok" else 0):
         return f"n_slices is {record['n_slices']} for status {record['status']}"
+    attempts = record.get("attempts", 1)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+        return f"attempts is {attempts!r}, not a count"
     sizes = record.get("slice_bytes")
     if sizes is not None and (not isinstance(sizes, list) or len(sizes) != record["n_slices"]
                               or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0
@@ -96,24 +102,46 @@ def record_problem(record: object) -> str:
 
 
 class JournalWriter:
-    """Appends records; flushes each one (so ``kill -9`` loses nothing) and fsyncs every few seconds."""
+    """Appends records; flushes each one (so ``kill -9`` loses nothing) and fsyncs every few seconds.
+
+    Raises
+    ------
+    OutputError
+        The journal cannot be written (a full disk): the message names it. Lines written before are kept, and a
+        line cut short is dropped by the next :func:`load_journal`.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self._handle = open(path, "a", encoding="ascii")
+        self._path = Path(path)
+        with self._writing():
+            self._handle = open(path, "a", encoding="ascii")
         self._last_sync = time.monotonic()
 
     def append(self, record: dict) -> None:
-        self._handle.write(json.dumps(record, sort_keys=True) + "\n")
-        self._handle.flush()
-        if time.monotonic() - self._last_sync > _FSYNC_INTERVAL_S:
-            os.fsync(self._handle.fileno())
-            self._last_sync = time.monotonic()
+        with self._writing():
+            self._handle.write(json.dumps(record, sort_keys=True) + "\n")
+            self._handle.flush()
+            if time.monotonic() - self._last_sync > _FSYNC_INTERVAL_S:
+                os.fsync(self._handle.fileno())
+                self._last_sync = time.monotonic()
 
     def close(self) -> None:
         if not self._handle.closed:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
+            try:
+                with self._writing():
+                    self._handle.flush()
+                    os.fsync(self._handle.fileno())
+            finally:
+                with contextlib.suppress(OSError):
+                    self._handle.close()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as err:
+            raise OutputError(f"cannot write the build journal {self._path}: {err.strerror or err}. Free space "
+                              "(or fix what the error names) and run the same command again to resume") from err
 
     def __enter__(self) -> JournalWriter:
         return self

@@ -182,8 +182,11 @@ def _lock_holder(handle) -> tuple[int | None, bool | None]:
     Asks the kernel (``F_GETLK``) with a ``struct flock`` laid out as on Linux (64-bit ``off_t``).
     """
     import fcntl
+    import sys
 
-    layout_ = "hhqqi4x"
+    layout_ = "hhqqi4x"  # Linux's struct flock; other systems order its fields differently
+    if not sys.platform.startswith("linux"):
+        return None, None
     try:
         wanted = struct.pack(layout_, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
         answer = fcntl.fcntl(handle.fileno(), fcntl.F_GETLK, wanted)

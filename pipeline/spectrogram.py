@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -29,6 +30,8 @@ SPEC_FORMAT_VERSION = 1
 SOX_TIMEOUT_S = 600.0
 #: What SoX's libpng says when the audio is shorter than one spectrogram column.
 _ZERO_WIDTH = "Image width is zero"
+#: Signals that end SoX from outside; a file SoX fails on this way is tried again by a later build.
+_OUTSIDE_KILLS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 
 
 @dataclass(frozen=True)
@@ -236,11 +239,16 @@ def render_spectrogram(
         # Less audio than one spectrogram column (a file of a few samples): libpng refuses an image of width 0
         # and SoX aborts. That is a file too short to slice, not a damaged one.
         return np.zeros((spec.slice_size + 1, 0), dtype=np.uint8)
+    if process.returncode < 0:
+        number = -process.returncode
+        name = signal.Signals(number).name if number in signal.valid_signals() else f"signal {number}"
+        # Killed from outside (the OOM killer, a user, a stop): not the file's fault, unlike a crash (SIGSEGV,
+        # SIGABRT...) on a malformed file, which would crash again.
+        raise SoxError(f"SoX was killed by {name}: {summarize_sox_stderr(stderr)}", command=command, stderr=stderr,
+                       transient=number in _OUTSIDE_KILLS)
     if process.returncode != 0:
-        killed = process.returncode < 0  # by a signal: the OOM killer, a user; not the file's fault
-        ended = f"was killed by signal {-process.returncode}" if killed else f"exited with status {process.returncode}"
-        raise SoxError(f"SoX {ended}: {summarize_sox_stderr(stderr)}", command=command, stderr=stderr,
-                       transient=killed)
+        raise SoxError(f"SoX exited with status {process.returncode}: {summarize_sox_stderr(stderr)}",
+                       command=command, stderr=stderr)
     try:
         gray = decode_sox_png(stdout)
     except ValueError as err:

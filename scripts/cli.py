@@ -16,7 +16,15 @@ from dataclasses import replace
 from tqdm import tqdm
 
 from genre_getters import LABEL_SOURCES, MetadataError, make_label_source
-from pipeline.build import BuildConfig, BuildObserver, BuildSummary, build_dataset, plan_dataset
+from pipeline.build import (
+    MAX_FAILED_ATTEMPTS,
+    BuildConfig,
+    BuildObserver,
+    BuildSummary,
+    build_dataset,
+    plan_dataset,
+    plural,
+)
 from pipeline.discovery import AUDIO_EXTENSIONS
 from pipeline.plan import BuildPlan, GenreSelection
 from pipeline.errors import ParameterError, PipelineError
@@ -310,14 +318,15 @@ def make_parser() -> argparse.ArgumentParser:
     safety = build.add_argument_group("re-runs")
     safety.add_argument("--prune-missing", action="store_true",
                         help="accept a run that drops most built tracks from the data set because their audio "
-                             "files are gone (their slices are deleted) or in folders that cannot be read (their "
-                             "slices are kept). Without it such a run is refused and nothing is changed, so an "
-                             "empty, mistyped or unmounted AUDIO_DIR cannot empty a data set. Fewer dropped tracks "
-                             "never need it")
+                             "files are gone (their slices are deleted) or cannot be read (their slices are kept), "
+                             "and delete slice folders no track of the data set uses. Without it such a run is "
+                             "refused and nothing is changed, so an empty, mistyped or unmounted AUDIO_DIR cannot "
+                             "empty a data set. Fewer dropped tracks never need it")
     safety.add_argument("--retry-failed", action="store_true",
                         help="also try again the files SoX rejected on an earlier run (not audio, damaged) although "
-                             "they have not changed; other failures (timeouts, unreadable files, worker deaths) are "
-                             "always tried again")
+                             "they have not changed, and those that failed " + str(MAX_FAILED_ATTEMPTS) + " times; "
+                             "other failures (timeouts, unreadable files, worker deaths) are tried again by "
+                             "every run until then")
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
     build.set_defaults(handler=run_build)
     add_train_parser(commands)
@@ -850,18 +859,30 @@ def print_summary(summary: BuildSummary) -> None:
         again = [f"{count} {what}" for count, what in ((summary.retried, "failed before and tried again"),
                                                        (summary.repaired, "with missing or damaged slices, redone"))
                  if count]
+        details = f" ({'; '.join(again)})" if again else ""
         print(
-            f"This run: {summary.processed} tracks{' (' + '; '.join(again) + ')' if again else ''}, "
+            f"This run: {plural(summary.processed, 'track')}{details}, "
             f"{summary.audio_seconds / 3600:.2f} h of audio in {summary.wall_seconds:.1f} s "
             f"({summary.audio_hours_per_wall_hour:.0f} audio hours per wall hour)."
         )
     else:
         print(f"No audio work was needed: every selected track was already built ({summary.wall_seconds:.1f} s).")
     if summary.removed:
-        print(f"Removed {summary.removed} tracks whose audio files are gone, with their slices.")
+        print(f"Removed {plural(summary.removed, 'track')} whose audio files are gone, with their slices.")
     if summary.unreachable:
-        print(f"{summary.unreachable} built tracks are in folders that could not be read: failed for now, their "
-              "slices kept; fix the folders and run the same command again.")
+        print(f"{plural(summary.unreachable, 'built track')} cannot be read now: failed for now, their slices kept; "
+              "fix the files or folders and run the same command again.")
+    if summary.unreadable_folders:
+        folder, reason = next(iter(summary.unreadable_folders.items()))
+        print(f"{plural(len(summary.unreadable_folders), 'folder')} could not be read (e.g. {folder!r}: {reason}); "
+              "files in them that were never built are not in this data set.")
+    if summary.not_retried:
+        print(f"{plural(summary.not_retried, 'failed track')} not tried again (SoX rejected it, or it failed "
+              f"{MAX_FAILED_ATTEMPTS} times on the same file); --retry-failed tries again.")
+    if summary.unowned:
+        print(f"{plural(summary.unowned, 'slice folder')} that no track of this data set uses kept (slices of files "
+              "that changed and could not be rendered again, or of tracks the journal does not list); "
+              "--prune-missing removes them.")
     if counts["failed"] or counts["skipped"] or counts["too_short"]:
         print(f"Reasons per file: {summary.out_dir / 'tracks.csv'} (columns status, reason).")
 

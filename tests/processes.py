@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -75,3 +76,34 @@ def unprivileged() -> list[str]:
     if check.returncode != 0:
         pytest.skip("running as root and cannot drop CAP_DAC_OVERRIDE: cannot make a folder unreadable")
     return prefix
+
+
+def hold_lock(lock_path: Path, *, shared: bool = False) -> subprocess.Popen:
+    """Another process holding ``lock_path`` as a running build does (exclusive) or as a training or evaluation
+    does (``shared``); it has the lock once this returns. Stop it with :func:`stop`."""
+    code = ("import fcntl, sys, time\n"
+            f"handle = open(sys.argv[1], {'r' if shared else 'a+'!r})\n"
+            f"fcntl.lockf(handle, fcntl.{'LOCK_SH' if shared else 'LOCK_EX'})\n"
+            "print('held', flush=True)\n"
+            "time.sleep(120)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, os.fspath(lock_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def stop(holder: subprocess.Popen) -> None:
+    """End a process started by a test, if it still runs."""
+    if holder.poll() is None:
+        holder.kill()
+        holder.wait()
+
+
+def build_could_start(lock_path: Path) -> bool:
+    """Whether a build (an exclusive lock, taken by another process) could start now."""
+    code = ("import fcntl, sys\n"
+            "handle = open(sys.argv[1], 'a+')\n"
+            "try:\n"
+            "    fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+            "except OSError:\n"
+            "    sys.exit(1)\n")
+    return subprocess.run([sys.executable, "-c", code, os.fspath(lock_path)], timeout=60).returncode == 0

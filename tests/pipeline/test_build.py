@@ -22,6 +22,7 @@ from pipeline.errors import BuildLockedError, OutputError, SettingsMismatchError
 from pipeline.plan import GenreSelection
 from pipeline.sox import SoxInfo
 from tests.audio import synth, tag_id3, tagged_mp3
+from tests.processes import hold_lock
 
 LABELS = Id3LabelSource()
 
@@ -227,18 +228,6 @@ def test_hostile_folder(tmp_path, sox_info):
     # Every name round-trips through pandas too: a bare \r would split a row in two there.
     assert sorted(pd.read_csv(out / "tracks.csv", keep_default_na=False, dtype=str)["path"]) == sorted(rows)
     assert summary.status_counts["ok"] == len(HOSTILE_OK) + 3
-
-
-def hold_lock(lock_path: Path) -> subprocess.Popen:
-    """Another process holding the build lock, as a running build does; it prints once it holds it."""
-    code = ("import fcntl, sys, time\n"
-            "handle = open(sys.argv[1], 'a+')\n"
-            "fcntl.lockf(handle, fcntl.LOCK_EX)\n"
-            "print('held', flush=True)\n"
-            "time.sleep(120)\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, os.fspath(lock_path)], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    return holder
 
 
 def test_lock_refuses_a_second_build(corpus, tmp_path, sox_info):

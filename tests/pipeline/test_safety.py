@@ -17,16 +17,12 @@ from mutagen.wave import WAVE
 from pipeline import layout
 from pipeline.build import BuildConfig, build_dataset
 from pipeline.errors import AudioFolderError, BuildLockedError, MissingAudioError, OutputError
+from pipeline.sox import SoxInfo
 from tests.audio import tag_id3, tagged_mp3
-from tests.pipeline.test_build import LABELS, make_corpus, read_csv, tree_digest
-from tests.processes import unprivileged
+from tests.pipeline.test_build import LABELS, corpus, read_csv, tree_digest  # noqa: F401 (a fixture)
+from tests.processes import hold_lock, stop, unprivileged
 
 ROOT = Path(__file__).parents[2]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory, sox_info):
-    return make_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +118,8 @@ def test_an_unreadable_folder_fails_its_tracks_and_keeps_their_slices(reference,
     for path, before in jazz.items():
         assert (rows[path]["status"], rows[path]["reason"]) == ("failed", "cannot read folder jazz/: Permission denied")
         assert (rows[path]["track_id"], rows[path]["genre"]) == (before["track_id"], "Jazz")
-    assert "2 built tracks are in folders that could not be read" in result.stdout
+    assert "2 built tracks cannot be read now" in result.stdout
+    assert "1 folder could not be read (e.g. 'jazz/': Permission denied)" in result.stdout
     assert {path: path.read_bytes() for path in pngs} == pngs  # every slice kept, unchanged
     assert not {row["track_id"] for row in read_csv(out / "slices.csv")} & {row["track_id"] for row in jazz.values()}
     again = cli_build(audio, out)  # readable again: back to the very same data set, nothing rendered
@@ -289,20 +286,182 @@ def test_every_odd_file_gets_a_row_with_its_true_reason(tmp_path, sox_info):
 
 
 def test_a_build_is_refused_while_a_training_reads_the_data_set(built, corpus, sox_info):
-    code = ("import sys, time\n"
-            "from pipeline import layout\n"
-            "with layout.shared_lock(sys.argv[1]) as held:\n"
-            "    print('held' if held else 'not held', flush=True)\n"
-            "    time.sleep(120)\n")
-    reader = subprocess.Popen([sys.executable, "-c", code, os.fspath(built / layout.STATE_DIR / "lock")],
-                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    reader = hold_lock(built / layout.STATE_DIR / "lock", shared=True)
     try:
-        assert reader.stdout.readline().strip() == "held"
         before = state_digest(built)
         with pytest.raises(BuildLockedError, match=rf"a training or evaluation is reading the data set in .* "
                                                    rf"\(process {reader.pid}\).*Wait for it to finish"):
             build_dataset(corpus, built, LABELS, BuildConfig(workers=1), sox=sox_info)
         assert state_digest(built) == before
     finally:
-        reader.kill()
-        reader.wait()
+        stop(reader)
+
+
+@pytest.mark.slow
+def test_a_folder_that_can_be_listed_but_not_entered_keeps_its_slices(reference, corpus, tmp_path):
+    """``chmod -R 644`` on a folder: its files are listed but cannot be examined. Their built tracks fail for
+    this run; their slices stay."""
+    prefix = unprivileged()
+    audio, out = tmp_path / "audio", tmp_path / "out"
+    shutil.copytree(corpus, audio)
+    shutil.copytree(reference, out)
+    jazz = {row["path"]: row for row in read_csv(reference / "tracks.csv") if row["path"].startswith("jazz/")}
+    (audio / "jazz").chmod(0o644)
+    try:
+        result = cli_build(audio, out, prefix=prefix)
+    finally:
+        (audio / "jazz").chmod(0o755)
+    assert result.returncode == 0, result.stderr
+    rows = {row["path"]: row for row in read_csv(out / "tracks.csv")}
+    for path, before in jazz.items():
+        assert rows[path]["status"] == "failed" and "cannot examine the file: Permission denied" in rows[path]["reason"]
+        assert rows[path]["track_id"] == before["track_id"]
+    assert cli_build(audio, out).returncode == 0
+    assert tree_digest(out) == tree_digest(reference)
+
+
+def test_folders_the_journal_does_not_know_are_kept_unless_asked(built, tmp_path, sox_info):
+    """A journal damaged beyond use, then a build from another folder: nothing says the old folders are gone, so
+    they stay; --prune-missing removes them."""
+    journal = built / layout.STATE_DIR / "journal.jsonl"
+    journal.write_bytes(b"\x00garbage\n" * len(journal.read_bytes().splitlines()))
+    pngs = {path: path.read_bytes() for path in (built / "slices").rglob("*.png")}
+    other = tmp_path / "other"
+    tagged_mp3(other / "new.mp3", 3.0, "Rock", "Newcomer", "sine", "640")
+    summary = build_dataset(other, built, LABELS, BuildConfig(workers=1), sox=sox_info)
+    assert summary.unowned == 7 and summary.processed == 1
+    assert all(path.read_bytes() == data for path, data in pngs.items())
+    pruned = build_dataset(other, built, LABELS, BuildConfig(workers=1), sox=sox_info, prune_missing=True)
+    assert pruned.unowned == 0 and len(list((built / "slices").rglob("*.png"))) == 1
+
+
+def test_a_track_that_fails_to_render_again_keeps_its_old_slices(built, reference, corpus, sox_info):
+    """Its journal line damaged, the track is rendered again, and that fails (a timeout): the slices it had stay
+    until a run succeeds."""
+    row = next(row for row in read_csv(built / "tracks.csv") if row["status"] == "ok")
+    journal = built / layout.STATE_DIR / "journal.jsonl"
+    with open(journal, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"path": row["path"], "status": None}) + "\n")
+    folder = built / layout.track_slice_dir(row["track_id"])
+    pngs = {path: path.read_bytes() for path in folder.glob("*.png")}
+    failed = build_dataset(corpus, built, LABELS, BuildConfig(workers=1, timeout_s=0.001), sox=sox_info)
+    assert failed.processed == 1 and failed.unowned == 1
+    assert {path: path.read_bytes() for path in folder.glob("*.png")} == pngs
+    again = build_dataset(corpus, built, LABELS, BuildConfig(workers=1), sox=sox_info)
+    assert again.retried == 1 and tree_digest(built) == tree_digest(reference)
+
+
+def test_no_audio_but_in_folders_that_cannot_be_read_is_an_error(tmp_path):
+    prefix = unprivileged()
+    audio = tmp_path / "audio"
+    tagged_mp3(audio / "private/song.mp3", 3.0, "Rock", "A")
+    (audio / "private").chmod(0)
+    try:
+        result = cli_build(audio, tmp_path / "out", prefix=prefix)
+    finally:
+        (audio / "private").chmod(0o755)
+    assert result.returncode == 1 and not (tmp_path / "out").exists()
+    assert "that could be read (cannot read 1 folder: 'private/': Permission denied)" in result.stderr
+
+
+class LabelsFromNames:
+    """A label source that never opens the audio (as FMA's and MTG-Jamendo's): every file is Rock, by an artist
+    named after it. Its failures come from the audio work, not from labelling."""
+
+    name = "names"
+    reads_audio = False
+    metadata_problems: tuple[str, ...] = ()
+    taxonomy = LABELS.taxonomy
+
+    def settings(self) -> dict:
+        return {"source": self.name}
+
+    def label(self, path, rel_path):
+        from genre_getters import TrackLabel
+
+        return TrackLabel(genre="Rock", artist=rel_path)
+
+    def missing_audio(self, labelled_ids):
+        return []
+
+
+@pytest.mark.slow
+def test_a_file_the_audio_work_cannot_read_is_tried_again(tmp_path):
+    prefix = unprivileged()
+    audio, out = tmp_path / "audio", tmp_path / "out"
+    tagged_mp3(audio / "good.mp3", 3.0, None, None)
+    locked = tagged_mp3(audio / "locked.mp3", 3.0, None, None, "sine", "700")
+    code = ("import sys\n"
+            "from pipeline.build import BuildConfig, build_dataset\n"
+            "from tests.pipeline.test_safety import LabelsFromNames\n"
+            "summary = build_dataset(sys.argv[1], sys.argv[2], LabelsFromNames(), BuildConfig(workers=1))\n"
+            "print(summary.processed, summary.retried)\n")
+    run = [*prefix, sys.executable, "-c", code, str(audio), str(out)]
+    locked.chmod(0)
+    first = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=ROOT, check=True)
+    row = {row["path"]: row for row in read_csv(out / "tracks.csv")}["locked.mp3"]
+    assert (row["status"], row["reason"]) == ("failed", "cannot read the file: Permission denied")
+    locked.chmod(0o644)
+    second = subprocess.run(run, capture_output=True, text=True, timeout=120, cwd=ROOT, check=True)
+    assert (first.stdout.split(), second.stdout.split()) == (["2", "0"], ["1", "1"])
+
+
+def sox_that_dies_by(signal_name: str, folder: Path, sox_info) -> SoxInfo:
+    """A SoX that kills itself with ``signal_name`` on a file named ``victim.mp3``."""
+    folder.mkdir()
+    wrapper = folder / "sox"
+    wrapper.write_text(f"#!/bin/sh\ncase \"$*\" in *victim*) kill -{signal_name} $$;; esac\nexec {sox_info.path} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return SoxInfo(path=os.fspath(wrapper), version=sox_info.version, formats=sox_info.formats)
+
+
+@pytest.mark.parametrize("signal_name, transient", [("KILL", True), ("TERM", True), ("SEGV", False),
+                                                    ("ABRT", False)])
+def test_sox_killed_from_outside_is_tried_again_and_a_crash_is_not(tmp_path, sox_info, signal_name, transient):
+    audio, out = tmp_path / "audio", tmp_path / "out"
+    tagged_mp3(audio / "good.mp3", 3.0, "Rock", "A")
+    tagged_mp3(audio / "victim.mp3", 3.0, "Rock", "B", "sine", "600")
+    sox = sox_that_dies_by(signal_name, tmp_path / "bin", sox_info)
+    build_dataset(audio, out, LABELS, BuildConfig(workers=1), sox=sox)
+    row = {row["path"]: row for row in read_csv(out / "tracks.csv")}["victim.mp3"]
+    assert row["status"] == "failed" and row["reason"].startswith(f"SoX was killed by SIG{signal_name}")
+    again = build_dataset(audio, out, LABELS, BuildConfig(workers=1), sox=sox)
+    assert (again.retried, again.not_retried) == ((1, 0) if transient else (0, 1))
+
+
+def test_a_passing_failure_is_tried_three_times_in_all(tmp_path, sox_info):
+    audio, out = tmp_path / "audio", tmp_path / "out"
+    tagged_mp3(audio / "victim.mp3", 3.0, "Rock", "B")
+    sox = sox_that_dies_by("KILL", tmp_path / "bin", sox_info)
+    runs = [build_dataset(audio, out, LABELS, BuildConfig(workers=1), sox=sox) for _ in range(4)]
+    assert [(run.processed, run.retried, run.not_retried) for run in runs] == [(1, 0, 0), (1, 1, 0), (1, 1, 0),
+                                                                               (0, 0, 1)]
+    forced = build_dataset(audio, out, LABELS, BuildConfig(workers=1), sox=sox, retry_failed=True)
+    assert forced.retried == 1
+
+
+def test_a_full_disk_while_writing_the_journal_names_it(built, corpus, tmp_path):
+    """A real write failure: the file size limit (``RLIMIT_FSIZE``) stops the journal from growing, as a full
+    disk would; the slices and tables stay under the limit."""
+    import resource
+    import signal as signals
+
+    journal = built / layout.STATE_DIR / "journal.jsonl"
+    old = json.loads(journal.read_bytes().splitlines()[0])
+    with open(journal, "a", encoding="utf-8") as handle:  # records of files long gone: a journal larger than a slice
+        for number in range(100):
+            handle.write(json.dumps({**old, "path": f"gone {number}.mp3", "status": "failed", "n_slices": 0}) + "\n")
+    limit = journal.stat().st_size + 200  # room for no more than half a line
+    victim = next(row for row in read_csv(built / "tracks.csv") if row["status"] == "ok")
+    shutil.rmtree(built / layout.track_slice_dir(victim["track_id"]))  # one track to render again
+
+    def limited() -> None:
+        signals.signal(signals.SIGXFSZ, signals.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run([sys.executable, "-m", "scripts.cli", "build", str(corpus), str(built), "--no-progress",
+                             "--workers", "1"], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                            preexec_fn=limited)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"cannot write the build journal {journal}: File too large" in result.stderr
+    assert cli_build(corpus, built).returncode == 0  # the limit lifted: the run resumes

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from pipeline import layout
+from pipeline.build import plural
 from tests.audio import tagged_mp3
 from tests.pipeline.test_build import read_csv, tree_digest
 
@@ -77,7 +78,7 @@ def test_kill_9_mid_build_then_resume_gives_identical_outputs(library, reference
 
     result = genreslice("build", str(library), str(out), "--workers", "2")
     assert result.returncode == 0, result.stderr
-    assert f"This run: {12 - len(finished_before)} tracks" in result.stdout
+    assert f"This run: {plural(12 - len(finished_before), 'track')}" in result.stdout
     assert {path: path.stat().st_mtime_ns for path in kept} == kept  # finished tracks were not redone
     assert tree_digest(out) == tree_digest(reference)
     assert not (out / layout.STATE_DIR / "tmp").exists()

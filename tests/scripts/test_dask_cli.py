@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import layout
+from pipeline.build import plural
 from tests.pipeline.test_build import tree_digest
 from tests.scripts.test_cli import genreslice, help_of, wait_for_journal
 
@@ -91,7 +92,7 @@ def test_ctrl_c_on_a_local_dask_cluster_then_resume(library, reference, tmp_path
     assert 3 <= finished < 12
     result = genreslice("build", str(library), str(out), "--executor", "dask", "--workers", "2", env=env)
     assert result.returncode == 0, result.stderr
-    assert f"This run: {12 - finished} tracks" in result.stdout
+    assert f"This run: {plural(12 - finished, 'track')}" in result.stdout
     assert tree_digest(out) == tree_digest(reference)
 
 

@@ -147,9 +147,9 @@ def test_predict_leaves_no_sox_running_whatever_stops_it(toy_model, stalling_son
 def test_sigterm_stops_training_and_a_rerun_continues(tmp_path, sox_info):
     from scripts.synthetic_slices import write_synthetic_dataset
 
-    dataset = write_synthetic_dataset(tmp_path / "dataset", tracks_per_genre=4, slices_per_track=64,
+    dataset = write_synthetic_dataset(tmp_path / "dataset", tracks_per_genre=4, slices_per_track=16,
                                       split_tracks=(3, 1, 0), seed=2)
-    command = ["train", str(dataset), str(tmp_path / "model"), "--epochs", "3", "--patience", "0",
+    command = ["train", str(dataset), str(tmp_path / "model"), "--epochs", "2", "--patience", "0",
                "--target-accuracy", "off", "--batch-size", "8", "--no-progress"]
     process = start(command, dict(os.environ))
     deadline = time.monotonic() + 120
