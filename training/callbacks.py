@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 
 import keras
 
@@ -91,6 +92,25 @@ class GoalEarlyStopping(keras.callbacks.Callback):
         self.stopped_epoch = state.get("stopped_epoch")
         self.message = state.get("message", "")
         self.best_weights = best_weights
+
+    def replay(self, history: Sequence[Mapping]) -> None:
+        """Set the rule's state to what it was after the epochs of ``history``, as training them left it.
+
+        For a run resumed from an epoch whose recorded state is missing, or from an earlier epoch than it last
+        committed (a damaged checkpoint). Call it before training, while the callback has no model: the
+        best weights are not known here and are left None.
+
+        Parameters
+        ----------
+        history : sequence of mapping
+            One row per epoch from the first, each with ``val_loss`` and ``val_accuracy``.
+        """
+        if self.model is not None:
+            raise ValueError("replay() must be called before the callback is given a model. "
+                             f"Received: a callback set to {self.model.name!r}")
+        self.set_state({})
+        for epoch, row in enumerate(history):
+            self.on_epoch_end(epoch, {"val_loss": row["val_loss"], "val_accuracy": row["val_accuracy"]})
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}

@@ -6,6 +6,10 @@ bounded by the batch size and the loader queue, whatever the size of the data se
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
 import keras
 import numpy as np
 
@@ -162,3 +166,33 @@ class SliceDataSource(keras.utils.PyDataset):
             f"shuffle={self.shuffle}, seed={self.seed}, epoch={self._epoch})"
         )
 
+
+def explain_slice_error(err: BaseException, sources: Sequence[SliceDataSource],
+                        dataset_dir: str | os.PathLike) -> str | None:
+    """What to tell the user when reading a slice failed; None when ``err`` is not such a failure.
+
+    Keras passes the errors of the batches it reads first through as they are, and wraps later ones in
+    TensorFlow's errors, of which only the text survives; the :class:`DatasetError` of :func:`load_slices` is
+    found in either. A build renders a track anew when a slice file is missing or has changed size, but a file
+    damaged at the same size is only caught here: the message names it and says how to have it rendered again.
+
+    Parameters
+    ----------
+    err : BaseException
+        What reading the batches raised.
+    sources : sequence of SliceDataSource
+        The sources read, whose paths the damaged file is among.
+    dataset_dir : str or os.PathLike
+        The data set folder, as the user gave it.
+    """
+    if isinstance(err, DatasetError):
+        reported = str(err)
+    else:
+        reported = next((line.split("DatasetError: ", 1)[1] for line in str(getattr(err, "message", err)).splitlines()
+                         if "DatasetError: " in line), None)
+        if reported is None:
+            return None
+    damaged = next((path for source in sources for path in source.paths if reported.startswith(f"{path}: ")), None)
+    folder = f"its track folder {Path(damaged).parent}" if damaged else "the track folder that holds it"
+    return (f"{reported}. To render it anew, delete {folder} and run 'genreslice build' again with the same "
+            f"AUDIO_DIR and {dataset_dir} as DATASET_DIR; then run the same command again")

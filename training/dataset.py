@@ -1,15 +1,18 @@
 """Reading a built data set's tables for training: classes, spectrogram settings, slices of one split."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline import layout
 from pipeline.layout import DATASET_JSON, SLICES_CSV
 from training.errors import DatasetError
 
@@ -41,6 +44,31 @@ class DatasetInfo:
     @property
     def slice_size(self) -> int:
         return int(self.spectrogram.get("slice_size", 128))
+
+
+@contextlib.contextmanager
+def reading_dataset(dataset_dir: str | os.PathLike) -> Iterator[None]:
+    """Hold the data set's lock as a reader while the block runs, so that no build changes it meanwhile.
+
+    A build holds ``DATASET_DIR/.genreslice/lock`` exclusively while it adds, removes or re-renders tracks;
+    any number of trainings and evaluations hold it shared at once, and a build started meanwhile is refused. A
+    data set without the lock file (copied without its state folder, or made by a script) is read without it.
+
+    Raises
+    ------
+    DatasetError
+        A build is running on the data set.
+    """
+    holding = contextlib.ExitStack()
+    try:
+        holding.enter_context(layout.shared_lock(Path(dataset_dir) / layout.STATE_DIR / "lock"))
+    except layout.LockHeldError as err:
+        raise DatasetError(
+            f"a build is changing {dataset_dir} (process {err.holder}); wait for it to finish, then run this "
+            "command again"
+        ) from None
+    with holding:  # entered above, so that only the lock's own refusal becomes this error
+        yield
 
 
 def load_dataset_info(dataset_dir: str | os.PathLike) -> DatasetInfo:

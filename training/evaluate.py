@@ -1,33 +1,38 @@
 """``genreslice evaluate``: slice and song accuracy of a trained model on one split of a built data set.
 
-Writes ``MODEL_DIR/eval/<split>/``::
+Writes ``MODEL_DIR/eval/<split>/`` as one unit (all its files come from one run)::
 
     metrics.json     slice accuracy, song accuracy under both votes, per-genre precision/recall/F1/support,
                      the confusion matrix, and which model and data set were compared
     confusion.csv    song-level confusion matrix: one row per true genre, one column per predicted genre
     confusion.png    the same as a labelled heat map
     songs.csv        one row per song: true genre, slices, the majority and mean-probability verdicts
+
+The files are written into a scratch folder ``MODEL_DIR/eval/.<split>.<pid>.tmp`` that then replaces
+``eval/<split>``; a scratch folder left by a killed run is removed by the next evaluation.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
+import re
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from pipeline import layout
-from training.data_source import SliceDataSource
-from training.dataset import SPLITS, load_dataset_info, read_split
+from training.data_source import SliceDataSource, explain_slice_error
+from training.dataset import SPLITS, load_dataset_info, read_split, reading_dataset
 from training.errors import DatasetError, ModelDirError
 from training.plots import plot_confusion_matrix
 from training.settings import INFERENCE_BATCH_SIZE, default_loader_workers
-from training.train import MODEL_FILE, check_compatible, load_trained_model, unfinished_training_note
+from training.train import MODEL_FILE, check_compatible, load_trained_model, unfinished_training_note, writing
 from training.voting import SongScores, check_vote, score_songs
 
 EVAL_DIR = "eval"
@@ -36,6 +41,7 @@ CONFUSION_CSV = "confusion.csv"
 CONFUSION_PNG = "confusion.png"
 SONGS_CSV = "songs.csv"
 METRICS_FORMAT_VERSION = 1
+_SCRATCH_NAME = re.compile(r"^\.(?P<split>[^/]+)\.(?P<pid>[0-9]+)\.tmp(\.old)?$")  # and layout.replace_folder's trash
 
 
 class EvaluateObserver:
@@ -109,9 +115,11 @@ def evaluate_model(
     Raises
     ------
     DatasetError
-        The data set is unreadable or the split is empty.
+        The data set is unreadable, the split is empty, a build is changing the data set, or a slice cannot be
+        read (the message says how to repair it).
     ModelDirError
-        The model is missing, damaged, or made for other classes or spectrogram settings.
+        The model is missing, damaged, or made for other classes or spectrogram settings; or the results cannot
+        be written (a full disk), and the previous results of the split are kept.
     """
     check_vote(vote)
     if split not in SPLITS:
@@ -119,6 +127,13 @@ def evaluate_model(
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be at least 1")
     observer = observer or EvaluateObserver()
+    # Held to the end, before anything is read: a build must not remove or re-render slices meanwhile.
+    with reading_dataset(dataset_dir):
+        return _evaluate(dataset_dir, model_dir, split, vote, batch_size, loader_workers, observer)
+
+
+def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, split: str, vote: str, batch_size: int,
+              loader_workers: int | None, observer: EvaluateObserver) -> EvaluationResult:
     started = time.monotonic()
     info = load_dataset_info(dataset_dir)
     trained = load_trained_model(model_dir)
@@ -129,7 +144,13 @@ def evaluate_model(
     source = SliceDataSource(paths, labels, batch_size=batch_size, slice_size=info.slice_size,
                              workers=loader_workers or default_loader_workers())
     observer.on_start(len(paths), len(source))
-    probabilities = trained.model.predict(source, verbose=0, callbacks=[_BatchProgress(observer)])
+    try:
+        probabilities = trained.model.predict(source, verbose=0, callbacks=[_BatchProgress(observer)])
+    except (DatasetError, tf.errors.OpError) as err:
+        explained = explain_slice_error(err, (source,), info.root)
+        if explained is None:
+            raise
+        raise DatasetError(explained) from err
     if probabilities.shape != (len(paths), len(info.classes)):
         raise ModelDirError(f"{trained.model_dir / MODEL_FILE}: returned predictions of shape {probabilities.shape} "
                             f"for {len(paths)} slices of {len(info.classes)} classes")
@@ -150,14 +171,73 @@ def evaluate_model(
         "seconds": round(time.monotonic() - started, 3),
     }
     notes = _notes(split, record, same_dataset)
+
+    def write_files(folder: Path) -> None:
+        layout.write_text_atomic(folder / CONFUSION_CSV, _confusion_csv(scores.confusion, classes))
+        plot_confusion_matrix(scores.confusion, classes, folder / CONFUSION_PNG,
+                              title=f"{split} split: {metrics['n_songs']} songs, {vote} vote")
+        layout.write_text_atomic(folder / SONGS_CSV, _songs_csv(scores, classes))
+        layout.write_text_atomic(folder / METRICS_JSON,
+                                 json.dumps({**metrics, "notes": list(notes)}, indent=2) + "\n")
+
     out = trained.model_dir / EVAL_DIR / split
-    out.mkdir(parents=True, exist_ok=True)
-    layout.write_text_atomic(out / CONFUSION_CSV, _confusion_csv(scores.confusion, classes))
-    plot_confusion_matrix(scores.confusion, classes, out / CONFUSION_PNG,
-                          title=f"{split} split: {metrics['n_songs']} songs, {vote} vote")
-    layout.write_text_atomic(out / SONGS_CSV, _songs_csv(scores, classes))
-    layout.write_text_atomic(out / METRICS_JSON, json.dumps({**metrics, "notes": list(notes)}, indent=2) + "\n")
+    _write_folder(out, write_files)
     return EvaluationResult(out_dir=out, metrics=metrics, notes=notes)
+
+
+def _write_folder(out: Path, write_files: Callable[[Path], None]) -> None:
+    """Write a folder as one unit: ``write_files`` fills a scratch folder next to ``out``, which then replaces it.
+
+    A run stopped at any point (an error, Ctrl-C, ``kill -9``) leaves the previous ``out`` as it was; the
+    scratch folders of killed runs are removed here, by the next run.
+    """
+    eval_dir = out.parent
+    scratch = eval_dir / f".{out.name}.{os.getpid()}.tmp"
+    try:
+        with writing(out, then="Free space on its disk (or fix what the error names), then run the same command "
+                               "again; the previous results of this split are kept until then"):
+            eval_dir.mkdir(parents=True, exist_ok=True)
+            _remove_leftovers(eval_dir)
+            scratch.mkdir()
+            write_files(scratch)
+            layout.replace_folder(scratch, out)
+    except BaseException:
+        _restore_previous(out, scratch.with_name(scratch.name + ".old"))
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def _restore_previous(out: Path, trash: Path) -> None:
+    """Put the previous results back if a stop came between :func:`layout.replace_folder`'s two renames."""
+    if not out.exists() and trash.is_dir():
+        os.replace(trash, out)
+
+
+def _remove_leftovers(eval_dir: Path) -> None:
+    """Remove the scratch folders of evaluations whose process has ended (killed before they finished); previous
+    results a killed run had moved aside, and not replaced yet, are put back first."""
+    leftovers = [(entry, match) for entry in eval_dir.iterdir()
+                 if (match := _SCRATCH_NAME.match(entry.name)) and not _process_running(int(match["pid"]))]
+    for entry, match in leftovers:
+        if entry.name.endswith(".old"):
+            _restore_previous(eval_dir / match["split"], entry)
+    for entry, _ in leftovers:
+        shutil.rmtree(entry, ignore_errors=True)
+
+
+def _process_running(pid: int) -> bool:
+    """Whether another process ``pid`` runs; True when that cannot be told (it may be evaluating)."""
+    if pid == os.getpid():
+        return False  # this process cleans up after itself, so a folder of its pid is an earlier process's
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would not test but stop the process there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, but belongs to someone else
+    return True
 
 
 def _notes(split: str, record: dict, same_dataset: bool) -> tuple[str, ...]:
@@ -175,22 +255,17 @@ def _notes(split: str, record: dict, same_dataset: bool) -> tuple[str, ...]:
 
 
 def _confusion_csv(confusion: np.ndarray, classes: list[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["true \\ predicted", *classes])
-    for name, row in zip(classes, confusion.tolist()):
-        writer.writerow([name, *row])
-    return buffer.getvalue()
+    # Genre names come from a user's genre map: they may hold commas, quotes and line breaks.
+    return layout.csv_text(["true \\ predicted", *classes],
+                           ([name, *row] for name, row in zip(classes, confusion.tolist())))
 
 
 def _songs_csv(scores: SongScores, classes: list[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["track_id", "genre", "n_slices", "majority", "majority_share", "mean", "mean_probability"])
     tally, majority, mean = scores.tally, scores.winners["majority"], scores.winners["mean"]
     majority_share = tally.vote_share(majority)
     mean_probability = tally.mean_probability[np.arange(len(mean)), mean]
-    for i, track in enumerate(tally.song_ids):
-        writer.writerow([track, classes[scores.truth[i]], int(tally.n_slices[i]), classes[majority[i]],
-                         f"{majority_share[i]:.4f}", classes[mean[i]], f"{mean_probability[i]:.4f}"])
-    return buffer.getvalue()
+    return layout.csv_text(
+        ("track_id", "genre", "n_slices", "majority", "majority_share", "mean", "mean_probability"),
+        ([track, classes[scores.truth[i]], int(tally.n_slices[i]), classes[majority[i]], f"{majority_share[i]:.4f}",
+          classes[mean[i]], f"{mean_probability[i]:.4f}"] for i, track in enumerate(tally.song_ids)),
+    )

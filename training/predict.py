@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import logging
+import math
 import os
 import subprocess
 import threading
@@ -23,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.discovery import AUDIO_EXTENSIONS, discover_audio
-from pipeline.errors import ParameterError, SoxError
+from pipeline.discovery import AUDIO_EXTENSIONS, scan_audio
+from pipeline.errors import AudioFolderError, ParameterError, SoxError
+from pipeline.layout import DATASET_JSON
 from pipeline.sox import find_sox
 from pipeline.spectrogram import SOX_TIMEOUT_S, AudioSlices, SpectrogramSpec, render_slices, too_short_reason
 from training.errors import ModelDirError
@@ -110,8 +112,9 @@ def display_path(path: str | os.PathLike) -> str:
 def collect_audio(paths: Iterable[str | os.PathLike]) -> list[AudioInput]:
     """The files to classify, in the order given; folders are searched recursively (sorted by path).
 
-    A path that does not exist, or a folder without audio files, becomes an input with a ``problem`` so it is
-    reported like any failed file. A file reached twice is classified once.
+    A path that does not exist, a folder without audio files, or a folder (or subfolder) that cannot be read
+    becomes an input with a ``problem`` so it is reported like any failed file. A file reached twice is
+    classified once.
     """
     found: list[AudioInput] = []
     seen: set[str] = set()
@@ -126,18 +129,27 @@ def collect_audio(paths: Iterable[str | os.PathLike]) -> list[AudioInput]:
         path = Path(given)
         try:
             if path.is_dir():
-                files = discover_audio(path)
-                if not files:
+                scan = scan_audio(path)
+                if not scan.files and not scan.unreadable:
                     extensions = ", ".join(sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS))
                     add(AudioInput(path, display_path(given), f"no audio files ({extensions}) in this folder"))
-                for audio in files:
-                    add(AudioInput(audio.path, display_path(audio.path), audio.problem))
+                # A folder that cannot be read is reported in its place among the files, not dropped.
+                entries = [*((audio.rel_path, AudioInput(audio.path, display_path(audio.path), audio.problem))
+                             for audio in scan.files),
+                           *((folder, AudioInput(path / folder, display_path(path / folder),
+                                                 f"cannot read this folder: {reason}"))
+                             for folder, reason in scan.unreadable.items())]
+                for _, item in sorted(entries, key=lambda entry: entry[0]):
+                    add(item)
             elif path.is_file():
                 add(AudioInput(path, display_path(given)))
             elif os.path.lexists(path):
                 add(AudioInput(path, display_path(given), "not a regular file or folder (a broken link?)"))
             else:
                 add(AudioInput(path, display_path(given), "no such file or folder"))
+        except AudioFolderError as err:  # the folder itself cannot be read
+            reason = getattr(err.__cause__, "strerror", None) or err
+            add(AudioInput(path, display_path(given), f"cannot read this folder: {reason}"))
         except OSError as err:  # a name too long, a folder that cannot be entered
             add(AudioInput(path, display_path(given), f"cannot be examined: {err.strerror or err}"))
     return found
@@ -228,8 +240,18 @@ class Classifier:
             self.spec = SpectrogramSpec.from_dict(recorded)
         except ParameterError as err:
             raise ModelDirError(f"{self.trained.model_dir / MODEL_JSON}: {err}") from err
-        columns_per_second = recorded.get("columns_per_second", self.spec.pixels_per_second)
-        self.slice_seconds = float(recorded.get("slice_seconds", self.spec.slice_size / columns_per_second))
+        for key in ("columns_per_second", "slice_seconds"):
+            value = recorded.get(key)
+            # Measured by the build; where a record lacks them, pixels_per_second stands in.
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                          and math.isfinite(value) and value > 0):
+                raise ModelDirError(
+                    f"{self.trained.model_dir / MODEL_JSON}: spectrogram.{key}={value!r} must be a number above 0. "
+                    "Restore the file from a backup, or copy the value from the 'spectrogram' block of the data "
+                    f"set's {DATASET_JSON}"
+                )
+        columns_per_second = recorded.get("columns_per_second") or self.spec.pixels_per_second
+        self.slice_seconds = float(recorded.get("slice_seconds") or self.spec.slice_size / columns_per_second)
         self.classes = self.trained.classes
         self.batch_size = int(batch_size)
         self.timeout_s = float(timeout_s)

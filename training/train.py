@@ -12,17 +12,21 @@ A model folder holds::
     lock             held while a run is training in the folder
 
 Each completed epoch is committed by rewriting ``checkpoint/state.json`` atomically after the epoch's
-model files are on disk, so an interrupted run (Ctrl-C, a crash, a killed job) resumes from its last completed
-epoch when the same command is run again.
+model files are on disk, so an interrupted run (Ctrl-C, a crash, a killed job, a full disk) resumes from its last
+completed epoch when the same command is run again. ``state.json`` records the SHA-256 of the epoch files it
+names: a file damaged on disk is replaced by an intact copy of the same epoch, or the run goes back to its best
+epoch (see :func:`_restore`).
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import shutil
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +36,8 @@ import tensorflow as tf
 
 from pipeline import layout
 from training.callbacks import STOP_MAX_EPOCHS, GoalEarlyStopping
-from training.data_source import SliceDataSource
-from training.dataset import DatasetInfo, load_dataset_info
+from training.data_source import SliceDataSource, explain_slice_error
+from training.dataset import DatasetInfo, load_dataset_info, reading_dataset
 from training.errors import DatasetError, ModelDirError
 from training.devices import distribution_strategy, training_devices
 from training.models import build_model
@@ -85,6 +89,7 @@ class TrainResult:
     best_epoch: int | None
     metrics: dict
     history: list[dict]
+    notes: tuple[str, ...] = ()  # damaged files this call found and what it did about them (also logged)
 
 
 def train_model(
@@ -111,40 +116,65 @@ def train_model(
     Returns
     -------
     TrainResult
+        Its ``notes`` say which damaged checkpoint files were replaced, or that the run went back to its best
+        epoch because its last one was damaged.
 
     Raises
     ------
     DatasetError
-        No ``dataset.json``, fewer than two classes, or an empty training or validation split.
+        No ``dataset.json``, fewer than two classes, an empty training or validation split, a build is
+        changing the data set, or a slice cannot be read (training stops; the message says how to repair it).
     ModelDirError
         ``model_dir`` holds a model for other classes or spectrogram settings, a run with other settings or
-        of another version of the data set, files that are not a model's, or another run is training in it.
-        Nothing in ``model_dir`` is changed.
+        of another version of the data set, files that are not a model's, a damaged ``checkpoint/state.json``,
+        no intact copy of the epoch to continue from, or another run is training in it: nothing in ``model_dir``
+        is changed. Or a file cannot be written (a full disk): the epochs committed so far are kept.
     """
     config = (config or TrainConfig()).resolved()
     observer = observer or TrainObserver()
-    info = load_dataset_info(dataset_dir)
-    if len(info.classes) < 2:
-        raise DatasetError(f"{info.root}: a classifier needs at least 2 genres; the data set has {list(info.classes)}")
-    devices = training_devices(config.devices)
-    # Each device takes batch_size slices of every step.
-    common = {"batch_size": config.batch_size * len(devices), "workers": config.loader_workers}
-    train_data = SliceDataSource.from_dataset(info, "train", shuffle=True, seed=config.seed, **common)
-    val_data = SliceDataSource.from_dataset(info, "validation", shuffle=False, **common)
-    out = Path(model_dir)
-    _check_model_dir_shape(out)
-    _check_recorded_model(out, info)
-    _check_resumable(out, _load_state(out), info, config)  # before anything is created in the folder
+    # Held to the end, before anything is read: a build must not remove or re-render slices meanwhile.
+    with reading_dataset(dataset_dir):
+        info = load_dataset_info(dataset_dir)
+        if len(info.classes) < 2:
+            raise DatasetError(
+                f"{info.root}: a classifier needs at least 2 genres; the data set has {list(info.classes)}"
+            )
+        devices = training_devices(config.devices)
+        # Each device takes batch_size slices of every step.
+        common = {"batch_size": config.batch_size * len(devices), "workers": config.loader_workers}
+        train_data = SliceDataSource.from_dataset(info, "train", shuffle=True, seed=config.seed, **common)
+        val_data = SliceDataSource.from_dataset(info, "validation", shuffle=False, **common)
+        out = Path(model_dir)
+        _check_model_dir_shape(out)
+        _check_recorded_model(out, info)
+        _check_resumable(out, _load_state(out), info, config)  # before anything is created in the folder
+        with writing(out):
+            out.mkdir(parents=True, exist_ok=True)
+            (out / CHECKPOINT_DIR).mkdir(exist_ok=True)
+        with _locked(out):
+            state = _load_state(out)  # again: another run may have finished an epoch meanwhile
+            _check_resumable(out, state, info, config)
+            _remove_temporary_files(out)
+            return _run(out, info, config, state, train_data, val_data, observer, devices)
+
+
+#: What to do after a failed write of a training run.
+_AFTER_FAILED_WRITE = ("Free space on its disk (or fix what the error names), then run the same command again: "
+                       "training continues from its last completed epoch")
+
+
+@contextlib.contextmanager
+def writing(path: Path, then: str = _AFTER_FAILED_WRITE) -> Iterator[None]:
+    """Turn an :class:`OSError` of the block, which writes ``path``, into a :class:`ModelDirError`.
+
+    The message names the file or folder, the system's reason (``No space left on device``) and ``then``: what
+    to do about it.
+    """
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / CHECKPOINT_DIR).mkdir(exist_ok=True)
+        yield
     except OSError as err:
-        raise ModelDirError(f"cannot create model folder {out}: {err}") from err
-    with _locked(out):
-        state = _load_state(out)  # again: another run may have finished an epoch meanwhile
-        _check_resumable(out, state, info, config)
-        _remove_temporary_files(out)
-        return _run(out, info, config, state, train_data, val_data, observer, devices)
+        reason = err.strerror or " ".join(str(err).split())
+        raise ModelDirError(f"{path}: cannot be written ({reason}). {then}") from err
 
 
 def _is_temporary(name: str) -> bool:
@@ -289,6 +319,14 @@ def _locked(out: Path):
 
 
 def _load_state(out: Path) -> dict | None:
+    """The committed state of the run in ``out``; None if no epoch was committed.
+
+    Raises
+    ------
+    ModelDirError
+        ``checkpoint/state.json`` cannot be read, or lacks or mistypes what resuming needs. Its ``early_stop``
+        record is not checked here: :func:`_run` recomputes it from the history when it is unusable.
+    """
     path = out / CHECKPOINT_DIR / STATE_JSON
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
@@ -296,9 +334,64 @@ def _load_state(out: Path) -> dict | None:
         return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ModelDirError(f"{path}: the run's state cannot be read ({err}); train into a new folder") from err
-    if not isinstance(state, dict) or "epochs_done" not in state:
-        raise ModelDirError(f"{path}: not a training state; train into a new folder")
+    problem = _state_problem(state)
+    if problem:
+        raise ModelDirError(f"{path}: not a usable training state ({problem}); train into a new folder")
     return state
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _state_problem(state) -> str:
+    """What makes a loaded ``state.json`` unusable for resuming or finishing a run; empty if nothing."""
+    if not isinstance(state, dict):
+        return f"a JSON object is expected. Received: {type(state).__name__}"
+    if state.get("format_version", MODEL_FORMAT_VERSION) != MODEL_FORMAT_VERSION:
+        return (f"format_version={state['format_version']!r} is not {MODEL_FORMAT_VERSION}; another version of "
+                "genreslice wrote it")
+    done = state.get("epochs_done")
+    if not _is_int(done) or done < 1:
+        return f"epochs_done={done!r} is not a number of epochs"
+    history = state.get("history")
+    if not isinstance(history, list) or len(history) != done:
+        return f"history must be a list of {done} epochs. Received: {repr(history)[:80]}"
+    for number, row in enumerate(history, 1):
+        if not isinstance(row, dict) or row.get("epoch") != number or not all(
+                _is_number(row.get(key)) for key in ("val_loss", "val_accuracy")):
+            return (f"history row {number} must be epoch {number} with its val_loss and val_accuracy. "
+                    f"Received: {repr(row)[:80]}")
+    if state.get("last") != _epoch_file(done):
+        return f"last={state.get('last')!r} is not {_epoch_file(done)!r}, the file of epoch {done}"
+    best_epoch = state.get("best_epoch")
+    if best_epoch is not None and not (_is_int(best_epoch) and 1 <= best_epoch <= done):
+        return f"best_epoch={best_epoch!r} is not an epoch from 1 to {done}"
+    best = _epoch_file(best_epoch) if best_epoch else state["last"]
+    if state.get("best") != best:
+        return f"best={state.get('best')!r} is not {best!r}, the file of its best epoch"
+    if not isinstance(state.get("stop_reason") or "", str) or not isinstance(state.get("stop_message", ""), str):
+        return f"stop_reason={state.get('stop_reason')!r} and stop_message must be text"
+    if not isinstance(state.get("metrics"), dict):
+        return f"metrics={state.get('metrics')!r} is not a JSON object"
+    digests = state.get("sha256", {})
+    if not isinstance(digests, dict) or not all(isinstance(value, str) for value in digests.values()):
+        return f"sha256={repr(digests)[:80]} is not a JSON object of file names and digests"
+    return ""
+
+
+def _early_stop_usable(state: dict) -> bool:
+    """Whether ``state``'s record of the early-stop rule can be given back to it (and agrees with the state)."""
+    record = state.get("early_stop")
+    if not isinstance(record, dict) or not {"best_loss", "best_epoch", "wait"} <= record.keys():
+        return False
+    best_epoch = None if state["best_epoch"] is None else state["best_epoch"] - 1  # the rule counts from 0
+    return (record["best_epoch"] == best_epoch and (record["best_loss"] is None or _is_number(record["best_loss"]))
+            and _is_int(record["wait"]) and record["wait"] >= 0)
 
 
 def _check_resumable(out: Path, state: dict | None, info: DatasetInfo, config: TrainConfig) -> None:
@@ -353,36 +446,44 @@ def _run(
     stopper = GoalEarlyStopping(
         target_accuracy=config.target_accuracy, target_loss=config.target_loss, patience=config.patience
     )
-    history: list[dict] = list(state["history"]) if state else []
-    epochs_done = int(state["epochs_done"]) if state else 0
-    if state and (state.get("stop_reason") not in (None, STOP_MAX_EPOCHS) or epochs_done >= config.epochs):
+    if state and (state.get("stop_reason") not in (None, STOP_MAX_EPOCHS) or state["epochs_done"] >= config.epochs):
+        history, epochs_done = list(state["history"]), state["epochs_done"]
         if read_model_json(out).get("status") != "finished":
             # The last epoch was committed but the run ended before its final files were written.
             counts = train_data.class_counts(len(info.classes))
             recorder = _EpochRecorder(out, info, config, state, history, stopper, train_data, val_data, observer,
                                       counts, devices)
             final_state = recorder.finish()
-            return _result(out, "finished", final_state, history, epochs_this_call=0, resumed_from=epochs_done)
+            return _result(out, "finished", final_state, history, epochs_this_call=0, resumed_from=epochs_done,
+                           notes=recorder.notes)
         logger.info("%s: training already finished (%s)", out, state.get("stop_message", ""))
+        _remove_checkpoints(checkpoint_dir, keep=_resumable_files(state))  # those an interrupted finish left
         return _result(out, "already_finished", state, history, epochs_this_call=0, resumed_from=epochs_done)
 
-    keras.utils.set_random_seed(config.seed + epochs_done)
     strategy = distribution_strategy(devices)
+    notes: list[str] = []
     if state:
-        try:
-            with strategy.scope():  # variables made in the scope are mirrored on every device
-                model = keras.models.load_model(checkpoint_dir / state["last"])
-            best_weights = keras.models.load_model(checkpoint_dir / state["best"]).get_weights()
-        except (OSError, ValueError, KeyError) as err:
-            raise ModelDirError(
-                f"{checkpoint_dir}: the checkpoint of epoch {epochs_done} cannot be loaded ({err}); train into a new folder"
-            ) from err
+        model, best_weights, restored, notes = _restore(out, state, strategy)
+        if restored is not state or not _early_stop_usable(state):
+            stopper.replay(restored["history"])
+            restored["early_stop"] = stopper.get_state()
+            if restored is state:
+                notes.append(f"{checkpoint_dir / STATE_JSON}: its early-stop record was missing or damaged; "
+                             "recomputed it from the run's history")
+            _write_text(checkpoint_dir / STATE_JSON, _state_text(restored))
+            _remove_checkpoints(checkpoint_dir, keep=(restored["last"], restored["best"]))
+        state = restored
+        for note in notes:
+            logger.warning("%s", note)
         has_best = state["early_stop"].get("best_epoch") is not None  # None: every val_loss so far was NaN
         stopper.set_state(state["early_stop"], best_weights if has_best else None)
         stopper.stop_reason = None
-        logger.info("%s: continuing from epoch %d", out, epochs_done)
-    else:
-        with strategy.scope():
+        logger.info("%s: continuing from epoch %d", out, state["epochs_done"])
+    history = list(state["history"]) if state else []
+    epochs_done = state["epochs_done"] if state else 0
+    keras.utils.set_random_seed(config.seed + epochs_done)
+    if not state:
+        with strategy.scope():  # variables made in the scope are mirrored on every device
             model = build_model(
                 config.model, len(info.classes), slice_size=info.slice_size, learning_rate=config.learning_rate
             )
@@ -418,25 +519,22 @@ def _run(
         )
     except (DatasetError, tf.errors.OpError) as err:
         # A bad slice: Keras reads the first batches itself, the rest reach us wrapped in TensorFlow's errors.
-        if isinstance(err, DatasetError):
-            reported = str(err)
-        else:
-            reported = next((line.split("DatasetError: ", 1)[1] for line in str(err.message).splitlines()
-                             if "DatasetError: " in line), None)
-            if reported is None:
-                raise
+        explained = explain_slice_error(err, (train_data, val_data), info.root)
+        if explained is None:
+            raise
         raise DatasetError(
-            f"{reported}. Training stopped; the epochs completed so far are kept in {out}. Restore the file or "
-            "rebuild the data set, then run the same command again."
+            f"{explained}. Training stopped; it continues from its last completed epoch, kept in {out}"
         ) from err
     final_state = recorder.finish()
     return _result(
         out, "finished", final_state, recorder.history,
         epochs_this_call=final_state["epochs_done"] - epochs_done, resumed_from=epochs_done,
+        notes=[*notes, *recorder.notes],
     )
 
 
-def _result(out: Path, status: str, state: dict, history: list[dict], *, epochs_this_call: int, resumed_from: int) -> TrainResult:
+def _result(out: Path, status: str, state: dict, history: list[dict], *, epochs_this_call: int, resumed_from: int,
+            notes: Sequence[str] = ()) -> TrainResult:
     return TrainResult(
         model_dir=out,
         status=status,
@@ -448,7 +546,139 @@ def _result(out: Path, status: str, state: dict, history: list[dict], *, epochs_
         best_epoch=state.get("best_epoch"),
         metrics=state.get("metrics", {}),
         history=history,
+        notes=tuple(notes),
     )
+
+
+def _restore(out: Path, state: dict, strategy) -> tuple[keras.Model, list, dict, list[str]]:
+    """Load a committed run to continue it: its last epoch, and its best epoch's weights, past damaged files.
+
+    Disk corruption can damage an epoch file during a long run. Each epoch file is checked against the SHA-256
+    ``state.json`` recorded when it was written (a state written without one: against Keras's loader only).
+    The best epoch has a second copy, ``model.keras``; a damaged file is replaced by an intact copy of the same
+    epoch. When the last epoch is damaged and is not the best one, the run goes back to its best epoch: the
+    history is cut there, and the caller recomputes the early-stop record for it and commits the state.
+    ``model.keras`` is rewritten if it does not hold the best epoch (damaged, or an interrupted run's).
+
+    Returns
+    -------
+    model : keras.Model
+        The epoch to continue from, made in ``strategy``'s scope, with its optimizer state.
+    best_weights : list
+        The best epoch's weights.
+    state : dict
+        ``state`` itself, or a new state rewound to the best epoch (not yet committed).
+    notes : list of str
+        What was damaged and what was done about it; empty when nothing was.
+
+    Raises
+    ------
+    ModelDirError
+        No intact copy of the epoch to continue from, or of the best epoch, is left.
+    """
+    checkpoint_dir = out / CHECKPOINT_DIR
+    last, best = state["last"], state["best"]
+    damaged: dict[Path, str] = {}
+
+    def nothing_left() -> ModelDirError:
+        listed = "; ".join(f"{path} ({why})" for path, why in damaged.items())
+        return ModelDirError(f"{out}: no intact copy of the epochs the run could continue from is left: {listed}. "
+                             "Train into a new folder")
+
+    loaded = _load_epoch(out, state, last, damaged, strategy.scope)
+    rewound = loaded is None and best != last
+    if rewound:
+        loaded = _load_epoch(out, state, best, damaged, strategy.scope)
+    if loaded is None:
+        raise nothing_left()
+    model, source = loaded
+    if best == last or rewound:
+        best_weights, best_source = model.get_weights(), source
+    else:
+        loaded_best = _load_epoch(out, state, best, damaged, contextlib.nullcontext)
+        if loaded_best is None:
+            raise nothing_left()
+        best_weights, best_source = loaded_best[0].get_weights(), loaded_best[1]
+
+    notes = []
+    best_file, model_file = checkpoint_dir / best, out / MODEL_FILE
+    for path, why in damaged.items():
+        if rewound and path.name == last:
+            done, back = state["epochs_done"], state["best_epoch"]
+            again = f"epoch {done}" if done == back + 1 else f"epochs {back + 1}-{done}"
+            notes.append(f"{path} is damaged ({why}): the run went back to epoch {back}, its best epoch, and trains "
+                         f"{again} again")
+        else:
+            notes.append(f"{path} is damaged ({why}); replaced it with {model_file}, a copy of the same epoch")
+    if best_source == model_file:
+        _copy_atomic(model_file, best_file)
+    elif not model_file.is_file() or _sha256(model_file) != _sha256(best_file):
+        logger.info("%s does not hold the best epoch (damaged, or an interrupted run's); rewriting it from %s",
+                    model_file, best_file)
+        _copy_atomic(best_file, model_file)
+    if rewound:
+        back = state["best_epoch"]
+        history = state["history"][:back]
+        state = {**state, "epochs_done": back, "last": best, "history": history, "early_stop": None,
+                 "stop_reason": None, "stop_message": "", "metrics": _metrics(history, back - 1),
+                 "sha256": {best: _sha256(best_file)}}
+    return model, best_weights, state, notes
+
+
+def _load_epoch(out: Path, state: dict, name: str, damaged: dict[Path, str],
+                scope) -> tuple[keras.Model, Path] | None:
+    """The model of committed epoch file ``name`` from its first intact copy, and that copy's path; None if none.
+
+    The copies are ``checkpoint/<name>`` and, for the best epoch, ``model.keras``. Each damaged copy is added to
+    ``damaged`` with the reason, and not tried twice. ``scope`` makes the context the model is loaded in.
+    """
+    copies = [out / CHECKPOINT_DIR / name] + ([out / MODEL_FILE] if name == state["best"] else [])
+    for path in copies:
+        if path in damaged:
+            continue
+        damaged[path] = _damage(path, state.get("sha256", {}).get(name))
+        if damaged[path]:
+            continue
+        try:
+            with scope():
+                model = keras.models.load_model(path)
+        except Exception as err:  # Keras raises zipfile, OSError, ValueError, KeyError, h5py errors for damaged files
+            damaged[path] = " ".join(f"{type(err).__name__}: {err}".split())
+            continue
+        del damaged[path]
+        return model, path
+    return None
+
+
+def _damage(path: Path, digest: str | None) -> str:
+    """What is wrong with an epoch file whose SHA-256 was recorded as ``digest`` (None: not recorded); empty if
+    nothing is seen (a file that matches may still fail to load)."""
+    try:
+        if digest is None:
+            return "" if path.is_file() else "missing"
+        return "" if _sha256(path) == digest else "its SHA-256 is not the one recorded when it was written"
+    except FileNotFoundError:
+        return "missing"
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _resumable_files(state: dict) -> tuple[str, ...]:
+    """The epoch files a committed run keeps: its last and best, unless a stop rule ended it for good (a run
+    stopped by its epoch limit keeps them, so that a re-run with a higher ``--epochs`` can continue it)."""
+    return (state["last"], state["best"]) if state.get("stop_reason") in (None, STOP_MAX_EPOCHS) else ()
+
+
+def _remove_checkpoints(checkpoint_dir: Path, *, keep: tuple[str, ...]) -> None:
+    """Remove the epoch files but ``keep``: older epochs, or damaged files the committed state no longer names."""
+    for stale in checkpoint_dir.glob("epoch-*.keras"):
+        if stale.name not in keep:
+            stale.unlink()
 
 
 def _epoch_file(epoch: int) -> str:
@@ -459,10 +689,11 @@ def _save_model_atomic(model: keras.Model, path: Path) -> None:
     # Keras insists on the .keras suffix, so the temporary name keeps it.
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
     try:
-        model.save(tmp)
-        _fsync(tmp)
-        os.replace(tmp, path)
-        _fsync(path.parent)
+        with writing(path):
+            model.save(tmp)
+            _fsync(tmp)
+            os.replace(tmp, path)
+            _fsync(path.parent)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -481,13 +712,23 @@ def _fsync(path: Path) -> None:
 def _copy_atomic(source: Path, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        shutil.copyfile(source, tmp)
-        _fsync(tmp)
-        os.replace(tmp, target)
+        with writing(target):
+            shutil.copyfile(source, tmp)
+            _fsync(tmp)
+            os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _write_text(path: Path, text: str) -> None:
+    with writing(path):
+        layout.write_text_atomic(path, text)
+
+
+def _state_text(state: dict) -> str:
+    return json.dumps(state, indent=1) + "\n"
 
 
 def _history_csv(history: list[dict]) -> str:
@@ -515,6 +756,7 @@ class _EpochRecorder(keras.callbacks.Callback):
         self.counts = counts
         self.checkpoint_dir = out / CHECKPOINT_DIR
         self.state = state or {}  # the committed state; replaced at every epoch's commit
+        self.notes: list[str] = []  # damaged files met while finishing
         self._epoch_started = 0.0
 
     def base_record(self) -> dict:
@@ -558,6 +800,8 @@ class _EpochRecorder(keras.callbacks.Callback):
         _save_model_atomic(self.model, self.checkpoint_dir / name)
         best_epoch = self.stopper.best_epoch
         best_name = _epoch_file(best_epoch + 1) if best_epoch is not None else name
+        # Of the files the state names: the best epoch's was recorded when it was written.
+        digests = {best_name: self.state.get("sha256", {}).get(best_name), name: _sha256(self.checkpoint_dir / name)}
         self.state = {
             "format_version": MODEL_FORMAT_VERSION,
             "epochs_done": epoch + 1,
@@ -571,12 +815,11 @@ class _EpochRecorder(keras.callbacks.Callback):
             "settings": self.config.run_settings(),
             "fingerprint": self.info.fingerprint,
             "metrics": _metrics(self.history, best_epoch),
+            "sha256": {file: digest for file, digest in digests.items() if digest},
         }
-        layout.write_text_atomic(self.checkpoint_dir / STATE_JSON, json.dumps(self.state, indent=1) + "\n")
+        _write_text(self.checkpoint_dir / STATE_JSON, _state_text(self.state))
         # Derived files: regenerated from the committed state, so a crash here loses nothing.
-        for stale in self.checkpoint_dir.glob("epoch-*.keras"):
-            if stale.name not in (name, best_name):
-                stale.unlink()
+        _remove_checkpoints(self.checkpoint_dir, keep=(name, best_name))
         if best_name == name:
             _copy_atomic(self.checkpoint_dir / name, self.out / MODEL_FILE)
         self.write_derived_files()
@@ -584,13 +827,15 @@ class _EpochRecorder(keras.callbacks.Callback):
 
     def write_derived_files(self) -> None:
         """history.csv and curves.png, from the committed history."""
-        layout.write_text_atomic(self.out / HISTORY_CSV, _history_csv(self.history))
-        plot_training_curves(self.history, self.out / CURVES_PNG)
+        _write_text(self.out / HISTORY_CSV, _history_csv(self.history))
+        with writing(self.out / CURVES_PNG):
+            plot_training_curves(self.history, self.out / CURVES_PNG)
 
     def finish(self) -> dict:
         """After fit: record why training ended, write the final model and model.json.
 
-        Each step can be redone: a run that ends between them is finished by the next call.
+        Each step can be redone: a run that ends between them is finished by the next call, until model.json
+        says ``finished``, which is written last.
         """
         state = self.state
         if not state.get("stop_reason"):
@@ -600,11 +845,24 @@ class _EpochRecorder(keras.callbacks.Callback):
                 f"reached the last epoch ({done})" if done == limit
                 else f"the epoch limit is {limit} and {done} epochs were already done"
             )
-        layout.write_text_atomic(self.checkpoint_dir / STATE_JSON, json.dumps(state, indent=1) + "\n")
-        # The callback restored the best weights; the best epoch's file holds the same weights.
-        best_file = self.checkpoint_dir / state["best"]
-        if best_file.exists() or not (self.out / MODEL_FILE).exists():
-            _copy_atomic(best_file, self.out / MODEL_FILE)
+        _write_text(self.checkpoint_dir / STATE_JSON, _state_text(state))
+        # The callback restored the best weights; the best epoch's file holds the same weights. Once copied, it
+        # is removed if a stop rule ended the run (an earlier finish may have done so already).
+        best_file, model_file = self.checkpoint_dir / state["best"], self.out / MODEL_FILE
+        digest = state.get("sha256", {}).get(state["best"])
+        best_damage = _damage(best_file, digest)
+        if not best_damage:
+            _copy_atomic(best_file, model_file)
+        elif _damage(model_file, digest):
+            raise ModelDirError(
+                f"no intact copy of the best epoch ({state['best_epoch']}) is left to be the final model "
+                f"({best_file}: {best_damage}; {model_file}: {_damage(model_file, digest)}). Train into a new folder"
+            )
+        elif best_damage != "missing":  # missing: removed by an earlier finish, after it was copied
+            self.notes.append(f"{best_file} is damaged ({best_damage}); {model_file}, a copy of the same epoch, is "
+                              "the final model")
+            logger.warning("%s", self.notes[-1])
+        _remove_checkpoints(self.checkpoint_dir, keep=_resumable_files(state))
         record = self.base_record()
         record.update(
             {
@@ -617,11 +875,6 @@ class _EpochRecorder(keras.callbacks.Callback):
         )
         self.write_derived_files()
         _write_model_json(self.out, self.info, self.config, record, status="finished")
-        if state["stop_reason"] != STOP_MAX_EPOCHS:
-            # Finished for good: the resumable copies are no longer needed (a run stopped by its epoch limit
-            # keeps them, so that a re-run with a higher --epochs can continue it).
-            for stale in self.checkpoint_dir.glob("epoch-*.keras"):
-                stale.unlink()
         return state
 
 
@@ -646,4 +899,4 @@ def _write_model_json(out: Path, info: DatasetInfo, config: TrainConfig, extra: 
         "model_file": MODEL_FILE,
     }
     record.update(extra)
-    layout.write_text_atomic(out / MODEL_JSON, json.dumps(record, indent=2) + "\n")
+    _write_text(out / MODEL_JSON, json.dumps(record, indent=2) + "\n")

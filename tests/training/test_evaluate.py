@@ -3,14 +3,20 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline import layout
 from pipeline.layout import DATASET_JSON, SLICES_CSV
+from tests.processes import build_could_start, hold_lock, stop
 from training.data_source import load_slices
 from training.dataset import load_dataset_info, read_split
 from training.errors import DatasetError, ModelDirError
@@ -143,15 +149,7 @@ def test_an_empty_split_and_a_bad_model_folder(toy_model, tmp_path):
 def test_wrong_labels_show_off_the_diagonal(toy_model, tmp_path):
     """Labels rotated (Electronic songs called Jazz, Jazz called Rock, Rock called Electronic): the same model now
     gets every song wrong, and the matrix says which way (rows = the data set's genre, columns = predicted)."""
-    data = copy_tables(toy_model, tmp_path / "rotated")
-    (data / "slices").symlink_to(toy_model / "dataset" / "slices")
-    rows = read_rows(data / SLICES_CSV)
-    genre = rows[0].index("genre")
-    rotate = {"Electronic": "Jazz", "Jazz": "Rock", "Rock": "Electronic"}
-    for row in rows[1:]:
-        row[genre] = rotate[row[genre]]
-    with open(data / SLICES_CSV, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows(rows)
+    data = rotated_dataset(toy_model, tmp_path / "rotated")
     model = copy_model(toy_model, tmp_path / "model")
     result = evaluate_model(data, model)
     metrics = result.metrics
@@ -168,3 +166,190 @@ def test_wrong_labels_show_off_the_diagonal(toy_model, tmp_path):
     songs = list(csv.DictReader(open(model / "eval" / "test" / "songs.csv", newline="", encoding="utf-8")))
     assert {(row["genre"], row["majority"]) for row in songs} == {("Electronic", "Rock"), ("Jazz", "Electronic"),
                                                                  ("Rock", "Jazz")}
+
+
+def digest(folder):
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in sorted(folder.rglob("*"))
+            if path.is_file()}
+
+
+def rotated_dataset(toy_model, target):
+    """The toy data set with every song's genre label moved on by one: evaluations of it differ in every file."""
+    data = copy_tables(toy_model, target)
+    (data / "slices").symlink_to(toy_model / "dataset" / "slices")
+    rows = read_rows(data / SLICES_CSV)
+    genre = rows[0].index("genre")
+    rotate = {"Electronic": "Jazz", "Jazz": "Rock", "Rock": "Electronic"}
+    for row in rows[1:]:
+        row[genre] = rotate[row[genre]]
+    (data / SLICES_CSV).write_text(layout.csv_text(rows[0], rows[1:]), encoding="utf-8")
+    return data
+
+
+def test_an_interrupted_evaluation_leaves_the_previous_results_whole(toy_model, tmp_path, monkeypatch):
+    import training.evaluate as evaluate_module
+
+    model = copy_model(toy_model, tmp_path / "model")
+    evaluate_model(toy_model / "dataset", model)
+    before = digest(model / "eval" / "test")
+    assert sorted(before) == ["confusion.csv", "confusion.png", "metrics.json", "songs.csv"]
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # after confusion.csv, before the other files
+
+    monkeypatch.setattr(evaluate_module, "plot_confusion_matrix", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_model(rotated_dataset(toy_model, tmp_path / "rotated"), model)
+    assert digest(model / "eval" / "test") == before  # every file of the first run, none of the second
+    assert os.listdir(model / "eval") == ["test"]
+
+
+def test_a_stop_between_the_two_renames_puts_the_previous_results_back(toy_model, tmp_path, monkeypatch):
+    model = copy_model(toy_model, tmp_path / "model")
+    evaluate_model(toy_model / "dataset", model)
+    before = digest(model / "eval" / "test")
+    replace, stops = os.replace, []
+
+    def stopped_after_moving_the_old_aside(source, destination, **kwargs):
+        if Path(destination) == model / "eval" / "test" and not stops:  # the new results into place, the first time
+            stops.append(source)
+            raise KeyboardInterrupt
+        return replace(source, destination, **kwargs)
+
+    monkeypatch.setattr(os, "replace", stopped_after_moving_the_old_aside)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_model(rotated_dataset(toy_model, tmp_path / "rotated"), model)
+    monkeypatch.undo()
+    assert stops and digest(model / "eval" / "test") == before and os.listdir(model / "eval") == ["test"]
+
+
+def test_a_full_disk_keeps_the_previous_results_and_names_the_folder(toy_model, tmp_path, monkeypatch):
+    model = copy_model(toy_model, tmp_path / "model")
+    evaluate_model(toy_model / "dataset", model)
+    before = digest(model / "eval" / "test")
+    replace = os.replace
+
+    def disk_full(source, destination, **kwargs):
+        if Path(destination).name == "metrics.json":
+            raise OSError(28, "No space left on device")
+        return replace(source, destination, **kwargs)
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(ModelDirError) as caught:
+        evaluate_model(rotated_dataset(toy_model, tmp_path / "rotated"), model)
+    assert str(caught.value) == (f"{model / 'eval' / 'test'}: cannot be written (No space left on device). Free "
+                                 "space on its disk (or fix what the error names), then run the same command again; "
+                                 "the previous results of this split are kept until then")
+    assert digest(model / "eval" / "test") == before and os.listdir(model / "eval") == ["test"]
+
+
+def test_leftovers_of_killed_evaluations_are_removed_by_the_next(toy_model, tmp_path):
+    model = copy_model(toy_model, tmp_path / "model")
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        eval_dir = model / "eval"
+        for name in (f".test.{ended.pid}.tmp", f".validation.{ended.pid}.tmp.old", f".test.{running.pid}.tmp"):
+            (eval_dir / name).mkdir(parents=True)
+            (eval_dir / name / "confusion.csv").write_text("half")
+        (eval_dir / "test").mkdir()
+        (eval_dir / "test" / ".songs.csv.x1y2.tmp").write_text("half")  # as evaluations wrote files until now
+        (eval_dir / "test" / "confusion.csv").write_text("of an earlier run")
+        result = evaluate_model(toy_model / "dataset", model)
+        # The folder of a process that still runs may be an evaluation at work: it stays. The previous results a
+        # killed run had moved aside (and not replaced yet) are put back.
+        assert sorted(os.listdir(eval_dir)) == [f".test.{running.pid}.tmp", "test", "validation"]
+        assert (eval_dir / "validation" / "confusion.csv").read_text() == "half"
+        assert sorted(os.listdir(eval_dir / "test")) == ["confusion.csv", "confusion.png", "metrics.json",
+                                                          "songs.csv"]
+        assert read_rows(eval_dir / "test" / "confusion.csv")[1:] == [
+            [name, *map(str, row)] for name, row in zip(result.metrics["classes"], result.metrics["confusion_matrix"])]
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_genre_names_with_commas_quotes_and_line_breaks_survive_the_csv_files(toy_model, tmp_path):
+    import pandas as pd
+
+    names = {"Electronic": 'Electronic, "EDM"', "Jazz": "Jazz\rSwing", "Rock": "Rock\n'n' Roll"}
+
+    def renamed(meta):
+        meta["classes"] = [names[name] for name in meta["classes"]]
+
+    data = copy_tables(toy_model, tmp_path / "data", renamed)
+    (data / "slices").symlink_to(toy_model / "dataset" / "slices")
+    rows = read_rows(data / SLICES_CSV)
+    genre = rows[0].index("genre")
+    for row in rows[1:]:
+        row[genre] = names[row[genre]]
+    (data / SLICES_CSV).write_text(layout.csv_text(rows[0], rows[1:]), encoding="utf-8")
+    model = copy_model(toy_model, tmp_path / "model")
+    record = json.loads((model / "model.json").read_text())
+    renamed(record)
+    (model / "model.json").write_text(json.dumps(record))
+
+    result = evaluate_model(data, model)
+    classes = list(names.values())
+    assert result.metrics["classes"] == classes and result.metrics["song_accuracy_majority"] == 1.0
+    songs = pd.read_csv(result.out_dir / "songs.csv", dtype=str)
+    assert len(songs) == 6 and set(songs["genre"]) == set(classes) and (songs["genre"] == songs["majority"]).all()
+    confusion = read_rows(result.out_dir / "confusion.csv")
+    assert confusion[0] == ["true \\ predicted", *classes] and [row[0] for row in confusion[1:]] == classes
+    assert pd.read_csv(result.out_dir / "confusion.csv").shape == (3, 4)
+
+
+def test_evaluation_is_refused_while_a_build_changes_the_data_set(toy_model, tmp_path):
+    model = copy_model(toy_model, tmp_path / "model")
+    lock = toy_model / "dataset" / layout.STATE_DIR / "lock"
+    assert lock.is_file()  # the build left it
+    holder = hold_lock(lock)
+    try:
+        with pytest.raises(DatasetError) as caught:
+            evaluate_model(toy_model / "dataset", model)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert str(caught.value) == (f"a build is changing {toy_model / 'dataset'} (process {holder.pid}); wait for it "
+                                 "to finish, then run this command again")
+    assert sorted(os.listdir(model)) == ["model.json", "model.keras"]  # nothing written
+
+
+def test_an_evaluation_reads_the_data_set_beside_other_readers(toy_model, tmp_path):
+    from training.evaluate import EvaluateObserver
+
+    lock = toy_model / "dataset" / layout.STATE_DIR / "lock"
+    other_reader = hold_lock(lock, shared=True)  # a training, say
+    seen = []
+
+    class Probe(EvaluateObserver):
+        def on_start(self, n_slices, n_batches):
+            stop(other_reader)  # from now on only the evaluation holds the lock
+            seen.append(build_could_start(lock))
+
+    try:
+        result = evaluate_model(toy_model / "dataset", copy_model(toy_model, tmp_path / "model"), observer=Probe())
+    finally:
+        stop(other_reader)
+    assert result.metrics["n_songs"] == 6 and seen == [False]
+    assert build_could_start(lock)
+
+
+@pytest.mark.parametrize("batch_size", [256, 4], ids=["first batch", "later batch, through TensorFlow"])
+def test_a_damaged_slice_says_how_to_render_it_anew(toy_model, tmp_path, batch_size):
+    data = tmp_path / "data"
+    shutil.copytree(toy_model / "dataset", data)
+    info = load_dataset_info(data)
+    paths, _, _ = read_split(info, "test")
+    victim = Path(paths[-1])
+    damaged = bytearray(victim.read_bytes())
+    damaged[len(damaged) // 2:len(damaged) // 2 + 16] = bytes(16)  # the same size: a build would not notice
+    victim.write_bytes(bytes(damaged))
+    with pytest.raises(DatasetError) as caught:
+        evaluate_model(data, copy_model(toy_model, tmp_path / "model"), batch_size=batch_size)
+    message = str(caught.value)
+    assert message.startswith(f"{victim}: cannot be read as a slice (") and "\n" not in message
+    assert message.endswith(f". To render it anew, delete its track folder {victim.parent} and run 'genreslice "
+                            f"build' again with the same AUDIO_DIR and {data} as DATASET_DIR; then run the same "
+                            "command again")

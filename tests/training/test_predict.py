@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -261,3 +264,45 @@ def test_a_path_that_cannot_be_examined_fails_alone(classifier, new_songs):
     songs = classifier.classify([too_long, good])
     assert songs[0].status == "failed" and songs[0].reason == "cannot be examined: File name too long"
     assert songs[1].ok and songs[1].genre == truth[good]
+
+
+@pytest.mark.parametrize("key, value", [
+    ("columns_per_second", 0), ("columns_per_second", -50.1), ("columns_per_second", "50"),
+    ("slice_seconds", 0.0), ("slice_seconds", float("nan")), ("slice_seconds", float("inf")),
+    ("slice_seconds", True),
+])
+def test_unusable_slice_timing_in_model_json_is_refused(toy_model, tmp_path, key, value):
+    import json
+
+    model = tmp_path / "model"
+    shutil.copytree(toy_model / "model", model, ignore=shutil.ignore_patterns("checkpoint", "logs", "eval"))
+    record = json.loads((model / "model.json").read_text())
+    assert record["spectrogram"][key] > 0  # what the build measured
+    record["spectrogram"][key] = value
+    (model / "model.json").write_text(json.dumps(record))
+    with pytest.raises(ModelDirError) as caught:
+        Classifier(model)
+    assert str(caught.value) == (f"{model / 'model.json'}: spectrogram.{key}={value!r} must be a number above 0. "
+                                 "Restore the file from a backup, or copy the value from the 'spectrogram' block of "
+                                 "the data set's dataset.json")
+
+
+def test_folders_that_cannot_be_read_are_reported_as_failed_inputs(tmp_path):
+    from tests.processes import unprivileged
+
+    root = tmp_path / "music"
+    synth(root / "open/a.wav", 3.0)
+    synth(root / "locked/b.wav", 3.0)
+    code = ("import json, sys\n"
+            "from training.predict import collect_audio\n"
+            "print(json.dumps([[[item.shown, item.problem] for item in collect_audio([path])] for path in sys.argv[1:]]))\n")
+    (root / "locked").chmod(0)
+    try:
+        run = subprocess.run([*unprivileged(), sys.executable, "-c", code, str(root), str(root / "locked")],
+                             capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2], check=True)
+    finally:
+        (root / "locked").chmod(0o755)
+    assert json.loads(run.stdout) == [
+        [[f"{root}/locked", "cannot read this folder: Permission denied"], [f"{root}/open/a.wav", ""]],  # in a folder
+        [[f"{root}/locked", "cannot read this folder: Permission denied"]],  # given itself
+    ]

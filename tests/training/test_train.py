@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from scripts.synthetic_slices import write_synthetic_dataset
-from tests.pipeline.test_build import hold_lock
+from tests.processes import hold_lock
 from training.dataset import load_dataset_info
 from training.errors import DatasetError, ModelDirError
 from training.settings import TrainConfig
