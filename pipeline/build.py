@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from genre_getters.base import LabelSource
 from pipeline import layout
@@ -263,7 +263,8 @@ def build_dataset(
     with _prepared_output(out) as state:
         _check_settings(out, state, settings)
         journal_path = state / "journal.jsonl"
-        stock = _take_stock(load_journal(journal_path), scan, out, retry_failed=retry_failed)
+        stock = _take_stock(load_journal(journal_path, rewrite_damaged=True), scan, audio_root, out,
+                            retry_failed=retry_failed)
         stock.check_drops(out, audio_root, prune_missing=prune_missing)
         files = sorted([*scan.files, *stock.unreachable_files(audio_root)], key=lambda audio: audio.rel_path)
         scratch = state / "tmp"
@@ -272,9 +273,7 @@ def build_dataset(
         processed, audio_seconds = 0, 0.0
         executor = executor_factory(config.workers) if config.workers > 1 else None
         try:
-            built_ids = {record["track_id"]: path for path, record in stock.reusable.items()
-                         if record["status"] == "ok"}
-            plan = _plan(files, label_source, config, selection, observer, executor, executor_factory, built_ids)
+            plan = _plan(files, label_source, config, selection, observer, executor, executor_factory, stock.owners)
             stock.describe_unusable(plan)
             planned_ids = {row["path"]: row["track_id"] for row in plan.rows if row["status"] == TO_BUILD}
             done = {path: record for path, record in stock.reusable.items()
@@ -604,6 +603,11 @@ def _prepared_output(out: Path) -> Iterator[Path]:
             ) from None
         except OSError as err:
             raise OutputError(f"cannot lock {lock_path}: {err}") from err
+        # Temporary files of atomic writes that a kill interrupted (settings, a journal rewrite).
+        for entry in state.iterdir():
+            if entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file():
+                with contextlib.suppress(OSError):
+                    entry.unlink()
         yield state
 
 
@@ -677,7 +681,8 @@ class _Stock:
         ``rel_path -> record`` for tracks whose file cannot be used now: in a folder that cannot be read, or there
         but not examinable (permissions, a link gone bad). Their rows fail for this run.
     unreachable : dict
-        ``rel_path -> reason`` for those in folders that could not be read (discovery did not list them).
+        ``rel_path -> reason`` for those discovery did not list: in folders that could not be read, or gone from a
+        folder that is empty now (an unmounted drive).
     held : list of dict
         Records of the built tracks among the unusable ones: their slices stay on disk for a later run.
     gone : list of dict
@@ -686,6 +691,9 @@ class _Stock:
         ``rel_path -> attempts so far`` of earlier failures that are tried again.
     damaged : set of str
         Paths of built tracks whose slice files are missing or damaged.
+    owners : dict
+        ``track_id -> rel_path`` of the built tracks whose file is still there (usable or not): each keeps its
+        track id, and so its slice folder, against any other file claiming the id.
     built : int
         Built tracks whose slices are on disk, the share of which ``check_drops`` compares against.
     """
@@ -697,6 +705,7 @@ class _Stock:
     gone: list[dict] = field(default_factory=list)
     retried: dict[str, int] = field(default_factory=dict)
     damaged: set[str] = field(default_factory=set)
+    owners: dict[str, str] = field(default_factory=dict)
     built: int = 0
 
     def check_drops(self, out: Path, audio_root: Path, *, prune_missing: bool) -> None:
@@ -722,7 +731,7 @@ class _Stock:
             "slices of files that are gone are deleted), run the same command with --prune-missing.")
 
     def unreachable_files(self, audio_root: Path) -> list[AudioFile]:
-        """A failed stand-in file for each track in an unreadable folder, so it keeps a row with the reason."""
+        """A failed stand-in file for each unreachable track, so it keeps a row with the reason."""
         return [AudioFile(audio_root / path, path, self.unusable[path]["size"], self.unusable[path]["mtime_ns"],
                           problem=reason) for path, reason in self.unreachable.items()]
 
@@ -733,7 +742,8 @@ class _Stock:
                 row.update({key: self.unusable[row["path"]].get(key, "") for key in ("track_id", "artist", "genre")})
 
 
-def _take_stock(records: dict[str, dict], scan: AudioScan, out: Path, *, retry_failed: bool) -> _Stock:
+def _take_stock(records: dict[str, dict], scan: AudioScan, audio_root: Path, out: Path, *,
+                retry_failed: bool) -> _Stock:
     """Sort the journal's records by what this run must do with them (see :class:`_Stock`)."""
     stock = _Stock()
     current = {audio.rel_path: audio for audio in scan.files}
@@ -745,15 +755,24 @@ def _take_stock(records: dict[str, dict], scan: AudioScan, out: Path, *, retry_f
         on_disk = owns_folder and (out / layout.track_slice_dir(record["track_id"])).is_dir()
         stock.built += on_disk
         audio = current.get(path)
-        folder = scan.unreadable_folder_of(path) if audio is None else None
-        if audio is None and folder is None:
-            if on_disk:
-                stock.gone.append(record)
-            continue
-        if folder is not None or audio.problem:
-            stock.unusable[path] = record
+        reason = None
+        if audio is None:
+            folder = scan.unreadable_folder_of(path)
             if folder is not None:
-                stock.unreachable[path] = f"cannot read folder {folder}: {scan.unreadable[folder]}"
+                reason = f"cannot read folder {folder}: {scan.unreadable[folder]}"
+            elif on_disk and (folder := _emptied_folder(audio_root, path)) is not None:
+                reason = f"folder {folder} is empty now (an unmounted drive?)"
+            elif on_disk:
+                stock.gone.append(record)
+                continue
+            else:
+                continue
+        if owns_folder:
+            stock.owners[record["track_id"]] = path
+        if reason is not None or audio.problem:
+            stock.unusable[path] = record
+            if reason is not None:
+                stock.unreachable[path] = reason
             if on_disk:
                 stock.held.append(record)
             continue
@@ -769,6 +788,24 @@ def _take_stock(records: dict[str, dict], scan: AudioScan, out: Path, *, retry_f
         else:
             stock.reusable[path] = record
     return stock
+
+
+def _emptied_folder(audio_root: Path, rel_path: str) -> str | None:
+    """The folder below ``audio_root`` holding nothing at all where the file ``rel_path`` was, if any.
+
+    A file that is gone together with everything beside it, from a folder that is still there, is more likely on
+    a drive no longer mounted there than deleted: its track is kept, as for a folder that cannot be read.
+    """
+    parent = PurePosixPath(rel_path).parent
+    while parent.parts:
+        folder = audio_root / parent
+        if folder.is_dir():
+            try:
+                return None if any(os.scandir(folder)) else f"{parent}/"
+            except OSError:
+                return None
+        parent = parent.parent
+    return None
 
 
 def _slices_intact(out: Path, record: dict) -> bool:

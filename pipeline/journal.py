@@ -24,17 +24,20 @@ logger = logging.getLogger(__name__)
 _FSYNC_INTERVAL_S = 2.0
 
 
-def load_journal(path: str | os.PathLike) -> dict[str, dict]:
+def load_journal(path: str | os.PathLike, *, rewrite_damaged: bool = False) -> dict[str, dict]:
     """Read the journal into ``{rel_path: record}``: the last record for a path wins, and the dict is ordered by
     each path's last record, so a later entry published its track folder after an earlier one.
 
     A torn last line is cut off the file so later appends start on a fresh line. A damaged line (see
-    :func:`record_problem`) is logged and dropped together with the earlier records of its path and track id.
+    :func:`record_problem`) is logged and dropped together with the earlier records of its path and track id;
+    with ``rewrite_damaged`` (the caller holds the build lock) the journal is then rewritten with the records kept,
+    so the damage is reported once.
     """
     path = Path(path)
     records: dict[str, dict] = {}
     if not path.exists():
         return records
+    damaged = False
     good_end = 0
     with open(path, "rb") as handle:
         for number, line in enumerate(handle, start=1):
@@ -51,12 +54,19 @@ def load_journal(path: str | os.PathLike) -> dict[str, dict]:
                 records[record["path"]] = record
                 continue
             logger.warning("ignoring line %d of %s (%s); its track will be built again", number, path, problem)
+            damaged = True
             if isinstance(record, dict):
                 doubtful = [key for key, kept in records.items()
                             if key == record.get("path") or kept["track_id"] == record.get("track_id")]
                 for key in doubtful:
                     del records[key]
-    if good_end != path.stat().st_size:
+    if damaged and rewrite_damaged:
+        text = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records.values())
+        try:
+            layout.write_text_atomic(path, text)
+        except OSError as err:
+            raise OutputError(f"cannot rewrite the build journal {path}: {err.strerror or err}") from err
+    elif good_end != path.stat().st_size:
         with open(path, "r+b") as handle:
             handle.truncate(good_end)
     return records

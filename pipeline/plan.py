@@ -193,8 +193,8 @@ def plan_build(
         Called with the number of files labelled since the last call.
     built_ids : Mapping of str to str, optional
         ``track_id -> rel_path`` of tracks already built in the output folder. When several files claim one
-        track id, the one already built keeps it, else a full-quality file beats a ``.low.`` copy, else the
-        first in discovery order; the others fail with the reason.
+        track id, the one already built keeps it (while its file is there, usable or not), else a full-quality file
+        beats a ``.low.`` copy, else the first in discovery order; the others fail with the reason.
 
     Raises
     ------
@@ -260,13 +260,19 @@ def plan_build(
 
 def _id_owners(labels: list[tuple[AudioFile, TrackLabel]], track_ids: list[str],
                built_ids: Mapping[str, str]) -> dict[str, str]:
-    """``track_id -> rel_path`` of the file that gets each id claimed by a buildable file (see ``plan_build``)."""
+    """``track_id -> rel_path`` of the file that gets each id claimed by a buildable file (see ``plan_build``).
+
+    A built track keeps its id while its file is there, even when the file cannot be used on this run (a folder
+    that cannot be entered): another file claiming the id would render into its slice folder.
+    """
+    present = {audio.rel_path for audio, _ in labels}
     claims: dict[str, list[tuple[bool, bool, int, str]]] = collections.defaultdict(list)
     for index, ((audio, label), track_id) in enumerate(zip(labels, track_ids)):
         if label.genre and not audio.problem and audio.size:
             claims[track_id].append((built_ids.get(track_id) != audio.rel_path, ".low." in audio.rel_path.lower(),
                                      index, audio.rel_path))
-    return {track_id: min(candidates)[3] for track_id, candidates in claims.items()}
+    return {track_id: built_ids[track_id] if built_ids.get(track_id) in present else min(candidates)[3]
+            for track_id, candidates in claims.items()}
 
 
 def _assign_splits(rows: list[dict], labels: dict[str, TrackLabel],

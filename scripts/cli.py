@@ -77,7 +77,7 @@ def stop_signals_raise():
     def on_signal(signum, frame) -> None:
         if received:
             with contextlib.suppress(OSError):
-                os.write(2, f"\ngenreslice: stopped at once ({signal.Signals(signum).name} again).\n".encode())
+                os.write(2, f"\ngenreslice: stopped at once ({signal.Signals(signum).name} while stopping).\n".encode())
             os._exit(128 + received[0])
         received.append(signum)
         raise StopRequested(signum)
@@ -870,12 +870,12 @@ def print_summary(summary: BuildSummary) -> None:
     if summary.removed:
         print(f"Removed {plural(summary.removed, 'track')} whose audio files are gone, with their slices.")
     if summary.unreachable:
-        print(f"{plural(summary.unreachable, 'built track')} cannot be read now: failed for now, their slices kept; "
-              "fix the files or folders and run the same command again.")
+        print(f"{plural(summary.unreachable, 'built track')} cannot be read now: failed for now, slices kept; fix "
+              "the files or folders and run the same command again.")
     if summary.unreadable_folders:
         folder, reason = next(iter(summary.unreadable_folders.items()))
         print(f"{plural(len(summary.unreadable_folders), 'folder')} could not be read (e.g. {folder!r}: {reason}); "
-              "files in them that were never built are not in this data set.")
+              "files there that were never built are not in this data set.")
     if summary.not_retried:
         print(f"{plural(summary.not_retried, 'failed track')} not tried again (SoX rejected it, or it failed "
               f"{MAX_FAILED_ATTEMPTS} times on the same file); --retry-failed tries again.")

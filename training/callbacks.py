@@ -16,6 +16,7 @@ STOP_TARGET = "target"
 STOP_PATIENCE = "patience"
 STOP_MAX_EPOCHS = "max_epochs"
 STOP_DIVERGED = "diverged"
+STOP_REASONS = (STOP_TARGET, STOP_PATIENCE, STOP_MAX_EPOCHS, STOP_DIVERGED)
 
 
 class GoalEarlyStopping(keras.callbacks.Callback):

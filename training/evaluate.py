@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +43,8 @@ CONFUSION_CSV = "confusion.csv"
 CONFUSION_PNG = "confusion.png"
 SONGS_CSV = "songs.csv"
 METRICS_FORMAT_VERSION = 1
-_SCRATCH_NAME = re.compile(r"^\.(?P<split>[^/]+)\.(?P<pid>[0-9]+)\.tmp(\.old)?$")  # and layout.replace_folder's trash
+# A scratch folder, or layout.replace_folder's trash beside it: ".test.HOST.PID.TOKEN.tmp[.old]".
+_SCRATCH_NAME = re.compile(r"^\.(?P<split>[a-z]+)\.(?P<host>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp(\.old)?$")
 
 
 class EvaluateObserver:
@@ -189,10 +192,11 @@ def _write_folder(out: Path, write_files: Callable[[Path], None]) -> None:
     """Write a folder as one unit: ``write_files`` fills a scratch folder next to ``out``, which then replaces it.
 
     A run stopped at any point (an error, Ctrl-C, ``kill -9``) leaves the previous ``out`` as it was; the
-    scratch folders of killed runs are removed here, by the next run.
+    scratch folders of killed runs are removed here, by the next run. Scratch folders are named by host, process
+    and a random token, so evaluations on other machines sharing the folder, or in other threads, are left alone.
     """
     eval_dir = out.parent
-    scratch = eval_dir / f".{out.name}.{os.getpid()}.tmp"
+    scratch = eval_dir / f".{out.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
         with writing(out, then="Free space on its disk (or fix what the error names), then run the same command "
                                "again; the previous results of this split are kept until then"):
@@ -216,8 +220,10 @@ def _restore_previous(out: Path, trash: Path) -> None:
 def _remove_leftovers(eval_dir: Path) -> None:
     """Remove the scratch folders of evaluations whose process has ended (killed before they finished); previous
     results a killed run had moved aside, and not replaced yet, are put back first."""
+    host = socket.gethostname()
     leftovers = [(entry, match) for entry in eval_dir.iterdir()
-                 if (match := _SCRATCH_NAME.match(entry.name)) and not _process_running(int(match["pid"]))]
+                 if (match := _SCRATCH_NAME.match(entry.name)) and match["host"] == host
+                 and not _process_running(int(match["pid"]))]
     for entry, match in leftovers:
         if entry.name.endswith(".old"):
             _restore_previous(eval_dir / match["split"], entry)
@@ -226,9 +232,10 @@ def _remove_leftovers(eval_dir: Path) -> None:
 
 
 def _process_running(pid: int) -> bool:
-    """Whether another process ``pid`` runs; True when that cannot be told (it may be evaluating)."""
+    """Whether process ``pid`` of this machine runs (this one included: another thread may be evaluating); True
+    when that cannot be told."""
     if pid == os.getpid():
-        return False  # this process cleans up after itself, so a folder of its pid is an earlier process's
+        return True
     if os.name != "posix":
         return True  # os.kill(pid, 0) would not test but stop the process there
     try:

@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import layout
-from training.callbacks import STOP_MAX_EPOCHS, GoalEarlyStopping
+from training.callbacks import STOP_MAX_EPOCHS, STOP_REASONS, GoalEarlyStopping
 from training.data_source import SliceDataSource, explain_slice_error
 from training.dataset import DatasetInfo, load_dataset_info, reading_dataset
 from training.errors import DatasetError, ModelDirError
@@ -363,8 +363,9 @@ def _state_problem(state) -> str:
         return f"history must be a list of {done} epochs. Received: {repr(history)[:80]}"
     for number, row in enumerate(history, 1):
         if not isinstance(row, dict) or row.get("epoch") != number or not all(
-                _is_number(row.get(key)) for key in ("val_loss", "val_accuracy")):
-            return (f"history row {number} must be epoch {number} with its val_loss and val_accuracy. "
+                _is_number(row.get(key)) for key in ("val_loss", "val_accuracy", "seconds")) or not all(
+                row.get(key) is None or _is_number(row[key]) for key in HISTORY_COLUMNS):
+            return (f"history row {number} must be epoch {number} with numbers for {', '.join(HISTORY_COLUMNS[1:])}. "
                     f"Received: {repr(row)[:80]}")
     if state.get("last") != _epoch_file(done):
         return f"last={state.get('last')!r} is not {_epoch_file(done)!r}, the file of epoch {done}"
@@ -374,8 +375,9 @@ def _state_problem(state) -> str:
     best = _epoch_file(best_epoch) if best_epoch else state["last"]
     if state.get("best") != best:
         return f"best={state.get('best')!r} is not {best!r}, the file of its best epoch"
-    if not isinstance(state.get("stop_reason") or "", str) or not isinstance(state.get("stop_message", ""), str):
-        return f"stop_reason={state.get('stop_reason')!r} and stop_message must be text"
+    if state.get("stop_reason") not in (None, *STOP_REASONS) or not isinstance(state.get("stop_message", ""), str):
+        return (f"stop_reason={state.get('stop_reason')!r} must be none or one of {', '.join(STOP_REASONS)}, and "
+                "stop_message text")
     if not isinstance(state.get("metrics"), dict):
         return f"metrics={state.get('metrics')!r} is not a JSON object"
     digests = state.get("sha256", {})
@@ -390,7 +392,9 @@ def _early_stop_usable(state: dict) -> bool:
     if not isinstance(record, dict) or not {"best_loss", "best_epoch", "wait"} <= record.keys():
         return False
     best_epoch = None if state["best_epoch"] is None else state["best_epoch"] - 1  # the rule counts from 0
-    return (record["best_epoch"] == best_epoch and (record["best_loss"] is None or _is_number(record["best_loss"]))
+    return ((record["best_epoch"] is None if best_epoch is None else _is_int(record["best_epoch"]))
+            and record["best_epoch"] == best_epoch
+            and (record["best_loss"] is None or _is_number(record["best_loss"]))
             and _is_int(record["wait"]) and record["wait"] >= 0)
 
 
@@ -636,14 +640,21 @@ def _load_epoch(out: Path, state: dict, name: str, damaged: dict[Path, str],
     for path in copies:
         if path in damaged:
             continue
-        damaged[path] = _damage(path, state.get("sha256", {}).get(name))
+        digest = state.get("sha256", {}).get(name)
+        damaged[path] = _damage(path, digest)
         if damaged[path]:
             continue
         try:
             with scope():
                 model = keras.models.load_model(path)
         except Exception as err:  # Keras raises zipfile, OSError, ValueError, KeyError, h5py errors for damaged files
-            damaged[path] = " ".join(f"{type(err).__name__}: {err}".split())
+            reason = " ".join(f"{type(err).__name__}: {err}".split())
+            if digest is not None:  # the file is as it was written: what fails is not the file
+                raise ModelDirError(
+                    f"{path} is intact (its SHA-256 is the one recorded) but cannot be loaded ({reason}). Is this "
+                    f"the Keras and TensorFlow that trained it ({MODEL_JSON} records them), with the same memory? "
+                    "Nothing was changed; fix that, then run the same command again") from err
+            damaged[path] = reason
             continue
         del damaged[path]
         return model, path
@@ -852,7 +863,10 @@ class _EpochRecorder(keras.callbacks.Callback):
         digest = state.get("sha256", {}).get(state["best"])
         best_damage = _damage(best_file, digest)
         if not best_damage:
-            _copy_atomic(best_file, model_file)
+            if digest is not None or not model_file.is_file():
+                # Without a recorded digest (a state of an earlier version) the copy cannot be checked; model.keras
+                # was copied from it when its epoch was committed as the best.
+                _copy_atomic(best_file, model_file)
         elif _damage(model_file, digest):
             raise ModelDirError(
                 f"no intact copy of the best epoch ({state['best_epoch']}) is left to be the final model "

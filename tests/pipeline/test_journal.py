@@ -79,3 +79,16 @@ def test_a_line_that_is_not_json_is_skipped_and_later_lines_count(tmp_path):
     with JournalWriter(path) as journal:
         journal.append(record("b.mp3"))
     assert list(load_journal(path)) == ["a.mp3", "b.mp3"]
+
+
+def test_a_journal_with_damaged_lines_is_rewritten_once_they_are_reported(tmp_path, caplog):
+    path = tmp_path / "journal.jsonl"
+    with JournalWriter(path) as journal:
+        journal.append(record("a.mp3"))
+        journal.append({**record("b.mp3"), "status": None})
+        journal.append(record("c.mp3"))
+    assert list(load_journal(path)) == ["a.mp3", "c.mp3"] and len(path.read_bytes().splitlines()) == 3
+    assert list(load_journal(path, rewrite_damaged=True)) == ["a.mp3", "c.mp3"]
+    assert [json.loads(line) for line in path.read_bytes().splitlines()] == [record("a.mp3"), record("c.mp3")]
+    caplog.clear()
+    assert list(load_journal(path)) == ["a.mp3", "c.mp3"] and "ignoring" not in caplog.text

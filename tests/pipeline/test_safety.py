@@ -218,16 +218,20 @@ def test_damaged_or_missing_slices_are_rendered_again(built, reference, corpus, 
 def test_a_damaged_journal_line_counts_as_absent_never_as_a_deletion(built, reference, corpus, sox_info, line,
                                                                       caplog):
     row = next(row for row in read_csv(built / "tracks.csv") if row["status"] == "ok")
-    pngs = sorted((built / layout.track_slice_dir(row["track_id"])).glob("*.png"))
+    folder = built / layout.track_slice_dir(row["track_id"])
+    pngs = {path: path.read_bytes() for path in folder.glob("*.png")}
     journal = built / layout.STATE_DIR / "journal.jsonl"
     with open(journal, "a", encoding="utf-8") as handle:
         handle.write(line.replace("PATH", row["path"]).replace("TRACK", row["track_id"]) + "\n")
-    summary = build_dataset(corpus, built, LABELS, BuildConfig(workers=1), sox=sox_info)
-    assert tree_digest(built) == tree_digest(reference)  # the track's slices are all there
-    assert all(png.stat().st_size for png in pngs)
+    # Rendering the track again fails (it times out): its slices must still be there, untouched.
+    failing = build_dataset(corpus, built, LABELS, BuildConfig(workers=1, timeout_s=0.001), sox=sox_info)
+    assert {path: path.read_bytes() for path in folder.glob("*.png")} == pngs
     assert "ignoring line 9 of" in caplog.text
     # A line naming the track makes it rendered again (its earlier record is not trusted); garbage changes nothing.
-    assert summary.processed == (1 if "PATH" in line else 0)
+    assert failing.processed == (1 if "PATH" in line else 0)
+    caplog.clear()  # the damaged line was reported once and is gone from the journal
+    build_dataset(corpus, built, LABELS, BuildConfig(workers=1), sox=sox_info)
+    assert "ignoring line" not in caplog.text and tree_digest(built) == tree_digest(reference)
 
 
 def test_damaged_settings_are_recovered_from_dataset_json(built, reference, corpus, sox_info, caplog):
@@ -335,22 +339,6 @@ def test_folders_the_journal_does_not_know_are_kept_unless_asked(built, tmp_path
     assert pruned.unowned == 0 and len(list((built / "slices").rglob("*.png"))) == 1
 
 
-def test_a_track_that_fails_to_render_again_keeps_its_old_slices(built, reference, corpus, sox_info):
-    """Its journal line damaged, the track is rendered again, and that fails (a timeout): the slices it had stay
-    until a run succeeds."""
-    row = next(row for row in read_csv(built / "tracks.csv") if row["status"] == "ok")
-    journal = built / layout.STATE_DIR / "journal.jsonl"
-    with open(journal, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"path": row["path"], "status": None}) + "\n")
-    folder = built / layout.track_slice_dir(row["track_id"])
-    pngs = {path: path.read_bytes() for path in folder.glob("*.png")}
-    failed = build_dataset(corpus, built, LABELS, BuildConfig(workers=1, timeout_s=0.001), sox=sox_info)
-    assert failed.processed == 1 and failed.unowned == 1
-    assert {path: path.read_bytes() for path in folder.glob("*.png")} == pngs
-    again = build_dataset(corpus, built, LABELS, BuildConfig(workers=1), sox=sox_info)
-    assert again.retried == 1 and tree_digest(built) == tree_digest(reference)
-
-
 def test_no_audio_but_in_folders_that_cannot_be_read_is_an_error(tmp_path):
     prefix = unprivileged()
     audio = tmp_path / "audio"
@@ -450,7 +438,8 @@ def test_a_full_disk_while_writing_the_journal_names_it(built, corpus, tmp_path)
     old = json.loads(journal.read_bytes().splitlines()[0])
     with open(journal, "a", encoding="utf-8") as handle:  # records of files long gone: a journal larger than a slice
         for number in range(100):
-            handle.write(json.dumps({**old, "path": f"gone {number}.mp3", "status": "failed", "n_slices": 0}) + "\n")
+            handle.write(json.dumps({**old, "path": f"gone {number}.mp3", "status": "failed", "n_slices": 0,
+                                     "slice_bytes": []}) + "\n")
     limit = journal.stat().st_size + 200  # room for no more than half a line
     victim = next(row for row in read_csv(built / "tracks.csv") if row["status"] == "ok")
     shutil.rmtree(built / layout.track_slice_dir(victim["track_id"]))  # one track to render again
@@ -465,3 +454,62 @@ def test_a_full_disk_while_writing_the_journal_names_it(built, corpus, tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert f"cannot write the build journal {journal}: File too large" in result.stderr
     assert cli_build(corpus, built).returncode == 0  # the limit lifted: the run resumes
+
+
+class LabelsFromStems(LabelsFromNames):
+    """Track ids from file names, as FMA's (``000/000002.mp3`` is track 2): two files may claim one id."""
+
+    def label(self, path, rel_path):
+        from genre_getters import TrackLabel
+
+        return TrackLabel(genre="Rock", artist=rel_path, track_id=Path(rel_path).stem.lstrip("0"))
+
+
+@pytest.mark.parametrize("trouble", ["damaged slice", "changed file", "unreadable folder"])
+def test_a_built_track_keeps_its_id_against_a_newcomer_whatever_befalls_it(tmp_path, sox_info, trouble):
+    audio, out = tmp_path / "audio", tmp_path / "out"
+    tagged_mp3(audio / "b/000002.mp3", 6.0, None, None, "sine", "500")
+    for number in (10, 11):  # so that one track in trouble is not most of the data set
+        tagged_mp3(audio / f"c/{number}.mp3", 3.0, None, None, "sine", f"{300 + number}")
+    build_dataset(audio, out, LabelsFromStems(), BuildConfig(workers=1), sox=sox_info)
+    folder = out / layout.track_slice_dir("2")
+    pngs = {path.name: path.read_bytes() for path in folder.glob("*.png")}
+    tagged_mp3(audio / "a/2.mp3", 3.0, None, None, "square", "900")  # sorts first, claims track 2 too
+    if trouble == "damaged slice":
+        next(iter(folder.glob("*.png"))).write_bytes(b"")
+    elif trouble == "changed file":
+        os.utime(audio / "b/000002.mp3", ns=(0, 0))
+    if trouble == "unreadable folder":
+        code = ("import sys\n"
+                "from pipeline.build import BuildConfig, build_dataset\n"
+                "from tests.pipeline.test_safety import LabelsFromStems\n"
+                "build_dataset(sys.argv[1], sys.argv[2], LabelsFromStems(), BuildConfig(workers=1))\n")
+        (audio / "b").chmod(0o644)  # listed, not entered
+        try:
+            subprocess.run([*unprivileged(), sys.executable, "-c", code, str(audio), str(out)], capture_output=True,
+                           text=True, timeout=120, cwd=ROOT, check=True)
+        finally:
+            (audio / "b").chmod(0o755)
+    else:
+        build_dataset(audio, out, LabelsFromStems(), BuildConfig(workers=1), sox=sox_info)
+    rows = {row["path"]: row for row in read_csv(out / "tracks.csv")}
+    assert (rows["a/2.mp3"]["status"], rows["a/2.mp3"]["reason"]) == ("failed", "track id 2 is also used by b/000002.mp3")
+    assert {path.name: path.read_bytes() for path in folder.glob("*.png")} == pngs  # never the newcomer's slices
+
+
+@pytest.mark.slow
+def test_files_gone_from_a_folder_left_empty_are_kept_as_on_an_unmounted_drive(reference, corpus, tmp_path,
+                                                                               sox_info):
+    audio, out = tmp_path / "audio", tmp_path / "out"
+    shutil.copytree(corpus, audio)
+    shutil.copytree(reference, out)
+    for path in (audio / "jazz").iterdir():  # the drive mounted at jazz/ is gone: an empty mount point
+        path.unlink()
+    summary = build_dataset(audio, out, LABELS, BuildConfig(workers=1), sox=sox_info)
+    assert (summary.removed, summary.unreachable) == (0, 2)
+    rows = {row["path"]: row for row in read_csv(out / "tracks.csv")}
+    assert rows["jazz/a3 - four.mp3"]["reason"] == "folder jazz/ is empty now (an unmounted drive?)"
+    shutil.rmtree(audio / "jazz")
+    shutil.copytree(corpus / "jazz", audio / "jazz")  # mounted again
+    assert build_dataset(audio, out, LABELS, BuildConfig(workers=1), sox=sox_info).processed == 0
+    assert tree_digest(out) == tree_digest(reference)

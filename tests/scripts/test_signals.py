@@ -162,3 +162,26 @@ def test_sigterm_stops_training_and_a_rerun_continues(tmp_path, sox_info):
     resumed = genreslice(*command)
     assert resumed.returncode == 0, resumed.stderr
     assert "continuing at epoch" in resumed.stdout
+
+
+@pytest.mark.parametrize("second", ["SIGINT", "SIGTERM"])
+def test_a_second_signal_while_stopping_ends_the_command_at_once(second):
+    """The first signal starts a clean-up; when that takes long, the next one does not wait for it. (The build's
+    own clean-up is quick, so this checks the handler itself, under a clean-up that blocks.)"""
+    code = ("import time\n"
+            "from scripts.cli import stop_signals_raise\n"
+            "with stop_signals_raise():\n"
+            "    try:\n"
+            "        print('working', flush=True)\n"
+            "        time.sleep(60)\n"
+            "    except KeyboardInterrupt:\n"
+            "        print('cleaning up', flush=True)\n"
+            "        time.sleep(60)\n")
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert process.stdout.readline() == "working\n"
+    os.kill(process.pid, signal.SIGINT)
+    assert process.stdout.readline() == "cleaning up\n"
+    os.kill(process.pid, getattr(signal, second))
+    assert process.wait(timeout=10) == 130  # the status of the first signal
+    assert f"genreslice: stopped at once ({second} while stopping)." in process.stderr.read()

@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -250,7 +251,9 @@ def test_leftovers_of_killed_evaluations_are_removed_by_the_next(toy_model, tmp_
     running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
         eval_dir = model / "eval"
-        for name in (f".test.{ended.pid}.tmp", f".validation.{ended.pid}.tmp.old", f".test.{running.pid}.tmp"):
+        host = socket.gethostname()
+        for name in (f".test.{host}.{ended.pid}.0123abcd.tmp", f".validation.{host}.{ended.pid}.0123abcd.tmp.old",
+                     f".test.{host}.{running.pid}.0123abcd.tmp", f".test.another-machine.{ended.pid}.0123abcd.tmp"):
             (eval_dir / name).mkdir(parents=True)
             (eval_dir / name / "confusion.csv").write_text("half")
         (eval_dir / "test").mkdir()
@@ -259,7 +262,9 @@ def test_leftovers_of_killed_evaluations_are_removed_by_the_next(toy_model, tmp_
         result = evaluate_model(toy_model / "dataset", model)
         # The folder of a process that still runs may be an evaluation at work: it stays. The previous results a
         # killed run had moved aside (and not replaced yet) are put back.
-        assert sorted(os.listdir(eval_dir)) == [f".test.{running.pid}.tmp", "test", "validation"]
+        # Nor is a folder of another machine sharing the model folder.
+        assert sorted(os.listdir(eval_dir)) == [f".test.another-machine.{ended.pid}.0123abcd.tmp",
+                                                f".test.{host}.{running.pid}.0123abcd.tmp", "test", "validation"]
         assert (eval_dir / "validation" / "confusion.csv").read_text() == "half"
         assert sorted(os.listdir(eval_dir / "test")) == ["confusion.csv", "confusion.png", "metrics.json",
                                                           "songs.csv"]

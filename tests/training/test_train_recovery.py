@@ -186,7 +186,11 @@ def test_no_intact_copy_left_is_refused_with_the_damaged_files(request, small_da
 @pytest.mark.parametrize("edit, problem", [
     (lambda state: state.update(epochs_done="2"), "epochs_done='2' is not a number of epochs"),
     (lambda state: state.update(history={"1": {}}), "history must be a list of 2 epochs"),
-    (lambda state: state["history"][1].pop("val_loss"), "history row 2 must be epoch 2 with its val_loss"),
+    (lambda state: state["history"][1].pop("val_loss"), "history row 2 must be epoch 2 with numbers for loss"),
+    (lambda state: state["history"][0].pop("seconds"), "history row 1 must be epoch 1 with numbers for loss"),
+    (lambda state: state["history"][0].update(loss="x"), "history row 1 must be epoch 1 with numbers for loss"),
+    (lambda state: state.update(stop_reason=""), "stop_reason='' must be none or one of target, patience"),
+    (lambda state: state.update(stop_reason="bored"), "stop_reason='bored' must be none or one of target"),
     (lambda state: state.update(last="../model.keras"), "last='../model.keras' is not 'epoch-0002.keras'"),
     (lambda state: state.update(best="epoch-0009.keras"), "best='epoch-0009.keras' is not 'epoch-0002.keras'"),
     (lambda state: state.update(best_epoch=True), "best_epoch=True is not an epoch from 1 to 2"),
@@ -214,7 +218,8 @@ def test_a_damaged_state_is_refused_in_one_line(best_is_last, small_dataset, tmp
     lambda state: state.pop("early_stop"),
     lambda state: state["early_stop"].update(wait="1"),
     lambda state: state["early_stop"].update(best_epoch=1),  # epoch 2 (counted from 0): not the state's best
-], ids=["missing", "mistyped", "disagreeing"])
+    lambda state: state["early_stop"].update(best_epoch=0.0),  # equal to the best, but not a whole number
+], ids=["missing", "mistyped", "disagreeing", "a float"])
 def test_a_missing_early_stop_record_is_recomputed_from_the_history(best_is_first, small_dataset, tmp_path,
                                                                     monkeypatch, edit):
     model_dir = copy_run(best_is_first, tmp_path)
@@ -442,3 +447,40 @@ def test_finishing_a_run_keeps_model_keras_when_the_best_checkpoint_is_damaged(b
                             f"recorded when it was written); {model_dir / 'model.keras'}, a copy of the same epoch, is "
                             "the final model",)
     assert json.loads((model_dir / "model.json").read_text())["status"] == "finished"
+
+
+def test_finishing_a_run_of_an_earlier_version_keeps_model_keras(best_is_first, small_dataset, tmp_path):
+    """A state written without SHA-256 digests cannot tell a damaged best checkpoint from a good one: finishing
+    keeps model.keras, copied from that checkpoint when its epoch was the best, instead of copying over it."""
+    model_dir = copy_run(best_is_first, tmp_path)
+    record = json.loads((model_dir / "model.json").read_text())
+    (model_dir / "model.json").write_text(json.dumps({**record, "status": "training"}))
+    state_path = model_dir / "checkpoint" / "state.json"
+    state = json.loads(state_path.read_text())
+    del state["sha256"]
+    state_path.write_text(json.dumps(state))
+    intact = (model_dir / "model.keras").read_bytes()
+    damage(model_dir / "checkpoint" / "epoch-0001.keras")
+    result = train_model(small_dataset, model_dir, TrainConfig(epochs=2, **PATIENT))
+    assert result.status == "finished" and (model_dir / "model.keras").read_bytes() == intact
+
+
+def test_an_intact_checkpoint_that_cannot_be_loaded_is_not_taken_for_damage(best_is_first, small_dataset, tmp_path,
+                                                                             monkeypatch):
+    """A file whose SHA-256 is the one recorded is as it was written: when loading fails all the same (another
+    Keras, no memory left), nothing is rewound or deleted."""
+    model_dir = copy_run(best_is_first, tmp_path)
+    before = digest(model_dir)
+    load = keras.models.load_model
+
+    def failing(path, *args, **kwargs):
+        if Path(path).parent.name == "checkpoint":
+            raise MemoryError("out of memory")
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(keras.models, "load_model", failing)
+    with pytest.raises(ModelDirError) as caught:
+        train_model(small_dataset, model_dir, TrainConfig(epochs=3, **PATIENT))
+    assert str(caught.value).startswith(f"{model_dir / 'checkpoint' / 'epoch-0002.keras'} is intact (its SHA-256 is "
+                                        "the one recorded) but cannot be loaded (MemoryError: out of memory)")
+    assert digest(model_dir) == before
