@@ -146,19 +146,15 @@ def scan_audio(root: str | os.PathLike, *, extensions: frozenset[str] = AUDIO_EX
                 continue
             try:
                 status = entry.stat()  # follows a link; never opens the file (a FIFO would block)
-                if not stat.S_ISREG(status.st_mode):
-                    kind = _file_kind(status.st_mode)
-                    raise OSError(f"a symbolic link to {kind}" if is_link else f"{kind}, not a regular file")
-                audio = AudioFile(Path(entry.path), rel_path, status.st_size, status.st_mtime_ns)
             except OSError as err:
                 reason = err.strerror or str(err)
-                if isinstance(err, FileNotFoundError) and is_link:
-                    problem = f"broken symbolic link: {reason}"
-                elif err.errno is None:
-                    problem = reason
-                else:
-                    problem = f"cannot examine the file: {reason}"
+                gone = isinstance(err, FileNotFoundError) and is_link
+                problem = f"broken symbolic link: {reason}" if gone else f"cannot examine the file: {reason}"
                 audio = AudioFile(Path(entry.path), rel_path, -1, -1, problem=problem)
+            else:
+                kind = "" if stat.S_ISREG(status.st_mode) else _file_kind(status.st_mode)
+                problem = (f"a symbolic link to {kind}" if is_link else f"{kind}, not a regular file") if kind else ""
+                audio = AudioFile(Path(entry.path), rel_path, status.st_size, status.st_mtime_ns, problem=problem)
             key = (via_link or is_link, rel_path)
             if real not in found or key < found[real][0]:
                 found[real] = (key, audio)
