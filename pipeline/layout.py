@@ -130,10 +130,7 @@ def exclusive_lock(lock_path: str | os.PathLike) -> Iterator[None]:
         except OSError as err:
             if err.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
-            pid, shared = _lock_holder(handle)
-            handle.seek(0)
-            written = handle.read().strip()
-            raise LockHeldError(lock_path, str(pid) if pid else written or "unknown", shared) from None
+            raise _held_by_another(handle, lock_path) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -169,11 +166,16 @@ def shared_lock(lock_path: str | os.PathLike) -> Iterator[bool]:
             if err.errno not in (errno.EAGAIN, errno.EACCES):
                 yield False
                 return
-            pid, shared = _lock_holder(handle)
-            handle.seek(0)
-            raise LockHeldError(Path(lock_path), str(pid) if pid else handle.read().strip() or "unknown",
-                                shared) from None
+            raise _held_by_another(handle, Path(lock_path)) from None
         yield True
+
+
+def _held_by_another(handle, lock_path: Path) -> LockHeldError:
+    """The error for a lock someone else holds: the holder's pid from the kernel, else the one written in the
+    file by the last exclusive holder."""
+    pid, shared = _lock_holder(handle)
+    handle.seek(0)
+    return LockHeldError(lock_path, str(pid) if pid else handle.read().strip() or "unknown", shared)
 
 
 def _lock_holder(handle) -> tuple[int | None, bool | None]:
