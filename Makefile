@@ -29,31 +29,31 @@ demo: setup
 
 # Generate a small tagged music folder and build it into example/dataset.
 example: setup
-	$(BIN)/python -m scripts.example example
+	$(BIN)/python -m genreslice.scripts.example example
 
 # Build benchmark: decode floor vs predecessor vs genreslice build (1 and 2 workers).
 bench-build: setup
-	$(BIN)/python -m scripts.bench_build
+	$(BIN)/python -m benchmarks.bench_build
 
 # Label benchmark: tag reading vs the SoX step; FMA (106,574 rows) and MTG-Jamendo metadata load and planning.
 bench-labels: setup
-	$(BIN)/python -m scripts.bench_labels
+	$(BIN)/python -m benchmarks.bench_labels
 
 # Training benchmark: data source throughput, lazy vs in-memory epoch, peak memory at 2,000 vs 20,000 slices.
 bench-train: setup
-	$(BIN)/python -m scripts.bench_train
+	$(BIN)/python -m benchmarks.bench_train
 
 # Prediction benchmark: songs per second for 1 and 2 workers, SoX vs model time, batched vs per-song model calls.
 bench-predict: setup
-	$(BIN)/python -m scripts.bench_predict
+	$(BIN)/python -m benchmarks.bench_predict
 
 # Dask benchmark: the same build on the process pool and on a local Dask cluster, alternated; ratio and outputs.
 bench-dask: setup
-	$(BIN)/python -m scripts.bench_dask
+	$(BIN)/python -m benchmarks.bench_dask
 
 # Resume-check benchmark: what checking built tracks' slices costs per run (file count, sizes, full decode).
 bench-resume: setup
-	$(BIN)/python -m scripts.bench_resume
+	$(BIN)/python -m benchmarks.bench_resume
 
 clean:
 	rm -rf $(VENV) build *.egg-info

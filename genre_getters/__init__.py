@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import inspect
 
-from genre_getters.base import OFFICIAL_SPLITS, LabelSource, TrackLabel
-from genre_getters.fma import FmaLabelSource
-from genre_getters.id3 import Id3LabelSource
-from genre_getters.jamendo import JamendoLabelSource
-from metadata import MetadataError
+from genreslice.genre_getters.base import OFFICIAL_SPLITS, LabelSource, TrackLabel
+from genreslice.genre_getters.fma import FmaLabelSource
+from genreslice.genre_getters.id3 import Id3LabelSource
+from genreslice.genre_getters.jamendo import JamendoLabelSource
+from genreslice.metadata import MetadataError
 
 LABEL_SOURCES: dict[str, type] = {
     source.name: source for source in (Id3LabelSource, FmaLabelSource, JamendoLabelSource)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from metadata import Taxonomy
+from genreslice.metadata import Taxonomy
 
 #: Names of the official splits a source may give (the build's own split names).
 OFFICIAL_SPLITS = ("train", "validation", "test")

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from genre_getters.base import TrackLabel
-from metadata import MetadataError, Taxonomy, fma_taxonomy, open_metadata
+from genreslice.genre_getters.base import TrackLabel
+from genreslice.metadata import MetadataError, Taxonomy, fma_taxonomy, open_metadata
 
 TRACKS_CSV = "tracks.csv"
 SUBSETS = ("small", "medium", "large")

@@ -18,8 +18,8 @@ import mutagen
 from mutagen.id3 import ID3
 from mutagen.mp4 import MP4Tags
 
-from genre_getters.base import TrackLabel, normalize_text
-from metadata import Taxonomy, fma_taxonomy, load_genre_map
+from genreslice.genre_getters.base import TrackLabel, normalize_text
+from genreslice.metadata import Taxonomy, fma_taxonomy, load_genre_map
 
 #: Genre values that say "no genre" rather than naming one (compared case-insensitively).
 UNUSABLE_GENRES = frozenset({"", "unknown", "<unknown>", "none", "n/a", "na", "genre", "undefined"})

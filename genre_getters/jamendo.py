@@ -18,8 +18,8 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from genre_getters.base import TrackLabel
-from metadata import MetadataError, Taxonomy, genre_key, load_genre_map, map_taxonomy, open_metadata
+from genreslice.genre_getters.base import TrackLabel
+from genreslice.metadata import MetadataError, Taxonomy, genre_key, load_genre_map, map_taxonomy, open_metadata
 
 HEADER = ("TRACK_ID", "ARTIST_ID", "ALBUM_ID", "PATH", "DURATION", "TAGS")
 SPLIT_FILES = {"train": "autotagging_genre-train.tsv", "validation": "autotagging_genre-validation.tsv",

@@ -28,10 +28,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from genre_getters.base import LabelSource
-from pipeline import layout
-from pipeline.discovery import AUDIO_EXTENSIONS, AudioFile, AudioScan, scan_audio
-from pipeline.errors import (
+from genreslice.genre_getters.base import LabelSource
+from genreslice.pipeline import layout
+from genreslice.pipeline.discovery import AUDIO_EXTENSIONS, AudioFile, AudioScan, scan_audio
+from genreslice.pipeline.errors import (
     AudioFolderError,
     BuildLockedError,
     MissingAudioError,
@@ -41,19 +41,19 @@ from pipeline.errors import (
     SoxError,
     WorkerDiedError,
 )
-from pipeline.executors import MAX_WORKER_DEATHS, ExecutorFactory, default_executor, kill_workers, process_pool
-from pipeline.journal import JournalWriter, load_journal
-from pipeline.plan import TO_BUILD, BuildPlan, GenreSelection, plan_build
-from pipeline.slicing import write_slice_png
-from pipeline.sox import SoxInfo, find_sox
-from pipeline.spectrogram import (
+from genreslice.pipeline.executors import MAX_WORKER_DEATHS, ExecutorFactory, default_executor, kill_workers, process_pool
+from genreslice.pipeline.journal import JournalWriter, load_journal
+from genreslice.pipeline.plan import TO_BUILD, BuildPlan, GenreSelection, plan_build
+from genreslice.pipeline.slicing import write_slice_png
+from genreslice.pipeline.sox import SoxInfo, find_sox
+from genreslice.pipeline.spectrogram import (
     SOX_TIMEOUT_S,
     SpectrogramSpec,
     measure_columns_per_second,
     render_slices,
     too_short_reason,
 )
-from pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS
+from genreslice.pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import AudioFolderError
+from genreslice.pipeline.errors import AudioFolderError
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from pipeline.errors import ExecutorError, SoxUnavailableError, WorkerDiedError
-from pipeline.sox import SoxInfo, find_sox
+from genreslice.pipeline.errors import ExecutorError, SoxUnavailableError, WorkerDiedError
+from genreslice.pipeline.sox import SoxInfo, find_sox
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def process_pool(workers: int) -> cf.Executor:
         context = multiprocessing.get_context("fork")
     else:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["pipeline.build"])
+        context.set_forkserver_preload(["genreslice.pipeline.build"])
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_prepare_worker)
 
 

@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline import layout
-from pipeline.errors import OutputError
+from genreslice.pipeline import layout
+from genreslice.pipeline.errors import OutputError
 
 logger = logging.getLogger(__name__)
 

@@ -121,12 +121,10 @@ def exclusive_lock(lock_path: str | os.PathLike) -> Iterator[None]:
     OSError
         The lock file cannot be created or locked.
     """
-    import fcntl  # POSIX only; imported where it is used so the package imports everywhere
-
     lock_path = Path(lock_path)
     with open(lock_path, "a+") as handle:
         try:
-            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock_now(handle, shared=False)
         except OSError as err:
             if err.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
@@ -158,16 +156,33 @@ def shared_lock(lock_path: str | os.PathLike) -> Iterator[bool]:
         yield False
         return
     with handle:
-        import fcntl
-
         try:
-            fcntl.lockf(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            _lock_now(handle, shared=True)
         except OSError as err:
             if err.errno not in (errno.EAGAIN, errno.EACCES):
                 yield False
                 return
             raise _held_by_another(handle, Path(lock_path)) from None
         yield True
+
+
+def _lock_now(handle, *, shared: bool) -> None:
+    """Lock ``handle``'s file without waiting; OSError (EAGAIN or EACCES) when another process holds it.
+
+    POSIX: the kernel's ``fcntl.lockf``, shared or exclusive. Where there is no ``fcntl`` (Windows) the lock is
+    ``msvcrt``'s on the first byte, which is always exclusive: readers then exclude each other too, which is
+    slower but never less safe. Both modules are imported here, not at module level, so the package imports
+    everywhere.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.lockf(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
 
 
 def _held_by_another(handle, lock_path: Path) -> LockHeldError:
@@ -183,12 +198,13 @@ def _lock_holder(handle) -> tuple[int | None, bool | None]:
 
     Asks the kernel (``F_GETLK``) with a ``struct flock`` laid out as on Linux (64-bit ``off_t``).
     """
-    import fcntl
     import sys
 
     layout_ = "hhqqi4x"  # Linux's struct flock; other systems order its fields differently
     if not sys.platform.startswith("linux"):
         return None, None
+    import fcntl
+
     try:
         wanted = struct.pack(layout_, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
         answer = fcntl.fcntl(handle.fileno(), fcntl.F_GETLK, wanted)

@@ -23,12 +23,12 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from genre_getters.base import OFFICIAL_SPLITS, LabelSource, TrackLabel
-from metadata import Taxonomy
-from pipeline import layout
-from pipeline.discovery import AudioFile
-from pipeline.errors import ParameterError, WorkerDiedError
-from pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS, assign_split, split_key
+from genreslice.genre_getters.base import OFFICIAL_SPLITS, LabelSource, TrackLabel
+from genreslice.metadata import Taxonomy
+from genreslice.pipeline import layout
+from genreslice.pipeline.discovery import AudioFile
+from genreslice.pipeline.errors import ParameterError, WorkerDiedError
+from genreslice.pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS, assign_split, split_key
 
 logger = logging.getLogger(__name__)
 

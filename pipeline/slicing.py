@@ -42,7 +42,7 @@ def encode_gray_png(pixels: np.ndarray) -> bytes:
     """Encode a 2-D ``uint8`` array as an 8-bit grayscale PNG.
 
     Every row uses PNG's Sub filter (difference to the left neighbour) and the data is deflated with
-    Huffman coding only. Measured on music spectrogram slices (``python -m scripts.bench_build``) this is
+    Huffman coding only. Measured on music spectrogram slices (``python -m benchmarks.bench_build``) this is
     about 4x faster than Pillow's encoder at compress_level=1 for files about 5% larger; any PNG reader
     decodes it to exactly the same pixels. The bytes are deterministic for the same pixels and zlib.
     """

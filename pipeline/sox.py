@@ -8,7 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from pipeline.errors import SoxUnavailableError
+from genreslice.pipeline.errors import SoxUnavailableError
 
 INSTALL_HINT = "sudo apt-get install sox libsox-fmt-mp3"
 REQUIRED_FORMATS = ("mp3", "wav", "flac", "ogg")

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from pipeline.errors import ParameterError, SoxError
-from pipeline.slicing import read_png_rows, slice_spectrogram
-from pipeline.sox import dies_with_parent
+from genreslice.pipeline.errors import ParameterError, SoxError
+from genreslice.pipeline.slicing import read_png_rows, slice_spectrogram
+from genreslice.pipeline.sox import dies_with_parent
 
 #: SoX's ``rate`` effect quality flags, by the name users pass on the command line.
 RESAMPLE_QUALITIES = {"quick": "-q", "low": "-l", "medium": "-m", "high": "-h", "very-high": "-v"}
@@ -31,7 +31,9 @@ SOX_TIMEOUT_S = 600.0
 #: What SoX's libpng says when the audio is shorter than one spectrogram column.
 _ZERO_WIDTH = "Image width is zero"
 #: Signals that end SoX from outside; a file SoX fails on this way is tried again by a later build.
-_OUTSIDE_KILLS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+#: (Looked up by name: Windows has no SIGKILL or SIGHUP, and the module must import there too.)
+_OUTSIDE_KILLS = frozenset(getattr(signal, name) for name in ("SIGKILL", "SIGTERM", "SIGINT", "SIGHUP")
+                           if hasattr(signal, name))
 
 
 @dataclass(frozen=True)

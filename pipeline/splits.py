@@ -4,8 +4,8 @@ from __future__ import annotations
 import hashlib
 import math
 
-from genre_getters.base import normalize_text
-from pipeline.errors import ParameterError
+from genreslice.genre_getters.base import normalize_text
+from genreslice.pipeline.errors import ParameterError
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT_RATIOS = (0.8, 0.1, 0.1)

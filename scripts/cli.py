@@ -15,8 +15,9 @@ from dataclasses import replace
 
 from tqdm import tqdm
 
-from genre_getters import LABEL_SOURCES, MetadataError, make_label_source
-from pipeline.build import (
+from genreslice import __version__
+from genreslice.genre_getters import LABEL_SOURCES, MetadataError, make_label_source
+from genreslice.pipeline.build import (
     MAX_FAILED_ATTEMPTS,
     BuildConfig,
     BuildObserver,
@@ -25,22 +26,22 @@ from pipeline.build import (
     plan_dataset,
     plural,
 )
-from pipeline.discovery import AUDIO_EXTENSIONS
-from pipeline.plan import BuildPlan, GenreSelection
-from pipeline.errors import ParameterError, PipelineError
-from pipeline.executors import dask_cluster
-from pipeline.sox import find_sox
-from pipeline.spectrogram import RESAMPLE_QUALITIES, SOX_TIMEOUT_S, SpectrogramSpec
-from pipeline.splits import SPLITS, parse_split_ratios
-from training.errors import TrainingError
-from training.settings import (
+from genreslice.pipeline.discovery import AUDIO_EXTENSIONS
+from genreslice.pipeline.plan import BuildPlan, GenreSelection
+from genreslice.pipeline.errors import ParameterError, PipelineError
+from genreslice.pipeline.executors import dask_cluster
+from genreslice.pipeline.sox import find_sox
+from genreslice.pipeline.spectrogram import RESAMPLE_QUALITIES, SOX_TIMEOUT_S, SpectrogramSpec
+from genreslice.pipeline.splits import SPLITS, parse_split_ratios
+from genreslice.training.errors import TrainingError
+from genreslice.training.settings import (
     CLASS_WEIGHTS,
     INFERENCE_BATCH_SIZE,
     MODEL_DEFAULTS,
     TrainConfig,
     default_loader_workers,
 )
-from training.voting import VOTES
+from genreslice.training.voting import VOTES
 
 logger = logging.getLogger("genreslice")
 
@@ -251,6 +252,8 @@ def make_parser() -> argparse.ArgumentParser:
                      "CNN on them, evaluate it, and predict the genre of songs by voting over their slices."),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every skipped or failed file")
+    parser.add_argument("--version", action="version", version=f"genreslice {__version__}",
+                        help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     build = commands.add_parser(
@@ -474,7 +477,7 @@ def run_train(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise ParameterError(str(err)) from None
     devices = load_tensorflow(verbose=args.verbose)
-    from training.train import train_model
+    from genreslice.training.train import train_model
 
     print(f"TensorFlow sees {devices}.", flush=True)
     observer = TqdmTrainObserver(enabled=not args.no_progress)
@@ -579,7 +582,7 @@ class TqdmEvaluateObserver(ProgressBar):
 def run_evaluate(args: argparse.Namespace) -> int:
     """``genreslice evaluate``: score the model on one split, print a summary, name the files written."""
     load_tensorflow(verbose=args.verbose)
-    from training.evaluate import evaluate_model
+    from genreslice.training.evaluate import evaluate_model
 
     observer = TqdmEvaluateObserver(enabled=not args.no_progress)
     try:
@@ -637,7 +640,7 @@ def prediction_lines(output_format: str, classes: tuple[str, ...]):
     """A header (or None) and a function from one SongPrediction to its output line."""
     import json
 
-    from pipeline.layout import csv_line
+    from genreslice.pipeline.layout import csv_line
 
     if output_format == "json":
         return None, lambda song: json.dumps(song.to_dict(), ensure_ascii=False)
@@ -674,7 +677,7 @@ def run_predict(args: argparse.Namespace) -> int:
     load_tensorflow(verbose=args.verbose)
     import time
 
-    from training.predict import Classifier
+    from genreslice.training.predict import Classifier
 
     started = time.monotonic()
     classifier = Classifier(args.model_dir, batch_size=args.batch_size, timeout_s=args.timeout)
@@ -732,7 +735,7 @@ def add_demo_parser(commands) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """``genreslice demo``: corpus, then build, train, evaluate and predict through :func:`main`."""
-    from scripts.demo import DemoConfig, DemoError, run_demo as demo
+    from genreslice.scripts.demo import DemoConfig, DemoError, run_demo as demo
 
     config = DemoConfig(seed=args.seed, songs_per_genre=args.songs_per_genre, seconds=args.seconds)
     try:

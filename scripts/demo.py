@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline.layout import write_text_atomic
-from pipeline.splits import SPLITS
-from scripts.demo_corpus import GENRES, write_demo_corpus
+from genreslice.pipeline.layout import write_text_atomic
+from genreslice.pipeline.splits import SPLITS
+from genreslice.scripts.demo_corpus import GENRES, write_demo_corpus
 
 DEMO_JSON = "demo.json"
 SPLIT_RATIOS = (0.6, 0.2, 0.2)

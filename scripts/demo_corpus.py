@@ -272,7 +272,7 @@ def _artists(count: int, split_ratios: tuple[float, float, float], rng: np.rando
              taken: set[str]) -> list[str]:
     """``count`` new artist names (not in ``taken``) whose artist-hash splits follow ``split_ratios`` as closely as whole
     artists allow (at least one per split with a share), so even a small corpus has every genre in every split."""
-    from pipeline.splits import SPLITS, assign_split, split_key
+    from genreslice.pipeline.splits import SPLITS, assign_split, split_key
 
     wanted = [max(1, int(round(ratio * count))) if ratio > 0 else 0 for ratio in split_ratios]
     while sum(wanted) > count:

@@ -1,4 +1,4 @@
-"""``python -m scripts.example [DIR]``: make a small tagged music folder offline and build it.
+"""``python -m genreslice.scripts.example [DIR]``: make a small tagged music folder offline and build it.
 
 Twelve 20-second MP3s in three genres by six artists (SoX synthesises them, mutagen tags them), then the real
 ``genreslice build`` on them. A first look at the data set layout; ``genreslice demo`` runs the whole job.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mutagen.id3 import ID3, TCON, TPE1, TIT2
 
-from scripts.cli import main as genreslice
+from genreslice.scripts.cli import main as genreslice
 
 STYLES = {
     "Rock": ("square", "sawtooth"),
@@ -43,7 +43,7 @@ def make_music_folder(folder: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.example", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m genreslice.scripts.example", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dir", nargs="?", type=Path, default=Path("example"),
                         help="where to put the music folder and the data set (default: ./example)")

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from pipeline.sox import find_sox
+from genreslice.pipeline.sox import find_sox
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ TOY_TRACKS = {"train": 4, "validation": 1, "test": 2}
 
 def artist_in_split(split: str, ratios: tuple[float, float, float], prefix: str) -> str:
     """An artist name that the build's artist hash puts in ``split``: fixes each track's split in a test."""
-    from pipeline.splits import assign_split, split_key
+    from genreslice.pipeline.splits import assign_split, split_key
 
     return next(name for name in (f"{prefix}-{n}" for n in range(10_000))
                 if assign_split(split_key(name, ""), ratios) == split)
@@ -43,10 +43,10 @@ def toy_model(tmp_path_factory, sox_info):
 
     Returns the folder holding ``music/``, ``dataset/`` and ``model/``.
     """
-    from genre_getters import make_label_source
-    from pipeline.build import BuildConfig, build_dataset
-    from training.settings import TrainConfig
-    from training.train import train_model
+    from genreslice.genre_getters import make_label_source
+    from genreslice.pipeline.build import BuildConfig, build_dataset
+    from genreslice.training.settings import TrainConfig
+    from genreslice.training.train import train_model
 
     root = tmp_path_factory.mktemp("toy")
     index = 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genre_getters import LabelSource, make_label_source
+from genreslice.genre_getters import LabelSource, make_label_source
 from tests.fma_tracks import write_tracks_csv
 
 FIXTURES = Path(__file__).parent / "fixtures"

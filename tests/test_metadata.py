@@ -5,7 +5,7 @@ import csv
 
 import pytest
 
-from metadata import (MetadataError, fma_taxonomy, genre_key, load_fma_genres, load_genre_map, map_taxonomy,
+from genreslice.metadata import (MetadataError, fma_taxonomy, genre_key, load_fma_genres, load_genre_map, map_taxonomy,
                       read_genre_map)
 
 

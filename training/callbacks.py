@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import keras
 
-from training.settings import check_stop_rules
+from genreslice.training.settings import check_stop_rules
 
 logger = logging.getLogger(__name__)
 

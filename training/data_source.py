@@ -13,9 +13,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pipeline.slicing import decode_gray_png
-from training.dataset import DatasetInfo, read_split
-from training.errors import DatasetError
+from genreslice.pipeline.slicing import decode_gray_png
+from genreslice.training.dataset import DatasetInfo, read_split
+from genreslice.training.errors import DatasetError
 
 
 def load_slices(paths, slice_size: int = 128) -> np.ndarray:

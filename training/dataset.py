@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import layout
-from pipeline.layout import DATASET_JSON, SLICES_CSV
-from training.errors import DatasetError
+from genreslice.pipeline import layout
+from genreslice.pipeline.layout import DATASET_JSON, SLICES_CSV
+from genreslice.training.errors import DatasetError
 
 SPLITS = ("train", "validation", "test")
 

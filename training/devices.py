@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from training.errors import TrainingError
+from genreslice.training.errors import TrainingError
 
 
 def training_devices(request: int | None = None) -> list[str]:

@@ -28,14 +28,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline import layout
-from training.data_source import SliceDataSource, explain_slice_error
-from training.dataset import SPLITS, load_dataset_info, read_split, reading_dataset
-from training.errors import DatasetError, ModelDirError
-from training.plots import plot_confusion_matrix
-from training.settings import INFERENCE_BATCH_SIZE, default_loader_workers
-from training.train import MODEL_FILE, check_compatible, load_trained_model, unfinished_training_note, writing
-from training.voting import SongScores, check_vote, score_songs
+from genreslice.pipeline import layout
+from genreslice.training.data_source import SliceDataSource, explain_slice_error
+from genreslice.training.dataset import SPLITS, load_dataset_info, read_split, reading_dataset
+from genreslice.training.errors import DatasetError, ModelDirError
+from genreslice.training.plots import plot_confusion_matrix
+from genreslice.training.settings import INFERENCE_BATCH_SIZE, default_loader_workers
+from genreslice.training.train import MODEL_FILE, check_compatible, load_trained_model, unfinished_training_note, writing
+from genreslice.training.voting import SongScores, check_vote, score_songs
 
 EVAL_DIR = "eval"
 METRICS_JSON = "metrics.json"

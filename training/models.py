@@ -6,7 +6,7 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
-from training.settings import MODEL_DEFAULTS
+from genreslice.training.settings import MODEL_DEFAULTS
 
 
 def build_despoisj(n_classes: int, slice_size: int = 128) -> keras.Model:

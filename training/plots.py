@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from pipeline.layout import write_bytes_atomic
+from genreslice.pipeline.layout import write_bytes_atomic
 
 _SERIES_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40))
 _GRID = (225, 225, 225)

@@ -5,7 +5,7 @@ model's ``model.json`` (those of the data set it was trained on), so a song is s
 would have sliced it; no PNG is written. SoX runs in a pool of threads (``workers``) while the model
 classifies the slices of many songs per call.
 
->>> from training.predict import classify
+>>> from genreslice.training.predict import classify
 >>> for song in classify(["music/"], "model/"):                      # doctest: +SKIP
 ...     print(song.path, song.genre if song.ok else song.reason)
 """
@@ -24,15 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.discovery import AUDIO_EXTENSIONS, scan_audio
-from pipeline.errors import AudioFolderError, ParameterError, SoxError
-from pipeline.layout import DATASET_JSON
-from pipeline.sox import find_sox
-from pipeline.spectrogram import SOX_TIMEOUT_S, AudioSlices, SpectrogramSpec, render_slices, too_short_reason
-from training.errors import ModelDirError
-from training.settings import INFERENCE_BATCH_SIZE
-from training.train import MODEL_JSON, load_trained_model, unfinished_training_note
-from training.voting import check_vote, vote_songs
+from genreslice.pipeline.discovery import AUDIO_EXTENSIONS, scan_audio
+from genreslice.pipeline.errors import AudioFolderError, ParameterError, SoxError
+from genreslice.pipeline.layout import DATASET_JSON
+from genreslice.pipeline.sox import find_sox
+from genreslice.pipeline.spectrogram import SOX_TIMEOUT_S, AudioSlices, SpectrogramSpec, render_slices, too_short_reason
+from genreslice.training.errors import ModelDirError
+from genreslice.training.settings import INFERENCE_BATCH_SIZE
+from genreslice.training.train import MODEL_JSON, load_trained_model, unfinished_training_note
+from genreslice.training.voting import check_vote, vote_songs
 
 logger = logging.getLogger(__name__)
 

@@ -34,15 +34,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline import layout
-from training.callbacks import STOP_MAX_EPOCHS, STOP_REASONS, GoalEarlyStopping
-from training.data_source import SliceDataSource, explain_slice_error
-from training.dataset import DatasetInfo, load_dataset_info, reading_dataset
-from training.errors import DatasetError, ModelDirError
-from training.devices import distribution_strategy, training_devices
-from training.models import build_model
-from training.plots import plot_training_curves
-from training.settings import CLASS_WEIGHTS, TrainConfig
+from genreslice.pipeline import layout
+from genreslice.training.callbacks import STOP_MAX_EPOCHS, STOP_REASONS, GoalEarlyStopping
+from genreslice.training.data_source import SliceDataSource, explain_slice_error
+from genreslice.training.dataset import DatasetInfo, load_dataset_info, reading_dataset
+from genreslice.training.errors import DatasetError, ModelDirError
+from genreslice.training.devices import distribution_strategy, training_devices
+from genreslice.training.models import build_model
+from genreslice.training.plots import plot_training_curves
+from genreslice.training.settings import CLASS_WEIGHTS, TrainConfig
 
 logger = logging.getLogger(__name__)
 

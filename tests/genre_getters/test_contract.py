@@ -9,7 +9,7 @@ import pytest
 from mutagen.flac import FLAC
 from mutagen.oggvorbis import OggVorbis
 
-from genre_getters import LABEL_SOURCES, OFFICIAL_SPLITS, LabelSource, TrackLabel
+from genreslice.genre_getters import LABEL_SOURCES, OFFICIAL_SPLITS, LabelSource, TrackLabel
 from tests.audio import synth, tag_id3
 from tests.label_fixtures import fixture_source
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from genre_getters import fma
-from genre_getters.fma import FmaLabelSource
-from metadata import MetadataError
+from genreslice.genre_getters import fma
+from genreslice.genre_getters.fma import FmaLabelSource
+from genreslice.metadata import MetadataError
 from tests.fma_tracks import COLUMNS, write_tracks_csv
 from tests.label_fixtures import write_fma_metadata
 

@@ -6,8 +6,8 @@ import pytest
 from mutagen.flac import FLAC
 from mutagen.id3 import ID3
 
-from genre_getters import LabelSource, make_label_source
-from genre_getters.id3 import Id3LabelSource, candidate_genres, choose_genre
+from genreslice.genre_getters import LabelSource, make_label_source
+from genreslice.genre_getters.id3 import Id3LabelSource, candidate_genres, choose_genre
 from tests.audio import append_id3v1, synth, tag_id3
 
 SOURCE = Id3LabelSource()

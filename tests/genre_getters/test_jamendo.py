@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from genre_getters.jamendo import JamendoLabelSource, audio_key
-from metadata import MetadataError
+from genreslice.genre_getters.jamendo import JamendoLabelSource, audio_key
+from genreslice.metadata import MetadataError
 from tests.label_fixtures import JAMENDO_SPLIT
 
 HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from genre_getters.jamendo import JamendoLabelSource
-from metadata import fma_taxonomy, genre_key, load_fma_genres, load_genre_map
-from pipeline.discovery import AudioFile
-from pipeline.plan import TO_BUILD, plan_build
+from genreslice.genre_getters.jamendo import JamendoLabelSource
+from genreslice.metadata import fma_taxonomy, genre_key, load_fma_genres, load_genre_map
+from genreslice.pipeline.discovery import AudioFile
+from genreslice.pipeline.plan import TO_BUILD, plan_build
 from tests.label_fixtures import SHARED_DATA
 
 JAMENDO = SHARED_DATA / "mtg-jamendo"

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genre_getters import Id3LabelSource
-from pipeline import layout
-from pipeline.build import BuildConfig, build_dataset
-from pipeline.errors import BuildLockedError, OutputError, SettingsMismatchError
-from pipeline.plan import GenreSelection
-from pipeline.sox import SoxInfo
+from genreslice.genre_getters import Id3LabelSource
+from genreslice.pipeline import layout
+from genreslice.pipeline.build import BuildConfig, build_dataset
+from genreslice.pipeline.errors import BuildLockedError, OutputError, SettingsMismatchError
+from genreslice.pipeline.plan import GenreSelection
+from genreslice.pipeline.sox import SoxInfo
 from tests.audio import synth, tag_id3, tagged_mp3
 from tests.processes import hold_lock
 
@@ -109,8 +109,8 @@ def test_slices_csv_and_pngs_match(built):
 
 
 def test_slice_pixels_are_the_spectrogram(built, corpus, sox_info):
-    from pipeline.slicing import slice_spectrogram
-    from pipeline.spectrogram import SpectrogramSpec, render_spectrogram
+    from genreslice.pipeline.slicing import slice_spectrogram
+    from genreslice.pipeline.spectrogram import SpectrogramSpec, render_spectrogram
 
     out, _ = built
     track = next(row for row in read_csv(out / "tracks.csv") if row["path"] == "rock/a2 - three.mp3")
@@ -246,7 +246,7 @@ def test_lock_refuses_a_second_build(corpus, tmp_path, sox_info):
 
 
 def test_different_settings_are_refused_and_nothing_changes(built, corpus, sox_info):
-    from pipeline.spectrogram import SpectrogramSpec
+    from genreslice.pipeline.spectrogram import SpectrogramSpec
 
     out, _ = built
     before = tree_digest(out)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from genre_getters import Id3LabelSource
-from pipeline import layout
-from pipeline.build import BuildConfig, build_dataset
-from pipeline.errors import ExecutorError, SoxUnavailableError
-from pipeline.executors import DaskExecutor, dask_cluster
-from pipeline.sox import SoxInfo
+from genreslice.genre_getters import Id3LabelSource
+from genreslice.pipeline import layout
+from genreslice.pipeline.build import BuildConfig, build_dataset
+from genreslice.pipeline.errors import ExecutorError, SoxUnavailableError
+from genreslice.pipeline.executors import DaskExecutor, dask_cluster
+from genreslice.pipeline.sox import SoxInfo
 from tests.audio import tagged_mp3
 from tests.pipeline.test_build import LABELS, read_csv, tree_digest
 
@@ -190,7 +190,7 @@ def test_missing_dask_is_a_clear_error(monkeypatch):
 
 
 def test_unreachable_scheduler_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr("pipeline.executors.DASK_CONNECT_TIMEOUT_S", 2)
+    monkeypatch.setattr("genreslice.pipeline.executors.DASK_CONNECT_TIMEOUT_S", 2)
     started = time.monotonic()
     with pytest.raises(ExecutorError, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
         with dask_cluster(scheduler="tcp://127.0.0.1:9"):

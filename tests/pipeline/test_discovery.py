@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.discovery import discover_audio
+from genreslice.pipeline.discovery import discover_audio
 from tests.processes import unprivileged
 
 ROOT = Path(__file__).parents[2]
@@ -84,8 +84,8 @@ def test_folders_that_cannot_be_read_are_reported_not_dropped_silently(tmp_path)
     touch(root / "open/a.mp3")
     touch(root / "locked/b.mp3")
     code = ("import json, sys\n"
-            "from pipeline.discovery import scan_audio\n"
-            "from pipeline.errors import AudioFolderError\n"
+            "from genreslice.pipeline.discovery import scan_audio\n"
+            "from genreslice.pipeline.errors import AudioFolderError\n"
             "try:\n"
             "    scan = scan_audio(sys.argv[1])\n"
             "    print(json.dumps([[f.rel_path for f in scan.files], scan.unreadable]))\n"

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pipeline.journal import JournalWriter, load_journal, record_problem
+from genreslice.pipeline.journal import JournalWriter, load_journal, record_problem
 
 
 def record(path: str, status: str = "ok", **fields) -> dict:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from genre_getters import TrackLabel
-from metadata import fma_taxonomy
-from pipeline.discovery import AudioFile
-from pipeline.errors import ParameterError
-from pipeline.plan import TO_BUILD, GenreSelection, plan_build
+from genreslice.genre_getters import TrackLabel
+from genreslice.metadata import fma_taxonomy
+from genreslice.pipeline.discovery import AudioFile
+from genreslice.pipeline.errors import ParameterError
+from genreslice.pipeline.plan import TO_BUILD, GenreSelection, plan_build
 
 
 class TableSource:

@@ -14,10 +14,10 @@ import pytest
 from mutagen.id3 import TCON
 from mutagen.wave import WAVE
 
-from pipeline import layout
-from pipeline.build import BuildConfig, build_dataset
-from pipeline.errors import AudioFolderError, BuildLockedError, MissingAudioError, OutputError
-from pipeline.sox import SoxInfo
+from genreslice.pipeline import layout
+from genreslice.pipeline.build import BuildConfig, build_dataset
+from genreslice.pipeline.errors import AudioFolderError, BuildLockedError, MissingAudioError, OutputError
+from genreslice.pipeline.sox import SoxInfo
 from tests.audio import tag_id3, tagged_mp3
 from tests.pipeline.test_build import LABELS, corpus, read_csv, tree_digest  # noqa: F401 (a fixture)
 from tests.processes import hold_lock, stop, unprivileged
@@ -48,7 +48,7 @@ def state_digest(out: Path) -> dict[str, bytes]:
 
 
 def cli_build(audio: Path, out: Path, *options: str, prefix: list[str] = ()) -> subprocess.CompletedProcess:
-    return subprocess.run([*prefix, sys.executable, "-m", "scripts.cli", "build", str(audio), str(out),
+    return subprocess.run([*prefix, sys.executable, "-m", "genreslice", "build", str(audio), str(out),
                            "--no-progress", "--workers", "1", *options],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
 
@@ -346,7 +346,7 @@ class LabelsFromNames:
         return {"source": self.name}
 
     def label(self, path, rel_path):
-        from genre_getters import TrackLabel
+        from genreslice.genre_getters import TrackLabel
 
         return TrackLabel(genre="Rock", artist=rel_path)
 
@@ -361,7 +361,7 @@ def test_a_file_the_audio_work_cannot_read_is_tried_again(tmp_path):
     tagged_mp3(audio / "good.mp3", 3.0, None, None)
     locked = tagged_mp3(audio / "locked.mp3", 3.0, None, None, "sine", "700")
     code = ("import sys\n"
-            "from pipeline.build import BuildConfig, build_dataset\n"
+            "from genreslice.pipeline.build import BuildConfig, build_dataset\n"
             "from tests.pipeline.test_safety import LabelsFromNames\n"
             "summary = build_dataset(sys.argv[1], sys.argv[2], LabelsFromNames(), BuildConfig(workers=1))\n"
             "print(summary.processed, summary.retried)\n")
@@ -429,7 +429,7 @@ def test_a_full_disk_while_writing_the_journal_names_it(built, corpus, tmp_path)
         signals.signal(signals.SIGXFSZ, signals.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    result = subprocess.run([sys.executable, "-m", "scripts.cli", "build", str(corpus), str(built), "--no-progress",
+    result = subprocess.run([sys.executable, "-m", "genreslice", "build", str(corpus), str(built), "--no-progress",
                              "--workers", "1"], capture_output=True, text=True, timeout=120, cwd=ROOT,
                             preexec_fn=limited)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -441,7 +441,7 @@ class LabelsFromStems(LabelsFromNames):
     """Track ids from file names, as FMA's (``000/000002.mp3`` is track 2): two files may claim one id."""
 
     def label(self, path, rel_path):
-        from genre_getters import TrackLabel
+        from genreslice.genre_getters import TrackLabel
 
         return TrackLabel(genre="Rock", artist=rel_path, track_id=Path(rel_path).stem.lstrip("0"))
 
@@ -462,7 +462,7 @@ def test_a_built_track_keeps_its_id_against_a_newcomer_whatever_befalls_it(tmp_p
         os.utime(audio / "b/000002.mp3", ns=(0, 0))
     if trouble == "unreadable folder":
         code = ("import sys\n"
-                "from pipeline.build import BuildConfig, build_dataset\n"
+                "from genreslice.pipeline.build import BuildConfig, build_dataset\n"
                 "from tests.pipeline.test_safety import LabelsFromStems\n"
                 "build_dataset(sys.argv[1], sys.argv[2], LabelsFromStems(), BuildConfig(workers=1))\n")
         (audio / "b").chmod(0o644)  # listed, not entered

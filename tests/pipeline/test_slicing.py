@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.slicing import decode_gray_png, encode_gray_png, slice_spectrogram, write_slice_png
+from genreslice.pipeline.slicing import decode_gray_png, encode_gray_png, slice_spectrogram, write_slice_png
 
 
 def test_whole_slices_nyquist_row_dropped_in_time_order():
@@ -74,7 +74,7 @@ def test_decode_handles_rows_with_mixed_none_and_sub_filters():
     import struct
     import zlib
 
-    from pipeline.slicing import _png_chunk
+    from genreslice.pipeline.slicing import _png_chunk
 
     pixels = np.random.default_rng(6).integers(0, 256, (6, 9), dtype=np.uint8)
     raw = bytearray()
@@ -93,7 +93,7 @@ def test_our_slices_take_the_fast_path_even_with_several_idat_chunks():
     import struct
     import zlib
 
-    from pipeline.slicing import _decode_sub_filtered_gray_png, _png_chunk
+    from genreslice.pipeline.slicing import _decode_sub_filtered_gray_png, _png_chunk
 
     pixels = np.random.default_rng(7).integers(0, 256, (128, 128), dtype=np.uint8)
     data = encode_gray_png(pixels)

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.errors import ParameterError, SoxError
-from pipeline.slicing import slice_spectrogram
-from pipeline.spectrogram import (
+from genreslice.pipeline.errors import ParameterError, SoxError
+from genreslice.pipeline.slicing import slice_spectrogram
+from genreslice.pipeline.spectrogram import (
     SpectrogramSpec,
     decode_sox_png,
     render_slices,
@@ -142,7 +142,7 @@ def test_filtered_png_falls_back_to_pillow():
 
 
 def test_measured_column_rate(sox_info):
-    from pipeline.spectrogram import measure_columns_per_second
+    from genreslice.pipeline.spectrogram import measure_columns_per_second
 
     assert measure_columns_per_second(SPEC, sox_path=sox_info.path) == pytest.approx(22050 / 440)
     assert measure_columns_per_second(SpectrogramSpec(sample_rate=44100), sox_path=sox_info.path) == 50.0

@@ -4,8 +4,8 @@ import collections
 
 import pytest
 
-from pipeline.errors import ParameterError
-from pipeline.splits import assign_split, parse_split_ratios, split_key
+from genreslice.pipeline.errors import ParameterError
+from genreslice.pipeline.splits import assign_split, parse_split_ratios, split_key
 
 
 @pytest.mark.parametrize("text, expected", [("0.8,0.1,0.1", (0.8, 0.1, 0.1)), ("80, 10, 10", (0.8, 0.1, 0.1)),

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pipeline import layout
-from pipeline.build import plural
+from genreslice.pipeline import layout
+from genreslice.pipeline.build import plural
 from tests.audio import tagged_mp3
 from tests.pipeline.test_build import read_csv, tree_digest
 
@@ -22,13 +22,13 @@ GENRES = ["Rock", "Jazz", "Pop"]
 
 
 def genreslice(*args: str, env: dict | None = None, **options) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scripts.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "genreslice", *args], capture_output=True, text=True,
                           env=env, timeout=300, cwd=Path(__file__).parents[2], **options)
 
 
 def help_of(command: str, min_options: int) -> str:
     """``genreslice COMMAND --help``, checked to explain every option of the command; returns the text."""
-    from scripts.cli import make_parser
+    from genreslice.scripts.cli import make_parser
 
     result = genreslice(command, "--help")
     assert result.returncode == 0 and "(default: None)" not in result.stdout
@@ -85,7 +85,7 @@ def test_kill_9_mid_build_then_resume_gives_identical_outputs(library, reference
 
 
 def start_build(library: Path, out: Path, workers: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "scripts.cli", "build", str(library), str(out), "--workers",
+    return subprocess.Popen([sys.executable, "-m", "genreslice", "build", str(library), str(out), "--workers",
                              str(workers), "--no-progress"], cwd=Path(__file__).parents[2],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
@@ -131,7 +131,7 @@ def test_sigint_to_a_background_build_truncates_nothing(library, reference, tmp_
     """A build started in the background ignores SIGINT, but SoX installs its own handler and, interrupted,
     exits 0 with a truncated spectrogram. Run in its own process group, SoX never sees the group's SIGINT."""
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "scripts.cli", "build", str(library), str(out), "--workers",
+    process = subprocess.Popen([sys.executable, "-m", "genreslice", "build", str(library), str(out), "--workers",
                                 "2", "--no-progress"], cwd=Path(__file__).parents[2], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, start_new_session=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
@@ -210,9 +210,10 @@ def test_per_file_failures_still_exit_0(tmp_path, sox_info):
 
 
 def test_pipeline_never_imports_tensorflow():
-    code = "import sys, pipeline.build, genre_getters, scripts.cli; print('tensorflow' in sys.modules)"
+    code = ("import sys, genreslice.pipeline.build, genreslice.genre_getters, genreslice.scripts.cli; "
+            "print('tensorflow' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            cwd=Path(__file__).parents[2])
+                            cwd=Path(__file__).parent)
     assert result.stdout.strip() == "False", result.stderr
 
 

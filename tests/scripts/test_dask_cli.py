@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import layout
-from pipeline.build import plural
+from genreslice.pipeline import layout
+from genreslice.pipeline.build import plural
 from tests.pipeline.test_build import tree_digest
 from tests.scripts.test_cli import genreslice, help_of, wait_for_journal
 
@@ -56,7 +56,7 @@ def test_build_on_a_separately_started_cluster(library, reference, tmp_path):
             cwd=machines[1], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
         user = machines[2]
         shutil.copytree(library, user / "music")
-        result = subprocess.run([sys.executable, "-m", "scripts.cli", "build", "music", "data set", "--scheduler",
+        result = subprocess.run([sys.executable, "-m", "genreslice", "build", "music", "data set", "--scheduler",
                                  address, "--no-progress"], capture_output=True, text=True, timeout=300, cwd=user)
         assert result.returncode == 0, result.stderr
         assert f"Running on the Dask cluster at {address}: " in result.stdout
@@ -78,7 +78,7 @@ def test_ctrl_c_on_a_local_dask_cluster_then_resume(library, reference, tmp_path
     slow.chmod(0o755)
     env = {**os.environ, "PATH": f"{slow.parent}{os.pathsep}{os.environ['PATH']}"}
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "scripts.cli", "build", str(library), str(out), "--executor",
+    process = subprocess.Popen([sys.executable, "-m", "genreslice", "build", str(library), str(out), "--executor",
                                 "dask", "--workers", "2"], cwd=Path(__file__).parents[2], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     wait_for_journal(out, 3)

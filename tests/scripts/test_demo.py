@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from mutagen.id3 import ID3
 
-from pipeline.splits import assign_split, split_key
-from scripts.demo_corpus import GENRES, synthesize_song, write_demo_corpus
+from genreslice.pipeline.splits import assign_split, split_key
+from genreslice.scripts.demo_corpus import GENRES, synthesize_song, write_demo_corpus
 from tests.scripts.test_cli import genreslice, help_of
 
 

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from scripts.cli import EXIT_SOME_FAILED, main
+from genreslice.scripts.cli import EXIT_SOME_FAILED, main
 from tests.conftest import toy_song
 from tests.scripts.test_cli import genreslice, help_of
 

@@ -42,7 +42,7 @@ def stalling_library(library, tmp_path_factory):
 
 def start(command: list[str], env: dict) -> subprocess.Popen:
     """``genreslice COMMAND`` in a process group of its own, as a shell starts a job."""
-    return subprocess.Popen([sys.executable, "-m", "scripts.cli", *command], cwd=ROOT, env=env, text=True,
+    return subprocess.Popen([sys.executable, "-m", "genreslice", *command], cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
@@ -145,7 +145,7 @@ def test_predict_leaves_no_sox_running_whatever_stops_it(toy_model, stalling_son
 
 
 def test_sigterm_stops_training_and_a_rerun_continues(tmp_path, sox_info):
-    from scripts.synthetic_slices import write_synthetic_dataset
+    from benchmarks.synthetic_slices import write_synthetic_dataset
 
     dataset = write_synthetic_dataset(tmp_path / "dataset", tracks_per_genre=4, slices_per_track=16,
                                       split_tracks=(3, 1, 0), seed=2)
@@ -169,7 +169,7 @@ def test_a_second_signal_while_stopping_ends_the_command_at_once(second):
     """The first signal starts a clean-up; when that takes long, the next one does not wait for it. (The build's
     own clean-up is quick, so this checks the handler itself, under a clean-up that blocks.)"""
     code = ("import time\n"
-            "from scripts.cli import stop_signals_raise\n"
+            "from genreslice.scripts.cli import stop_signals_raise\n"
             "with stop_signals_raise():\n"
             "    try:\n"
             "        print('working', flush=True)\n"

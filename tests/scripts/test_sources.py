@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.cli import main as genreslice
+from genreslice.scripts.cli import main as genreslice
 from tests.audio import synth
 from tests.label_fixtures import JAMENDO_SPLIT, write_fma_metadata
 from tests.pipeline.test_build import read_csv

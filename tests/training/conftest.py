@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from scripts.synthetic_slices import write_synthetic_dataset  # noqa: E402
+from benchmarks.synthetic_slices import write_synthetic_dataset  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from training.callbacks import STOP_PATIENCE, STOP_TARGET, GoalEarlyStopping
+from genreslice.training.callbacks import STOP_PATIENCE, STOP_TARGET, GoalEarlyStopping
 
 
 def tiny_model() -> keras.Model:
@@ -46,7 +46,7 @@ def test_target_rule_needs_accuracy_and_loss(caplog):
     callback = GoalEarlyStopping(target_accuracy=0.9, target_loss=0.3, patience=0)
     model = tiny_model()
     logs = [(0.5, 1.0), (0.92, 0.5), (0.85, 0.25), (0.91, 0.29), (0.99, 0.01)]
-    with caplog.at_level(logging.INFO, logger="training.callbacks"):
+    with caplog.at_level(logging.INFO, logger="genreslice.training.callbacks"):
         assert drive(callback, logs, model) == 4
     assert callback.stop_reason == STOP_TARGET and callback.stopped_epoch == 3
     assert "stopped after epoch 4 by the target rule" in callback.message

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.slicing import write_slice_png
-from training.data_source import SliceDataSource, load_slices
-from training.dataset import load_dataset_info, read_split
-from training.errors import DatasetError
+from genreslice.pipeline.slicing import write_slice_png
+from genreslice.training.data_source import SliceDataSource, load_slices
+from genreslice.training.dataset import load_dataset_info, read_split
+from genreslice.training.errors import DatasetError
 
 
 def coded_slices(tmp_path, count: int, n_classes: int = 3) -> tuple[list[str], np.ndarray]:

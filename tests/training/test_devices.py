@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 from tests.scripts.test_cli import genreslice, help_of
-from training.devices import distribution_strategy, training_devices
-from training.errors import TrainingError
-from training.settings import TrainConfig
-from training.train import train_model
+from genreslice.training.devices import distribution_strategy, training_devices
+from genreslice.training.errors import TrainingError
+from genreslice.training.settings import TrainConfig
+from genreslice.training.train import train_model
 
 REPO = Path(__file__).parents[2]
 RUN = {"target_accuracy": None, "patience": 0, "loader_workers": 2, "epochs": 2, "batch_size": 16}
@@ -26,11 +26,11 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from training.devices import distribution_strategy, training_devices
-from training.errors import TrainingError
-from training.settings import TrainConfig
-from training import train
-from training.train import TrainObserver, train_model
+from genreslice.training.devices import distribution_strategy, training_devices
+from genreslice.training.errors import TrainingError
+from genreslice.training.settings import TrainConfig
+from genreslice.training import train
+from genreslice.training.train import TrainObserver, train_model
 
 built = []
 

@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import layout
-from pipeline.layout import DATASET_JSON, SLICES_CSV
+from genreslice.pipeline import layout
+from genreslice.pipeline.layout import DATASET_JSON, SLICES_CSV
 from tests.processes import build_could_start, hold_lock, stop
-from training.data_source import load_slices
-from training.dataset import load_dataset_info, read_split
-from training.errors import DatasetError, ModelDirError
-from training.evaluate import evaluate_model
+from genreslice.training.data_source import load_slices
+from genreslice.training.dataset import load_dataset_info, read_split
+from genreslice.training.errors import DatasetError, ModelDirError
+from genreslice.training.evaluate import evaluate_model
 
 
 def read_rows(path):
@@ -188,7 +188,7 @@ def rotated_dataset(toy_model, target):
 
 
 def test_an_interrupted_evaluation_leaves_the_previous_results_whole(toy_model, tmp_path, monkeypatch):
-    import training.evaluate as evaluate_module
+    import genreslice.training.evaluate as evaluate_module
 
     model = copy_model(toy_model, tmp_path / "model")
     evaluate_model(toy_model / "dataset", model)
@@ -322,7 +322,7 @@ def test_evaluation_is_refused_while_a_build_changes_the_data_set(toy_model, tmp
 
 
 def test_an_evaluation_reads_the_data_set_beside_other_readers(toy_model, tmp_path):
-    from training.evaluate import EvaluateObserver
+    from genreslice.training.evaluate import EvaluateObserver
 
     lock = toy_model / "dataset" / layout.STATE_DIR / "lock"
     other_reader = hold_lock(lock, shared=True)  # a training, say

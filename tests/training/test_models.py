@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from training.models import build_model
+from genreslice.training.models import build_model
 
 
 def test_despoisj_is_the_lineage_architecture():

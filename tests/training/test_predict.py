@@ -13,13 +13,13 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.layout import SLICES_CSV
+from genreslice.pipeline.layout import SLICES_CSV
 from tests.audio import synth
 from tests.conftest import toy_song
-from training.data_source import load_slices
-from training.dataset import load_dataset_info
-from training.errors import ModelDirError
-from training.predict import Classifier, classify, collect_audio
+from genreslice.training.data_source import load_slices
+from genreslice.training.dataset import load_dataset_info
+from genreslice.training.errors import ModelDirError
+from genreslice.training.predict import Classifier, classify, collect_audio
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_in_memory_slices_are_the_builds_slices(toy_model, classifier):
     model = keras.models.load_model(toy_model / "model" / "model.keras")
     from_pngs = model.predict(load_slices([str(info.root / path) for path in slices]), verbose=0)
     audio = toy_model / "music" / row.split(",")[1]
-    from pipeline.spectrogram import render_slices
+    from genreslice.pipeline.spectrogram import render_slices
 
     in_memory = render_slices(audio, classifier.spec).slices
     assert in_memory.shape == (len(slices), 128, 128) == (4, 128, 128)
@@ -241,7 +241,7 @@ def test_stopping_early_kills_running_sox(classifier, tmp_path):
     """Closing the generator (as Ctrl-C does) must not wait for SoX, which runs out of the terminal's reach."""
     import time
 
-    from pipeline.sox import SoxInfo
+    from genreslice.pipeline.sox import SoxInfo
 
     slow_sox = tmp_path / "slow sox"
     slow_sox.write_text("#!/bin/sh\nexec sleep 60\n")
@@ -294,7 +294,7 @@ def test_folders_that_cannot_be_read_are_reported_as_failed_inputs(tmp_path):
     synth(root / "open/a.wav", 3.0)
     synth(root / "locked/b.wav", 3.0)
     code = ("import json, sys\n"
-            "from training.predict import collect_audio\n"
+            "from genreslice.training.predict import collect_audio\n"
             "print(json.dumps([[[item.shown, item.problem] for item in collect_audio([path])] for path in sys.argv[1:]]))\n")
     (root / "locked").chmod(0)
     try:

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scripts.synthetic_slices import write_synthetic_dataset
+from benchmarks.synthetic_slices import write_synthetic_dataset
 from tests.processes import hold_lock
-from training.dataset import load_dataset_info
-from training.errors import DatasetError, ModelDirError
-from training.settings import TrainConfig
-from training.train import TrainObserver, class_weights_for, train_model
+from genreslice.training.dataset import load_dataset_info
+from genreslice.training.errors import DatasetError, ModelDirError
+from genreslice.training.settings import TrainConfig
+from genreslice.training.train import TrainObserver, class_weights_for, train_model
 
 # Fast settings: no stop rule fires unless a test asks for one.
 RUN = {"target_accuracy": None, "patience": 0, "loader_workers": 2}
@@ -164,7 +164,7 @@ def test_a_higher_epoch_limit_continues_a_finished_run(trained, small_dataset, t
 
 def test_continued_run_restores_best_weights_from_before_the_resume_point(trained, small_dataset, tmp_path,
                                                                           monkeypatch):
-    from training.callbacks import GoalEarlyStopping
+    from genreslice.training.callbacks import GoalEarlyStopping
 
     model_dir = tmp_path / "model"
     shutil.copytree(trained[0], model_dir)
@@ -182,7 +182,7 @@ def test_continued_run_restores_best_weights_from_before_the_resume_point(traine
 
 
 def test_the_epoch_order_inside_fit_is_a_fresh_seeded_permutation(small_dataset, tmp_path, monkeypatch):
-    from training.data_source import SliceDataSource
+    from genreslice.training.data_source import SliceDataSource
 
     served: dict[int, list[int]] = {}
     load = SliceDataSource.__getitem__
@@ -205,7 +205,7 @@ def test_the_epoch_order_inside_fit_is_a_fresh_seeded_permutation(small_dataset,
 
 
 def test_a_crash_between_commit_and_history_is_repaired(small_dataset, tmp_path, monkeypatch):
-    import training.train as train_module
+    import genreslice.training.train as train_module
 
     model_dir = tmp_path / "model"
     write_history = train_module._history_csv

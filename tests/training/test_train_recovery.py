@@ -15,13 +15,13 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline import layout
+from genreslice.pipeline import layout
 from tests.processes import build_could_start, hold_lock, stop
 from tests.training.test_train import RUN, digest
-from training.callbacks import GoalEarlyStopping
-from training.errors import DatasetError, ModelDirError
-from training.settings import TrainConfig
-from training.train import TrainObserver, train_model
+from genreslice.training.callbacks import GoalEarlyStopping
+from genreslice.training.errors import DatasetError, ModelDirError
+from genreslice.training.settings import TrainConfig
+from genreslice.training.train import TrainObserver, train_model
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -291,9 +291,9 @@ def test_a_failed_write_names_its_file_and_the_run_continues_later(best_is_last,
 
 FILE_SIZE_LIMITED_TRAINING = """
 import resource, signal, sys
-from training.errors import TrainingError
-from training.settings import TrainConfig
-from training.train import train_model
+from genreslice.training.errors import TrainingError
+from genreslice.training.settings import TrainConfig
+from genreslice.training.train import train_model
 
 # Files may grow to 256 KiB: the logs, plots and records fit, a model (1.6 MB) does not. With SIGXFSZ ignored,
 # a write past the limit fails with EFBIG ("File too large") instead of killing the process.

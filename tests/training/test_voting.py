@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from training.voting import class_scores, confusion_matrix, score_songs, vote_song, vote_songs
+from genreslice.training.voting import class_scores, confusion_matrix, score_songs, vote_song, vote_songs
 
 
 def test_majority_counts_each_slices_top_class():
@@ -113,7 +113,7 @@ def test_confusion_matrix_and_class_scores_by_hand():
 
 
 def test_voting_needs_no_tensorflow():
-    code = "import training.voting, sys; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    code = "import genreslice.training.voting, sys; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import layout
-from pipeline.slicing import write_slice_png
-from pipeline.spectrogram import SpectrogramSpec
+from genreslice.pipeline import layout
+from genreslice.pipeline.slicing import write_slice_png
+from genreslice.pipeline.spectrogram import SpectrogramSpec
 
 SPLIT_ORDER = ("train", "validation", "test")
 
@@ -78,7 +78,7 @@ def write_synthetic_dataset(
     layout.write_text_atomic(root / layout.TRACKS_CSV, ",".join(layout.TRACK_COLUMNS) + "\n" + "\n".join(track_rows) + "\n")
     meta = {
         "format_version": 1,
-        "generator": "scripts.synthetic_slices",
+        "generator": "benchmarks.synthetic_slices",
         "classes": list(genres),
         "counts": counts,
         "spectrogram": {**spec.to_dict(), "columns_per_second": 50.1136, "slice_seconds": 2.5542},

@@ -1,4 +1,4 @@
-"""Resume-check benchmark: ``python -m scripts.bench_resume`` (or ``make bench-resume``).
+"""Resume-check benchmark: ``python -m benchmarks.bench_resume`` (or ``make bench-resume``).
 
 Every build run checks the tracks the journal says are built before trusting them: are all their slice files
 there, and unchanged? This measures, in one run on one synthetic data set in the build's layout (``--tracks``
@@ -21,12 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline import layout
-from pipeline.build import _slices_intact
-from pipeline.slicing import decode_gray_png
-from pipeline.sox import find_sox
-from pipeline.spectrogram import SpectrogramSpec, render_slices
-from scripts.synthetic_slices import write_synthetic_dataset
+from genreslice.pipeline import layout
+from genreslice.pipeline.build import _slices_intact
+from genreslice.pipeline.slicing import decode_gray_png
+from genreslice.pipeline.sox import find_sox
+from genreslice.pipeline.spectrogram import SpectrogramSpec, render_slices
+from benchmarks.synthetic_slices import write_synthetic_dataset
 
 SLICES_PER_TRACK = 11  # a 30-s song
 
@@ -41,7 +41,7 @@ def median_seconds(repeat: int, action) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.bench_resume", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_resume", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracks", type=int, default=2000, help="built tracks in the synthetic data set")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each check; the median is reported")
     args = parser.parse_args(argv)

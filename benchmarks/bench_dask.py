@@ -1,4 +1,4 @@
-"""Dask benchmark: ``python -m scripts.bench_dask`` (or ``make bench-dask``).
+"""Dask benchmark: ``python -m benchmarks.bench_dask`` (or ``make bench-dask``).
 
 Builds the same generated corpus (30-second MP3s, 44.1 kHz stereo, 192 kbps) with ``genreslice build`` on the
 process pool and on a local Dask cluster (``--executor dask``), the same number of workers each, alternating the
@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.sox import find_sox
-from scripts.bench_build import make_corpus
+from genreslice.pipeline.sox import find_sox
+from benchmarks.bench_build import make_corpus
 
 REPO = Path(__file__).parents[1]
 
@@ -33,7 +33,7 @@ REPO = Path(__file__).parents[1]
 def timed_build(audio: Path, out: Path, workers: int, executor: str) -> tuple[float, float]:
     """Run ``genreslice build`` into a new ``out``; returns (command wall seconds, the build's own seconds)."""
     shutil.rmtree(out, ignore_errors=True)
-    command = [sys.executable, "-m", "scripts.cli", "build", os.fspath(audio), os.fspath(out), "--workers",
+    command = [sys.executable, "-m", "genreslice", "build", os.fspath(audio), os.fspath(out), "--workers",
                str(workers), "--executor", executor, "--no-progress"]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=True)
@@ -55,7 +55,7 @@ def digest(out: Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.bench_dask", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_dask", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=240, help="number of MP3 files to generate")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each file")

@@ -1,6 +1,6 @@
-"""Training benchmark: ``python -m scripts.bench_train`` (or ``make bench-train``).
+"""Training benchmark: ``python -m benchmarks.bench_train`` (or ``make bench-train``).
 
-Writes synthetic slice data sets in the build's layout (``scripts.synthetic_slices``) and measures, in one run:
+Writes synthetic slice data sets in the build's layout (``benchmarks.synthetic_slices``) and measures, in one run:
 
 * **data source throughput**: slices per second that :class:`training.data_source.SliceDataSource` reads and
   decodes, on one thread and on ``--loader-workers`` threads (as Keras runs it), page cache warm;
@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from scripts.synthetic_slices import write_synthetic_dataset  # noqa: E402
+from benchmarks.synthetic_slices import write_synthetic_dataset  # noqa: E402
 
 TRACK_SLICES = 10
 GENRES = ("Blues", "Electronic", "Jazz", "Rock")
@@ -41,8 +41,8 @@ def make_dataset(root: Path, n_slices: int) -> Path:
 
 def measure_throughput(dataset: Path, batch_size: int, workers: int, repeat: int) -> tuple[float, float, int]:
     """Slices per second through ``__getitem__``: one thread, and ``workers`` threads (Keras's way)."""
-    from training.data_source import SliceDataSource
-    from training.dataset import load_dataset_info
+    from genreslice.training.data_source import SliceDataSource
+    from genreslice.training.dataset import load_dataset_info
 
     info = load_dataset_info(dataset)
     source = SliceDataSource.from_dataset(info, "train", batch_size=batch_size, shuffle=True, seed=0)
@@ -72,9 +72,9 @@ def measure_epochs(dataset: Path, batch_size: int, workers: int, repeat: int) ->
     """Wall seconds of training epochs (with validation), lazy and in memory, in alternating fits."""
     import keras
 
-    from training.data_source import SliceDataSource, load_slices
-    from training.dataset import load_dataset_info, read_split
-    from training.models import build_model
+    from genreslice.training.data_source import SliceDataSource, load_slices
+    from genreslice.training.dataset import load_dataset_info, read_split
+    from genreslice.training.models import build_model
 
     info = load_dataset_info(dataset)
     lazy_train = SliceDataSource.from_dataset(info, "train", batch_size=batch_size, shuffle=True, seed=0,
@@ -141,7 +141,7 @@ def peak_rss_mib(command: list[str]) -> tuple[float, float]:
 
 def peak_rss_of_train(dataset: Path, model_dir: Path, workers: int) -> tuple[float, float]:
     """Peak resident MiB and wall seconds of ``genreslice train`` for one epoch, in its own process."""
-    return peak_rss_mib([sys.executable, "-m", "scripts.cli", "train", os.fspath(dataset), os.fspath(model_dir),
+    return peak_rss_mib([sys.executable, "-m", "genreslice", "train", os.fspath(dataset), os.fspath(model_dir),
                          "--epochs", "1", "--patience", "0", "--target-accuracy", "off", "--no-progress",
                          "--loader-workers", str(workers)])
 
@@ -152,15 +152,15 @@ def peak_rss_of_loading_all(dataset: Path) -> float:
     A control: it shows the measurement sees data held in memory.
     """
     code = ("import sys\n"
-            "from training.dataset import load_dataset_info, read_split\n"
-            "from training.data_source import load_slices\n"
+            "from genreslice.training.dataset import load_dataset_info, read_split\n"
+            "from genreslice.training.data_source import load_slices\n"
             "paths, labels, _ = read_split(load_dataset_info(sys.argv[1]), 'train')\n"
             "x = load_slices(paths)\n")
     return peak_rss_mib([sys.executable, "-c", code, os.fspath(dataset)])[0]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.bench_train", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--small", type=int, default=2000, help="slices in the small data set (default: 2000)")
     parser.add_argument("--large", type=int, default=20000, help="slices in the large data set (default: 20000)")

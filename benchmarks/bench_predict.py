@@ -1,4 +1,4 @@
-"""Prediction benchmark: ``python -m scripts.bench_predict`` (or ``make bench-predict``).
+"""Prediction benchmark: ``python -m benchmarks.bench_predict`` (or ``make bench-predict``).
 
 Trains a ``compact`` model for one epoch on a synthetic slice data set (its weights do not matter for speed),
 makes a folder of 30-second stereo 44.1 kHz MP3 songs with SoX (as FMA's clips), then measures in one run:
@@ -27,7 +27,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from scripts.synthetic_slices import write_synthetic_dataset  # noqa: E402
+from benchmarks.synthetic_slices import write_synthetic_dataset  # noqa: E402
 
 #: SoX synth recipes, so the songs differ in content (and in how long the MP3 decoder takes).
 RECIPES = (
@@ -52,8 +52,8 @@ def make_songs(folder: Path, count: int, seconds: float) -> list[Path]:
 
 
 def make_model(root: Path) -> Path:
-    from training.settings import TrainConfig
-    from training.train import train_model
+    from genreslice.training.settings import TrainConfig
+    from genreslice.training.train import train_model
 
     dataset = write_synthetic_dataset(root / "dataset", tracks_per_genre=4, slices_per_track=8, split_tracks=(2, 1, 1))
     train_model(dataset, root / "model", TrainConfig(epochs=1, patience=0, target_accuracy=None))
@@ -61,7 +61,7 @@ def make_model(root: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.bench_predict", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--songs", type=int, default=40, help="songs in the folder (default: 40)")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each song (default: 30)")
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from training.predict import Classifier
-    from pipeline.spectrogram import render_slices
+    from genreslice.training.predict import Classifier
+    from genreslice.pipeline.spectrogram import render_slices
 
     with tempfile.TemporaryDirectory(prefix="genreslice-bench-predict-") as tmp:
         root = Path(tmp)
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             model_per_song.append(time.perf_counter() - started)
 
         started = time.perf_counter()
-        command = subprocess.run([sys.executable, "-m", "scripts.cli", "predict", os.fspath(model_dir),
+        command = subprocess.run([sys.executable, "-m", "genreslice", "predict", os.fspath(model_dir),
                                   os.fspath(root / "songs"), "--workers", "2", "--format", "json", "--no-progress"],
                                  capture_output=True, text=True, timeout=600)
         command_s = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""Label benchmark: ``python -m scripts.bench_labels`` (or ``make bench-labels``).
+"""Label benchmark: ``python -m benchmarks.bench_labels`` (or ``make bench-labels``).
 
 Labels and splits are decided for every file before any audio work (and again on every resumed run), so their
 cost is measured against the audio work, in one run on this machine:
@@ -20,12 +20,12 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from genre_getters import FmaLabelSource, Id3LabelSource, JamendoLabelSource
-from pipeline.discovery import AudioFile
-from pipeline.plan import plan_build
-from pipeline.sox import find_sox
-from pipeline.spectrogram import SpectrogramSpec, sox_command
-from scripts.bench_build import make_corpus
+from genreslice.genre_getters import FmaLabelSource, Id3LabelSource, JamendoLabelSource
+from genreslice.pipeline.discovery import AudioFile
+from genreslice.pipeline.plan import plan_build
+from genreslice.pipeline.sox import find_sox
+from genreslice.pipeline.spectrogram import SpectrogramSpec, sox_command
+from benchmarks.bench_build import make_corpus
 from tests.fma_tracks import write_tracks_csv  # the benchmark's data generator, shared with the tests
 
 FMA_TRACKS = 106_574

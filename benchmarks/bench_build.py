@@ -1,4 +1,4 @@
-"""Build benchmark: ``python -m scripts.bench_build`` (or ``make bench-build``).
+"""Build benchmark: ``python -m benchmarks.bench_build`` (or ``make bench-build``).
 
 Generates 30-second MP3 files (44.1 kHz stereo, 192 kbps) and measures, in one run on the same files:
 
@@ -26,9 +26,9 @@ import numpy as np
 from mutagen.id3 import ID3, TCON, TPE1
 from PIL import Image
 
-from pipeline.slicing import encode_gray_png, slice_spectrogram
-from pipeline.sox import find_sox
-from pipeline.spectrogram import RESAMPLE_QUALITIES, SpectrogramSpec, decode_sox_png, sox_command
+from genreslice.pipeline.slicing import encode_gray_png, slice_spectrogram
+from genreslice.pipeline.sox import find_sox
+from genreslice.pipeline.spectrogram import RESAMPLE_QUALITIES, SpectrogramSpec, decode_sox_png, sox_command
 
 GENRES = ("Rock", "Jazz", "Electronic", "Classical")
 
@@ -91,7 +91,7 @@ def predecessor(paths: list[Path], sox: str, scratch: Path) -> None:
 
 def genreslice_build(audio: Path, out: Path, workers: int, quality: str) -> None:
     shutil.rmtree(out, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "scripts.cli", "build", os.fspath(audio), os.fspath(out), "--workers",
+    subprocess.run([sys.executable, "-m", "genreslice", "build", os.fspath(audio), os.fspath(out), "--workers",
                     str(workers), "--resample-quality", quality], check=True, capture_output=True,
                    cwd=Path(__file__).parents[1])
 
@@ -116,7 +116,7 @@ def pillow_png(level: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.bench_build", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_build", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=40, help="number of MP3 files to generate")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each file")
