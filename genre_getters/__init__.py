@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 
+from genreslice.errors import ParameterError
 from genreslice.genre_getters.base import OFFICIAL_SPLITS, LabelSource, TrackLabel
 from genreslice.genre_getters.fma import FmaLabelSource
 from genreslice.genre_getters.id3 import Id3LabelSource
@@ -35,10 +36,10 @@ def make_label_source(name: str, **options) -> LabelSource:
     try:
         source_class = LABEL_SOURCES[name]
     except KeyError:
-        raise ValueError(f"label source {name!r} is unknown; choose one of {', '.join(sorted(LABEL_SOURCES))}") from None
+        raise ParameterError(f"label source {name!r} is unknown; choose one of {', '.join(sorted(LABEL_SOURCES))}") from None
     options = {key: value for key, value in options.items() if value is not None}
     accepted = inspect.signature(source_class).parameters
     unused = sorted(key for key in options if key not in accepted)
     if unused:
-        raise ValueError(f"--labels {name} does not use {', '.join('--' + key.replace('_', '-') for key in unused)}")
+        raise ParameterError(f"--labels {name} does not use {', '.join('--' + key.replace('_', '-') for key in unused)}")
     return source_class(**options)

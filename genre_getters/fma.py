@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from genreslice.errors import ParameterError
 from genreslice.genre_getters.base import TrackLabel
 from genreslice.metadata import MetadataError, Taxonomy, fma_taxonomy, open_metadata
 
@@ -140,9 +141,9 @@ class FmaLabelSource:
 
     def __init__(self, *, metadata: str | os.PathLike | None = None, subset: str | None = None) -> None:
         if metadata is None:
-            raise ValueError("--labels fma needs --metadata pointing at fma_metadata/ or its tracks.csv")
+            raise ParameterError("--labels fma needs --metadata pointing at fma_metadata/ or its tracks.csv")
         if subset is not None and subset not in SUBSETS:
-            raise ValueError(f"subset={subset!r} must be one of {', '.join(SUBSETS)}")
+            raise ParameterError(f"subset={subset!r} must be one of {', '.join(SUBSETS)}")
         self.tracks_csv = find_tracks_csv(metadata)
         self.subset = subset
         self.taxonomy: Taxonomy = fma_taxonomy()

@@ -18,6 +18,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
+from genreslice.errors import ParameterError
 from genreslice.genre_getters.base import TrackLabel
 from genreslice.metadata import MetadataError, Taxonomy, genre_key, load_genre_map, map_taxonomy, open_metadata
 
@@ -137,7 +138,7 @@ class JamendoLabelSource:
     def __init__(self, *, metadata: str | os.PathLike | None = None,
                  genre_map: str | os.PathLike | None = None) -> None:
         if metadata is None:
-            raise ValueError("--labels jamendo needs --metadata pointing at a genre TSV or a split folder")
+            raise ParameterError("--labels jamendo needs --metadata pointing at a genre TSV or a split folder")
         self.metadata = os.fspath(metadata)
         self.files = find_tsv_files(metadata)
         self.genre_map = None if genre_map is None else os.fspath(genre_map)

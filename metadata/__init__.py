@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
+from genreslice.errors import GenresliceError
+
 FMA_GENRES = "fma_genres.csv"
 JAMENDO_GENRE_MAP = "jamendo_genre_map.csv"
 GENRE_ALIASES = "genre_aliases.csv"
@@ -31,7 +33,7 @@ MAX_GENRE_MAP_LINE = 128 * 1024
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
 
-class MetadataError(ValueError):
+class MetadataError(GenresliceError, ValueError):
     """A metadata file or table is missing, unreadable or malformed; the message names the file and line."""
 
 

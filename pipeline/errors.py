@@ -1,13 +1,15 @@
 """Exceptions raised by the build pipeline."""
 from __future__ import annotations
 
+from genreslice.errors import GenresliceError, ParameterError
 
-class PipelineError(Exception):
-    """Base class for every error the pipeline raises on purpose."""
+__all__ = ["AudioFolderError", "BuildLockedError", "ExecutorError", "MissingAudioError", "OutputError",
+           "ParameterError", "PipelineError", "SettingsMismatchError", "SoxError", "SoxUnavailableError",
+           "WorkerDiedError"]
 
 
-class ParameterError(PipelineError, ValueError):
-    """A setting has a value the pipeline cannot use; the message names it."""
+class PipelineError(GenresliceError):
+    """Base class for every error the pipeline raises on purpose (bad settings raise :class:`ParameterError`)."""
 
 
 class SoxError(PipelineError):

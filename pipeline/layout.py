@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from genreslice.errors import GenresliceError
+
 DATASET_JSON = "dataset.json"
 TRACKS_CSV = "tracks.csv"
 SLICES_CSV = "slices.csv"
@@ -88,7 +90,7 @@ def _current_umask() -> int:
     return mask
 
 
-class LockHeldError(OSError):
+class LockHeldError(GenresliceError, OSError):
     """Another process holds the lock.
 
     Attributes

@@ -16,7 +16,8 @@ from dataclasses import replace
 from tqdm import tqdm
 
 from genreslice import __version__
-from genreslice.genre_getters import LABEL_SOURCES, MetadataError, make_label_source
+from genreslice.errors import GenresliceError, ParameterError
+from genreslice.genre_getters import LABEL_SOURCES, make_label_source
 from genreslice.pipeline.build import (
     MAX_FAILED_ATTEMPTS,
     BuildConfig,
@@ -28,12 +29,10 @@ from genreslice.pipeline.build import (
 )
 from genreslice.pipeline.discovery import AUDIO_EXTENSIONS
 from genreslice.pipeline.plan import BuildPlan, GenreSelection
-from genreslice.pipeline.errors import ParameterError, PipelineError
 from genreslice.pipeline.executors import dask_cluster
 from genreslice.pipeline.sox import find_sox
 from genreslice.pipeline.spectrogram import RESAMPLE_QUALITIES, SOX_TIMEOUT_S, SpectrogramSpec
 from genreslice.pipeline.splits import SPLITS, parse_split_ratios
-from genreslice.training.errors import TrainingError
 from genreslice.training.settings import (
     CLASS_WEIGHTS,
     INFERENCE_BATCH_SIZE,
@@ -468,14 +467,11 @@ def load_tensorflow(*, verbose: bool = False) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    try:
-        config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
-                             learning_rate=args.learning_rate, seed=args.seed, target_accuracy=args.target_accuracy,
-                             target_loss=args.target_loss, patience=args.patience,
-                             class_weights=args.class_weights, loader_workers=args.loader_workers,
-                             devices=args.devices)
-    except ValueError as err:
-        raise ParameterError(str(err)) from None
+    config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                         learning_rate=args.learning_rate, seed=args.seed, target_accuracy=args.target_accuracy,
+                         target_loss=args.target_loss, patience=args.patience,
+                         class_weights=args.class_weights, loader_workers=args.loader_workers,
+                         devices=args.devices)
     devices = load_tensorflow(verbose=args.verbose)
     from genreslice.training.train import train_model
 
@@ -735,15 +731,11 @@ def add_demo_parser(commands) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """``genreslice demo``: corpus, then build, train, evaluate and predict through :func:`main`."""
-    from genreslice.scripts.demo import DemoConfig, DemoError, run_demo as demo
+    from genreslice.scripts.demo import DemoConfig, run_demo as demo
 
     config = DemoConfig(seed=args.seed, songs_per_genre=args.songs_per_genre, seconds=args.seconds)
-    try:
-        return demo(args.out, config, run_command=functools.partial(main, nested=True), workers=args.workers,
-                    progress=not args.no_progress)
-    except DemoError as err:
-        print(f"genreslice demo: error: {err}", file=sys.stderr)
-        return EXIT_FATAL
+    return demo(args.out, config, run_command=functools.partial(main, nested=True), workers=args.workers,
+                progress=not args.no_progress)
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -756,13 +748,7 @@ def run_build(args: argparse.Namespace) -> int:
     config = BuildConfig(spec=spec, split_ratios=args.split_ratios, workers=workers, timeout_s=args.timeout)
     selection = GenreSelection(genres=args.genres, exclude_genres=args.exclude_genres,
                                max_tracks_per_genre=args.max_tracks_per_genre)
-    try:
-        source = make_label_source(args.labels, metadata=args.metadata, subset=args.subset,
-                                   genre_map=args.genre_map)
-    except MetadataError:
-        raise  # a bad metadata file is fatal (exit 1), not a usage error
-    except ValueError as err:
-        raise ParameterError(str(err)) from None
+    source = make_label_source(args.labels, metadata=args.metadata, subset=args.subset, genre_map=args.genre_map)
     with contextlib.ExitStack() as stack:
         run_options: dict = {}
         if args.executor == "dask" or args.scheduler is not None:
@@ -915,7 +901,7 @@ def run_command(args: argparse.Namespace, parser: argparse.ArgumentParser, *, ne
         return args.handler(args)
     except ParameterError as err:
         parser.exit(EXIT_USAGE, f"genreslice {args.command}: error: {err}\n")
-    except (PipelineError, MetadataError, TrainingError, NotADirectoryError) as err:
+    except (GenresliceError, NotADirectoryError) as err:
         print(f"genreslice {args.command}: error: {err}", file=sys.stderr)
         return EXIT_FATAL
     except KeyboardInterrupt as err:

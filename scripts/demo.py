@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from genreslice.errors import GenresliceError
 from genreslice.pipeline.layout import write_text_atomic
 from genreslice.pipeline.splits import SPLITS
 from genreslice.scripts.demo_corpus import GENRES, write_demo_corpus
@@ -22,7 +23,7 @@ DEMO_JSON = "demo.json"
 SPLIT_RATIOS = (0.6, 0.2, 0.2)
 
 
-class DemoError(Exception):
+class DemoError(GenresliceError):
     """The demo cannot run in the chosen folder, or one of its commands failed."""
 
 

@@ -82,3 +82,28 @@ def test_every_module_imports_without_posix_only_modules(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert int(result.stdout.split()[-1]) > 30
+
+
+def test_every_error_genreslice_raises_on_purpose_is_one_family():
+    """The command line catches GenresliceError once; an error class outside the family would escape it."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from genreslice.errors import GenresliceError, ParameterError
+
+    classes = set()
+    for package in SUBPACKAGES:
+        module = importlib.import_module(f"genreslice.{package}")
+        for info in pkgutil.walk_packages(module.__path__, module.__name__ + "."):
+            if package == "scripts" and info.name.endswith("__main__"):
+                continue
+            for _, value in inspect.getmembers(importlib.import_module(info.name), inspect.isclass):
+                if issubclass(value, Exception) and value.__module__.startswith("genreslice."):
+                    classes.add(value)
+    assert len(classes) >= 15
+    assert [cls.__qualname__ for cls in classes if not issubclass(cls, GenresliceError)] == []
+    assert issubclass(ParameterError, ValueError)
+    from genreslice.pipeline.errors import ParameterError as PipelineParameterError
+    from genreslice.training.errors import ParameterError as TrainingParameterError
+    assert PipelineParameterError is TrainingParameterError is ParameterError

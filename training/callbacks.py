@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import keras
 
+from genreslice.errors import ParameterError
 from genreslice.training.settings import check_stop_rules
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class GoalEarlyStopping(keras.callbacks.Callback):
         super().__init__()
         check_stop_rules(target_accuracy, target_loss, patience)
         if min_delta < 0:
-            raise ValueError(f"min_delta={min_delta} must be 0 or more")
+            raise ParameterError(f"min_delta={min_delta} must be 0 or more")
         self.target_accuracy = target_accuracy
         self.target_loss = target_loss
         self.patience = int(patience)
@@ -107,7 +108,7 @@ class GoalEarlyStopping(keras.callbacks.Callback):
             One row per epoch from the first, each with ``val_loss`` and ``val_accuracy``.
         """
         if self.model is not None:
-            raise ValueError("replay() must be called before the callback is given a model. "
+            raise ParameterError("replay() must be called before the callback is given a model. "
                              f"Received: a callback set to {self.model.name!r}")
         self.set_state({})
         for epoch, row in enumerate(history):
@@ -116,7 +117,7 @@ class GoalEarlyStopping(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         if "val_loss" not in logs or "val_accuracy" not in logs:
-            raise ValueError(
+            raise ParameterError(
                 "GoalEarlyStopping needs validation results: fit() must get validation_data and the "
                 f"'accuracy' metric. Received logs with keys: {sorted(logs)}"
             )

@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from genreslice.errors import ParameterError
 from genreslice.pipeline.slicing import decode_gray_png
 from genreslice.training.dataset import DatasetInfo, read_split
 from genreslice.training.errors import DatasetError
@@ -98,13 +99,13 @@ class SliceDataSource(keras.utils.PyDataset):
     ) -> None:
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=max_queue_size)
         if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} must be at least 1")
+            raise ParameterError(f"batch_size={batch_size} must be at least 1")
         if workers < 1:
-            raise ValueError(f"workers={workers} must be at least 1")
+            raise ParameterError(f"workers={workers} must be at least 1")
         self.paths = np.asarray(paths, dtype=object)
         self.labels = np.asarray(labels, dtype=np.int32)
         if self.paths.ndim != 1 or self.paths.shape != self.labels.shape:
-            raise ValueError(
+            raise ParameterError(
                 "paths and labels must be 1-D and of the same length. "
                 f"Received: {self.paths.shape} paths, {self.labels.shape} labels"
             )

@@ -1,8 +1,12 @@
 """Exceptions raised by training."""
 from __future__ import annotations
 
+from genreslice.errors import GenresliceError, ParameterError
 
-class TrainingError(Exception):
+__all__ = ["DatasetError", "ModelDirError", "ParameterError", "TrainingError"]
+
+
+class TrainingError(GenresliceError):
     """Base class for every error training raises on purpose; the message names the file and the problem."""
 
 

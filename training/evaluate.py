@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from genreslice.errors import ParameterError
 from genreslice.pipeline import layout
 from genreslice.training.data_source import SliceDataSource, explain_slice_error
 from genreslice.training.dataset import SPLITS, load_dataset_info, read_split, reading_dataset
@@ -128,7 +129,7 @@ def evaluate_model(
     if split not in SPLITS:
         raise DatasetError(f"split={split!r} must be one of {', '.join(SPLITS)}")
     if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be at least 1")
+        raise ParameterError(f"batch_size={batch_size} must be at least 1")
     observer = observer or EvaluateObserver()
     # Held to the end, before anything is read: a build must not remove or re-render slices meanwhile.
     with reading_dataset(dataset_dir):

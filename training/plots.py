@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from genreslice.errors import ParameterError
 from genreslice.pipeline.layout import write_bytes_atomic
 
 _SERIES_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40))
@@ -143,7 +144,7 @@ def plot_confusion_matrix(confusion: np.ndarray, classes: Sequence[str], path: s
     confusion = np.asarray(confusion)
     n = len(classes)
     if confusion.shape != (n, n):
-        raise ValueError(f"confusion must be {n}x{n} for {n} classes. Received: shape {confusion.shape}")
+        raise ParameterError(f"confusion must be {n}x{n} for {n} classes. Received: shape {confusion.shape}")
     title_font, label_font, cell_font = _font(18), _font(14), _font(13)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 

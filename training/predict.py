@@ -230,9 +230,9 @@ class Classifier:
     def __init__(self, model_dir: str | os.PathLike, *, batch_size: int = INFERENCE_BATCH_SIZE,
                  sox_path: str = "sox", timeout_s: float = SOX_TIMEOUT_S) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size={batch_size} must be at least 1")
+            raise ParameterError(f"batch_size={batch_size} must be at least 1")
         if not timeout_s > 0:
-            raise ValueError(f"timeout_s={timeout_s} must be more than 0")
+            raise ParameterError(f"timeout_s={timeout_s} must be more than 0")
         self.sox = find_sox(executable=sox_path)
         self.trained = load_trained_model(model_dir)
         recorded = self.trained.record.get("spectrogram")
@@ -284,7 +284,7 @@ class Classifier:
         """
         check_vote(vote)
         if workers < 1:
-            raise ValueError(f"workers={workers} must be at least 1")
+            raise ParameterError(f"workers={workers} must be at least 1")
         observer = observer or PredictObserver()
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]

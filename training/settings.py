@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field, replace
 
+from genreslice.errors import ParameterError
+
 CLASS_WEIGHTS = ("balanced", "none")
 #: Slices per model call when evaluating and predicting (no gradients: larger than training batches).
 INFERENCE_BATCH_SIZE = 256
@@ -38,11 +40,11 @@ def default_loader_workers() -> int:
 def check_stop_rules(target_accuracy: float | None, target_loss: float | None, patience: int) -> None:
     """Raise ValueError naming the first stop-rule value out of range."""
     if target_accuracy is not None and not 0.0 <= target_accuracy <= 1.0:
-        raise ValueError(f"target_accuracy={target_accuracy} must be between 0 and 1")
+        raise ParameterError(f"target_accuracy={target_accuracy} must be between 0 and 1")
     if target_loss is not None and not target_loss >= 0.0:
-        raise ValueError(f"target_loss={target_loss} must be 0 or more")
+        raise ParameterError(f"target_loss={target_loss} must be 0 or more")
     if patience < 0:
-        raise ValueError(f"patience={patience} must be 0 or more")
+        raise ParameterError(f"patience={patience} must be 0 or more")
 
 
 @dataclass(frozen=True)
@@ -91,19 +93,19 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_DEFAULTS:
-            raise ValueError(f"model={self.model!r} is not one of {', '.join(sorted(MODEL_DEFAULTS))}")
+            raise ParameterError(f"model={self.model!r} is not one of {', '.join(sorted(MODEL_DEFAULTS))}")
         if self.epochs < 1:
-            raise ValueError(f"epochs={self.epochs} must be at least 1")
+            raise ParameterError(f"epochs={self.epochs} must be at least 1")
         if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size={self.batch_size} must be at least 1")
+            raise ParameterError(f"batch_size={self.batch_size} must be at least 1")
         if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"learning_rate={self.learning_rate} must be positive")
+            raise ParameterError(f"learning_rate={self.learning_rate} must be positive")
         if self.class_weights not in CLASS_WEIGHTS:
-            raise ValueError(f"class_weights={self.class_weights!r} must be one of {', '.join(CLASS_WEIGHTS)}")
+            raise ParameterError(f"class_weights={self.class_weights!r} must be one of {', '.join(CLASS_WEIGHTS)}")
         if self.loader_workers < 1:
-            raise ValueError(f"loader_workers={self.loader_workers} must be at least 1")
+            raise ParameterError(f"loader_workers={self.loader_workers} must be at least 1")
         if self.devices is not None and self.devices < 1:
-            raise ValueError(f"devices={self.devices} must be at least 1")
+            raise ParameterError(f"devices={self.devices} must be at least 1")
         check_stop_rules(self.target_accuracy, self.target_loss, self.patience)
 
     def resolved(self) -> TrainConfig:
