@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test demo example setup system-deps bench-build bench-labels bench-train bench-predict bench-dask bench-resume clean
+.PHONY: test demo example setup system-deps bench-build bench-labels bench-train bench-predict bench-dask bench-resume same-outputs clean
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -31,29 +31,20 @@ demo: setup
 example: setup
 	$(BIN)/python -m genreslice.scripts.example example
 
-# Build benchmark: decode floor vs predecessor vs genreslice build (1 and 2 workers).
-bench-build: setup
-	$(BIN)/python -m benchmarks.bench_build
+# Benchmarks (benchmarks/bench_NAME.py; each prints its figures):
+#   bench-build    decode floor vs predecessor vs genreslice build (1 and 2 workers)
+#   bench-labels   tag reading vs the SoX step; FMA (106,574 rows) and MTG-Jamendo metadata load and planning
+#   bench-train    data source throughput, lazy vs in-memory epoch, peak memory at 2,000 vs 20,000 slices
+#   bench-predict  songs per second for 1 and 2 workers, SoX vs model time, batched vs per-song model calls
+#   bench-dask     the same build on the process pool and on a local Dask cluster, alternated; ratio and outputs
+#   bench-resume   what checking built tracks' slices costs per run (file count, sizes, full decode)
+bench-build bench-labels bench-train bench-predict bench-dask bench-resume: bench-%: setup
+	$(BIN)/python -m benchmarks.bench_$*
 
-# Label benchmark: tag reading vs the SoX step; FMA (106,574 rows) and MTG-Jamendo metadata load and planning.
-bench-labels: setup
-	$(BIN)/python -m benchmarks.bench_labels
-
-# Training benchmark: data source throughput, lazy vs in-memory epoch, peak memory at 2,000 vs 20,000 slices.
-bench-train: setup
-	$(BIN)/python -m benchmarks.bench_train
-
-# Prediction benchmark: songs per second for 1 and 2 workers, SoX vs model time, batched vs per-song model calls.
-bench-predict: setup
-	$(BIN)/python -m benchmarks.bench_predict
-
-# Dask benchmark: the same build on the process pool and on a local Dask cluster, alternated; ratio and outputs.
-bench-dask: setup
-	$(BIN)/python -m benchmarks.bench_dask
-
-# Resume-check benchmark: what checking built tracks' slices costs per run (file count, sizes, full decode).
-bench-resume: setup
-	$(BIN)/python -m benchmarks.bench_resume
+# Same outputs: build, train and predict a fixed generated corpus; compare every output with the reference run.
+same-outputs: setup
+	$(BIN)/python -m benchmarks.same_outputs --work bench-out/same-outputs --cli "$(BIN)/python -m genreslice" \
+		--compare benchmarks/same_outputs_reference.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -26,9 +26,11 @@ import numpy as np
 from mutagen.id3 import ID3, TCON, TPE1
 from PIL import Image
 
-from genreslice.pipeline.slicing import encode_gray_png, slice_spectrogram
+from genreslice.pipeline.png import encode_gray_png
+from genreslice.pipeline.slicing import slice_spectrogram
 from genreslice.pipeline.sox import find_sox
 from genreslice.pipeline.spectrogram import RESAMPLE_QUALITIES, SpectrogramSpec, decode_sox_png, sox_command
+from benchmarks.timing import run_times
 
 GENRES = ("Rock", "Jazz", "Electronic", "Classical")
 
@@ -58,12 +60,7 @@ def make_corpus(folder: Path, n_files: int, seconds: float, sox: str) -> list[Pa
 
 
 def best_of(repeat: int, action) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return min(times)
+    return min(run_times(repeat, action))
 
 
 def decode_floor(paths: list[Path], sox: str) -> None:

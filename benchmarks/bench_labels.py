@@ -26,7 +26,7 @@ from genreslice.pipeline.plan import plan_build
 from genreslice.pipeline.sox import find_sox
 from genreslice.pipeline.spectrogram import SpectrogramSpec, sox_command
 from benchmarks.bench_build import make_corpus
-from tests.fma_tracks import write_tracks_csv  # the benchmark's data generator, shared with the tests
+from tests.helpers import write_tracks_csv  # the benchmark's data generator, shared with the tests
 
 FMA_TRACKS = 106_574
 SHARED_JAMENDO = Path(__file__).resolve().parents[2] / "shared" / "data" / "mtg-jamendo" / "split-0"

@@ -6,7 +6,7 @@ tracks of 11 slices, warm page cache), three ways of checking, per built track:
 
 * counting the files of each track folder (what earlier versions did: a truncated slice went unnoticed);
 * the build's check: each slice's size against the size recorded in the journal when it was written
-  (``pipeline.build._slices_intact``: one ``stat`` per slice);
+  (``genreslice.pipeline.stock.slices_intact``: one ``stat`` per slice);
 * reading and decoding every slice PNG (what finding a damaged file of unchanged size would take);
 
 and, as the yardstick, the SoX step for one 30-second MP3 (what rendering a track again costs).
@@ -18,26 +18,23 @@ import os
 import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from genreslice.pipeline import layout
-from genreslice.pipeline.build import _slices_intact
-from genreslice.pipeline.slicing import decode_gray_png
+from genreslice.pipeline.stock import slices_intact
+from genreslice.pipeline.tracks import TrackRow
+from genreslice.pipeline.journal import JournalRecord
+from genreslice.pipeline.png import decode_gray_png
 from genreslice.pipeline.sox import find_sox
 from genreslice.pipeline.spectrogram import SpectrogramSpec, render_slices
 from benchmarks.synthetic_slices import write_synthetic_dataset
+from benchmarks.timing import run_times
 
 SLICES_PER_TRACK = 11  # a 30-s song
 
 
 def median_seconds(repeat: int, action) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(run_times(repeat, action))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,20 +53,22 @@ def main(argv: list[str] | None = None) -> int:
         for folder in sorted((out / layout.SLICES_DIR).glob("*/*")):
             track_id = folder.name
             sizes = [(folder / layout.slice_name(track_id, index)).stat().st_size for index in range(SLICES_PER_TRACK)]
-            records.append({"track_id": track_id, "n_slices": SLICES_PER_TRACK, "slice_bytes": sizes})
+            records.append(JournalRecord(row=TrackRow(track_id=track_id, path=f"{track_id}.mp3", status="ok",
+                                                      n_slices=SLICES_PER_TRACK),
+                                         size=0, mtime_ns=0, slice_bytes=tuple(sizes)))
         n = len(records)
 
         def count_files() -> None:
-            assert all(len(os.listdir(out / layout.track_slice_dir(r["track_id"]))) == r["n_slices"] for r in records)
+            assert all(len(os.listdir(out / layout.track_slice_dir(r.row.track_id))) == r.row.n_slices for r in records)
 
         def check_sizes() -> None:
-            assert all(_slices_intact(out, record) for record in records)
+            assert all(slices_intact(out, record) for record in records)
 
         def decode_all() -> None:
             for record in records:
-                folder = out / layout.track_slice_dir(record["track_id"])
-                for index in range(record["n_slices"]):
-                    decode_gray_png((folder / layout.slice_name(record["track_id"], index)).read_bytes())
+                folder = out / layout.track_slice_dir(record.row.track_id)
+                for index in range(record.row.n_slices):
+                    decode_gray_png((folder / layout.slice_name(record.row.track_id, index)).read_bytes())
 
         song = root / "song.mp3"
         subprocess.run([sox.path, "-R", "-n", "-r", "44100", "-c", "2", "-C", "192", os.fspath(song), "synth", "30",

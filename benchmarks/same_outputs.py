@@ -6,12 +6,12 @@ Generates a small deterministic tagged corpus with SoX and mutagen, runs the rea
 the outputs (``--write``) or compares them with a manifest written earlier (``--compare``), or both.
 
 Stand-alone on purpose: stdlib, numpy and mutagen only; it never imports genreslice code, whose module paths
-change in the refactor. Run the code before the refactor with, e.g.::
+change in a refactor. ``make same-outputs`` compares this checkout with ``same_outputs_reference.json``, recorded
+on the project's 2-core development machine from the code before the package reshape (commit a21bf05, run from a
+clone of it as ``--cli '.venv/bin/python -m scripts.cli' --cwd CLONE --write REFERENCE``). Another machine (other
+SoX, TensorFlow or CPU) may render or round differently: record a reference there first, from the code to compare
+against, with ``--write``.
 
-    /work/main/.venv/bin/python same_outputs.py --cli '/work/main/.venv/bin/python -m scripts.cli' \
-        --cwd /tmp/base --work /tmp/so-work1 --write before.json
-
-and the code after it with the new prefix (``--cli genreslice`` by default) and ``--compare before.json``.
 Exit status: 0 same outputs; 1 a difference (or a command failed); 2 bad arguments.
 """
 from __future__ import annotations
@@ -77,20 +77,21 @@ COMMAND_ENV = {
 #: (genre, artist, title, seconds): three artists per genre, one song each. Artist names decide the build's
 #: artist-hash split; with --split-ratios 0.6,0.2,0.2 the first two of each genre land in train and the third in
 #: validation (checked: the manifest records tracks.csv), so training sees every genre on both sides.
-SONGS = [
-    ("Electronic", "Neon Circuit", "Pulse Drive", 24),
-    ("Electronic", "Kilowatt Kids", "Square Dance", 22),
-    ("Electronic", "Voltage Bloom", "Night Grid", 27),
-    ("Rock", "Iron Lung", 'It\'s "Loud" & Proud', 21),
-    ("Rock", "Broken Strings", "Feedback Loop", 28),
-    ("Rock", "Steel Hounds", "Overdrive", 25),
-    ("Jazz", "Miles Away Trio", "Vibrato Walk", 26),
-    ("Jazz", "Smoky Room", "Slow Burn", 20),
-    ("Jazz", "Brass Alley", "Late Sine", 23),
-    ("Folk", "Willow Creek", "Plucked Morning", 24),
-    ("Folk", "Meadow Lark", "River Song", 22),
-    ("Folk", "Old Barn Band", "Harvest", 29),
-]
+SONGS = [(genre, artist, title, int(seconds)) for genre, artist, title, seconds in (
+    line.strip().split(" | ") for line in """
+    Electronic | Neon Circuit | Pulse Drive | 24
+    Electronic | Kilowatt Kids | Square Dance | 22
+    Electronic | Voltage Bloom | Night Grid | 27
+    Rock | Iron Lung | It's "Loud" & Proud | 21
+    Rock | Broken Strings | Feedback Loop | 28
+    Rock | Steel Hounds | Overdrive | 25
+    Jazz | Miles Away Trio | Vibrato Walk | 26
+    Jazz | Smoky Room | Slow Burn | 20
+    Jazz | Brass Alley | Late Sine | 23
+    Folk | Willow Creek | Plucked Morning | 24
+    Folk | Meadow Lark | River Song | 22
+    Folk | Old Barn Band | Harvest | 29
+""".strip().splitlines())]
 
 BASE_HZ = {"Electronic": 110.0, "Rock": 82.41, "Jazz": 220.0, "Folk": 196.0}
 

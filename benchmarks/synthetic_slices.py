@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from genreslice.pipeline import layout
-from genreslice.pipeline.slicing import write_slice_png
+from genreslice.pipeline.png import write_slice_png
 from genreslice.pipeline.spectrogram import SpectrogramSpec
 
 SPLIT_ORDER = ("train", "validation", "test")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 
 from genreslice.errors import ParameterError
-from genreslice.genre_getters.base import OFFICIAL_SPLITS, LabelSource, TrackLabel
+from genreslice.genre_getters.base import SPLITS, LabelSource, TrackLabel
 from genreslice.genre_getters.fma import FmaLabelSource
 from genreslice.genre_getters.id3 import Id3LabelSource
 from genreslice.genre_getters.jamendo import JamendoLabelSource
@@ -19,7 +19,7 @@ LABEL_SOURCES: dict[str, type] = {
     source.name: source for source in (Id3LabelSource, FmaLabelSource, JamendoLabelSource)
 }
 
-__all__ = ["LABEL_SOURCES", "OFFICIAL_SPLITS", "LabelSource", "TrackLabel", "MetadataError", "Id3LabelSource",
+__all__ = ["LABEL_SOURCES", "SPLITS", "LabelSource", "TrackLabel", "MetadataError", "Id3LabelSource",
            "FmaLabelSource", "JamendoLabelSource", "make_label_source"]
 
 

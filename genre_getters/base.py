@@ -8,8 +8,9 @@ from typing import Protocol, runtime_checkable
 
 from genreslice.metadata import Taxonomy
 
-#: Names of the official splits a source may give (the build's own split names).
-OFFICIAL_SPLITS = ("train", "validation", "test")
+#: The data set's split names, in order: the one definition every package uses (a label source may give a
+#: track's official split by one of these names; the build writes them into tracks.csv and dataset.json).
+SPLITS = ("train", "validation", "test")
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class TrackLabel:
     track_id : str or None
         The source's own id for the track (e.g. FMA's numeric id); None lets the build derive one from the path.
     split : str or None
-        The official split from the metadata (one of ``OFFICIAL_SPLITS``), or None to let the build draw one.
+        The official split from the metadata (one of ``SPLITS``), or None to let the build draw one.
     unlisted : bool
         True when the source's metadata has no row for the file (counted and reported by the build).
     failed : bool

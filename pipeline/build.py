@@ -22,43 +22,36 @@ import json
 import logging
 import os
 import shutil
-import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
+from genreslice import __version__
 from genreslice.genre_getters.base import LabelSource
 from genreslice.pipeline import layout
+from genreslice.pipeline.audio_jobs import AudioJobRunner
 from genreslice.pipeline.discovery import AUDIO_EXTENSIONS, AudioFile, AudioScan, scan_audio
 from genreslice.pipeline.errors import (
     AudioFolderError,
     BuildLockedError,
-    MissingAudioError,
     OutputError,
     ParameterError,
     SettingsMismatchError,
-    SoxError,
-    WorkerDiedError,
 )
-from genreslice.pipeline.executors import MAX_WORKER_DEATHS, ExecutorFactory, default_executor, kill_workers, process_pool
-from genreslice.pipeline.journal import JournalWriter, load_journal
+from genreslice.pipeline.executors import ExecutorFactory, default_executor, kill_workers
+from genreslice.pipeline.journal import JournalRecord, JournalWriter, load_journal
 from genreslice.pipeline.plan import TO_BUILD, BuildPlan, GenreSelection, plan_build
-from genreslice.pipeline.slicing import write_slice_png
 from genreslice.pipeline.sox import SoxInfo, find_sox
-from genreslice.pipeline.spectrogram import (
-    SOX_TIMEOUT_S,
-    SpectrogramSpec,
-    measure_columns_per_second,
-    render_slices,
-    too_short_reason,
-)
+from genreslice.pipeline.spectrogram import SOX_TIMEOUT_S, SpectrogramSpec, measure_columns_per_second
+from genreslice.pipeline.stock import Stock, prune_orphans, take_stock
 from genreslice.pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS
+from genreslice.pipeline.tracks import TRACK_COLUMNS, TrackRow
 
 logger = logging.getLogger(__name__)
 
 DATASET_FORMAT_VERSION = 1
-GENERATOR = "genreslice 0.1.0"
+GENERATOR = f"genreslice {__version__}"
 
 
 @dataclass(frozen=True)
@@ -90,36 +83,6 @@ class BuildConfig:
         if len(self.split_ratios) != 3 or not all(0 <= r <= 1 for r in self.split_ratios) \
                 or abs(sum(self.split_ratios) - 1) > 1e-6:
             raise ParameterError(f"split_ratios={self.split_ratios} must be three fractions that sum to 1")
-
-
-@dataclass(frozen=True)
-class TrackJob:
-    """The audio work for one track; small and picklable, sent to a worker process."""
-
-    track_id: str
-    path: str
-    out_dir: str
-    spec: SpectrogramSpec
-    sox_path: str
-    timeout_s: float
-    columns_per_second: float
-
-
-@dataclass(frozen=True)
-class AudioOutcome:
-    """What a worker reports back: ``status`` is ``ok``, ``failed`` or ``too_short``.
-
-    ``slice_bytes`` is the size of each slice PNG written (a later run checks them to find damaged slices);
-    ``transient`` marks a failure that says nothing about the file's content (see :class:`SoxError`), tried again
-    by the next run.
-    """
-
-    status: str
-    reason: str = ""
-    n_slices: int = 0
-    duration_s: float | None = None
-    slice_bytes: tuple[int, ...] = ()
-    transient: bool = False
 
 
 @dataclass
@@ -168,7 +131,7 @@ class BuildObserver:
     def on_start(self, total: int) -> None:
         """``total`` tracks need audio work in this run."""
 
-    def on_track_done(self, row: dict) -> None:
+    def on_track_done(self, row: TrackRow) -> None:
         """A track reached its final status (any of ``layout.STATUSES``)."""
 
 
@@ -191,23 +154,14 @@ def plan_dataset(
     """
     config = config or BuildConfig()
     scan = _scan(_audio_root(audio_dir))
-    return _plan(scan.files, label_source, config, selection, observer or BuildObserver(), None, executor_factory,
-                 {})
+    return _plan(scan.files, label_source=label_source, config=config, selection=selection,
+                 observer=observer or BuildObserver(), executor=None, executor_factory=executor_factory, built_ids={})
 
 
-def build_dataset(
-    audio_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    label_source: LabelSource,
-    config: BuildConfig | None = None,
-    *,
-    selection: GenreSelection | None = None,
-    observer: BuildObserver | None = None,
-    executor_factory: ExecutorFactory = default_executor,
-    sox: SoxInfo | None = None,
-    prune_missing: bool = False,
-    retry_failed: bool = False,
-) -> BuildSummary:
+def build_dataset(audio_dir: str | os.PathLike, out_dir: str | os.PathLike, label_source: LabelSource,
+                  config: BuildConfig | None = None, *, selection: GenreSelection | None = None,
+                  observer: BuildObserver | None = None, executor_factory: ExecutorFactory = default_executor,
+                  sox: SoxInfo | None = None, prune_missing: bool = False, retry_failed: bool = False) -> BuildSummary:
     """Build (or resume, or update) a slice data set.
 
     Parameters
@@ -251,52 +205,91 @@ def build_dataset(
         Fatal problems, all detected before any audio work. Per-file problems never raise: they become rows
         of ``tracks.csv`` with status ``failed`` or ``skipped`` and a reason.
     """
-    config = config or BuildConfig()
-    observer = observer or BuildObserver()
     started = time.monotonic()
-    audio_root = _audio_root(audio_dir)
-    (selection or GenreSelection()).resolve(label_source.taxonomy)  # a bad name fails before any work
-    scan = _scan(audio_root)
-    sox = sox or find_sox()
-    out = Path(out_dir)
-    settings = _build_settings(config, sox, label_source)
-    with _prepared_output(out) as state:
-        _check_settings(out, state, settings)
-        journal_path = state / "journal.jsonl"
-        stock = _take_stock(load_journal(journal_path, rewrite_damaged=True), scan, audio_root, out,
+    run = _BuildRun.prepare(audio_dir, out_dir, label_source, config or BuildConfig(), selection=selection,
+                            observer=observer or BuildObserver(), executor_factory=executor_factory, sox=sox)
+    with _prepared_output(run.out) as state:
+        _check_settings(run.out, state, run.settings)
+        stock = run.take_stock(prune_missing=prune_missing, retry_failed=retry_failed)
+        plan, work = run.plan_and_render(stock, selection)
+        summary = run.write_outputs(plan, work, stock, prune_missing=prune_missing)
+    summary.wall_seconds = time.monotonic() - started
+    return summary
+
+
+@dataclass(frozen=True)
+class _BuildRun:
+    """One run of :func:`build_dataset`: what it builds from and how, with a method per stage of the work done
+    while it holds the output folder's lock (take stock, plan and render, write the outputs)."""
+
+    out: Path
+    audio_root: Path
+    scan: AudioScan
+    label_source: LabelSource
+    config: BuildConfig
+    sox: SoxInfo
+    settings: dict
+    observer: BuildObserver
+    executor_factory: ExecutorFactory
+
+    @classmethod
+    def prepare(cls, audio_dir: str | os.PathLike, out_dir: str | os.PathLike, label_source: LabelSource,
+                config: BuildConfig, *, selection: GenreSelection | None, observer: BuildObserver,
+                executor_factory: ExecutorFactory, sox: SoxInfo | None) -> _BuildRun:
+        """Check the audio folder, the selection and SoX, and measure the slice settings: all before any work."""
+        audio_root = _audio_root(audio_dir)
+        (selection or GenreSelection()).resolve(label_source.taxonomy)  # a bad name fails before any work
+        scan = _scan(audio_root)
+        sox = sox or find_sox()
+        return cls(out=Path(out_dir), audio_root=audio_root, scan=scan, label_source=label_source, config=config,
+                   sox=sox, settings=_build_settings(config, sox, label_source), observer=observer,
+                   executor_factory=executor_factory)
+
+    @property
+    def state(self) -> Path:
+        return self.out / layout.STATE_DIR
+
+    @property
+    def scratch(self) -> Path:
+        return self.state / "tmp"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.state / "journal.jsonl"
+
+    def take_stock(self, *, prune_missing: bool, retry_failed: bool) -> Stock:
+        """What the journal holds, checked against the files found now; refuses to drop most built tracks."""
+        records = {path: JournalRecord.from_json(record)
+                   for path, record in load_journal(self.journal_path, rewrite_damaged=True).items()}
+        stock = take_stock(records, scan=self.scan, audio_root=self.audio_root, out=self.out,
                             retry_failed=retry_failed)
-        stock.check_drops(out, audio_root, prune_missing=prune_missing)
-        files = sorted([*scan.files, *stock.unreachable_files(audio_root)], key=lambda audio: audio.rel_path)
-        scratch = state / "tmp"
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir()
-        processed, audio_seconds = 0, 0.0
-        executor = executor_factory(config.workers) if config.workers > 1 else None
+        stock.check_drops(self.out, self.audio_root, prune_missing=prune_missing)
+        return stock
+
+    def plan_and_render(self, stock: Stock, selection: GenreSelection | None) -> tuple[BuildPlan, _AudioWork]:
+        """Plan the data set, then do the audio work the journal does not hold, journaling each track as it
+        finishes. With several workers, one executor reads the tags and then runs the first round of audio work."""
+        files = sorted([*self.scan.files, *stock.unreachable_files(self.audio_root)], key=lambda audio: audio.rel_path)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir()
+        executor = self.executor_factory(self.config.workers) if self.config.workers > 1 else None
         try:
-            plan = _plan(files, label_source, config, selection, observer, executor, executor_factory, stock.owners)
+            plan = _plan(files, label_source=self.label_source, config=self.config, selection=selection,
+                         observer=self.observer, executor=executor, executor_factory=self.executor_factory,
+                         built_ids=stock.owners)
             stock.describe_unusable(plan)
-            planned_ids = {row["path"]: row["track_id"] for row in plan.rows if row["status"] == TO_BUILD}
-            done = {path: record for path, record in stock.reusable.items()
-                    if planned_ids.get(path) == record["track_id"]}
-            todo = [(row, plan.audio[row["path"]]) for row in plan.rows
-                    if row["status"] == TO_BUILD and row["path"] not in done]
-            retried = sum(row["path"] in stock.retried for row, _ in todo)
-            not_retried = sum(done[path]["status"] == "failed" for path in done)
-            repaired = sum(row["path"] in stock.damaged for row, _ in todo)
-            with JournalWriter(journal_path) as journal:
-                if todo:
-                    observer.on_start(len(todo))
-                    runner = _run_audio_jobs(iter(todo), out, sox, settings["spectrogram"], config, executor,
-                                             executor_factory)
+            work = _AudioWork.left_by(plan, stock)
+            with JournalWriter(self.journal_path) as journal:
+                if work.todo:
+                    self.observer.on_start(len(work.todo))
+                    runner = AudioJobRunner(iter(work.todo), out=self.out, sox_path=self.sox.path,
+                                            columns_per_second=self.settings["spectrogram"]["columns_per_second"],
+                                            spec=self.config.spec, workers=self.config.workers,
+                                            timeout_s=self.config.timeout_s, executor_factory=self.executor_factory)
+                    records = runner.run(executor)
                     executor = None  # the runner shuts it down
-                    for row in runner:
-                        attempts = stock.retried.get(row["path"], 0) + 1 if row["status"] == "failed" else None
-                        journal.append({**row, "stage": "audio",
-                                        **({"attempts": attempts} if attempts else {})})
-                        done[row["path"]] = row
-                        observer.on_track_done(row)
-                        processed += 1
-                        audio_seconds += float(row["duration_s"] or 0.0)
+                    for record in records:
+                        work.finish(record, journal=journal, observer=self.observer)
         except BaseException:
             if executor is not None:  # stopped while labelling: the workers' tag reading is not worth waiting for
                 kill_workers(executor)
@@ -304,31 +297,89 @@ def build_dataset(
         finally:
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
-        rows = [_public_row(_final_row(row, done)) for row in plan.rows]
-        previous_classes = _recorded_classes(out)
-        dataset = _write_outputs(out, rows, _dataset_settings(settings, label_source, config, plan), scratch)
-        removed, unowned = _prune_orphans(out, [*stock.reusable.values(), *stock.held, *done.values()], stock.gone,
-                                          scratch, everything=prune_missing)
-        shutil.rmtree(scratch, ignore_errors=True)
-    status_counts = collections.Counter(row["status"] for row in rows)
-    return BuildSummary(
-        out_dir=out,
-        status_counts={status: status_counts.get(status, 0) for status in layout.STATUSES},
-        n_slices=sum(int(row["n_slices"]) for row in rows),
-        processed=processed,
-        audio_seconds=audio_seconds,
-        wall_seconds=time.monotonic() - started,
-        classes=dataset["classes"],
-        plan=plan,
-        previous_classes=previous_classes,
-        retried=retried,
-        removed=removed,
-        unreachable=len(stock.held),
-        repaired=repaired,
-        not_retried=not_retried,
-        unowned=unowned,
-        unreadable_folders=dict(scan.unreadable),
-    )
+        return plan, work
+
+    def write_outputs(self, plan: BuildPlan, work: _AudioWork, stock: Stock, *, prune_missing: bool) -> BuildSummary:
+        """Write ``tracks.csv``, ``slices.csv`` and ``dataset.json``, and remove the slice folders of tracks that
+        are gone. Returns the summary; its ``wall_seconds`` is the caller's, who times the whole run."""
+        rows = [_final_row(row, work.done) for row in plan.rows]
+        previous_classes = _recorded_classes(self.out)
+        settings = _dataset_settings(self.settings, label_source=self.label_source, config=self.config, plan=plan)
+        dataset = _write_outputs(self.out, rows, settings, scratch=self.scratch)
+        kept = [record.row for record in (*stock.reusable.values(), *stock.held, *work.done.values())]
+        removed, unowned = prune_orphans(self.out, keep=kept, gone=[record.row for record in stock.gone],
+                                          scratch=self.scratch, everything=prune_missing)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        status_counts = collections.Counter(row.status for row in rows)
+        return BuildSummary(
+            out_dir=self.out,
+            status_counts={status: status_counts.get(status, 0) for status in layout.STATUSES},
+            n_slices=sum(int(row.n_slices) for row in rows),
+            processed=work.processed,
+            audio_seconds=work.audio_seconds,
+            wall_seconds=0.0,
+            classes=dataset["classes"],
+            plan=plan,
+            previous_classes=previous_classes,
+            retried=work.retried,
+            removed=removed,
+            unreachable=len(stock.held),
+            repaired=work.repaired,
+            not_retried=work.not_retried,
+            unowned=unowned,
+            unreadable_folders=dict(self.scan.unreadable),
+        )
+
+
+@dataclass
+class _AudioWork:
+    """The audio work of a run: the outcomes that stand, the tracks left to render, and what this run rendered.
+
+    Attributes
+    ----------
+    done : dict
+        ``rel_path -> JournalRecord`` of the planned tracks with an outcome: from the journal, then this run's.
+    todo : list of tuple
+        ``(row, audio file)`` of the planned tracks to render, in discovery order.
+    previous_attempts : dict
+        ``rel_path -> failures so far`` of the earlier failures tried again.
+    retried, not_retried, repaired : int
+        As :class:`BuildSummary` counts them.
+    processed, audio_seconds
+        Tracks rendered by this run, and their seconds of audio.
+    """
+
+    done: dict[str, JournalRecord]
+    todo: list[tuple[TrackRow, AudioFile]]
+    previous_attempts: dict[str, int]
+    retried: int
+    not_retried: int
+    repaired: int
+    processed: int = 0
+    audio_seconds: float = 0.0
+
+    @classmethod
+    def left_by(cls, plan: BuildPlan, stock: Stock) -> _AudioWork:
+        """The work ``plan`` leaves to do: its tracks to build that have no standing outcome in ``stock``."""
+        planned_ids = {row.path: row.track_id for row in plan.rows if row.status == TO_BUILD}
+        done = {path: record for path, record in stock.reusable.items()
+                if planned_ids.get(path) == record.row.track_id}
+        todo = [(row, plan.audio[row.path]) for row in plan.rows if row.status == TO_BUILD and row.path not in done]
+        return cls(done=done, todo=todo, previous_attempts=stock.retried,
+                   retried=sum(row.path in stock.retried for row, _ in todo),
+                   not_retried=sum(record.row.status == "failed" for record in done.values()),
+                   repaired=sum(row.path in stock.damaged for row, _ in todo))
+
+    def finish(self, record: JournalRecord, *, journal: JournalWriter, observer: BuildObserver) -> None:
+        """Journal a rendered track (a failure with its count of attempts) and count it."""
+        path = record.row.path
+        if record.row.status == "failed":
+            record = replace(record, attempts=self.previous_attempts.get(path, 0) + 1)
+        journal.append(record.to_json())
+        self.done[path] = record
+        observer.on_track_done(record.row)
+        self.processed += 1
+        self.audio_seconds += float(record.row.duration_s or 0.0)
 
 
 def _scan(audio_root: Path) -> AudioScan:
@@ -353,7 +404,7 @@ def _audio_root(audio_dir: str | os.PathLike) -> Path:
     return root.absolute()
 
 
-def _plan(files: list[AudioFile], label_source: LabelSource, config: BuildConfig,
+def _plan(files: list[AudioFile], *, label_source: LabelSource, config: BuildConfig,
           selection: GenreSelection | None, observer: BuildObserver, executor: cf.Executor | None,
           executor_factory: ExecutorFactory, built_ids: dict[str, str]) -> BuildPlan:
     """Label and plan; tag-reading sources use ``executor`` (or one made for the purpose) when workers > 1."""
@@ -379,164 +430,11 @@ def _recorded_classes(out: Path) -> list[str] | None:
     return classes if isinstance(classes, list) else None
 
 
-def _final_row(row: dict, done: dict[str, dict]) -> dict:
+def _final_row(row: TrackRow, done: dict[str, JournalRecord]) -> TrackRow:
     """The planned row, with the audio outcome of a track that was built (now or on an earlier run)."""
-    if row["status"] != TO_BUILD:
+    if row.status != TO_BUILD:
         return row
-    record = done[row["path"]]
-    return {**row, **{key: record[key] for key in ("status", "reason", "n_slices", "duration_s")}}
-
-
-def process_track(job: TrackJob) -> AudioOutcome:
-    """Worker entry point: spectrogram, slices, PNGs, then one rename into the final layout.
-
-    Per-file audio problems come back as a ``failed`` or ``too_short`` outcome; only problems with the
-    output folder (full disk, permissions) raise, because they would fail every other track too.
-    """
-    try:
-        # Opened here first, so that a file we may not read (permissions, a lost network share) is told apart
-        # from one SoX rejects: the first kind is tried again by the next run, the second is not.
-        descriptor = os.open(job.path, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            os.read(descriptor, 1)
-        finally:
-            os.close(descriptor)
-    except OSError as err:
-        return AudioOutcome("failed", reason=f"cannot read the file: {err.strerror or err}", transient=True)
-    try:
-        audio = render_slices(job.path, job.spec, sox_path=job.sox_path, timeout_s=job.timeout_s)
-    except SoxError as err:
-        return AudioOutcome("failed", reason=str(err), transient=err.transient)
-    if len(audio.slices) == 0:
-        slice_seconds = job.spec.slice_size / job.columns_per_second
-        return AudioOutcome("too_short", reason=too_short_reason(audio.duration_s, slice_seconds),
-                            duration_s=audio.duration_s)
-    out = Path(job.out_dir)
-    # Unique per process and machine: on a cluster, a task given up on a worker that was only unreachable may
-    # still be running there while its retry runs elsewhere.
-    scratch = out / layout.STATE_DIR / "tmp" / f"{job.track_id}.{socket.gethostname()}.{os.getpid()}"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    sizes = tuple(write_slice_png(pixels, scratch / layout.slice_name(job.track_id, index))
-                  for index, pixels in enumerate(audio.slices))
-    layout.replace_folder(scratch, out / layout.track_slice_dir(job.track_id))
-    return AudioOutcome("ok", reason=audio.truncation_note(), n_slices=len(audio.slices), duration_s=audio.duration_s,
-                        slice_bytes=sizes)
-
-
-def _run_audio_jobs(
-    pending: Iterator[tuple[dict, AudioFile]],
-    out: Path,
-    sox: SoxInfo,
-    settings_spectrogram: dict,
-    config: BuildConfig,
-    executor: cf.Executor | None,
-    executor_factory: ExecutorFactory,
-) -> Iterator[dict]:
-    """Run the audio work on a pool fed from a queue; yield each track's finished row as it completes.
-
-    At most a few tasks per worker are in flight, so memory stays flat whatever the number of tracks. If a
-    worker process dies (killed, out of memory), the pool is restarted and the tracks it may have been
-    running are retried one at a time, so a death is only charged to the track that was running alone; a
-    track at ``MAX_WORKER_DEATHS`` deaths is recorded as failed. ``executor`` runs the first round and is
-    shut down here; ``executor_factory`` makes the replacements. A Dask executor never breaks: Dask reschedules a dead
-    worker's tasks itself and reports a track that killed its workers as :class:`WorkerDiedError`.
-    """
-    queue: collections.deque[tuple[dict, AudioFile]] = collections.deque()
-    suspects: collections.deque[tuple[dict, AudioFile]] = collections.deque()
-    deaths: collections.Counter[str] = collections.Counter()
-    out_abs = os.fspath(out.absolute())
-    columns_per_second = settings_spectrogram["columns_per_second"]
-
-    def take(source: collections.deque) -> tuple[dict, AudioFile] | None:
-        if source:
-            return source.popleft()
-        if source is queue:
-            return next(pending, None)
-        return None
-
-    while True:
-        isolating = bool(suspects)
-        source = suspects if isolating else queue
-        max_in_flight = 1 if isolating else config.workers * 4
-        in_flight: dict[cf.Future, tuple[dict, AudioFile]] = {}
-        broken = exhausted = False
-        if executor is None:
-            # Isolation needs a real process, whatever ran the first round: the suspect may kill it.
-            executor = process_pool(1) if isolating else executor_factory(config.workers)
-        with executor:
-            try:
-                while True:
-                    while len(in_flight) < max_in_flight and not broken and not exhausted:
-                        item = take(source)
-                        if item is None:
-                            exhausted = True
-                            break
-                        row, audio = item
-                        job = TrackJob(row["track_id"], os.fspath(audio.path.absolute()), out_abs, config.spec,
-                                       sox.path, config.timeout_s, columns_per_second)
-                        try:
-                            in_flight[executor.submit(process_track, job)] = item
-                        except cf.BrokenExecutor:  # the pool broke (e.g. while reading labels): not this track
-                            source.appendleft(item)
-                            broken = True
-                    if not in_flight:
-                        break
-                    finished, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-                    for future in finished:
-                        row, audio = item = in_flight.pop(future)
-                        try:
-                            outcome = future.result()
-                        except cf.BrokenExecutor:
-                            broken = True
-                            if not isolating:
-                                suspects.append(item)
-                                continue
-                            deaths[row["path"]] += 1
-                            if deaths[row["path"]] < MAX_WORKER_DEATHS:
-                                suspects.appendleft(item)
-                                continue
-                            outcome = AudioOutcome(
-                                "failed", reason=f"the worker process died {deaths[row['path']]} times on this track",
-                                transient=True)
-                        except WorkerDiedError as err:  # Dask: it rescheduled the track and gave up
-                            outcome = AudioOutcome("failed", reason=str(err), transient=True)
-                        except OSError as err:
-                            raise OutputError(f"cannot write slices of {row['path']} under {out}: {err}") from err
-                        yield _finished_row(row, outcome)
-            except BaseException:
-                # Interrupted (Ctrl-C, SIGTERM) or failed: stop the workers and their SoX now, not after their
-                # current tracks; finished tracks are in the journal already.
-                kill_workers(executor)
-                executor.shutdown(wait=False, cancel_futures=True)
-                raise
-        executor = None
-        if broken:
-            logger.warning("a worker process died; retrying the tracks it may have been running, one at a time")
-        elif not isolating:
-            return
-
-
-def _finished_row(row: dict, outcome: AudioOutcome) -> dict:
-    """The planned row with its audio outcome: what the journal records (``slice_bytes`` and ``transient`` are
-    the journal's own; ``tracks.csv`` shows the others)."""
-    finished = dict(row)
-    finished.update(
-        status=outcome.status,
-        reason=outcome.reason,
-        n_slices=outcome.n_slices,
-        duration_s="" if outcome.duration_s is None else f"{outcome.duration_s:.2f}",
-        slice_bytes=list(outcome.slice_bytes),
-        transient=outcome.transient,
-    )
-    return finished
-
-
-def _public_row(record: dict) -> dict:
-    row = {column: record[column] for column in layout.TRACK_COLUMNS}
-    # A file name that is not valid UTF-8 keeps its odd bytes visible as \xNN, so the CSV stays valid UTF-8.
-    row["path"] = os.fsencode(row["path"]).decode("utf-8", errors="backslashreplace")
-    return row
+    return row.with_outcome_of(done[row.path].row)
 
 
 def _build_settings(config: BuildConfig, sox: SoxInfo, label_source: LabelSource) -> dict:
@@ -549,13 +447,13 @@ def _build_settings(config: BuildConfig, sox: SoxInfo, label_source: LabelSource
             **config.spec.to_dict(),
             "sox_version": sox.version,
             "columns_per_second": columns_per_second,
-            "slice_seconds": round(config.spec.slice_size / columns_per_second, 4),
+            "slice_seconds": round(config.spec.slice_seconds(columns_per_second), 4),
         },
         "labels": {"source": label_source.name},
     }
 
 
-def _dataset_settings(settings: dict, label_source: LabelSource, config: BuildConfig, plan: BuildPlan) -> dict:
+def _dataset_settings(settings: dict, *, label_source: LabelSource, config: BuildConfig, plan: BuildPlan) -> dict:
     """The settings recorded in ``dataset.json``: the slice settings, then how labels and splits were made."""
     summary = plan.summary()
     sources = summary["split_sources"]
@@ -661,196 +559,32 @@ def _write_settings(path: Path, settings: dict) -> None:
                           "and run the same command again") from err
 
 
-#: A run that would drop more than this share of the built tracks from the data set needs ``prune_missing``.
-DROP_REFUSAL_SHARE = 0.5
-#: A track that failed for a passing reason (a timeout, a worker death) is tried again until it has failed this
-#: many times on the same file; then only ``retry_failed`` tries it again.
-MAX_FAILED_ATTEMPTS = 3
-
-
-@dataclass
-class _Stock:
-    """What the journal says about the tracks built before, checked against the files found now.
-
-    Attributes
-    ----------
-    reusable : dict
-        ``rel_path -> record`` of outcomes that stand: the file is unchanged, an ``ok`` track's slices are all
-        there at their recorded sizes, and a failure is not one to try again.
-    unusable : dict
-        ``rel_path -> record`` for tracks whose file cannot be used now: in a folder that cannot be read, or there
-        but not examinable (permissions, a link gone bad). Their rows fail for this run.
-    unreachable : dict
-        ``rel_path -> reason`` for those discovery did not list: in folders that could not be read, or gone from a
-        folder that is empty now (an unmounted drive).
-    held : list of dict
-        Records of the built tracks among the unusable ones: their slices stay on disk for a later run.
-    gone : list of dict
-        Records of built tracks whose file is gone (and whose slices are still on disk).
-    retried : dict
-        ``rel_path -> attempts so far`` of earlier failures that are tried again.
-    damaged : set of str
-        Paths of built tracks whose slice files are missing or damaged.
-    owners : dict
-        ``track_id -> rel_path`` of the built tracks whose file is still there (usable or not): each keeps its
-        track id, and so its slice folder, against any other file claiming the id.
-    built : int
-        Built tracks whose slices are on disk, the share of which ``check_drops`` compares against.
-    """
-
-    reusable: dict[str, dict] = field(default_factory=dict)
-    unusable: dict[str, dict] = field(default_factory=dict)
-    unreachable: dict[str, str] = field(default_factory=dict)
-    held: list[dict] = field(default_factory=list)
-    gone: list[dict] = field(default_factory=list)
-    retried: dict[str, int] = field(default_factory=dict)
-    damaged: set[str] = field(default_factory=set)
-    owners: dict[str, str] = field(default_factory=dict)
-    built: int = 0
-
-    def check_drops(self, out: Path, audio_root: Path, *, prune_missing: bool) -> None:
-        """Refuse a run that would drop most built tracks from the data set, unless the user confirmed it.
-
-        Raises
-        ------
-        MissingAudioError
-            More than :data:`DROP_REFUSAL_SHARE` of the built tracks are gone or cannot be used.
-        """
-        dropped = len(self.gone) + len(self.held)
-        if prune_missing or not dropped or dropped <= DROP_REFUSAL_SHARE * self.built:
-            return
-        parts = []
-        if self.gone:
-            parts.append(f"{len(self.gone)} have no audio file in {os.fspath(audio_root)!r} any more (e.g. "
-                         f"{self.gone[0]['path']!r})")
-        if self.held:
-            parts.append(f"{len(self.held)} have files that cannot be read now (e.g. {self.held[0]['path']!r})")
-        raise MissingAudioError(
-            f"{out} holds {self.built} built tracks, and {dropped} of them would be dropped: {'; '.join(parts)}. "
-            "Is AUDIO_DIR the right folder, mounted and readable? Nothing was changed. To drop them anyway (the "
-            "slices of files that are gone are deleted), run the same command with --prune-missing.")
-
-    def unreachable_files(self, audio_root: Path) -> list[AudioFile]:
-        """A failed stand-in file for each unreachable track, so it keeps a row with the reason."""
-        return [AudioFile(audio_root / path, path, self.unusable[path]["size"], self.unusable[path]["mtime_ns"],
-                          problem=reason) for path, reason in self.unreachable.items()]
-
-    def describe_unusable(self, plan: BuildPlan) -> None:
-        """Give the failed rows of unusable tracks what the journal knows: track id, artist, genre."""
-        for row in plan.rows:
-            if row["path"] in self.unusable:
-                row.update({key: self.unusable[row["path"]].get(key, "") for key in ("track_id", "artist", "genre")})
-
-
-def _take_stock(records: dict[str, dict], scan: AudioScan, audio_root: Path, out: Path, *,
-                retry_failed: bool) -> _Stock:
-    """Sort the journal's records by what this run must do with them (see :class:`_Stock`)."""
-    stock = _Stock()
-    current = {audio.rel_path: audio for audio in scan.files}
-    # A track folder holds the slices of the last path that published it: an older record naming the same
-    # track id (another file had the id meanwhile) describes slices that are gone.
-    publisher = {record["track_id"]: path for path, record in records.items() if record["status"] == "ok"}
-    for path, record in records.items():
-        owns_folder = record["status"] == "ok" and publisher[record["track_id"]] == path
-        on_disk = owns_folder and (out / layout.track_slice_dir(record["track_id"])).is_dir()
-        stock.built += on_disk
-        audio = current.get(path)
-        reason = None
-        if audio is None:
-            folder = scan.unreadable_folder_of(path)
-            if folder is not None:
-                reason = f"cannot read folder {folder}: {scan.unreadable[folder]}"
-            elif on_disk and (folder := _emptied_folder(audio_root, path)) is not None:
-                reason = f"folder {folder} is empty now (an unmounted drive?)"
-            elif on_disk:
-                stock.gone.append(record)
-                continue
-            else:
-                continue
-        if owns_folder:
-            stock.owners[record["track_id"]] = path
-        if reason is not None or audio.problem:
-            stock.unusable[path] = record
-            if reason is not None:
-                stock.unreachable[path] = reason
-            if on_disk:
-                stock.held.append(record)
-            continue
-        if record["status"] not in ("ok", "failed", "too_short") \
-                or (record["size"], record["mtime_ns"]) != (audio.size, audio.mtime_ns):
-            continue  # a changed file (or an old kind of record): its audio work is done again
-        attempts = record.get("attempts", 1)
-        if record["status"] == "failed" and (
-                retry_failed or (record.get("transient", True) and attempts < MAX_FAILED_ATTEMPTS)):
-            stock.retried[path] = attempts
-        elif record["status"] == "ok" and not (owns_folder and _slices_intact(out, record)):
-            stock.damaged.add(path)
-        else:
-            stock.reusable[path] = record
-    return stock
-
-
-def _emptied_folder(audio_root: Path, rel_path: str) -> str | None:
-    """The folder below ``audio_root`` holding nothing at all where the file ``rel_path`` was, if any.
-
-    A file that is gone together with everything beside it, from a folder that is still there, is more likely on
-    a drive no longer mounted there than deleted: its track is kept, as for a folder that cannot be read.
-    """
-    parent = PurePosixPath(rel_path).parent
-    while parent.parts:
-        folder = audio_root / parent
-        if folder.is_dir():
-            try:
-                return None if any(os.scandir(folder)) else f"{parent}/"
-            except OSError:
-                return None
-        parent = parent.parent
-    return None
-
-
-def _slices_intact(out: Path, record: dict) -> bool:
-    """Whether a built track's folder holds exactly its slices, each of the size recorded when it was written
-    (journals of older versions record no sizes: then each must be non-empty). One ``stat`` per slice; a
-    damaged file of unchanged size is found only by reading it (training reports it)."""
-    track_id = record["track_id"]
-    try:
-        with os.scandir(out / layout.track_slice_dir(track_id)) as entries:
-            sizes = {entry.name: entry.stat().st_size for entry in entries}
-    except OSError:
-        return False
-    names = [layout.slice_name(track_id, index) for index in range(record["n_slices"])]
-    if len(sizes) != len(names):
-        return False
-    expected = record.get("slice_bytes") or [None] * len(names)
-    return all(sizes.get(name, 0) > 0 and size in (None, sizes[name]) for name, size in zip(names, expected))
-
-
-def _write_outputs(out: Path, rows: list[dict], settings: dict, scratch: Path) -> dict:
+def _write_outputs(out: Path, rows: list[TrackRow], settings: dict, *, scratch: Path) -> dict:
     """Write ``tracks.csv``, ``slices.csv`` and, last, ``dataset.json``; each atomically."""
     slice_seconds = settings["spectrogram"]["slice_seconds"]
     slice_rows = []
     for row in rows:
-        if row["status"] != "ok":
+        if row.status != "ok":
             continue
-        for index in range(int(row["n_slices"])):
+        for index in range(int(row.n_slices)):
             slice_rows.append({
-                "path": layout.slice_path(row["track_id"], index),
-                "track_id": row["track_id"],
-                "genre": row["genre"],
-                "split": row["split"],
+                "path": layout.slice_path(row.track_id, index),
+                "track_id": row.track_id,
+                "genre": row.genre,
+                "split": row.split,
                 "index": index,
                 "start_s": f"{index * slice_seconds:.2f}",
             })
-    ok_rows = [row for row in rows if row["status"] == "ok"]
-    classes = sorted({row["genre"] for row in ok_rows})
+    ok_rows = [row for row in rows if row.status == "ok"]
+    classes = sorted({row.genre for row in ok_rows})
     counts = {
         "tracks": {split: {genre: 0 for genre in classes} for split in SPLITS},
         "slices": {split: {genre: 0 for genre in classes} for split in SPLITS},
     }
     for row in ok_rows:
-        counts["tracks"][row["split"]][row["genre"]] += 1
-        counts["slices"][row["split"]][row["genre"]] += int(row["n_slices"])
-    status_counts = collections.Counter(row["status"] for row in rows)
+        counts["tracks"][row.split][row.genre] += 1
+        counts["slices"][row.split][row.genre] += int(row.n_slices)
+    status_counts = collections.Counter(row.status for row in rows)
     dataset = {
         **settings,
         "generator": GENERATOR,
@@ -865,7 +599,8 @@ def _write_outputs(out: Path, rows: list[dict], settings: dict, scratch: Path) -
     }
     try:
         # Temporary files live in the scratch folder, so a kill never leaves one in the data set's folder.
-        layout.write_text_atomic(out / layout.TRACKS_CSV, layout.csv_text(layout.TRACK_COLUMNS, rows), scratch=scratch)
+        layout.write_text_atomic(out / layout.TRACKS_CSV,
+                                 layout.csv_text(TRACK_COLUMNS, [row.to_csv_row() for row in rows]), scratch=scratch)
         layout.write_text_atomic(out / layout.SLICES_CSV, layout.csv_text(layout.SLICE_COLUMNS, slice_rows),
                                  scratch=scratch)
         layout.write_text_atomic(out / layout.DATASET_JSON, json.dumps(dataset, indent=2, sort_keys=True) + "\n",
@@ -873,39 +608,6 @@ def _write_outputs(out: Path, rows: list[dict], settings: dict, scratch: Path) -
     except OSError as err:
         raise OutputError(f"cannot write the data set files in {out}: {err}") from err
     return dataset
-
-
-def _prune_orphans(out: Path, keep: list[dict], gone: list[dict], scratch: Path, *,
-                   everything: bool) -> tuple[int, int]:
-    """Remove the slice folders of tracks whose audio file is gone; with ``everything``, also every other folder
-    that no record in ``keep`` owns. Returns how many folders of tracks that are gone were removed, and how many
-    other folders no record owns were left in place.
-
-    Folders nothing here knows about stay unless the user asked (``--prune-missing``): slices of a changed file
-    that failed to render again, of tracks a damaged or lost journal no longer lists. Folders of built tracks that
-    this run's selection leaves out (``--genres``, a cap) are kept: they are not in ``slices.csv``, and a later
-    run that selects them again reuses them.
-    """
-    wanted = {layout.track_slice_dir(record["track_id"]) for record in keep if record["status"] == "ok"}
-    doomed = {layout.track_slice_dir(record["track_id"]) for record in gone}
-    slices_root = out / layout.SLICES_DIR
-    removed = left = 0
-    for shard in sorted(slices_root.iterdir()) if slices_root.is_dir() else []:
-        for track_dir in sorted(shard.iterdir()) if shard.is_dir() else []:
-            folder = f"{layout.SLICES_DIR}/{shard.name}/{track_dir.name}"
-            if folder in wanted:
-                continue
-            if folder not in doomed and not everything:
-                left += 1
-                continue
-            logger.info("removing %s: its track is no longer in the data set", track_dir)
-            removed += folder in doomed
-            # Out of the final layout in one rename, then deleted: a kill never leaves half a folder.
-            trash = scratch / f"pruned-{shard.name}-{track_dir.name}"
-            shutil.rmtree(trash, ignore_errors=True)
-            os.replace(track_dir, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-    return removed, left
 
 
 def plural(count: int, noun: str) -> str:

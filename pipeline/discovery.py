@@ -92,71 +92,103 @@ def scan_audio(root: str | os.PathLike, *, extensions: frozenset[str] = AUDIO_EX
     AudioFolderError
         ``root`` itself cannot be read (permissions, an unmounted network drive).
     """
-    root_path = Path(root)
-    if not root_path.is_dir():
+    if not Path(root).is_dir():
         raise NotADirectoryError(f"audio folder {os.fspath(root)!r} is not a folder")
-    root_real = os.path.realpath(root_path)
-    inside = root_real.rstrip(os.sep) + os.sep
-    visited_dirs = {root_real}
-    found: dict[str, tuple[tuple[bool, str], AudioFile]] = {}  # real path -> (preference key, file)
-    unreadable: dict[str, str] = {}
-    folders = [(root_path, "", False)]
-    linked_folders: list[tuple[str, Path, bool]] = []
-    while folders or linked_folders:
-        if not folders:
-            linked_folders.sort(key=lambda item: item[0])
-            rel_folder, folder, via_link = linked_folders.pop(0)
-            real = os.path.realpath(folder)
-            if real in visited_dirs:
+    return _AudioWalk(root, extensions).scan()
+
+
+class _AudioWalk:
+    """One walk of :func:`scan_audio`: the folders still to read, the folders seen, the files found."""
+
+    def __init__(self, root: str | os.PathLike, extensions: frozenset[str]) -> None:
+        self.root = root
+        self.extensions = extensions
+        root_real = os.path.realpath(Path(root))
+        self.inside = root_real.rstrip(os.sep) + os.sep
+        self.visited_dirs = {root_real}
+        self.found: dict[str, tuple[tuple[bool, str], AudioFile]] = {}  # real path -> (preference key, file)
+        self.unreadable: dict[str, str] = {}
+        self.folders: list[tuple[Path, str, bool]] = [(Path(root), "", False)]  # (folder, rel_folder/, via_link)
+        self.linked_folders: list[tuple[str, Path, bool]] = []
+
+    def scan(self) -> AudioScan:
+        """Walk the real folders, then the linked ones, and list the files found."""
+        while self.folders or self.linked_folders:
+            if not self.folders:
+                self._queue_linked_folder()
                 continue
-            visited_dirs.add(real)
-            folders.append((folder, rel_folder, via_link))
-        folder, rel_folder, via_link = folders.pop()
+            folder, rel_folder, via_link = self.folders.pop()
+            for entry in self._entries(folder, rel_folder):
+                self._add(entry, rel_folder, via_link=via_link)
+        files = sorted((audio for _, audio in self.found.values()), key=lambda audio: audio.rel_path)
+        return AudioScan(files=files, unreadable=self.unreadable)
+
+    def _queue_linked_folder(self) -> None:
+        """Queue the first linked folder in sorted order, unless its real folder was walked already."""
+        self.linked_folders.sort(key=lambda item: item[0])
+        rel_folder, folder, via_link = self.linked_folders.pop(0)
+        real = os.path.realpath(folder)
+        if real not in self.visited_dirs:
+            self.visited_dirs.add(real)
+            self.folders.append((folder, rel_folder, via_link))
+
+    def _entries(self, folder: Path, rel_folder: str) -> list[os.DirEntry]:
+        """The folder's entries sorted by name; none for a folder below the root that cannot be read (recorded).
+
+        Raises
+        ------
+        AudioFolderError
+            The root itself cannot be read.
+        """
         try:
             with os.scandir(folder) as scan:
-                entries = sorted(scan, key=lambda entry: entry.name)
+                return sorted(scan, key=lambda entry: entry.name)
         except OSError as err:
             reason = err.strerror or str(err)
             if not rel_folder:
                 raise AudioFolderError(
-                    f"cannot read audio folder {os.fspath(root)!r}: {reason}; check that it is mounted and that "
+                    f"cannot read audio folder {os.fspath(self.root)!r}: {reason}; check that it is mounted and that "
                     "you may read it") from err
             logger.warning("cannot read folder %s: %s", folder, reason)
-            unreadable[rel_folder] = reason
-            continue
-        for entry in entries:
-            rel_path = f"{rel_folder}{entry.name}"
-            is_link = entry.is_symlink()
-            real = os.path.realpath(entry.path)
-            if is_link and not real.startswith(inside):
-                logger.debug("not following %s: it points outside the audio folder", entry.path)
-                continue
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if is_dir:
-                if is_link:
-                    linked_folders.append((rel_path + "/", Path(entry.path), True))
-                elif real not in visited_dirs:
-                    visited_dirs.add(real)
-                    folders.append((Path(entry.path), rel_path + "/", via_link))
-                continue
-            if os.path.splitext(entry.name)[1].lower() not in extensions:
-                continue
-            try:
-                status = entry.stat()  # follows a link; never opens the file (a FIFO would block)
-            except OSError as err:
-                reason = err.strerror or str(err)
-                gone = isinstance(err, FileNotFoundError) and is_link
-                problem = f"broken symbolic link: {reason}" if gone else f"cannot examine the file: {reason}"
-                audio = AudioFile(Path(entry.path), rel_path, -1, -1, problem=problem)
-            else:
-                kind = "" if stat.S_ISREG(status.st_mode) else _file_kind(status.st_mode)
-                problem = (f"a symbolic link to {kind}" if is_link else f"{kind}, not a regular file") if kind else ""
-                audio = AudioFile(Path(entry.path), rel_path, status.st_size, status.st_mtime_ns, problem=problem)
-            key = (via_link or is_link, rel_path)
-            if real not in found or key < found[real][0]:
-                found[real] = (key, audio)
-    files = sorted((audio for _, audio in found.values()), key=lambda audio: audio.rel_path)
-    return AudioScan(files=files, unreadable=unreadable)
+            self.unreadable[rel_folder] = reason
+            return []
+
+    def _add(self, entry: os.DirEntry, rel_folder: str, *, via_link: bool) -> None:
+        """Queue a folder, or list an audio file under its preferred path (see :func:`scan_audio`)."""
+        rel_path = f"{rel_folder}{entry.name}"
+        is_link = entry.is_symlink()
+        real = os.path.realpath(entry.path)
+        if is_link and not real.startswith(self.inside):
+            logger.debug("not following %s: it points outside the audio folder", entry.path)
+            return
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if is_link:
+                self.linked_folders.append((rel_path + "/", Path(entry.path), True))
+            elif real not in self.visited_dirs:
+                self.visited_dirs.add(real)
+                self.folders.append((Path(entry.path), rel_path + "/", via_link))
+            return
+        if os.path.splitext(entry.name)[1].lower() not in self.extensions:
+            return
+        key = (via_link or is_link, rel_path)
+        if real not in self.found or key < self.found[real][0]:
+            self.found[real] = (key, _examine(entry, rel_path, is_link=is_link))
+
+
+def _examine(entry: os.DirEntry, rel_path: str, *, is_link: bool) -> AudioFile:
+    """The file found at ``entry``, with the problem that makes it unusable, if any; never opened."""
+    try:
+        status = entry.stat()  # follows a link; never opens the file (a FIFO would block)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        gone = isinstance(err, FileNotFoundError) and is_link
+        problem = f"broken symbolic link: {reason}" if gone else f"cannot examine the file: {reason}"
+        return AudioFile(path=Path(entry.path), rel_path=rel_path, size=-1, mtime_ns=-1, problem=problem)
+    kind = "" if stat.S_ISREG(status.st_mode) else _file_kind(status.st_mode)
+    problem = (f"a symbolic link to {kind}" if is_link else f"{kind}, not a regular file") if kind else ""
+    return AudioFile(path=Path(entry.path), rel_path=rel_path, size=status.st_size, mtime_ns=status.st_mtime_ns,
+                     problem=problem)

@@ -1,7 +1,7 @@
 """Where a build's per-track work runs: in this process, in a local process pool, or on a Dask cluster.
 
 Every executor here is a :class:`concurrent.futures.Executor`, so the build drives them all the same way: it
-submits small picklable jobs (:class:`pipeline.build.TrackJob`) and receives small records back. What differs is
+submits small picklable jobs (:class:`genreslice.pipeline.audio_jobs.TrackJob`) and receives small records back. What differs is
 how a dead worker shows up: a process pool breaks as a whole (``concurrent.futures.BrokenExecutor``) and the build
 restarts it, while Dask reschedules the dead worker's tasks itself and fails a task only when it has killed
 ``MAX_WORKER_DEATHS`` workers; :class:`DaskExecutor` reports that as :class:`pipeline.errors.WorkerDiedError`.
@@ -18,8 +18,10 @@ import multiprocessing
 import os
 import signal
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from genreslice.pipeline.errors import ExecutorError, SoxUnavailableError, WorkerDiedError
 from genreslice.pipeline.sox import SoxInfo, find_sox
@@ -36,6 +38,85 @@ DASK_RETRIES = 2
 DASK_CONNECT_TIMEOUT_S = 30
 DASK_INSTALL_HINT = "pip install 'genreslice[dask]' (the dask and distributed packages)"
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+T = TypeVar("T")
+
+
+class TaskWindow(Generic[T]):
+    """A bounded window of tasks in flight: refilled from a queue of items, taken as they finish.
+
+    The one "keep N tasks in flight" loop of genreslice (the build's audio work, reading labels, predict's SoX
+    decoding): memory stays flat whatever the number of items, and the workers never wait for the consumer.
+
+    Parameters
+    ----------
+    limit : int
+        The most tasks submitted and not yet taken.
+    ordered : bool
+        True: :meth:`finished` gives tasks in submission order, waiting for the oldest (results stay in input
+        order). False: it gives every task finished so far, waiting for the first to finish.
+
+    Examples
+    --------
+    >>> window = TaskWindow(limit=8)
+    >>> while True:
+    ...     window.fill(queue, lambda item: executor.submit(work, item))
+    ...     if not window:
+    ...         break
+    ...     for item, future in window.finished():
+    ...         use(item, future.result())
+    """
+
+    def __init__(self, *, limit: int, ordered: bool = True) -> None:
+        if limit < 1:
+            raise ValueError(f"limit={limit} must be at least 1")
+        self.limit = limit
+        self.ordered = ordered
+        self._running: dict[cf.Future, T] = {}
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    def fill(self, queue: deque[T], submit: Callable[[T], cf.Future]) -> None:
+        """Submit items from the left of ``queue`` until ``limit`` are in flight or ``queue`` is empty.
+
+        An item leaves ``queue`` only once ``submit`` returned its future: when ``submit`` raises (a broken
+        pool), the item is still first in ``queue``.
+        """
+        while queue and len(self._running) < self.limit:
+            self._running[submit(queue[0])] = queue[0]
+            queue.popleft()
+
+    def finished(self) -> Iterator[tuple[T, cf.Future]]:
+        """Yield ``(item, future)`` of finished tasks, each removed from the window first; see ``ordered``."""
+        if not self._running:
+            return
+        if self.ordered:
+            future = next(iter(self._running))
+            cf.wait([future])
+            done = [future]
+        else:
+            done, _ = cf.wait(self._running, return_when=cf.FIRST_COMPLETED)
+        for future in done:
+            yield self._running.pop(future), future
+
+    def items(self) -> list[T]:
+        """The items in flight, oldest first."""
+        return list(self._running.values())
+
+    def cancel(self) -> None:
+        """Cancel the tasks not started yet and forget every task in flight."""
+        for future in self._running:
+            future.cancel()
+        self._running.clear()
+
+
+def done_future(result) -> cf.Future:
+    """A future that already holds ``result``: for an item whose answer is known without running a task."""
+    future: cf.Future = cf.Future()
+    future.set_result(result)
+    return future
 
 
 class InlineExecutor(cf.Executor):
@@ -62,7 +143,7 @@ def process_pool(workers: int) -> cf.Executor:
         context = multiprocessing.get_context("fork")
     else:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["genreslice.pipeline.build"])
+        context.set_forkserver_preload(["genreslice.pipeline.audio_jobs"])
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_prepare_worker)
 
 

@@ -13,11 +13,13 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from genreslice.pipeline import layout
 from genreslice.pipeline.errors import OutputError
+from genreslice.pipeline.tracks import TrackRow
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,56 @@ def load_journal(path: str | os.PathLike, *, rewrite_damaged: bool = False) -> d
         with open(path, "r+b") as handle:
             handle.truncate(good_end)
     return records
+
+
+@dataclass(frozen=True)
+class JournalRecord:
+    """One journal line: a track's row after its audio work, and what a later run needs to trust that work.
+
+    Attributes
+    ----------
+    row : TrackRow
+        The track's row with its final status (``ok``, ``failed`` or ``too_short``).
+    size, mtime_ns : int
+        The audio file's when it was built; a later run builds a changed file again.
+    slice_bytes : tuple of int or None
+        The size of each slice PNG written; None in journals of older versions, which recorded none.
+    transient : bool
+        The failure says nothing about the file's content, so a later run tries it again; journals of older
+        versions do not say, and count as True.
+    attempts : int
+        Times the track failed on this file, this time included; recorded for failures only.
+    """
+
+    row: TrackRow
+    size: int
+    mtime_ns: int
+    slice_bytes: tuple[int, ...] | None = None
+    transient: bool = True
+    attempts: int = 1
+
+    @classmethod
+    def from_json(cls, record: Mapping) -> JournalRecord:
+        """The record a well-formed journal line (see :func:`record_problem`) holds; unknown keys are ignored."""
+        sizes = record.get("slice_bytes")
+        row = TrackRow(track_id=record["track_id"], path=record["path"], artist=record.get("artist", ""),
+                       genre=record.get("genre", ""), split=record.get("split", ""), status=record["status"],
+                       reason=record["reason"], n_slices=record["n_slices"], duration_s=record["duration_s"])
+        return cls(row=row, size=record["size"], mtime_ns=record["mtime_ns"],
+                   slice_bytes=None if sizes is None else tuple(sizes), transient=record.get("transient", True),
+                   attempts=record.get("attempts", 1))
+
+    def to_json(self) -> dict:
+        """The journal line, as :meth:`JournalWriter.append` takes it."""
+        return {
+            **asdict(self.row),
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            **({} if self.slice_bytes is None else {"slice_bytes": list(self.slice_bytes)}),
+            "transient": self.transient,
+            "stage": "audio",
+            **({"attempts": self.attempts} if self.row.status == "failed" else {}),
+        }
 
 
 _TEXT_FIELDS = ("path", "track_id", "status", "reason", "duration_s")

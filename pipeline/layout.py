@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from genreslice.errors import GenresliceError
+from genreslice.pipeline import tracks
 
 DATASET_JSON = "dataset.json"
 TRACKS_CSV = "tracks.csv"
@@ -21,7 +22,7 @@ SLICES_CSV = "slices.csv"
 SLICES_DIR = "slices"
 STATE_DIR = ".genreslice"  # lock, settings, journal and scratch space of the build
 
-TRACK_COLUMNS = ("track_id", "path", "artist", "genre", "split", "status", "reason", "n_slices", "duration_s")
+TRACK_COLUMNS = tracks.TRACK_COLUMNS  # defined by the fields of tracks.TrackRow
 SLICE_COLUMNS = ("path", "track_id", "genre", "split", "index", "start_s")
 STATUSES = ("ok", "failed", "skipped", "too_short")
 
@@ -69,19 +70,60 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, scratch: str | os.P
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, scratch: str | os.PathLike | None = None) -> None:
     """Write a file so readers see the old or the new content, never a torn one (temporary file, then rename)."""
-    path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=scratch or path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    with replacing(path, scratch=scratch) as tmp:
+        with open(tmp, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), 0o666 & ~_current_umask())  # mkstemp makes 0600; give the usual mode
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike, *, suffix: str = ".tmp", scratch: str | os.PathLike | None = None,
+              sync_folder: bool = False) -> Iterator[Path]:
+    """Write ``path`` atomically: the block writes the temporary file it is given, which then replaces ``path``.
+
+    The one way genreslice writes a file that readers may open at any moment: readers see the old or the new
+    content, never a torn one, and a failed or interrupted block leaves ``path`` as it was and no temporary file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    suffix : str
+        Ending of the temporary name ``.<name>.<random><suffix>``; a writer that insists on an extension gets
+        it (Keras: ``".tmp.keras"``). Readers that clean up after killed runs recognise these names.
+    scratch : str or os.PathLike, optional
+        Folder for the temporary file (on the same file system as ``path``); ``path``'s folder by default.
+    sync_folder : bool
+        Also flush ``path``'s folder entry to disk, so the rename itself survives a power cut.
+
+    Yields
+    ------
+    Path
+        The temporary file (created empty, mode as the umask gives new files) for the block to write.
+    """
+    path = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=scratch or path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the usual mode
+        fsync_path(tmp)
+        os.replace(tmp, path)
+        if sync_folder:
+            fsync_path(path.parent)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
+            tmp.unlink()
         raise
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's content, or a folder's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _current_umask() -> int:

@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import functools
 import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from genreslice.genre_getters.base import OFFICIAL_SPLITS, LabelSource, TrackLabel
+from genreslice.genre_getters.base import LabelSource, TrackLabel
 from genreslice.metadata import Taxonomy
 from genreslice.pipeline import layout
 from genreslice.pipeline.discovery import AudioFile
 from genreslice.pipeline.errors import ParameterError, WorkerDiedError
+from genreslice.pipeline.executors import TaskWindow
 from genreslice.pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS, assign_split, split_key
+from genreslice.pipeline.tracks import TrackRow
 
 logger = logging.getLogger(__name__)
 
@@ -98,9 +101,9 @@ class BuildPlan:
 
     Attributes
     ----------
-    rows : list of dict
-        One per file, in discovery order, with the ``tracks.csv`` columns plus ``size`` and ``mtime_ns``;
-        ``status`` is ``TO_BUILD`` for the tracks that need audio work, else final (``failed``/``skipped``).
+    rows : list of TrackRow
+        One per file, in discovery order; ``status`` is ``TO_BUILD`` for the tracks that need audio work, else
+        final (``failed``/``skipped``).
     audio : dict
         ``rel_path -> AudioFile`` for the rows to build.
     split_counts : dict
@@ -116,7 +119,7 @@ class BuildPlan:
         Metadata rows reported and skipped while loading.
     """
 
-    rows: list[dict]
+    rows: list[TrackRow]
     audio: dict[str, AudioFile]
     split_counts: dict[str, int]
     moved: int
@@ -129,17 +132,17 @@ class BuildPlan:
         """``{genre: {split: tracks}}`` over rows with these statuses, genres sorted."""
         table: dict[str, dict[str, int]] = {}
         for row in self.rows:
-            if row["status"] in statuses:
-                table.setdefault(row["genre"], dict.fromkeys(SPLITS, 0))[row["split"]] += 1
+            if row.status in statuses:
+                table.setdefault(row.genre, dict.fromkeys(SPLITS, 0))[row.split] += 1
         return dict(sorted(table.items()))
 
     def not_built(self) -> list[tuple[str, str, int, str]]:
         """``(status, reason pattern, count, example reason)`` for failed and skipped rows, most frequent first."""
         groups: dict[tuple[str, str], list] = {}
         for row in self.rows:
-            if row["status"] in ("failed", "skipped"):
-                key = (row["status"], reason_pattern(row["reason"]))
-                groups.setdefault(key, [0, row["reason"]])[0] += 1
+            if row.status in ("failed", "skipped"):
+                key = (row.status, reason_pattern(row.reason))
+                groups.setdefault(key, [0, row.reason])[0] += 1
         return sorted(((status, pattern, count, example) for (status, pattern), (count, example) in groups.items()),
                       key=lambda item: (-item[2], item[0], item[1]))
 
@@ -203,52 +206,18 @@ def plan_build(
     """
     selection = selection or GenreSelection()
     keep, drop = selection.resolve(label_source.taxonomy)
-    on_labelled = on_labelled or (lambda count: None)
-    labels = list(_labels(files, label_source, workers if label_source.reads_audio else 1, executor, on_labelled))
-
-    track_ids = [label.track_id or layout.track_id_for_path(audio.rel_path) for audio, label in labels]
-    owners = _id_owners(labels, track_ids, built_ids or {})
-    rows, audio_by_path, labels_by_path = [], {}, {}
-    for (audio, label), track_id in zip(labels, track_ids):
-        row = {
-            "track_id": track_id, "path": audio.rel_path, "artist": label.artist or "", "genre": label.genre or "",
-            "split": "", "status": "skipped", "reason": label.reason, "n_slices": 0, "duration_s": "",
-            "size": audio.size, "mtime_ns": audio.mtime_ns,
-        }
-        if audio.problem:
-            row.update(status="failed", reason=audio.problem)
-        elif audio.size == 0:
-            row.update(status="failed", reason="empty file (0 bytes)")
-        elif label.failed:
-            row.update(status="failed")
-        elif not layout.is_safe_track_id(track_id):
-            row.update(status="failed", reason=f"track id {track_id!r} cannot name a file")
-        elif label.genre and owners[track_id] != audio.rel_path:
-            row.update(status="failed", reason=f"track id {track_id} is also used by {owners[track_id]}")
-        elif label.genre:
-            row.update(status=TO_BUILD, reason="")
-            audio_by_path[audio.rel_path] = audio
-            labels_by_path[audio.rel_path] = label
-        rows.append(row)
-
-    split_counts, moved = _assign_splits(rows, labels_by_path, split_ratios)
-    for row in rows:
-        if row["status"] != TO_BUILD:
-            continue
-        if keep and row["genre"] not in keep:
-            row.update(status="skipped", reason=f"genre {row['genre']} is not selected (--genres)")
-        elif row["genre"] in drop:
-            row.update(status="skipped", reason=f"genre {row['genre']} is excluded (--exclude-genres)")
+    labels = list(_labels(files, label_source, workers=workers if label_source.reads_audio else 1, executor=executor,
+                          on_labelled=on_labelled or (lambda count: None)))
+    rows = _first_rows(labels, built_ids or {})
+    labels_to_build = {row.path: label for row, (_, label) in zip(rows, labels) if row.status == TO_BUILD}
+    split_counts, moved = _assign_splits(rows, labels_to_build, split_ratios)
+    _select_genres(rows, keep=keep, drop=drop)
     if selection.max_tracks_per_genre is not None:
         _cap_tracks(rows, selection.max_tracks_per_genre)
-    for row in rows:
-        if row["status"] != TO_BUILD:
-            audio_by_path.pop(row["path"], None)
-
     found_ids = {label.track_id for _, label in labels if label.track_id}
     return BuildPlan(
         rows=rows,
-        audio=audio_by_path,
+        audio={row.path: audio for row, (audio, _) in zip(rows, labels) if row.status == TO_BUILD},
         split_counts=split_counts,
         moved=moved,
         unlisted=sum(1 for audio, label in labels if label.unlisted and not audio.problem),
@@ -256,6 +225,31 @@ def plan_build(
         metadata_problems=tuple(label_source.metadata_problems),
         selection=selection.to_dict(),
     )
+
+
+def _first_rows(labels: list[tuple[AudioFile, TrackLabel]], built_ids: Mapping[str, str]) -> list[TrackRow]:
+    """A row per file with its track id and, before splits and genre selection, its fate: ``TO_BUILD`` for a
+    file with a genre that can be built, else failed or skipped with the reason."""
+    track_ids = [label.track_id or layout.track_id_for_path(audio.rel_path) for audio, label in labels]
+    owners = _id_owners(labels, track_ids, built_ids)
+    rows = []
+    for (audio, label), track_id in zip(labels, track_ids):
+        row = TrackRow(track_id=track_id, path=audio.rel_path, artist=label.artist or "", genre=label.genre or "",
+                       status="skipped", reason=label.reason)
+        if audio.problem:
+            row.status, row.reason = "failed", audio.problem
+        elif audio.size == 0:
+            row.status, row.reason = "failed", "empty file (0 bytes)"
+        elif label.failed:
+            row.status = "failed"
+        elif not layout.is_safe_track_id(track_id):
+            row.status, row.reason = "failed", f"track id {track_id!r} cannot name a file"
+        elif label.genre and owners[track_id] != audio.rel_path:
+            row.status, row.reason = "failed", f"track id {track_id} is also used by {owners[track_id]}"
+        elif label.genre:
+            row.status, row.reason = TO_BUILD, ""
+        rows.append(row)
+    return rows
 
 
 def _id_owners(labels: list[tuple[AudioFile, TrackLabel]], track_ids: list[str],
@@ -275,27 +269,27 @@ def _id_owners(labels: list[tuple[AudioFile, TrackLabel]], track_ids: list[str],
             for track_id, candidates in claims.items()}
 
 
-def _assign_splits(rows: list[dict], labels: dict[str, TrackLabel],
+def _assign_splits(rows: list[TrackRow], labels: dict[str, TrackLabel],
                    ratios: tuple[float, float, float]) -> tuple[dict[str, int], int]:
-    """Give every row with a genre its split (see the module docstring); returns the counts and the moves."""
-    groups: dict[str, list[dict]] = collections.defaultdict(list)
+    """Give every row in ``labels`` (``rel_path -> label``) its split (see the module docstring); returns the counts
+    and the moves."""
+    groups: dict[str, list[TrackRow]] = collections.defaultdict(list)
     for row in rows:
-        if row["path"] in labels:
-            groups[split_key(row["artist"] or None, row["track_id"])].append(row)
+        if row.path in labels:
+            groups[split_key(row.artist or None, row.track_id)].append(row)
     counts = dict.fromkeys(("official", "artist", "artist_hash"), 0)
     moved = 0
     for key, members in groups.items():
-        official = collections.Counter(labels[row["path"]].split for row in members
-                                       if labels[row["path"]].split in OFFICIAL_SPLITS)
+        official = collections.Counter(labels[row.path].split for row in members if labels[row.path].split in SPLITS)
         if not official:
             split = assign_split(key, ratios)
             counts["artist_hash"] += len(members)
         else:
             split = max(official, key=lambda name: (official[name], -SPLITS.index(name)))
         for row in members:
-            row["split"] = split
-            given = labels[row["path"]].split
-            if official and given in OFFICIAL_SPLITS:
+            row.split = split
+            given = labels[row.path].split
+            if official and given in SPLITS:
                 counts["official"] += 1
                 moved += given != split
             elif official:
@@ -305,17 +299,28 @@ def _assign_splits(rows: list[dict], labels: dict[str, TrackLabel],
     return counts, moved
 
 
-def _cap_tracks(rows: list[dict], cap: int) -> None:
+def _select_genres(rows: list[TrackRow], *, keep: frozenset[str], drop: frozenset[str]) -> None:
+    """Skip the rows to build whose genre is not in ``keep`` (when it names any) or is in ``drop``."""
+    for row in rows:
+        if row.status != TO_BUILD:
+            continue
+        if keep and row.genre not in keep:
+            row.status, row.reason = "skipped", f"genre {row.genre} is not selected (--genres)"
+        elif row.genre in drop:
+            row.status, row.reason = "skipped", f"genre {row.genre} is excluded (--exclude-genres)"
+
+
+def _cap_tracks(rows: list[TrackRow], cap: int) -> None:
     """Keep ``cap`` tracks per (split, genre): those whose id hashes lowest, so the choice is the same on every
     run and adding tracks displaces few of the chosen ones."""
-    groups: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
+    groups: dict[tuple[str, str], list[TrackRow]] = collections.defaultdict(list)
     for row in rows:
-        if row["status"] == TO_BUILD:
-            groups[(row["split"], row["genre"])].append(row)
+        if row.status == TO_BUILD:
+            groups[(row.split, row.genre)].append(row)
     for (split, genre), members in groups.items():
-        members.sort(key=lambda row: hashlib.sha256(row["track_id"].encode("utf-8")).digest())
+        members.sort(key=lambda row: hashlib.sha256(row.track_id.encode("utf-8")).digest())
         for row in members[cap:]:
-            row.update(status="skipped", reason=f"over --max-tracks-per-genre {cap} ({genre}, {split})")
+            row.status, row.reason = "skipped", f"over --max-tracks-per-genre {cap} ({genre}, {split})"
 
 
 def _label_one(label_source: LabelSource, audio: AudioFile) -> TrackLabel:
@@ -329,7 +334,7 @@ def _label_chunk(label_source: LabelSource, chunk: list[AudioFile]) -> list[Trac
 
 
 def _labels(
-    files: list[AudioFile], label_source: LabelSource, workers: int, executor: cf.Executor | None,
+    files: list[AudioFile], label_source: LabelSource, *, workers: int, executor: cf.Executor | None,
     on_labelled: Callable[[int], None],
 ) -> Iterator[tuple[AudioFile, TrackLabel]]:
     """Labels in discovery order: read in chunks by the executor's workers when there are several, else here."""
@@ -340,21 +345,23 @@ def _labels(
         return
     chunksize = max(1, min(64, len(files) // (workers * 16)))
     chunks = collections.deque(files[start:start + chunksize] for start in range(0, len(files), chunksize))
-    window: collections.deque[tuple[list[AudioFile], cf.Future]] = collections.deque()
+    window: TaskWindow[list[AudioFile]] = TaskWindow(limit=workers * 2)
+    unread: list[list[AudioFile]] = []  # a chunk whose labels were lost with its worker
     try:
-        while chunks or window:
-            while chunks and len(window) < workers * 2:
-                window.append((chunks[0], executor.submit(_label_chunk, label_source, chunks[0])))
-                chunks.popleft()
-            chunk, future = window[0]
-            labels = future.result()
-            window.popleft()
-            yield from zip(chunk, labels)
-            on_labelled(len(chunk))
+        while True:
+            window.fill(chunks, functools.partial(executor.submit, _label_chunk, label_source))
+            if not window:
+                break
+            for chunk, future in window.finished():
+                unread = [chunk]
+                labels = future.result()
+                unread = []
+                yield from zip(chunk, labels)
+                on_labelled(len(chunk))
     except (cf.BrokenExecutor, WorkerDiedError):
         # A worker died (the audio runner restarts a pool; Dask gave up on a chunk); tags are safe to read here.
         logger.warning("a worker process died while reading labels; reading the rest in this process")
-        rest = [audio for chunk, _ in window for audio in chunk] + [audio for chunk in chunks for audio in chunk]
+        rest = [audio for chunk in (*unread, *window.items(), *chunks) for audio in chunk]
         for audio in rest:
             yield audio, _label_one(label_source, audio)
             on_labelled(1)

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from genreslice.pipeline.errors import ParameterError, SoxError
-from genreslice.pipeline.slicing import read_png_rows, slice_spectrogram
+from genreslice.pipeline.png import read_png_rows
+from genreslice.pipeline.slicing import slice_spectrogram
 from genreslice.pipeline.sox import dies_with_parent
 
 #: SoX's ``rate`` effect quality flags, by the name users pass on the command line.
@@ -80,11 +81,17 @@ class SpectrogramSpec:
 
     def sox_effects(self) -> list[str]:
         """The SoX effect chain, as arguments, that renders a PNG to standard output."""
-        return [
-            "channels", "1",
-            "rate", RESAMPLE_QUALITIES[self.resample_quality], str(self.sample_rate),
-            "spectrogram", "-Y", str(self.height_target), "-X", str(self.pixels_per_second), "-m", "-r", "-o", "-",
-        ]
+        return ["channels", "1", "rate", RESAMPLE_QUALITIES[self.resample_quality], str(self.sample_rate),
+                *self.spectrogram_effect()]
+
+    def spectrogram_effect(self) -> list[str]:
+        """SoX's ``spectrogram`` effect with its arguments: monochrome, raw (no axes), the PNG to standard output."""
+        return ["spectrogram", "-Y", str(self.height_target), "-X", str(self.pixels_per_second), "-m", "-r", "-o", "-"]
+
+    def slice_seconds(self, columns_per_second: float) -> float:
+        """Seconds of audio one slice covers at the column rate SoX really renders
+        (:func:`measure_columns_per_second`)."""
+        return self.slice_size / columns_per_second
 
     def to_dict(self) -> dict:
         """JSON-ready description, with the effect chain for the record."""
@@ -166,8 +173,7 @@ def measure_columns_per_second(spec: SpectrogramSpec, *, sox_path: str = "sox", 
     and slice start times use this rate. SoX reports it (at verbosity 3) only when it differs from the request.
     """
     command = [sox_path, "-R", "-D", "-V3", "-r", str(spec.sample_rate), "-c", "1", "-n", "-n", "synth", "0.1",
-               "sine", "440", "spectrogram", "-Y", str(spec.height_target), "-X", str(spec.pixels_per_second),
-               "-m", "-r", "-o", "-"]
+               "sine", "440", *spec.spectrogram_effect()]
     try:
         run = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
@@ -216,6 +222,24 @@ def render_spectrogram(
         SoX failed, timed out, or wrote something that is not the expected PNG; carries SoX's stderr.
     """
     command = sox_command(path, spec, sox_path=sox_path)
+    finished = _run_sox(command, timeout_s=timeout_s, on_start=on_start)
+    if finished.returncode != 0 and _ZERO_WIDTH in finished.stderr:
+        # Less audio than one spectrogram column (a file of a few samples): libpng refuses an image of width 0
+        # and SoX aborts. That is a file too short to slice, not a damaged one.
+        return np.zeros((spec.slice_size + 1, 0), dtype=np.uint8)
+    _check_sox_exit(finished)
+    return _spectrogram_image(finished, spec)
+
+
+def _run_sox(command: list[str], *, timeout_s: float,
+             on_start: Callable[[subprocess.Popen], None] | None) -> subprocess.CompletedProcess:
+    """Run SoX to its end: its PNG on stdout (bytes), its stderr decoded; killed after ``timeout_s``.
+
+    Raises
+    ------
+    SoxError
+        SoX could not be started, or timed out.
+    """
     try:
         # Its own process group: SoX treats SIGINT/SIGTERM as a normal end and exits 0 with a truncated
         # spectrogram, so a Ctrl-C meant for the build must reach Python (which then kills SoX), not SoX. And it
@@ -237,42 +261,43 @@ def render_spectrogram(
             process.kill()
             raise
     stderr = stderr_bytes.decode("utf-8", errors="replace")
-    if process.returncode != 0 and _ZERO_WIDTH in stderr:
-        # Less audio than one spectrogram column (a file of a few samples): libpng refuses an image of width 0
-        # and SoX aborts. That is a file too short to slice, not a damaged one.
-        return np.zeros((spec.slice_size + 1, 0), dtype=np.uint8)
-    if process.returncode < 0:
-        number = -process.returncode
+    return subprocess.CompletedProcess(command, process.returncode, stdout=stdout, stderr=stderr)
+
+
+def _check_sox_exit(finished: subprocess.CompletedProcess) -> None:
+    """Raise :class:`SoxError` for a SoX that was killed or failed; a signal from outside makes it transient."""
+    if finished.returncode < 0:
+        number = -finished.returncode
         name = signal.Signals(number).name if number in signal.valid_signals() else f"signal {number}"
         # Killed from outside (the OOM killer, a user, a stop): not the file's fault, unlike a crash (SIGSEGV,
         # SIGABRT...) on a malformed file, which would crash again.
-        raise SoxError(f"SoX was killed by {name}: {summarize_sox_stderr(stderr)}", command=command, stderr=stderr,
-                       transient=number in _OUTSIDE_KILLS)
-    if process.returncode != 0:
-        raise SoxError(f"SoX exited with status {process.returncode}: {summarize_sox_stderr(stderr)}",
-                       command=command, stderr=stderr)
+        raise SoxError(f"SoX was killed by {name}: {summarize_sox_stderr(finished.stderr)}", command=finished.args,
+                       stderr=finished.stderr, transient=number in _OUTSIDE_KILLS)
+    if finished.returncode != 0:
+        raise SoxError(f"SoX exited with status {finished.returncode}: {summarize_sox_stderr(finished.stderr)}",
+                       command=finished.args, stderr=finished.stderr)
+
+
+def _spectrogram_image(finished: subprocess.CompletedProcess, spec: SpectrogramSpec) -> np.ndarray:
+    """The gray spectrogram in SoX's PNG, checked to have the rows ``spec`` asks for."""
     try:
-        gray = decode_sox_png(stdout)
+        gray = decode_sox_png(finished.stdout)
     except ValueError as err:
-        raise SoxError(f"SoX output is not a readable spectrogram: {err}", command=command, stderr=stderr) from err
+        raise SoxError(f"SoX output is not a readable spectrogram: {err}", command=finished.args,
+                       stderr=finished.stderr) from err
     if gray.shape[0] != spec.slice_size + 1:
         raise SoxError(
             f"SoX rendered {gray.shape[0]} rows, expected {spec.slice_size + 1} "
             f"(height_target={spec.height_target})",
-            command=command,
-            stderr=stderr,
+            command=finished.args,
+            stderr=finished.stderr,
         )
     return gray
 
 
-def render_slices(
-    path: str | os.PathLike,
-    spec: SpectrogramSpec,
-    *,
-    sox_path: str = "sox",
-    timeout_s: float = SOX_TIMEOUT_S,
-    on_start: Callable[[subprocess.Popen], None] | None = None,
-) -> AudioSlices:
+def render_slices(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str = "sox",
+                  timeout_s: float = SOX_TIMEOUT_S,
+                  on_start: Callable[[subprocess.Popen], None] | None = None) -> AudioSlices:
     """Render one file's spectrogram and cut it into whole slices, in memory.
 
     The build writes these slices as PNGs; prediction classifies them directly, so both see the same pixels.

@@ -4,10 +4,10 @@ from __future__ import annotations
 import hashlib
 import math
 
-from genreslice.genre_getters.base import normalize_text
+from genreslice.genre_getters.base import SPLITS, normalize_text
 from genreslice.pipeline.errors import ParameterError
 
-SPLITS = ("train", "validation", "test")
+__all__ = ["DEFAULT_SPLIT_RATIOS", "SPLITS", "assign_split", "parse_split_ratios", "split_key"]
 DEFAULT_SPLIT_RATIOS = (0.8, 0.1, 0.1)
 
 

@@ -1,7 +1,8 @@
 """``genreslice demo``: the whole job on a generated corpus, with the real commands.
 
 Makes a tagged MP3 corpus (``scripts.demo_corpus``), then runs ``genreslice build``, ``train``, ``evaluate`` and
-``predict`` on it exactly as a user would type them, and ends with a short report.
+``predict`` on it with the settings a user would type (the functions behind the commands, with their reports and
+their error messages), and ends with a short report.
 """
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from genreslice.errors import GenresliceError
+from genreslice.errors import GenresliceError, ParameterError
+from genreslice.genre_getters import make_label_source
+from genreslice.pipeline.build import BuildConfig
 from genreslice.pipeline.layout import write_text_atomic
+from genreslice.pipeline.plan import GenreSelection
 from genreslice.pipeline.splits import SPLITS
+from genreslice.scripts.commands import build, evaluate, predict, train
 from genreslice.scripts.demo_corpus import GENRES, write_demo_corpus
+from genreslice.scripts.exit_status import run_reporting_errors
+from genreslice.training.settings import TrainConfig
 
 DEMO_JSON = "demo.json"
 SPLIT_RATIOS = (0.6, 0.2, 0.2)
@@ -37,9 +44,9 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         if self.songs_per_genre < 4:
-            raise ValueError(f"songs_per_genre={self.songs_per_genre} must be at least 4 (artists in every split)")
+            raise ParameterError(f"songs_per_genre={self.songs_per_genre} must be at least 4 (artists in every split)")
         if not 3.0 <= self.seconds <= 600.0:
-            raise ValueError(f"seconds={self.seconds} must be between 3 and 600")
+            raise ParameterError(f"seconds={self.seconds} must be between 3 and 600")
 
 
 def _prepare_folder(out: Path, config: DemoConfig) -> bool:
@@ -60,11 +67,11 @@ def _prepare_folder(out: Path, config: DemoConfig) -> bool:
     return False
 
 
-def run_demo(out: str | os.PathLike, config: DemoConfig, *, run_command: Callable[[list[str]], int],
-             workers: int, progress: bool = True) -> int:
-    """Generate the corpus and run the four commands through ``run_command`` (the ``genreslice`` entry point).
+def run_demo(out: str | os.PathLike, config: DemoConfig, *, workers: int, progress: bool = True) -> int:
+    """Generate the corpus, then run build, train, evaluate and predict on it as their commands do.
 
-    Returns the exit status: 0 when every step worked.
+    Each step prints the command line a user would type for it, then the command's own report. Returns the exit
+    status: 0 when every step worked.
     """
     out = Path(out)
     timings: dict[str, float] = {}
@@ -83,44 +90,47 @@ def run_demo(out: str | os.PathLike, config: DemoConfig, *, run_command: Callabl
     timings["corpus"] = time.monotonic() - started
     quiet = [] if progress else ["--no-progress"]
     steps = [
-        ("build", ["build", str(music), str(dataset), "--split-ratios", ",".join(map(str, SPLIT_RATIOS)),
-                   "--workers", str(workers), *quiet]),
-        ("train", ["train", str(dataset), str(model), "--model", "compact", "--seed", str(config.seed), *quiet]),
-        ("evaluate", ["evaluate", str(dataset), str(model), *quiet]),
+        (["build", str(music), str(dataset), "--split-ratios", ",".join(map(str, SPLIT_RATIOS)),
+          "--workers", str(workers), *quiet],
+         lambda: build.build(music, dataset, make_label_source("id3"),
+                             BuildConfig(split_ratios=SPLIT_RATIOS, workers=workers), selection=GenreSelection(),
+                             progress=progress)),
+        (["train", str(dataset), str(model), "--model", "compact", "--seed", str(config.seed), *quiet],
+         lambda: train.train(dataset, model, TrainConfig(model="compact", seed=config.seed), progress=progress)),
+        (["evaluate", str(dataset), str(model), *quiet],
+         lambda: evaluate.evaluate(dataset, model, progress=progress)),
     ]
-    for name, argv in steps:
-        print(f"\n== genreslice {' '.join(argv)}", flush=True)
-        step_started = time.monotonic()
-        status = run_command(argv)
-        timings[name] = time.monotonic() - step_started
-        if status != 0:
-            raise DemoError(f"'genreslice {name}' failed with exit status {status}; see its message above")
+    for shown, step in steps:
+        print(f"\n== genreslice {' '.join(shown)}", flush=True)
+        _succeeded(shown[0], _run_step(shown[0], step, timings))
 
     held_out = _test_songs(dataset)
-    predictions = out / "predictions.jsonl"
-    argv = ["predict", str(model), *(str(music / path) for path in held_out), "--workers", str(workers), *quiet]
+    songs: list = []
     print(f"\n== genreslice predict {model} <the {len(held_out)} songs of the test split> "
           f"--workers {workers}", flush=True)
-    step_started = time.monotonic()
-    status = _predict_to_file(run_command, argv, predictions)
-    timings["predict"] = time.monotonic() - step_started
-    if status != 0:
-        raise DemoError(f"'genreslice predict' failed with exit status {status}; see its message above")
-    _report(out, held_out, predictions, timings, time.monotonic() - started)
+    status = _run_step("predict", lambda: predict.predict(model, [str(music / path) for path in held_out],
+                                                          workers=workers, progress=progress, on_song=songs.append),
+                       timings)
+    records = [song.to_dict() for song in songs]
+    write_text_atomic(out / "predictions.jsonl",
+                      "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
+    _succeeded("predict", status)
+    _report(out, held_out, records, timings, time.monotonic() - started)
     return 0
 
 
-def _predict_to_file(run_command: Callable[[list[str]], int], argv: list[str], target: Path) -> int:
-    """Run predict as the reader sees it (a table), then again as JSON lines kept for the report."""
-    import contextlib
-    import io
+def _run_step(command: str, step: Callable[[], int], timings: dict[str, float]) -> int:
+    """Run one command's function, its errors reported as the command reports them; records its seconds in
+    ``timings`` and returns its exit status."""
+    started = time.monotonic()
+    status = run_reporting_errors(command, step, nested=True)
+    timings[command] = time.monotonic() - started
+    return status
 
-    status = run_command(argv)
-    buffer = io.StringIO()
-    with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(io.StringIO()):
-        json_status = run_command([*argv, "--format", "json", "--no-progress"])
-    write_text_atomic(target, buffer.getvalue())
-    return status or json_status
+
+def _succeeded(command: str, status: int) -> None:
+    if status != 0:
+        raise DemoError(f"'genreslice {command}' failed with exit status {status}; see its message above")
 
 
 def _test_songs(dataset: Path) -> dict[str, str]:
@@ -130,14 +140,13 @@ def _test_songs(dataset: Path) -> dict[str, str]:
                 if row["split"] == "test" and row["status"] == "ok"}
 
 
-def _report(out: Path, held_out: dict[str, str], predictions: Path, timings: dict[str, float], total: float) -> None:
+def _report(out: Path, held_out: dict[str, str], records: list[dict], timings: dict[str, float], total: float) -> None:
     dataset = json.loads((out / "dataset" / "dataset.json").read_text(encoding="utf-8"))
     model = json.loads((out / "model" / "model.json").read_text(encoding="utf-8"))
     metrics = json.loads((out / "model" / "eval" / "test" / "metrics.json").read_text(encoding="utf-8"))
     with open(out / "dataset" / "tracks.csv", newline="", encoding="utf-8") as handle:
         tracks = [row for row in csv.DictReader(handle) if row["status"] == "ok"]
     songs_per_split = {split: sum(row["split"] == split for row in tracks) for split in SPLITS}
-    records = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines() if line]
     music = out / "music"
     right = sum(record["genre"] == held_out.get(os.path.relpath(record["path"], music)) for record in records)
     classes = dataset["classes"]

@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 from genreslice.pipeline.sox import find_sox
+from tests.helpers import TOY_GENRES, TOY_SPLIT_RATIOS, TOY_TRACKS, artist_in_split, toy_song
 
 
 @pytest.fixture(scope="session")
@@ -13,27 +14,6 @@ def sox_info():
     if shutil.which("sox") is None:
         pytest.fail("SoX is not installed: run `make test`, which installs sox and libsox-fmt-mp3")
     return find_sox()
-
-
-#: Three "genres" a small CNN tells apart after a few seconds of training: pure tones, rich tones, noise.
-TOY_GENRES = {"Jazz": "sine", "Electronic": "square", "Rock": "pinknoise"}
-TOY_SPLIT_RATIOS = (0.6, 0.2, 0.2)
-TOY_TRACKS = {"train": 4, "validation": 1, "test": 2}
-
-
-def artist_in_split(split: str, ratios: tuple[float, float, float], prefix: str) -> str:
-    """An artist name that the build's artist hash puts in ``split``: fixes each track's split in a test."""
-    from genreslice.pipeline.splits import assign_split, split_key
-
-    return next(name for name in (f"{prefix}-{n}" for n in range(10_000))
-                if assign_split(split_key(name, ""), ratios) == split)
-
-
-def toy_song(path, genre: str, pitch: float, seconds: float = 12.0, artist: str | None = None):
-    """A tagged MP3 of one toy genre at ``pitch`` Hz (pitches 150 to 900 are what the toy model was trained on)."""
-    from tests.audio import tagged_mp3
-
-    return tagged_mp3(path, seconds, genre, artist, TOY_GENRES[genre], f"{pitch:g}")
 
 
 @pytest.fixture(scope="session")

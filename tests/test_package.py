@@ -2,6 +2,7 @@
 imports that work where POSIX-only modules are missing."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -26,10 +27,20 @@ def test_version_is_importable_and_printed_by_the_command(tmp_path):
 
 @pytest.mark.slow
 def test_wheel_holds_only_the_genreslice_package(tmp_path):
+    # Built from a copy of the files git knows, so the checkout gets no build/ folder and stray files (a demo's
+    # output, a virtual environment) cannot creep in.
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, check=True, timeout=60).stdout.decode().split("\0")
+    source = tmp_path / "source"
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                             "--wheel-dir", str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=600)
+                             "--wheel-dir", str(tmp_path / "wheel"), str(source)], capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr
-    (wheel,) = tmp_path.glob("genreslice-*.whl")
+    (wheel,) = (tmp_path / "wheel").glob("genreslice-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {name.split("/")[0] for name in names}
     assert tops == {"genreslice", f"genreslice-{genreslice.__version__}.dist-info"}
@@ -37,6 +48,7 @@ def test_wheel_holds_only_the_genreslice_package(tmp_path):
         assert f"genreslice/{package}/__init__.py" in names
     assert "genreslice/metadata/fma_genres.csv" in names
     assert "genreslice/scripts/demo_corpus.py" in names  # the demo needs it at run time
+    assert "genreslice/scripts/commands/build.py" in names
     assert not [name for name in names if "bench" in name or "synthetic_slices" in name or "/tests/" in name]
     entry_points = zipfile.ZipFile(wheel).read(f"genreslice-{genreslice.__version__}.dist-info/entry_points.txt")
     assert b"genreslice = genreslice.scripts.cli:main" in entry_points

@@ -1,23 +1,46 @@
-"""Keras callbacks of a training run: the early stop rule and the per-epoch record that makes runs resumable."""
+"""Keras callbacks of a training run, one job each (as Keras splits its own): the early-stop rule, the per-epoch
+history, the checkpoint that makes runs resumable, ``history.csv``, ``curves.png`` and progress reports.
+
+:func:`epoch_callbacks` lists them in the order their files must be written: an epoch's model file and
+``checkpoint/state.json`` (the commit) first, then the files derived from the committed history, so a crash
+between two writes loses nothing a re-run cannot rebuild.
+"""
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import keras
 
 from genreslice.errors import ParameterError
-from genreslice.training.settings import check_stop_rules
+from genreslice.training.checkpoints import (
+    best_metrics,
+    copy_atomic,
+    epoch_file,
+    remove_checkpoints,
+    save_model_atomic,
+    sha256,
+    write_state,
+)
+from genreslice.training.model_dir import (
+    CHECKPOINT_DIR,
+    CURVES_PNG,
+    HISTORY_COLUMNS,
+    HISTORY_CSV,
+    LOG_DIR,
+    MODEL_FILE,
+    MODEL_FORMAT_VERSION,
+    write_record,
+    writing,
+)
+from genreslice.training.plots import plot_training_curves
+from genreslice.training.settings import STOP_DIVERGED, STOP_PATIENCE, STOP_TARGET, check_stop_rules
 
 logger = logging.getLogger(__name__)
-
-#: Why training ended, as recorded in ``model.json``.
-STOP_TARGET = "target"
-STOP_PATIENCE = "patience"
-STOP_MAX_EPOCHS = "max_epochs"
-STOP_DIVERGED = "diverged"
-STOP_REASONS = (STOP_TARGET, STOP_PATIENCE, STOP_MAX_EPOCHS, STOP_DIVERGED)
 
 
 class GoalEarlyStopping(keras.callbacks.Callback):
@@ -169,3 +192,225 @@ class GoalEarlyStopping(keras.callbacks.Callback):
                 and self.model is not None:
             self.model.set_weights(self.best_weights)
             logger.info("restored the weights of epoch %d (best validation loss %.4f)", self.best_epoch + 1, self.best_loss)
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Appends one row per completed epoch to ``history``, as Keras's ``History`` does, with the learning rate and
+    the epoch's seconds.
+
+    Parameters
+    ----------
+    history : list of dict
+        The run's history so far (a resumed run's committed rows); rows have the keys of
+        :data:`~genreslice.training.model_dir.HISTORY_COLUMNS`, ``None`` where Keras reported nothing.
+    """
+
+    def __init__(self, history: list[dict]) -> None:
+        super().__init__()
+        self.history = history
+        self._epoch_started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        rate = logs.get("learning_rate")
+        if rate is None:
+            with contextlib.suppress(Exception):
+                rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row = {"epoch": epoch + 1}
+        for key in HISTORY_COLUMNS[1:5]:
+            row[key] = float(logs[key]) if key in logs else None
+        row["learning_rate"] = None if rate is None else float(rate)
+        row["seconds"] = round(time.perf_counter() - self._epoch_started, 3)
+        self.history.append(row)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Commits every completed epoch, as Keras's ``BackupAndRestore`` does, so that a re-run continues after it.
+
+    The epoch's model file is saved to ``checkpoint/``, then ``checkpoint/state.json`` is rewritten: that is the
+    commit. Then the epoch files the state no longer names are removed, and a new best epoch is copied to
+    ``model.keras``.
+
+    Parameters
+    ----------
+    model_dir : Path
+        The model folder.
+    history : list of dict
+        The run's history, with this epoch's row already appended (by :class:`EpochHistory`).
+    stopper : GoalEarlyStopping
+        The rule that knows the best epoch and why training stopped; it must see each epoch first.
+    settings : dict
+        The run settings a resumed run must share (``TrainConfig.run_settings()``).
+    fingerprint : str
+        The data set's fingerprint.
+    state : dict or None
+        The committed state of the run being continued; None for a new run.
+
+    Attributes
+    ----------
+    state : dict
+        The committed state; replaced at every epoch's commit.
+    """
+
+    def __init__(self, model_dir: Path, *, history: list[dict], stopper: GoalEarlyStopping, settings: dict,
+                 fingerprint: str, state: dict | None = None) -> None:
+        super().__init__()
+        self.model_dir = model_dir
+        self.history = history
+        self.stopper = stopper
+        self.settings = settings
+        self.fingerprint = fingerprint
+        self.state = state or {}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        checkpoint_dir = self.model_dir / CHECKPOINT_DIR
+        name = epoch_file(epoch + 1)
+        save_model_atomic(self.model, checkpoint_dir / name)
+        self.state = self._state_after(epoch, name)
+        write_state(self.model_dir, self.state)
+        # Derived files: regenerated from the committed state, so a crash here loses nothing.
+        remove_checkpoints(checkpoint_dir, keep=(name, self.state["best"]))
+        if self.state["best"] == name:
+            copy_atomic(checkpoint_dir / name, self.model_dir / MODEL_FILE)
+
+    def _state_after(self, epoch: int, name: str) -> dict:
+        """The state to commit once epoch ``epoch`` (from 0) is saved as ``name``."""
+        best_epoch = self.stopper.best_epoch
+        best_name = epoch_file(best_epoch + 1) if best_epoch is not None else name
+        # Of the files the state names: the best epoch's was recorded when it was written.
+        digests = {best_name: self.state.get("sha256", {}).get(best_name),
+                   name: sha256(self.model_dir / CHECKPOINT_DIR / name)}
+        return {
+            "format_version": MODEL_FORMAT_VERSION,
+            "epochs_done": epoch + 1,
+            "last": name,
+            "best": best_name,
+            "best_epoch": None if best_epoch is None else best_epoch + 1,
+            "history": self.history,
+            "early_stop": self.stopper.get_state(),
+            "stop_reason": self.stopper.stop_reason,
+            "stop_message": self.stopper.message if self.stopper.stop_reason else "",
+            "settings": self.settings,
+            "fingerprint": self.fingerprint,
+            "metrics": best_metrics(self.history, best_epoch),
+            "sha256": {file: digest for file, digest in digests.items() if digest},
+        }
+
+
+def history_csv_text(history: Sequence[dict]) -> str:
+    """``history.csv``: a header of :data:`~genreslice.training.model_dir.HISTORY_COLUMNS`, a row per epoch."""
+
+    def cell(value) -> str:
+        return "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+    lines = [",".join(HISTORY_COLUMNS)]
+    lines.extend(",".join(cell(row.get(key)) for key in HISTORY_COLUMNS) for row in history)
+    return "\n".join(lines) + "\n"
+
+
+def write_history_csv(path: Path, history: Sequence[dict]) -> None:
+    """Write ``history.csv`` atomically; a failure is a ``ModelDirError``."""
+    write_record(path, history_csv_text(history))
+
+
+def write_training_curves(path: Path, history: Sequence[dict]) -> None:
+    """Draw ``curves.png`` atomically; a failure is a ``ModelDirError``."""
+    with writing(path):
+        plot_training_curves(history, path)
+
+
+class _FileFromHistory(keras.callbacks.Callback):
+    """Rewrites a file made from the run's history after every epoch, so that it always shows the committed epochs,
+    even after a crash between the commit and the rewrite. Subclasses say how the file is written."""
+
+    def __init__(self, path: Path, *, history: list[dict]) -> None:
+        super().__init__()
+        self.path = path
+        self.history = history
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.write(self.path, self.history)
+
+    @staticmethod
+    def write(path: Path, history: Sequence[dict]) -> None:
+        raise NotImplementedError
+
+
+class HistoryCSV(_FileFromHistory):
+    """``history.csv``, one row per epoch (as Keras's ``CSVLogger``, but rewritten whole from the history)."""
+
+    write = staticmethod(write_history_csv)
+
+
+class TrainingCurves(_FileFromHistory):
+    """``curves.png``: loss and accuracy per epoch, training and validation."""
+
+    write = staticmethod(write_training_curves)
+
+
+class TrainObserver:
+    """Hooks for progress display; the command line draws bars with them. Every method is optional."""
+
+    def on_run_start(self, summary: dict) -> None:
+        """``summary`` has keys model, n_train, n_validation, batches, first_epoch, epochs, resumed."""
+
+    def on_epoch_start(self, epoch: int, n_batches: int) -> None:
+        """``epoch`` is 1-based."""
+
+    def on_batch_end(self, batch: int, logs: dict) -> None:
+        """``batch`` is 0-based within the epoch; ``logs`` has running loss and accuracy."""
+
+    def on_epoch_end(self, row: dict) -> None:
+        """``row`` is the epoch's history row."""
+
+
+class ProgressReport(keras.callbacks.Callback):
+    """Tells a :class:`TrainObserver` of each epoch and batch; of an epoch's end once its files are written.
+
+    Parameters
+    ----------
+    observer : TrainObserver
+        Receives the events.
+    history : list of dict
+        The run's history, whose last row is the epoch that ended.
+    n_batches : int
+        Batches per epoch.
+    """
+
+    def __init__(self, observer: TrainObserver, *, history: list[dict], n_batches: int) -> None:
+        super().__init__()
+        self.observer = observer
+        self.history = history
+        self.n_batches = n_batches
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.observer.on_epoch_start(epoch + 1, self.n_batches)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.observer.on_batch_end(batch, logs or {})
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.observer.on_epoch_end(self.history[-1])
+
+
+def epoch_callbacks(model_dir: Path, *, stopper: GoalEarlyStopping, checkpoint: EpochCheckpoint,
+                    observer: TrainObserver, n_batches: int) -> list[keras.callbacks.Callback]:
+    """The callbacks of a run, in the order Keras must call them after each epoch.
+
+    The stop rule first (the checkpoint records its verdict); the history row before the files made from it;
+    the commit (``checkpoint``) before the derived files; the observer once the epoch is on disk; TensorBoard
+    last.
+    """
+    history = checkpoint.history
+    return [
+        stopper,
+        EpochHistory(history),
+        checkpoint,
+        HistoryCSV(model_dir / HISTORY_CSV, history=history),
+        TrainingCurves(model_dir / CURVES_PNG, history=history),
+        ProgressReport(observer, history=history, n_batches=n_batches),
+        keras.callbacks.TensorBoard(str(model_dir / LOG_DIR)),
+    ]

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from genreslice.errors import ParameterError
-from genreslice.pipeline.slicing import decode_gray_png
+from genreslice.pipeline.png import decode_gray_png, to_model_input
 from genreslice.training.dataset import DatasetInfo, read_split
 from genreslice.training.errors import DatasetError
 
@@ -51,8 +51,7 @@ def load_slices(paths, slice_size: int = 128) -> np.ndarray:
                 f"{path}: a slice must be {slice_size}x{slice_size} pixels. Received: shape {pixels.shape}"
             )
         batch[position, :, :, 0] = pixels
-    batch /= np.float32(255)
-    return batch
+    return to_model_input(batch, out=batch)
 
 
 class SliceDataSource(keras.utils.PyDataset):

@@ -14,9 +14,8 @@ import pandas as pd
 
 from genreslice.pipeline import layout
 from genreslice.pipeline.layout import DATASET_JSON, SLICES_CSV
+from genreslice.pipeline.splits import SPLITS
 from genreslice.training.errors import DatasetError
-
-SPLITS = ("train", "validation", "test")
 
 
 @dataclass(frozen=True)
@@ -111,6 +110,13 @@ def load_dataset_info(dataset_dir: str | os.PathLike) -> DatasetInfo:
     return DatasetInfo(root=root, classes=tuple(classes), spectrogram=spectrogram, fingerprint=digest.hexdigest())
 
 
+def check_split(split: str) -> str:
+    """Return ``split`` if it names a split; raise DatasetError otherwise."""
+    if split not in SPLITS:
+        raise DatasetError(f"split={split!r} must be one of {', '.join(SPLITS)}")
+    return split
+
+
 def read_split(info: DatasetInfo, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Slices of one split: absolute paths, integer labels and track ids, in ``slices.csv`` order.
 
@@ -126,10 +132,10 @@ def read_split(info: DatasetInfo, split: str) -> tuple[np.ndarray, np.ndarray, n
     Raises
     ------
     DatasetError
-        ``slices.csv`` is unreadable, lacks columns, or names a genre outside ``info.classes``.
+        ``split`` is not a split's name, or ``slices.csv`` is unreadable, lacks columns, or names a genre outside
+        ``info.classes``.
     """
-    if split not in SPLITS:
-        raise DatasetError(f"split={split!r} must be one of {', '.join(SPLITS)}")
+    check_split(split)
     slices_path = info.root / SLICES_CSV
     try:
         table = pd.read_csv(

@@ -31,11 +31,17 @@ import tensorflow as tf
 from genreslice.errors import ParameterError
 from genreslice.pipeline import layout
 from genreslice.training.data_source import SliceDataSource, explain_slice_error
-from genreslice.training.dataset import SPLITS, load_dataset_info, read_split, reading_dataset
+from genreslice.training.dataset import check_split, load_dataset_info, read_split, reading_dataset
 from genreslice.training.errors import DatasetError, ModelDirError
+from genreslice.training.model_dir import (
+    MODEL_FILE,
+    check_compatible,
+    load_trained_model,
+    unfinished_training_note,
+    writing,
+)
 from genreslice.training.plots import plot_confusion_matrix
 from genreslice.training.settings import INFERENCE_BATCH_SIZE, default_loader_workers
-from genreslice.training.train import MODEL_FILE, check_compatible, load_trained_model, unfinished_training_note, writing
 from genreslice.training.voting import SongScores, check_vote, score_songs
 
 EVAL_DIR = "eval"
@@ -88,16 +94,9 @@ class EvaluationResult:
     notes: tuple[str, ...]
 
 
-def evaluate_model(
-    dataset_dir: str | os.PathLike,
-    model_dir: str | os.PathLike,
-    *,
-    split: str = "test",
-    vote: str = "majority",
-    batch_size: int = INFERENCE_BATCH_SIZE,
-    loader_workers: int | None = None,
-    observer: EvaluateObserver | None = None,
-) -> EvaluationResult:
+def evaluate_model(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, split: str = "test",
+                   vote: str = "majority", batch_size: int = INFERENCE_BATCH_SIZE, loader_workers: int | None = None,
+                   observer: EvaluateObserver | None = None) -> EvaluationResult:
     """Classify every slice of one split, vote per song, score and write the results.
 
     Parameters
@@ -126,18 +125,18 @@ def evaluate_model(
         be written (a full disk), and the previous results of the split are kept.
     """
     check_vote(vote)
-    if split not in SPLITS:
-        raise DatasetError(f"split={split!r} must be one of {', '.join(SPLITS)}")
+    check_split(split)
     if batch_size < 1:
         raise ParameterError(f"batch_size={batch_size} must be at least 1")
     observer = observer or EvaluateObserver()
     # Held to the end, before anything is read: a build must not remove or re-render slices meanwhile.
     with reading_dataset(dataset_dir):
-        return _evaluate(dataset_dir, model_dir, split, vote, batch_size, loader_workers, observer)
+        return _evaluate(dataset_dir, model_dir, split=split, vote=vote, batch_size=batch_size,
+                         loader_workers=loader_workers, observer=observer)
 
 
-def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, split: str, vote: str, batch_size: int,
-              loader_workers: int | None, observer: EvaluateObserver) -> EvaluationResult:
+def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, split: str, vote: str,
+              batch_size: int, loader_workers: int | None, observer: EvaluateObserver) -> EvaluationResult:
     started = time.monotonic()
     info = load_dataset_info(dataset_dir)
     trained = load_trained_model(model_dir)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import contextlib
 import logging
 import math
 import os
@@ -26,12 +27,14 @@ import numpy as np
 
 from genreslice.pipeline.discovery import AUDIO_EXTENSIONS, scan_audio
 from genreslice.pipeline.errors import AudioFolderError, ParameterError, SoxError
+from genreslice.pipeline.executors import TaskWindow, done_future
 from genreslice.pipeline.layout import DATASET_JSON
+from genreslice.pipeline.png import to_model_input
 from genreslice.pipeline.sox import find_sox
 from genreslice.pipeline.spectrogram import SOX_TIMEOUT_S, AudioSlices, SpectrogramSpec, render_slices, too_short_reason
 from genreslice.training.errors import ModelDirError
+from genreslice.training.model_dir import MODEL_JSON, load_trained_model, unfinished_training_note
 from genreslice.training.settings import INFERENCE_BATCH_SIZE
-from genreslice.training.train import MODEL_JSON, load_trained_model, unfinished_training_note
 from genreslice.training.voting import check_vote, vote_songs
 
 logger = logging.getLogger(__name__)
@@ -251,7 +254,7 @@ class Classifier:
                     f"set's {DATASET_JSON}"
                 )
         columns_per_second = recorded.get("columns_per_second") or self.spec.pixels_per_second
-        self.slice_seconds = float(recorded.get("slice_seconds") or self.spec.slice_size / columns_per_second)
+        self.slice_seconds = float(recorded.get("slice_seconds") or self.spec.slice_seconds(columns_per_second))
         self.classes = self.trained.classes
         self.batch_size = int(batch_size)
         self.timeout_s = float(timeout_s)
@@ -292,45 +295,60 @@ class Classifier:
         observer.on_start(len(inputs))
         waiting: list[tuple[AudioInput, AudioSlices | SongPrediction]] = []
         waiting_slices = 0
+        with contextlib.closing(self._decoded(inputs, vote, workers)) as decoded:
+            for item, outcome, more in decoded:
+                waiting.append((item, outcome))
+                if isinstance(outcome, AudioSlices):
+                    waiting_slices += len(outcome.slices)
+                # Classify once a batch is full; report failures at once when no song waits before them;
+                # and never hold more than a batch of files, whatever they hold.
+                if waiting_slices >= self.batch_size or not more or not waiting_slices \
+                        or len(waiting) >= self.batch_size:
+                    for song in self._classify_waiting(waiting, vote):
+                        observer.on_song(song)
+                        yield song
+                    waiting, waiting_slices = [], 0
+
+    def _decoded(self, inputs: list[AudioInput], vote: str,
+                 workers: int) -> Iterator[tuple[AudioInput, AudioSlices | SongPrediction, bool]]:
+        """Decode ``inputs`` with SoX in ``workers`` threads; yield, in input order, each input with its slices (at
+        least one) or the record of its failure, and whether more inputs follow.
+
+        Closing the generator early (Ctrl-C, the caller stopped) cancels the decoding not started and kills the
+        SoX processes running.
+        """
         # Decode ahead of the model by a few songs per worker, so neither waits for the other.
-        look_ahead = 4 * workers + 4
+        window: TaskWindow[AudioInput] = TaskWindow(limit=4 * workers + 4)
+        upcoming = collections.deque(inputs)
         processes = _SoxProcesses()
         with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genreslice-sox") as pool:
-            queue = collections.deque()
-            upcoming = iter(inputs)
+
+            def submit(item: AudioInput) -> cf.Future:
+                if item.problem:
+                    return done_future(self._failure(item, FAILED, item.problem, vote))
+                return pool.submit(self._render, item, vote, processes)
+
             finished = False
             try:
                 while True:
-                    while len(queue) < look_ahead:
-                        item = next(upcoming, None)
-                        if item is None:
-                            break
-                        queue.append((item, None if item.problem else pool.submit(self._render, item, vote, processes)))
-                    if not queue:
+                    window.fill(upcoming, submit)
+                    if not window:
                         break
-                    item, future = queue.popleft()
-                    outcome = self._failure(item, FAILED, item.problem, vote) if future is None else future.result()
-                    if isinstance(outcome, AudioSlices) and len(outcome.slices) == 0:
-                        reason = too_short_reason(outcome.duration_s, self.slice_seconds)
-                        outcome = self._failure(item, TOO_SHORT, reason, vote, duration_s=outcome.duration_s)
-                    waiting.append((item, outcome))
-                    if isinstance(outcome, AudioSlices):
-                        waiting_slices += len(outcome.slices)
-                    # Classify once a batch is full; report failures at once when no song waits before them;
-                    # and never hold more than a batch of files, whatever they hold.
-                    if waiting_slices >= self.batch_size or not queue or not waiting_slices \
-                            or len(waiting) >= self.batch_size:
-                        for song in self._classify_waiting(waiting, vote):
-                            observer.on_song(song)
-                            yield song
-                        waiting, waiting_slices = [], 0
+                    for item, future in window.finished():
+                        yield item, self._too_short_as_failure(item, future.result(), vote), bool(window or upcoming)
                 finished = True
             finally:
                 if not finished:  # stopped early: nothing queued or running is wanted any more
-                    for _, future in queue:
-                        if future is not None:
-                            future.cancel()
+                    window.cancel()
                     processes.stop()
+
+    def _too_short_as_failure(self, item: AudioInput, outcome: AudioSlices | SongPrediction,
+                              vote: str) -> AudioSlices | SongPrediction:
+        """``outcome``, or the record of a file too short for one slice when it decoded to none."""
+        if isinstance(outcome, AudioSlices) and len(outcome.slices) == 0:
+            reason = too_short_reason(outcome.duration_s, self.slice_seconds)
+            return self._failure(item, TOO_SHORT, reason, vote, duration_s=outcome.duration_s)
+        return outcome
 
     def _render(self, item: AudioInput, vote: str, processes: _SoxProcesses) -> AudioSlices | SongPrediction:
         started: list[subprocess.Popen] = []
@@ -356,8 +374,7 @@ class Classifier:
         """Class probabilities of ``uint8`` slices ``(n, size, size)``, in model calls of ``batch_size``."""
         outputs = []
         for start in range(0, len(slices), self.batch_size):
-            batch = slices[start : start + self.batch_size].astype(np.float32)[..., None]
-            batch /= np.float32(255)
+            batch = to_model_input(slices[start : start + self.batch_size][..., None])
             outputs.append(np.asarray(self.trained.model.predict_on_batch(batch)))
         if not outputs:
             return np.empty((0, len(self.classes)), dtype=np.float32)

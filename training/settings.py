@@ -5,31 +5,18 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 
 from genreslice.errors import ParameterError
+from genreslice.training.models import PRESETS
 
 CLASS_WEIGHTS = ("balanced", "none")
 #: Slices per model call when evaluating and predicting (no gradients: larger than training batches).
 INFERENCE_BATCH_SIZE = 256
 
-
-@dataclass(frozen=True)
-class ModelDefaults:
-    """The optimizer settings an architecture was designed with, and a one-line description."""
-
-    optimizer: str
-    learning_rate: float
-    batch_size: int
-    description: str
-
-
-MODEL_DEFAULTS: dict[str, ModelDefaults] = {
-    "compact": ModelDefaults(
-        "adam", 1e-3, 64, "small CNN with global average pooling, 135 k parameters; minutes on a CPU (Adam 1e-3, batch 64)"
-    ),
-    "despoisj": ModelDefaults(
-        "rmsprop", 1e-3, 128,
-        "the lineage's 4-block CNN with a 1024-unit dense layer, 34.2 M parameters (RMSprop 1e-3, batch 128)",
-    ),
-}
+#: Why training ended, as recorded in ``model.json`` and ``checkpoint/state.json``.
+STOP_TARGET = "target"
+STOP_PATIENCE = "patience"
+STOP_MAX_EPOCHS = "max_epochs"
+STOP_DIVERGED = "diverged"
+STOP_REASONS = (STOP_TARGET, STOP_PATIENCE, STOP_MAX_EPOCHS, STOP_DIVERGED)
 
 
 def default_loader_workers() -> int:
@@ -47,6 +34,12 @@ def check_stop_rules(target_accuracy: float | None, target_loss: float | None, p
         raise ParameterError(f"patience={patience} must be 0 or more")
 
 
+def _check_at_least_one(name: str, value: int | None) -> None:
+    """Raise ParameterError unless ``value`` (None: not set) is at least 1."""
+    if value is not None and value < 1:
+        raise ParameterError(f"{name}={value} must be at least 1")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Settings of one training run.
@@ -56,7 +49,7 @@ class TrainConfig:
     Attributes
     ----------
     model : str
-        A name in :data:`MODEL_DEFAULTS`.
+        A name in :data:`~genreslice.training.models.PRESETS`.
     epochs : int
         Most epochs to train in all (a resumed run counts the epochs done before).
     batch_size, learning_rate : int or None, float or None
@@ -92,29 +85,25 @@ class TrainConfig:
     devices: int | None = None
 
     def __post_init__(self) -> None:
-        if self.model not in MODEL_DEFAULTS:
-            raise ParameterError(f"model={self.model!r} is not one of {', '.join(sorted(MODEL_DEFAULTS))}")
-        if self.epochs < 1:
-            raise ParameterError(f"epochs={self.epochs} must be at least 1")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ParameterError(f"batch_size={self.batch_size} must be at least 1")
+        if self.model not in PRESETS:
+            raise ParameterError(f"model={self.model!r} is not one of {', '.join(sorted(PRESETS))}")
+        for name in ("epochs", "batch_size"):
+            _check_at_least_one(name, getattr(self, name))
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ParameterError(f"learning_rate={self.learning_rate} must be positive")
         if self.class_weights not in CLASS_WEIGHTS:
             raise ParameterError(f"class_weights={self.class_weights!r} must be one of {', '.join(CLASS_WEIGHTS)}")
-        if self.loader_workers < 1:
-            raise ParameterError(f"loader_workers={self.loader_workers} must be at least 1")
-        if self.devices is not None and self.devices < 1:
-            raise ParameterError(f"devices={self.devices} must be at least 1")
+        for name in ("loader_workers", "devices"):
+            _check_at_least_one(name, getattr(self, name))
         check_stop_rules(self.target_accuracy, self.target_loss, self.patience)
 
     def resolved(self) -> TrainConfig:
         """The same settings with the model's default batch size and learning rate filled in."""
-        defaults = MODEL_DEFAULTS[self.model]
+        preset = PRESETS[self.model]
         return replace(
             self,
-            batch_size=self.batch_size or defaults.batch_size,
-            learning_rate=self.learning_rate or defaults.learning_rate,
+            batch_size=self.batch_size or preset.batch_size,
+            learning_rate=self.learning_rate or preset.learning_rate,
         )
 
     def run_settings(self) -> dict:

@@ -9,9 +9,8 @@ import pytest
 from mutagen.flac import FLAC
 from mutagen.oggvorbis import OggVorbis
 
-from genreslice.genre_getters import LABEL_SOURCES, OFFICIAL_SPLITS, LabelSource, TrackLabel
-from tests.audio import synth, tag_id3
-from tests.label_fixtures import fixture_source
+from genreslice.genre_getters import LABEL_SOURCES, SPLITS, LabelSource, TrackLabel
+from tests.helpers import fixture_source, synth, tag_id3
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def test_labels_are_in_the_taxonomy_and_splits_official(name, tmp_path, tagged_f
     assert any(label.genre for label in labels)
     for label in labels:
         assert (label.genre in source.taxonomy.genres) if label.genre else label.reason
-        assert label.split in (None, *OFFICIAL_SPLITS)
+        assert label.split in (None, *SPLITS)
         assert label.genre is None or not label.unlisted
 
 

@@ -11,8 +11,7 @@ import pytest
 from genreslice.genre_getters import fma
 from genreslice.genre_getters.fma import FmaLabelSource
 from genreslice.metadata import MetadataError
-from tests.fma_tracks import COLUMNS, write_tracks_csv
-from tests.label_fixtures import write_fma_metadata
+from tests.helpers import COLUMNS, write_fma_metadata, write_tracks_csv
 
 
 def label(source: FmaLabelSource, rel_path: str):

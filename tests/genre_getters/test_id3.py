@@ -8,7 +8,7 @@ from mutagen.id3 import ID3
 
 from genreslice.genre_getters import LabelSource, make_label_source
 from genreslice.genre_getters.id3 import Id3LabelSource, candidate_genres, choose_genre
-from tests.audio import append_id3v1, synth, tag_id3
+from tests.helpers import append_id3v1, synth, tag_id3
 
 SOURCE = Id3LabelSource()
 

@@ -7,7 +7,7 @@ import pytest
 
 from genreslice.genre_getters.jamendo import JamendoLabelSource, audio_key
 from genreslice.metadata import MetadataError
-from tests.label_fixtures import JAMENDO_SPLIT
+from tests.helpers import JAMENDO_SPLIT
 
 HEADER = "TRACK_ID\tARTIST_ID\tALBUM_ID\tPATH\tDURATION\tTAGS"
 

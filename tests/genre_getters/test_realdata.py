@@ -16,7 +16,7 @@ from genreslice.genre_getters.jamendo import JamendoLabelSource
 from genreslice.metadata import fma_taxonomy, genre_key, load_fma_genres, load_genre_map
 from genreslice.pipeline.discovery import AudioFile
 from genreslice.pipeline.plan import TO_BUILD, plan_build
-from tests.label_fixtures import SHARED_DATA
+from tests.helpers import SHARED_DATA
 
 JAMENDO = SHARED_DATA / "mtg-jamendo"
 SPLIT_0 = JAMENDO / "split-0"
@@ -70,14 +70,14 @@ def test_official_split_is_artist_disjoint_and_kept(source, raw_rows):
     files = [AudioFile(path=Path("/audio") / row[3], rel_path=row[3], size=1, mtime_ns=1)
              for rows in raw_rows.values() for row in rows]
     plan = plan_build(files, source)
-    built = [row for row in plan.rows if row["status"] == TO_BUILD]
+    built = [row for row in plan.rows if row.status == TO_BUILD]
     assert len(built) == 55094 - 61 and plan.moved == 0
     assert plan.split_counts == {"official": 55094 - 61, "artist": 0, "artist_hash": 0}
     official = {row[3]: split for split, rows in raw_rows.items() for row in rows}
-    assert all(row["split"] == official[row["path"]] for row in built)
+    assert all(row.split == official[row.path] for row in built)
     splits_by_artist = collections.defaultdict(set)
     for row in built:
-        splits_by_artist[row["artist"]].add(row["split"])
+        splits_by_artist[row.artist].add(row.split)
     assert all(len(splits) == 1 for splits in splits_by_artist.values())
     assert plan.missing_audio == [] and plan.unlisted == 0
 

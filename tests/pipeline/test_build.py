@@ -1,14 +1,10 @@
 """End-to-end builds on generated audio: real files in, real files out."""
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import os
 import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,50 +15,11 @@ from genreslice.genre_getters import Id3LabelSource
 from genreslice.pipeline import layout
 from genreslice.pipeline.build import BuildConfig, build_dataset
 from genreslice.pipeline.errors import BuildLockedError, OutputError, SettingsMismatchError
+from genreslice.pipeline.journal import JournalRecord
 from genreslice.pipeline.plan import GenreSelection
 from genreslice.pipeline.sox import SoxInfo
-from tests.audio import synth, tag_id3, tagged_mp3
-from tests.processes import hold_lock
-
-LABELS = Id3LabelSource()
-
-
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def tree_digest(out: Path) -> dict[str, str]:
-    """Every file of a build except the private state folder, by relative path -> SHA-256."""
-    digests = {}
-    for path in sorted(out.rglob("*")):
-        rel = path.relative_to(out).as_posix()
-        if path.is_file() and not rel.startswith(layout.STATE_DIR):
-            digests[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return digests
-
-
-def make_corpus(root: Path) -> Path:
-    """Eight tracks of three genres by five artists, plus one untagged and one too short."""
-    specs = [
-        ("rock/a1 - one.mp3", 7.0, "Rock", "Artist One", ("sine", "300")),
-        ("rock/a1 - two.mp3", 6.0, "(17)", "artist one", ("square", "200")),
-        ("rock/a2 - three.mp3", 8.0, "Rock", "Artist Two", ("sine", "500")),
-        ("jazz/a3 - four.mp3", 6.0, "Jazz", "Artist Three", ("pinknoise",)),
-        ("jazz/a4 - five.mp3", 5.5, "Jazz", "Artist Four", ("triangle", "700")),
-        ("pop/a5 - six.mp3", 6.0, "Pop", "Artist Five", ("sine", "1500")),
-        ("pop/noartist.mp3", 6.0, "Pop", None, ("sine", "2500")),
-        ("pop/short.mp3", 1.5, "Pop", "Artist Five", ("sine", "900")),
-    ]
-    for rel, seconds, genre, artist, sources in specs:
-        tagged_mp3(root / rel, seconds, genre, artist, *sources)
-    synth(root / "untagged.mp3", 3.0)
-    return root
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory, sox_info):
-    return make_corpus(tmp_path_factory.mktemp("corpus"))
+from genreslice.pipeline.tracks import TRACK_COLUMNS, TrackRow
+from tests.helpers import LABELS, hold_lock, read_csv, synth, tag_id3, tagged_mp3, tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +44,32 @@ def test_tracks_csv_has_a_row_per_file_with_status_and_reason(built):
     assert (rock["genre"], rock["artist"], rock["status"], rock["n_slices"]) == ("Rock", "artist one", "ok", "2")
     assert float(rock["duration_s"]) == pytest.approx(6.0, abs=0.05)
     assert summary.status_counts == {"ok": 7, "failed": 0, "skipped": 1, "too_short": 1}
+
+
+def read_back(out: Path) -> tuple[list[TrackRow], list[JournalRecord]]:
+    """``tracks.csv`` and the journal as the typed rows and records, checked to write the same bytes again."""
+    rows = [TrackRow.from_csv_row(record) for record in read_csv(out / layout.TRACKS_CSV)]
+    written = (out / layout.TRACKS_CSV).read_bytes().decode("utf-8")  # bytes: \r in names must stay \r
+    assert layout.csv_text(TRACK_COLUMNS, [row.to_csv_row() for row in rows]) == written
+    lines = (out / layout.STATE_DIR / "journal.jsonl").read_text(encoding="ascii").splitlines()
+    records = [JournalRecord.from_json(json.loads(line)) for line in lines]
+    assert [json.dumps(record.to_json(), sort_keys=True) for record in records] == lines
+    return rows, records
+
+
+def test_track_rows_and_journal_records_round_trip_the_files(built, corpus):
+    out, _ = built
+    rows, records = read_back(out)
+    assert TRACK_COLUMNS == layout.TRACK_COLUMNS and len(rows) == 9
+    # The journal holds the final row of every track with audio work, and what a later run checks.
+    rendered = {row.path: row for row in rows if row.status in ("ok", "too_short")}
+    assert {record.row.path: record.row for record in records} == rendered and len(rendered) == 8
+    for record in records:
+        status = (corpus / record.row.path).stat()
+        assert (record.size, record.mtime_ns) == (status.st_size, status.st_mtime_ns)
+        pngs = [out / layout.slice_path(record.row.track_id, index) for index in range(record.row.n_slices)]
+        assert record.slice_bytes == tuple(png.stat().st_size for png in pngs)
+        assert record.transient is False and record.attempts == 1
 
 
 def test_slices_csv_and_pngs_match(built):
@@ -228,6 +211,10 @@ def test_hostile_folder(tmp_path, sox_info):
     # Every name round-trips through pandas too: a bare \r would split a row in two there.
     assert sorted(pd.read_csv(out / "tracks.csv", keep_default_na=False, dtype=str)["path"]) == sorted(rows)
     assert summary.status_counts["ok"] == len(HOSTILE_OK) + 3
+    _, records = read_back(out)  # names with \r, \n, quotes and an odd byte; failures with their attempts
+    failed = {record.row.path: record for record in records if record.row.status == "failed"}
+    assert failed["random tagged.mp3"].attempts == 1 and failed["random tagged.mp3"].transient is False
+    assert {record.row.path for record in records} >= {latin1, *HOSTILE_OK}
 
 
 def test_lock_refuses_a_second_build(corpus, tmp_path, sox_info):

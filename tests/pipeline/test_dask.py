@@ -20,8 +20,7 @@ from genreslice.pipeline.build import BuildConfig, build_dataset
 from genreslice.pipeline.errors import ExecutorError, SoxUnavailableError
 from genreslice.pipeline.executors import DaskExecutor, dask_cluster
 from genreslice.pipeline.sox import SoxInfo
-from tests.audio import tagged_mp3
-from tests.pipeline.test_build import LABELS, read_csv, tree_digest
+from tests.helpers import LABELS, read_csv, tagged_mp3, tree_digest
 
 pytest.importorskip("distributed", reason="the Dask tests need genreslice[dask] (make test installs it)")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from genreslice.pipeline.discovery import discover_audio
-from tests.processes import unprivileged
+from tests.helpers import unprivileged
 
 ROOT = Path(__file__).parents[2]
 

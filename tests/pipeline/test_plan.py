@@ -12,6 +12,7 @@ from genreslice.metadata import fma_taxonomy
 from genreslice.pipeline.discovery import AudioFile
 from genreslice.pipeline.errors import ParameterError
 from genreslice.pipeline.plan import TO_BUILD, GenreSelection, plan_build
+from genreslice.pipeline.tracks import TrackRow
 
 
 class TableSource:
@@ -43,8 +44,8 @@ def plan_of(labels: dict[str, TrackLabel], extra_files=(), **options):
     return plan_build(files_for([*labels, *extra_files]), TableSource(labels), **options)
 
 
-def by_path(plan) -> dict[str, dict]:
-    return {row["path"]: row for row in plan.rows}
+def by_path(plan) -> dict[str, TrackRow]:
+    return {row.path: row for row in plan.rows}
 
 
 def test_official_split_wins_and_artists_are_never_divided():
@@ -60,11 +61,11 @@ def test_official_split_wins_and_artists_are_never_divided():
     }
     plan = plan_of(labels, extra_files=["stray.mp3"])
     rows = by_path(plan)
-    assert [rows[f"a{i}.mp3"]["split"] for i in range(1, 5)] == ["train"] * 4
-    assert rows["b1.mp3"]["split"] == "test"
-    assert rows["d1.mp3"]["split"] == rows["d2.mp3"]["split"] == "validation"
+    assert [rows[f"a{i}.mp3"].split for i in range(1, 5)] == ["train"] * 4
+    assert rows["b1.mp3"].split == "test"
+    assert rows["d1.mp3"].split == rows["d2.mp3"].split == "validation"
     assert plan.split_counts == {"official": 6, "artist": 1, "artist_hash": 1} and plan.moved == 2
-    assert plan.unlisted == 1 and rows["stray.mp3"]["status"] == "skipped"
+    assert plan.unlisted == 1 and rows["stray.mp3"].status == "skipped"
     assert plan.missing_audio == []
 
 
@@ -76,7 +77,7 @@ def test_no_artist_in_two_splits_whatever_the_metadata_says():
     plan = plan_of(labels)
     splits = collections.defaultdict(set)
     for row in plan.rows:
-        splits[row["artist"]].add(row["split"])
+        splits[row.artist].add(row.split)
     assert len(splits) == 40 and all(len(names) == 1 for names in splits.values())
 
 
@@ -84,12 +85,12 @@ def test_genre_selection_and_exclusion_by_top_level_name():
     labels = {f"{genre}{n}.mp3": TrackLabel(genre, f"{genre}{n}", track_id=f"{genre}{n}")
               for genre in ("Rock", "Jazz", "Hip-Hop") for n in range(3)}
     plan = plan_of(labels, selection=GenreSelection(genres=("rock", "HIP HOP")))
-    kept = {row["genre"] for row in plan.rows if row["status"] == TO_BUILD}
+    kept = {row.genre for row in plan.rows if row.status == TO_BUILD}
     assert kept == {"Rock", "Hip-Hop"} and set(plan.audio) == {f"{g}{n}.mp3" for g in ("Rock", "Hip-Hop")
                                                                  for n in range(3)}
     plan = plan_of(labels, selection=GenreSelection(exclude_genres=("Jazz",)))
-    assert {row["genre"] for row in plan.rows if row["status"] == TO_BUILD} == {"Rock", "Hip-Hop"}
-    assert {row["reason"] for row in plan.rows if row["genre"] == "Jazz"} == \
+    assert {row.genre for row in plan.rows if row.status == TO_BUILD} == {"Rock", "Hip-Hop"}
+    assert {row.reason for row in plan.rows if row.genre == "Jazz"} == \
         {"genre Jazz is excluded (--exclude-genres)"}
 
 
@@ -115,19 +116,19 @@ def test_cap_is_per_genre_and_split_by_tracks_and_stable():
         split = ("train", "validation", "test")[n % 3]
         labels[f"{n:03d}.mp3"] = TrackLabel(("Rock", "Jazz")[n % 2], f"artist {n}", track_id=str(n), split=split)
     plan = plan_of(labels, selection=GenreSelection(max_tracks_per_genre=10))
-    kept = collections.Counter((row["split"], row["genre"]) for row in plan.rows if row["status"] == TO_BUILD)
+    kept = collections.Counter((row.split, row.genre) for row in plan.rows if row.status == TO_BUILD)
     assert kept == {(split, genre): 10 for split in ("train", "validation", "test") for genre in ("Rock", "Jazz")}
-    capped = [row for row in plan.rows if row["status"] == "skipped"]
-    assert len(capped) == 200 - 60 and all("over --max-tracks-per-genre 10" in row["reason"] for row in capped)
-    chosen = {row["track_id"] for row in plan.rows if row["status"] == TO_BUILD}
+    capped = [row for row in plan.rows if row.status == "skipped"]
+    assert len(capped) == 200 - 60 and all("over --max-tracks-per-genre 10" in row.reason for row in capped)
+    chosen = {row.track_id for row in plan.rows if row.status == TO_BUILD}
     # The same choice in any file order, and adding tracks displaces only a few of the chosen ones.
     shuffled = dict(random.Random(3).sample(sorted(labels.items()), len(labels)))
-    assert {row["track_id"] for row in plan_of(shuffled, selection=GenreSelection(max_tracks_per_genre=10)).rows
-            if row["status"] == TO_BUILD} == chosen
+    assert {row.track_id for row in plan_of(shuffled, selection=GenreSelection(max_tracks_per_genre=10)).rows
+            if row.status == TO_BUILD} == chosen
     more = {**labels, **{f"x{n}.mp3": TrackLabel("Rock", f"new {n}", track_id=f"x{n}", split="train")
                          for n in range(10)}}
-    grown = {row["track_id"] for row in plan_of(more, selection=GenreSelection(max_tracks_per_genre=10)).rows
-             if row["status"] == TO_BUILD}
+    grown = {row.track_id for row in plan_of(more, selection=GenreSelection(max_tracks_per_genre=10)).rows
+             if row.status == TO_BUILD}
     assert len(chosen - grown) <= 10 and len(chosen & grown) >= 50
 
 
@@ -140,9 +141,9 @@ def test_failed_and_clashing_files_are_decided_in_the_plan():
     labels = {"a.mp3": TrackLabel("Rock", "A", track_id="7"), "b.mp3": TrackLabel("Rock", "B", track_id="7"),
               "c.mp3": TrackLabel("Rock", "C", track_id="../etc")}
     rows = by_path(plan_of(labels))
-    assert rows["a.mp3"]["status"] == TO_BUILD
-    assert rows["b.mp3"]["status"] == "failed" and rows["b.mp3"]["reason"] == "track id 7 is also used by a.mp3"
-    assert rows["c.mp3"]["status"] == "failed" and "cannot name a file" in rows["c.mp3"]["reason"]
+    assert rows["a.mp3"].status == TO_BUILD
+    assert rows["b.mp3"].status == "failed" and rows["b.mp3"].reason == "track id 7 is also used by a.mp3"
+    assert rows["c.mp3"].status == "failed" and "cannot name a file" in rows["c.mp3"].reason
 
 
 def test_not_built_groups_reasons_of_one_kind():

@@ -18,9 +18,8 @@ from genreslice.pipeline import layout
 from genreslice.pipeline.build import BuildConfig, build_dataset
 from genreslice.pipeline.errors import AudioFolderError, BuildLockedError, MissingAudioError, OutputError
 from genreslice.pipeline.sox import SoxInfo
-from tests.audio import tag_id3, tagged_mp3
-from tests.pipeline.test_build import LABELS, corpus, read_csv, tree_digest  # noqa: F401 (a fixture)
-from tests.processes import hold_lock, stop, unprivileged
+from tests.helpers import (LABELS, LabelsFromStems, hold_lock, read_csv, stop, tag_id3, tagged_mp3, tree_digest,
+                           unprivileged)
 
 ROOT = Path(__file__).parents[2]
 
@@ -333,27 +332,6 @@ def test_no_audio_but_in_folders_that_cannot_be_read_is_an_error(tmp_path):
     assert "that could be read (cannot read 1 folder: 'private/': Permission denied)" in result.stderr
 
 
-class LabelsFromNames:
-    """A label source that never opens the audio (as FMA's and MTG-Jamendo's): every file is Rock, by an artist
-    named after it. Its failures come from the audio work, not from labelling."""
-
-    name = "names"
-    reads_audio = False
-    metadata_problems: tuple[str, ...] = ()
-    taxonomy = LABELS.taxonomy
-
-    def settings(self) -> dict:
-        return {"source": self.name}
-
-    def label(self, path, rel_path):
-        from genreslice.genre_getters import TrackLabel
-
-        return TrackLabel(genre="Rock", artist=rel_path)
-
-    def missing_audio(self, labelled_ids):
-        return []
-
-
 @pytest.mark.slow
 def test_a_file_the_audio_work_cannot_read_is_tried_again(tmp_path):
     prefix = unprivileged()
@@ -362,7 +340,7 @@ def test_a_file_the_audio_work_cannot_read_is_tried_again(tmp_path):
     locked = tagged_mp3(audio / "locked.mp3", 3.0, None, None, "sine", "700")
     code = ("import sys\n"
             "from genreslice.pipeline.build import BuildConfig, build_dataset\n"
-            "from tests.pipeline.test_safety import LabelsFromNames\n"
+            "from tests.helpers import LabelsFromNames\n"
             "summary = build_dataset(sys.argv[1], sys.argv[2], LabelsFromNames(), BuildConfig(workers=1))\n"
             "print(summary.processed, summary.retried)\n")
     run = [*prefix, sys.executable, "-c", code, str(audio), str(out)]
@@ -437,15 +415,6 @@ def test_a_full_disk_while_writing_the_journal_names_it(built, corpus, tmp_path)
     assert cli_build(corpus, built).returncode == 0  # the limit lifted: the run resumes
 
 
-class LabelsFromStems(LabelsFromNames):
-    """Track ids from file names, as FMA's (``000/000002.mp3`` is track 2): two files may claim one id."""
-
-    def label(self, path, rel_path):
-        from genreslice.genre_getters import TrackLabel
-
-        return TrackLabel(genre="Rock", artist=rel_path, track_id=Path(rel_path).stem.lstrip("0"))
-
-
 @pytest.mark.parametrize("trouble", ["damaged slice", "changed file", "unreadable folder"])
 def test_a_built_track_keeps_its_id_against_a_newcomer_whatever_befalls_it(tmp_path, sox_info, trouble):
     audio, out = tmp_path / "audio", tmp_path / "out"
@@ -463,7 +432,7 @@ def test_a_built_track_keeps_its_id_against_a_newcomer_whatever_befalls_it(tmp_p
     if trouble == "unreadable folder":
         code = ("import sys\n"
                 "from genreslice.pipeline.build import BuildConfig, build_dataset\n"
-                "from tests.pipeline.test_safety import LabelsFromStems\n"
+                "from tests.helpers import LabelsFromStems\n"
                 "build_dataset(sys.argv[1], sys.argv[2], LabelsFromStems(), BuildConfig(workers=1))\n")
         (audio / "b").chmod(0o644)  # listed, not entered
         try:

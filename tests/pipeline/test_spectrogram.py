@@ -13,7 +13,7 @@ from genreslice.pipeline.spectrogram import (
     sox_command,
     too_short_reason,
 )
-from tests.audio import silence, synth
+from tests.helpers import silence, synth
 
 SPEC = SpectrogramSpec()
 BIN_HZ = SPEC.sample_rate / 2 / SPEC.slice_size  # 86.13 Hz per row

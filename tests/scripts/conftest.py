@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.audio import tagged_mp3
-from tests.scripts.test_cli import GENRES, genreslice
+from tests.helpers import GENRES, genreslice, tagged_mp3
 
 
 @pytest.fixture(scope="module")

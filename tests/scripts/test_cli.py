@@ -15,30 +15,7 @@ from PIL import Image
 
 from genreslice.pipeline import layout
 from genreslice.pipeline.build import plural
-from tests.audio import tagged_mp3
-from tests.pipeline.test_build import read_csv, tree_digest
-
-GENRES = ["Rock", "Jazz", "Pop"]
-
-
-def genreslice(*args: str, env: dict | None = None, **options) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "genreslice", *args], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=Path(__file__).parents[2], **options)
-
-
-def help_of(command: str, min_options: int) -> str:
-    """``genreslice COMMAND --help``, checked to explain every option of the command; returns the text."""
-    from genreslice.scripts.cli import make_parser
-
-    result = genreslice(command, "--help")
-    assert result.returncode == 0 and "(default: None)" not in result.stdout
-    parser = make_parser()._subparsers._group_actions[0].choices[command]
-    options = [action for action in parser._actions if action.dest != "help"]
-    assert len(options) >= min_options
-    for action in options:
-        assert action.help and len(action.help) > 10, action.dest
-        assert (action.option_strings[0] if action.option_strings else action.metavar) in result.stdout
-    return result.stdout
+from tests.helpers import genreslice, help_of, read_csv, tagged_mp3, tree_digest, wait_for_journal
 
 
 def test_help_explains_every_option():
@@ -88,16 +65,6 @@ def start_build(library: Path, out: Path, workers: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "genreslice", "build", str(library), str(out), "--workers",
                              str(workers), "--no-progress"], cwd=Path(__file__).parents[2],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def wait_for_journal(out: Path, lines: int) -> None:
-    journal = out / layout.STATE_DIR / "journal.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if journal.exists() and len(journal.read_bytes().splitlines()) >= lines:
-            return
-        time.sleep(0.02)
-    raise AssertionError("the build did not get going")
 
 
 @pytest.mark.slow

@@ -14,8 +14,7 @@ import pytest
 
 from genreslice.pipeline import layout
 from genreslice.pipeline.build import plural
-from tests.pipeline.test_build import tree_digest
-from tests.scripts.test_cli import genreslice, help_of, wait_for_journal
+from tests.helpers import genreslice, help_of, tree_digest, wait_for_journal
 
 pytest.importorskip("distributed", reason="the Dask tests need genreslice[dask] (make test installs it)")
 

@@ -11,7 +11,7 @@ from mutagen.id3 import ID3
 
 from genreslice.pipeline.splits import assign_split, split_key
 from genreslice.scripts.demo_corpus import GENRES, synthesize_song, write_demo_corpus
-from tests.scripts.test_cli import genreslice, help_of
+from tests.helpers import genreslice, help_of
 
 
 def test_the_corpus_is_tagged_laid_out_and_seeded(tmp_path, sox_info):
@@ -84,3 +84,45 @@ def test_a_reduced_demo_runs_end_to_end(tmp_path):
 
 def test_help_explains_every_option():
     assert "--songs-per-genre" in help_of("demo", 6)
+
+
+@pytest.fixture
+def earlier_demo(tmp_path):
+    """A folder that holds a demo's settings and corpus folder, so the demo goes straight to its commands."""
+    out = tmp_path / "earlier demo"
+    (out / "music").mkdir(parents=True)
+    (out / "demo.json").write_text(json.dumps({"seed": 0, "songs_per_genre": 4, "seconds": 3.0}))
+    return out
+
+
+def test_a_failing_step_is_reported_as_its_command_reports_it(earlier_demo, monkeypatch, capsys):
+    from genreslice.errors import GenresliceError
+    from genreslice.scripts.cli import main
+    from genreslice.scripts.commands import build
+
+    def no_audio(*args, **options):
+        raise GenresliceError(f"{args[0]}: no audio files")
+
+    monkeypatch.setattr(build, "build", no_audio)
+    assert main(["demo", "--out", str(earlier_demo), "--songs-per-genre", "4", "--seconds", "3", "--no-progress",
+                 "--workers", "1"]) == 1
+    output = capsys.readouterr()
+    music, dataset = earlier_demo / "music", earlier_demo / "dataset"
+    assert output.out == (f"\n== genreslice build {music} {dataset} --split-ratios 0.6,0.2,0.2 --workers 1 "
+                          "--no-progress\n")
+    assert output.err == (f"genreslice build: error: {music}: no audio files\n"
+                          "genreslice demo: error: 'genreslice build' failed with exit status 1; see its message "
+                          "above\n")
+
+
+def test_ctrl_c_in_a_step_is_reported_once_by_the_demo(earlier_demo, monkeypatch, capsys):
+    from genreslice.scripts.cli import main
+    from genreslice.scripts.commands import build
+
+    def interrupted(*args, **options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "build", interrupted)
+    assert main(["demo", "--out", str(earlier_demo), "--songs-per-genre", "4", "--seconds", "3",
+                 "--no-progress"]) == 130
+    assert capsys.readouterr().err == "\ngenreslice demo: interrupted; run the same command again to resume.\n"

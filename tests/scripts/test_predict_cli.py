@@ -9,9 +9,9 @@ import shutil
 
 import pytest
 
-from genreslice.scripts.cli import EXIT_SOME_FAILED, main
-from tests.conftest import toy_song
-from tests.scripts.test_cli import genreslice, help_of
+from genreslice.scripts.cli import main
+from genreslice.scripts.exit_status import EXIT_SOME_FAILED
+from tests.helpers import genreslice, help_of, toy_song
 
 TRUTH = {"a jazz song.mp3": "Jazz", "b 'electro' song.mp3": "Electronic", "c rock song.mp3": "Rock"}
 

@@ -1,7 +1,7 @@
 """Stopping ``genreslice`` with signals, as terminals, job schedulers and ``kill`` do: the command ends at once,
 leaves no SoX running, says how to resume, and a re-run completes the work.
 
-A stalling SoX (``tests.processes.stalling_sox``) stands for SoX decoding a very long file: it keeps running until
+A stalling SoX (``tests.helpers.stalling_sox``) stands for SoX decoding a very long file: it keeps running until
 something kills it, so every test can check that something did.
 """
 from __future__ import annotations
@@ -17,10 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import toy_song
-from tests.pipeline.test_build import tree_digest
-from tests.processes import ends_within, stalling_sox, wait_for_pid
-from tests.scripts.test_cli import genreslice
+from tests.helpers import ends_within, genreslice, stalling_sox, toy_song, tree_digest, wait_for_pid
 
 ROOT = Path(__file__).parents[2]
 STALL = "ZZSTALLZZ"

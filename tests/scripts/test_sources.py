@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from genreslice.scripts.cli import main as genreslice
-from tests.audio import synth
-from tests.label_fixtures import JAMENDO_SPLIT, write_fma_metadata
-from tests.pipeline.test_build import read_csv
+from tests.helpers import JAMENDO_SPLIT, read_csv, synth, write_fma_metadata
 
 FMA_AUDIO = ["000/000002.mp3", "000/000003.mp3", "000/000005.mp3", "000/000010.mp3", "000/000020.mp3",
              "001/000134.mp3", "009/000999.mp3"]

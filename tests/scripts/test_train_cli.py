@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from tests.audio import tagged_mp3
-from tests.scripts.test_cli import genreslice, help_of
+from tests.helpers import genreslice, help_of, tagged_mp3
 
 GENRES = ("Jazz", "Rock", "Electronic")
 SOURCES = {"Jazz": ("sine",), "Rock": ("square", "pinknoise"), "Electronic": ("sawtooth",)}

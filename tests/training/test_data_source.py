@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from genreslice.pipeline.slicing import write_slice_png
+from genreslice.pipeline.png import write_slice_png
 from genreslice.training.data_source import SliceDataSource, load_slices
 from genreslice.training.dataset import load_dataset_info, read_split
 from genreslice.training.errors import DatasetError

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from tests.scripts.test_cli import genreslice, help_of
+from tests.helpers import genreslice, help_of
 from genreslice.training.devices import distribution_strategy, training_devices
 from genreslice.training.errors import TrainingError
 from genreslice.training.settings import TrainConfig

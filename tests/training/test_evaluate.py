@@ -17,7 +17,7 @@ from PIL import Image
 
 from genreslice.pipeline import layout
 from genreslice.pipeline.layout import DATASET_JSON, SLICES_CSV
-from tests.processes import build_could_start, hold_lock, stop
+from tests.helpers import build_could_start, hold_lock, stop
 from genreslice.training.data_source import load_slices
 from genreslice.training.dataset import load_dataset_info, read_split
 from genreslice.training.errors import DatasetError, ModelDirError

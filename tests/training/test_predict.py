@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 
 from genreslice.pipeline.layout import SLICES_CSV
-from tests.audio import synth
-from tests.conftest import toy_song
+from tests.helpers import synth, toy_song, unprivileged
 from genreslice.training.data_source import load_slices
 from genreslice.training.dataset import load_dataset_info
 from genreslice.training.errors import ModelDirError
@@ -288,8 +287,6 @@ def test_unusable_slice_timing_in_model_json_is_refused(toy_model, tmp_path, key
 
 
 def test_folders_that_cannot_be_read_are_reported_as_failed_inputs(tmp_path):
-    from tests.processes import unprivileged
-
     root = tmp_path / "music"
     synth(root / "open/a.wav", 3.0)
     synth(root / "locked/b.wav", 3.0)

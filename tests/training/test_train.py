@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -13,24 +12,11 @@ import pytest
 from PIL import Image
 
 from benchmarks.synthetic_slices import write_synthetic_dataset
-from tests.processes import hold_lock
+from tests.helpers import RUN, digest, hold_lock
 from genreslice.training.dataset import load_dataset_info
 from genreslice.training.errors import DatasetError, ModelDirError
 from genreslice.training.settings import TrainConfig
 from genreslice.training.train import TrainObserver, class_weights_for, train_model
-
-# Fast settings: no stop rule fires unless a test asks for one.
-RUN = {"target_accuracy": None, "patience": 0, "loader_workers": 2}
-
-
-def digest(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` (but the lock, which holds the last holder's pid) -> SHA-256."""
-    return {
-        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name != "lock"
-    }
-
 
 class Interrupt(TrainObserver):
     """Raises KeyboardInterrupt (as Ctrl-C would) at a chosen point of a run."""
@@ -205,20 +191,20 @@ def test_the_epoch_order_inside_fit_is_a_fresh_seeded_permutation(small_dataset,
 
 
 def test_a_crash_between_commit_and_history_is_repaired(small_dataset, tmp_path, monkeypatch):
-    import genreslice.training.train as train_module
+    import genreslice.training.callbacks as callbacks_module
 
     model_dir = tmp_path / "model"
-    write_history = train_module._history_csv
+    write_history = callbacks_module.history_csv_text
 
     def crash_on_epoch_2(history):
         if len(history) == 2:
             raise KeyboardInterrupt
         return write_history(history)
 
-    monkeypatch.setattr(train_module, "_history_csv", crash_on_epoch_2)
+    monkeypatch.setattr(callbacks_module, "history_csv_text", crash_on_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         train_model(small_dataset, model_dir, TrainConfig(epochs=2, **RUN))
-    monkeypatch.setattr(train_module, "_history_csv", write_history)
+    monkeypatch.setattr(callbacks_module, "history_csv_text", write_history)
     with open(model_dir / "history.csv", newline="") as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["1"]
     result = train_model(small_dataset, model_dir, TrainConfig(epochs=2, **RUN))

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from genreslice.pipeline import layout
-from tests.processes import build_could_start, hold_lock, stop
-from tests.training.test_train import RUN, digest
+from tests.helpers import RUN, build_could_start, digest, hold_lock, stop
 from genreslice.training.callbacks import GoalEarlyStopping
 from genreslice.training.errors import DatasetError, ModelDirError
 from genreslice.training.settings import TrainConfig

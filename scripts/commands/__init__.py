@@ -1,0 +1,19 @@
+"""The ``genreslice`` commands, one module each: ``register_subcommand(commands)`` adds its parser, ``run(args)``
+runs it and prints its report. Also what their parsers share."""
+from __future__ import annotations
+
+import argparse
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something and the help text does not already name one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or action.default == () or "(default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+VOTE_HELP = ("majority = each slice votes for its most probable genre, the most votes win (a tie goes to the higher "
+             "mean probability, then to the alphabetically first genre); mean = the highest probability averaged "
+             "over the slices")

@@ -1,0 +1,275 @@
+"""``genreslice build``: a folder of audio files becomes a labelled data set of spectrogram slices."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from dataclasses import replace
+
+from genreslice.errors import ParameterError
+from genreslice.genre_getters import LABEL_SOURCES, LabelSource, make_label_source
+from genreslice.pipeline.build import BuildConfig, BuildSummary, build_dataset, plan_dataset, plural
+from genreslice.pipeline.executors import dask_cluster
+from genreslice.pipeline.plan import BuildPlan, GenreSelection
+from genreslice.pipeline.sox import find_sox
+from genreslice.pipeline.spectrogram import RESAMPLE_QUALITIES, SOX_TIMEOUT_S, SpectrogramSpec
+from genreslice.pipeline.stock import MAX_FAILED_ATTEMPTS
+from genreslice.pipeline.splits import SPLITS
+from genreslice.scripts.argtypes import genre_names, positive_int, split_ratios, timeout_seconds, worker_count
+from genreslice.scripts.commands import HelpFormatter
+from genreslice.scripts.progress import TqdmObserver
+
+
+def register_subcommand(commands: argparse._SubParsersAction) -> None:
+    """Add ``build`` and its options to the ``genreslice`` subcommands."""
+    build = commands.add_parser(
+        "build",
+        help="turn a folder of audio files into a labelled data set of 128x128 spectrogram slices",
+        description=(
+            "Find every audio file under AUDIO_DIR (mp3, wav, flac, ogg, aiff; recursively), label it (tags, or FMA / "
+            "MTG-Jamendo metadata) with one of 16 top-level genres, assign a train/validation/test split (official "
+            "when the metadata has one, else by artist), render its spectrogram with SoX and cut it into 128x128 "
+            "grayscale PNG slices in OUT_DIR. Interrupted builds resume: run the same command again. Labels, genre "
+            "selection and split ratios may change between runs; only tracks not built before are rendered. "
+            "Per-file problems are recorded in OUT_DIR/tracks.csv and do not stop the build."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    build.add_argument("audio_dir", metavar="AUDIO_DIR", help="folder of audio files (searched recursively)")
+    build.add_argument("out_dir", metavar="OUT_DIR",
+                       help="output folder: new, empty, or an earlier build of the same settings to resume")
+    labels = _add_label_options(build)
+    _add_parallel_options(build)
+    labels.add_argument("--split-ratios", type=split_ratios, default="0.8,0.1,0.1",
+                        help="train,validation,test fractions for tracks without an official split; tracks are "
+                             "split by artist, never by slice")
+    _add_spectrogram_options(build)
+    _add_rerun_options(build)
+    build.add_argument("--no-progress", action="store_true", help="no progress bar")
+    build.set_defaults(handler=run)
+
+
+def _add_label_options(build: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    labels = build.add_argument_group("labels and splits")
+    labels.add_argument("--labels", choices=sorted(LABEL_SOURCES), default="id3",
+                        help="where genre, artist and split come from: id3 = the tags inside each file; fma = FMA's "
+                             "tracks.csv (official split); jamendo = MTG-Jamendo genre TSVs (official split from a "
+                             "split folder)")
+    labels.add_argument("--metadata", metavar="PATH",
+                        help="fma: fma_metadata/ or its tracks.csv; jamendo: autotagging_genre.tsv or a split folder "
+                             "(splits/split-0/) holding autotagging_genre-{train,validation,test}.tsv")
+    labels.add_argument("--subset", choices=["small", "medium", "large"],
+                        help="fma only: keep this subset (subsets nest: medium includes small) (default: all tracks)")
+    labels.add_argument("--genre-map", metavar="FILE",
+                        help="CSV 'tag,genre': jamendo: replaces the shipped tag map; id3: names looked up before "
+                             "the FMA hierarchy (may add genres)")
+    labels.add_argument("--genres", type=genre_names, default=(), metavar="A,B,...",
+                        help="keep only these top-level genres (default: all)")
+    labels.add_argument("--exclude-genres", type=genre_names, default=(), metavar="A,B,...",
+                        help="leave out these top-level genres")
+    labels.add_argument("--max-tracks-per-genre", type=positive_int, metavar="N",
+                        help="keep at most N tracks of each genre in each split, chosen by a stable hash of the "
+                             "track id (default: no cap)")
+    labels.add_argument("--dry-run", action="store_true",
+                        help="label and split without touching audio or OUT_DIR; print tracks per genre and split "
+                             "and what would be skipped")
+    return labels
+
+
+def _add_parallel_options(build: argparse.ArgumentParser) -> None:
+    parallel = build.add_argument_group("parallelism")
+    parallel.add_argument("--workers", type=worker_count, metavar="N",
+                          help="worker processes on this machine, for the process pool or a local Dask cluster "
+                               "(default: number of cores)")
+    parallel.add_argument("--executor", choices=["pool", "dask"], default="pool",
+                          help="where the per-track work runs: pool = a process pool on this machine; dask = a Dask "
+                               "cluster: a new local one (one single-threaded worker process per --workers) or, "
+                               "with --scheduler, a running one. Outputs are identical. Needs genreslice[dask]")
+    parallel.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                          help="run on the Dask cluster of this scheduler (implies --executor dask); its workers "
+                               "must see AUDIO_DIR and OUT_DIR at the same paths and run the same SoX; see the "
+                               "README's 'Scale out'")
+
+
+def _add_spectrogram_options(build: argparse.ArgumentParser) -> None:
+    defaults = SpectrogramSpec()
+    build.add_argument("--sample-rate", type=positive_int, default=defaults.sample_rate,
+                       help="analysis rate in Hz every file is resampled to (fixes the frequency axis)")
+    build.add_argument("--pixels-per-second", type=positive_int, default=defaults.pixels_per_second,
+                       help="spectrogram columns per second; a slice covers 128 of them")
+    build.add_argument("--resample-quality", choices=list(RESAMPLE_QUALITIES), default=defaults.resample_quality,
+                       help="SoX rate-effect quality; see the README's performance section for the cost")
+    build.add_argument("--timeout", type=timeout_seconds, default=SOX_TIMEOUT_S,
+                       help="seconds SoX may spend on one file before it is recorded as failed")
+
+
+def _add_rerun_options(build: argparse.ArgumentParser) -> None:
+    safety = build.add_argument_group("re-runs")
+    safety.add_argument("--prune-missing", action="store_true",
+                        help="accept a run that drops most built tracks from the data set because their audio "
+                             "files are gone (their slices are deleted) or cannot be read (their slices are kept), "
+                             "and delete slice folders no track of the data set uses. Without it such a run is "
+                             "refused and nothing is changed, so an empty, mistyped or unmounted AUDIO_DIR cannot "
+                             "empty a data set. Fewer dropped tracks never need it")
+    safety.add_argument("--retry-failed", action="store_true",
+                        help="also try again the files SoX rejected on an earlier run (not audio, damaged) although "
+                             "they have not changed, and those that failed " + str(MAX_FAILED_ATTEMPTS) + " times; "
+                             "other failures (timeouts, unreadable files, worker deaths) are tried again by "
+                             "every run until then")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``genreslice build``: the settings from the options, then the build (or its dry run) and its report."""
+    spec = SpectrogramSpec(sample_rate=args.sample_rate, pixels_per_second=args.pixels_per_second,
+                           resample_quality=args.resample_quality)
+    if args.scheduler is not None and args.workers is not None:
+        raise ParameterError("--workers applies to this machine only; with --scheduler the cluster's workers run "
+                             "the build (start them with: dask worker SCHEDULER --nthreads 1 --nworkers N)")
+    workers = args.workers or os.cpu_count() or 1
+    config = BuildConfig(spec=spec, split_ratios=args.split_ratios, workers=workers, timeout_s=args.timeout)
+    selection = GenreSelection(genres=args.genres, exclude_genres=args.exclude_genres,
+                               max_tracks_per_genre=args.max_tracks_per_genre)
+    source = make_label_source(args.labels, metadata=args.metadata, subset=args.subset, genre_map=args.genre_map)
+    where = {"executor": args.executor, "scheduler": args.scheduler, "progress": not args.no_progress}
+    if args.dry_run:
+        with _running(config, dry_run=True, **where) as (config, options, observer):
+            plan = plan_dataset(args.audio_dir, source, config, selection=selection, observer=observer, **options)
+        print_plan(plan, args.audio_dir, args.labels)
+        return 0
+    return build(args.audio_dir, args.out_dir, source, config, selection=selection, prune_missing=args.prune_missing,
+                 retry_failed=args.retry_failed, **where)
+
+
+def build(audio_dir: str | os.PathLike, out_dir: str | os.PathLike, source: LabelSource, config: BuildConfig, *,
+          selection: GenreSelection | None = None, executor: str = "pool", scheduler: str | None = None,
+          progress: bool = True, prune_missing: bool = False, retry_failed: bool = False) -> int:
+    """Build (or resume) the data set in ``out_dir`` with progress bars, print its report; returns 0.
+
+    ``executor`` is ``"pool"`` or ``"dask"``; a ``scheduler`` address runs the build on that Dask cluster.
+    """
+    with _running(config, executor=executor, scheduler=scheduler, progress=progress, dry_run=False) \
+            as (config, options, observer):
+        summary = build_dataset(audio_dir, out_dir, source, config, selection=selection, observer=observer,
+                                prune_missing=prune_missing, retry_failed=retry_failed, **options)
+    print_summary(summary)
+    if summary.previous_classes is not None and summary.previous_classes != summary.classes:
+        print(f"The genres changed: this folder held {', '.join(summary.previous_classes) or 'none'}; "
+              f"now {', '.join(summary.classes) or 'none'}.")
+    print_metadata_report(summary.plan)
+    return 0
+
+
+@contextlib.contextmanager
+def _running(config: BuildConfig, *, executor: str, scheduler: str | None, progress: bool, dry_run: bool):
+    """Where the per-track work runs, and the progress bars, for the block: yields the config (its ``workers``
+    set to the Dask cluster's threads on Dask), the executor options of the build functions and the observer."""
+    with contextlib.ExitStack() as stack:
+        options: dict = {}
+        if executor == "dask" or scheduler is not None:
+            cluster = stack.enter_context(dask_cluster(workers=None if scheduler else config.workers,
+                                                       scheduler=scheduler))
+            options["executor_factory"] = cluster.executor
+            config = replace(config, workers=cluster.threads)
+            kind = "a local Dask cluster" if cluster.local else "the Dask cluster"
+            print(f"Running on {kind} at {cluster.address}: {cluster.threads} worker threads.", flush=True)
+            if not dry_run:
+                options["sox"] = find_sox()
+                cluster.check_sox(options["sox"])
+        observer = TqdmObserver(enabled=progress)
+        try:
+            yield config, options, observer
+        finally:
+            observer.close()
+
+
+def print_plan(plan: BuildPlan, audio_dir: str | os.PathLike, labels: str) -> None:
+    """The dry run's report: tracks per genre and split, what is left out and why, metadata coverage."""
+    balance = plan.balance()
+    print(f"Dry run of {audio_dir} with --labels {labels}: {len(plan.rows)} audio files, "
+          f"{sum(sum(row.values()) for row in balance.values())} tracks would be built. Nothing was written.")
+    if balance:
+        width = max(len("genre"), len("total"), *(len(genre) for genre in balance))
+        header = f"{'genre':<{width}}" + "".join(f"{name:>12}" for name in (*SPLITS, "total"))
+        print()
+        print(header)
+        print("-" * len(header))
+        totals = dict.fromkeys(SPLITS, 0)
+        for genre, counts in balance.items():
+            print(f"{genre:<{width}}" + "".join(f"{counts[s]:>12}" for s in SPLITS) + f"{sum(counts.values()):>12}")
+            for split in SPLITS:
+                totals[split] += counts[split]
+        print("-" * len(header))
+        print(f"{'total':<{width}}" + "".join(f"{totals[s]:>12}" for s in SPLITS) + f"{sum(totals.values()):>12}")
+    sources = plan.split_counts
+    print()
+    print(f"Splits of the {sum(sources.values())} labelled tracks (before --genres and caps): {sources['official']} "
+          f"by the official split, {sources['artist']} by their artist's official split, {sources['artist_hash']} by "
+          "artist hash; no artist is in two splits.")
+    if plan.moved:
+        print(f"  {plan.moved} tracks were moved from their official split to keep their artist in one split.")
+    not_built = plan.not_built()
+    if not_built:
+        print()
+        print(f"Not built ({sum(count for _, _, count, _ in not_built)} files):")
+        for status, pattern, count, example in not_built[:15]:
+            shown = example if count == 1 else f"{pattern}   e.g. {example}"
+            print(f"  {count:>8}  {status}: {shown}")
+        if len(not_built) > 15:
+            print(f"  ... and {len(not_built) - 15} other kinds of reason")
+    print_metadata_report(plan)
+
+
+def print_metadata_report(plan: BuildPlan) -> None:
+    lines = []
+    if plan.unlisted:
+        lines.append(f"audio files with no row in the metadata (skipped): {plan.unlisted}")
+    if plan.missing_audio:
+        shown = ", ".join(plan.missing_audio[:5]) + (", ..." if len(plan.missing_audio) > 5 else "")
+        lines.append(f"metadata rows with no audio file: {len(plan.missing_audio)} (track ids {shown})")
+    if plan.metadata_problems:
+        lines.append(f"malformed metadata rows (skipped): {len(plan.metadata_problems)}, e.g.")
+        lines.extend(f"  {problem}" for problem in plan.metadata_problems[:5])
+    if lines:
+        print()
+        print("Metadata:")
+        for line in lines:
+            print(f"  {line}")
+
+
+def print_summary(summary: BuildSummary) -> None:
+    counts = summary.status_counts
+    print(
+        f"Built {summary.out_dir}: {counts['ok']} tracks ok, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped, {counts['too_short']} too short; {summary.n_slices} slices, "
+        f"{len(summary.classes)} genres."
+    )
+    if summary.processed:
+        again = [f"{count} {what}" for count, what in ((summary.retried, "failed before and tried again"),
+                                                       (summary.repaired, "with missing or damaged slices, redone"))
+                 if count]
+        details = f" ({'; '.join(again)})" if again else ""
+        print(
+            f"This run: {plural(summary.processed, 'track')}{details}, "
+            f"{summary.audio_seconds / 3600:.2f} h of audio in {summary.wall_seconds:.1f} s "
+            f"({summary.audio_hours_per_wall_hour:.0f} audio hours per wall hour)."
+        )
+    else:
+        print(f"No audio work was needed: every selected track was already built ({summary.wall_seconds:.1f} s).")
+    if summary.removed:
+        print(f"Removed {plural(summary.removed, 'track')} whose audio files are gone, with their slices.")
+    if summary.unreachable:
+        print(f"{plural(summary.unreachable, 'built track')} cannot be read now: failed for now, slices kept; fix "
+              "the files or folders and run the same command again.")
+    if summary.unreadable_folders:
+        folder, reason = next(iter(summary.unreadable_folders.items()))
+        print(f"{plural(len(summary.unreadable_folders), 'folder')} could not be read (e.g. {folder!r}: {reason}); "
+              "files there that were never built are not in this data set.")
+    if summary.not_retried:
+        print(f"{plural(summary.not_retried, 'failed track')} not tried again (SoX rejected it, or it failed "
+              f"{MAX_FAILED_ATTEMPTS} times on the same file); --retry-failed tries again.")
+    if summary.unowned:
+        print(f"{plural(summary.unowned, 'slice folder')} that no track of this data set uses kept (slices of files "
+              "that changed and could not be rendered again, or of tracks the journal does not list); "
+              "--prune-missing removes them.")
+    if counts["failed"] or counts["skipped"] or counts["too_short"]:
+        print(f"Reasons per file: {summary.out_dir / 'tracks.csv'} (columns status, reason).")

@@ -1,0 +1,94 @@
+"""``genreslice evaluate``: slice and song accuracy of a trained model on a split of a built data set."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from genreslice.pipeline.splits import SPLITS
+from genreslice.scripts.argtypes import positive_int, worker_count
+from genreslice.scripts.commands import VOTE_HELP, HelpFormatter
+from genreslice.scripts.progress import TqdmEvaluateObserver
+from genreslice.scripts.tensorflow_runtime import load_tensorflow
+from genreslice.training.settings import INFERENCE_BATCH_SIZE, default_loader_workers
+from genreslice.training.voting import VOTES
+
+
+def register_subcommand(commands: argparse._SubParsersAction) -> None:
+    """Add ``evaluate`` and its options to the ``genreslice`` subcommands."""
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="slice and song accuracy of a trained model on a split of a built data set",
+        description=(
+            "Classify every slice of one split of DATASET_DIR with the model in MODEL_DIR and decide each song's "
+            "genre by voting over its slices. Reports slice accuracy, song accuracy under both votes (majority "
+            "and mean probability) and per-genre precision, recall, F1 and support at song level, and writes "
+            "MODEL_DIR/eval/SPLIT/: metrics.json, confusion.csv and confusion.png (song-level confusion matrix) "
+            "and songs.csv (each song's verdicts). The data set must have the model's genres and spectrogram "
+            "settings; evaluate on the data set the model was trained on, whose test split it has never seen."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    evaluate.add_argument("dataset_dir", metavar="DATASET_DIR", help="a data set made by 'genreslice build'")
+    evaluate.add_argument("model_dir", metavar="MODEL_DIR", help="a model folder made by 'genreslice train'")
+    evaluate.add_argument("--split", choices=list(SPLITS), default="test", help="which split to classify")
+    evaluate.add_argument("--vote", choices=list(VOTES), default="majority",
+                          help="the vote behind the per-genre scores and the confusion matrix (both song "
+                               "accuracies are always reported): " + VOTE_HELP)
+    evaluate.add_argument("--batch-size", type=positive_int, default=INFERENCE_BATCH_SIZE, metavar="N",
+                          help="slices per model call")
+    evaluate.add_argument("--loader-workers", type=worker_count, default=default_loader_workers(), metavar="N",
+                          help="threads that read and decode slices ahead of the model")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``genreslice evaluate``: :func:`evaluate` with the options."""
+    return evaluate(args.dataset_dir, args.model_dir, split=args.split, vote=args.vote, batch_size=args.batch_size,
+                    loader_workers=args.loader_workers, progress=not args.no_progress, verbose=args.verbose)
+
+
+def evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, split: str = "test",
+             vote: str = "majority", batch_size: int = INFERENCE_BATCH_SIZE, loader_workers: int | None = None,
+             progress: bool = True, verbose: bool = False) -> int:
+    """Score the model on one split, print a summary, name the files written; returns 0.
+
+    ``loader_workers`` None: the default number of loader threads.
+    """
+    load_tensorflow(verbose=verbose)
+    from genreslice.training.evaluate import evaluate_model
+
+    observer = TqdmEvaluateObserver(enabled=progress)
+    try:
+        result = evaluate_model(dataset_dir, model_dir, split=split, vote=vote, batch_size=batch_size,
+                                loader_workers=loader_workers, observer=observer)
+    finally:
+        observer.close()
+    print_evaluation(result.metrics, dataset_dir, model_dir)
+    for note in result.notes:
+        print(f"Note: {note}.")
+    print(f"Wrote {result.out_dir}: metrics.json, confusion.csv, confusion.png, songs.csv")
+    return 0
+
+
+def print_evaluation(metrics: dict, dataset_dir: str | os.PathLike, model_dir: str | os.PathLike) -> None:
+    """Accuracies, then a per-genre table of precision, recall, F1 and support."""
+    n_songs = metrics["n_songs"]
+    print(f"Evaluated {model_dir} on the {metrics['split']} split of {dataset_dir}: "
+          f"{metrics['n_slices']} slices of {n_songs} songs ({metrics['seconds']:.1f} s).")
+    rows = [("slice accuracy", metrics["slice_accuracy"], ""),
+            ("song accuracy, majority vote", metrics["song_accuracy_majority"],
+             f"{round(metrics['song_accuracy_majority'] * n_songs)} of {n_songs} songs"),
+            ("song accuracy, mean probability", metrics["song_accuracy_mean"],
+             f"{round(metrics['song_accuracy_mean'] * n_songs)} of {n_songs} songs")]
+    for label, value, extra in rows:
+        print(f"  {label:<33}{value:.4f}  {extra}".rstrip())
+    per_genre = metrics["per_genre"]
+    width = max(len("macro average"), *(len(name) for name in per_genre))
+    print()
+    print(f"Per genre, at song level ({metrics['vote']} vote):")
+    print(f"  {'genre':<{width}}  precision     recall         f1    support")
+    for name, scores in per_genre.items():
+        print(f"  {name:<{width}}  {scores['precision']:>9.4f}  {scores['recall']:>9.4f}  {scores['f1']:>9.4f}  "
+              f"{scores['support']:>9}")
+    print(f"  {'macro F1':<{width}}  {'':>9}  {'':>9}  {metrics['macro_f1']:>9.4f}")

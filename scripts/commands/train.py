@@ -1,0 +1,124 @@
+"""``genreslice train``: a CNN trained on a built data set, reading slices from disk batch by batch."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from genreslice.scripts.argtypes import (
+    device_count,
+    non_negative_int,
+    optional_fraction,
+    optional_loss,
+    positive_float,
+    positive_int,
+    worker_count,
+)
+from genreslice.scripts.commands import HelpFormatter
+from genreslice.scripts.progress import TqdmTrainObserver
+from genreslice.scripts.tensorflow_runtime import load_tensorflow
+from genreslice.training.models import PRESETS
+from genreslice.training.settings import CLASS_WEIGHTS, TrainConfig, default_loader_workers
+
+
+def register_subcommand(commands: argparse._SubParsersAction) -> None:
+    """Add ``train`` and its options to the ``genreslice`` subcommands."""
+    defaults = TrainConfig()
+    train = commands.add_parser(
+        "train",
+        help="train a CNN on a built data set, reading slices from disk batch by batch",
+        description=(
+            "Train a genre classifier on the train split of DATASET_DIR (the OUT_DIR of 'genreslice build'), "
+            "validating on its validation split after every epoch. Slices are read from disk one batch at a "
+            "time, so data sets larger than memory train in bounded memory. Training stops when validation "
+            "accuracy and loss reach the targets, or when validation loss has not improved for --patience "
+            "epochs, and keeps the best epoch's weights. Every epoch is checkpointed in MODEL_DIR: if a run is "
+            "interrupted, run the same command again to continue from the last completed epoch. MODEL_DIR "
+            "receives model.keras, model.json (classes, spectrogram settings, metrics), history.csv, curves.png "
+            "and TensorBoard logs in logs/."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    train.add_argument("dataset_dir", metavar="DATASET_DIR", help="a data set made by 'genreslice build'")
+    train.add_argument("model_dir", metavar="MODEL_DIR",
+                       help="output folder: new, empty, or an interrupted run of the same settings to continue")
+    train.add_argument("--model", choices=sorted(PRESETS), default=defaults.model,
+                       help="network: " + "; ".join(f"{name} = {preset.description}"
+                                                    for name, preset in sorted(PRESETS.items())))
+    train.add_argument("--epochs", type=positive_int, default=defaults.epochs,
+                       help="most epochs in all; a continued run counts the epochs done before, and a run that "
+                            "stopped at this limit continues when given a higher one")
+    train.add_argument("--batch-size", type=positive_int, metavar="N",
+                       help="slices per batch (default: the model's own, 64 for compact, 128 for despoisj)")
+    train.add_argument("--learning-rate", type=positive_float, metavar="RATE",
+                       help="optimizer learning rate (default: the model's own, 0.001)")
+    train.add_argument("--seed", type=non_negative_int, default=defaults.seed,
+                       help="seeds weight initialisation, dropout and the per-epoch shuffle of the samples")
+    _add_stopping_options(train, defaults)
+    _add_resource_options(train, defaults)
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch remains)")
+    train.set_defaults(handler=run)
+
+
+def _add_stopping_options(train: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    stopping = train.add_argument_group("stopping")
+    stopping.add_argument("--target-accuracy", type=optional_fraction, default=defaults.target_accuracy,
+                          metavar="FRACTION",
+                          help="stop once validation accuracy reaches this (with --target-loss); 'off' disables "
+                               "the target rule")
+    stopping.add_argument("--target-loss", type=optional_loss, default=defaults.target_loss, metavar="LOSS",
+                          help="...and validation loss is at most this; 'off' checks accuracy only")
+    stopping.add_argument("--patience", type=non_negative_int, default=defaults.patience, metavar="EPOCHS",
+                          help="stop when validation loss has not improved for this many epochs; 0 disables")
+
+
+def _add_resource_options(train: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    train.add_argument("--class-weights", choices=list(CLASS_WEIGHTS), default=defaults.class_weights,
+                       help="balanced = weigh each genre's slices inversely to its share of the training split, so "
+                            "rare genres count as much as common ones; none = every slice weighs the same")
+    train.add_argument("--loader-workers", type=worker_count, default=default_loader_workers(), metavar="N",
+                       help="threads that read and decode slice batches ahead of the model")
+    train.add_argument("--devices", type=device_count, default=None, metavar="all|N",
+                       help="train on all GPUs (all) or the first N, one model replica each "
+                            "(tf.distribute.MirroredStrategy); --batch-size is per device, so a step takes N times "
+                            "as many slices. Without a GPU: the CPU. (default: all)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``genreslice train``: the training settings from the options, then :func:`train`."""
+    config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
+                         learning_rate=args.learning_rate, seed=args.seed, target_accuracy=args.target_accuracy,
+                         target_loss=args.target_loss, patience=args.patience,
+                         class_weights=args.class_weights, loader_workers=args.loader_workers,
+                         devices=args.devices)
+    return train(args.dataset_dir, args.model_dir, config, progress=not args.no_progress, verbose=args.verbose)
+
+
+def train(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, config: TrainConfig, *,
+          progress: bool = True, verbose: bool = False) -> int:
+    """Train (or continue training) the model in ``model_dir`` with a progress bar, print its report; returns 0.
+
+    ``verbose`` shows TensorFlow's native start-up lines.
+    """
+    devices = load_tensorflow(verbose=verbose)
+    from genreslice.training.train import train_model
+
+    print(f"TensorFlow sees {devices}.", flush=True)
+    observer = TqdmTrainObserver(enabled=progress)
+    try:
+        result = train_model(dataset_dir, model_dir, config, observer=observer)
+    finally:
+        observer.close()
+    if result.status == "already_finished":
+        print(f"{result.model_dir} is already trained ({result.epochs_run} epochs; {result.stop_message}). "
+              "Nothing to do; train into a new folder to start again.")
+    else:
+        print(f"Trained {result.model_dir}: {result.epochs_run} epochs ({result.epochs_this_call} in this run); "
+              f"{result.stop_message}.")
+    metrics = result.metrics
+    if metrics:
+        print(f"Best epoch {result.best_epoch}: validation accuracy {metrics.get('val_accuracy', float('nan')):.4f}, "
+              f"loss {metrics.get('val_loss', float('nan')):.4f} (training accuracy "
+              f"{metrics.get('accuracy', float('nan')):.4f}); these weights are in {result.model_dir / 'model.keras'}.")
+    print(f"Curves: {result.model_dir / 'curves.png'}; per epoch: {result.model_dir / 'history.csv'}; "
+          f"TensorBoard: tensorboard --logdir {result.model_dir / 'logs'}")
+    return 0
