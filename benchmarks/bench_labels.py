@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--files", type=int, default=40, help="MP3 files for the tag-reading comparison")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is reported")
     args = parser.parse_args(argv)
-    sox = find_sox()
     with tempfile.TemporaryDirectory(prefix="genreslice-bench-labels-") as tmp:
         tmp_path = Path(tmp)
+        sox = find_sox()
         paths = make_corpus(tmp_path / "audio", args.files, 30.0, sox.path)
         id3 = Id3LabelSource()
         tags_s, _ = timed(args.repeat, lambda: [id3.label(path, path.name) for path in paths])

@@ -2,7 +2,7 @@
 
 Writes synthetic slice data sets in the build's layout (``benchmarks.synthetic_slices``) and measures, in one run:
 
-* **data source throughput**: slices per second that :class:`training.data_source.SliceDataSource` reads and
+* **data source throughput**: slices per second that :class:`genreslice.training.data_source.SliceDataSource` reads and
   decodes, on one thread and on ``--loader-workers`` threads (as Keras runs it), page cache warm;
 * **lazy vs in-memory epoch**: epochs of the ``compact`` model fed by the lazy data source, against the same
   epochs fed from numpy arrays already in memory (same data, same model, alternating fits of 3 epochs whose

@@ -1,6 +1,7 @@
 """``genreslice build``: audio folder in, labelled spectrogram-slice data set out; parallel and resumable.
 
-A run first labels every file and plans the whole data set (``pipeline.plan``: genre selection, splits, caps),
+A run first labels every file and plans the whole data set (:mod:`genreslice.pipeline.plan`: genre selection, splits,
+caps),
 then does the audio work of the planned tracks the journal does not already hold. Only the spectrogram settings
 are fixed for an output folder; labels, selection and split ratios are re-planned on every run.
 
@@ -90,7 +91,7 @@ class BuildSummary:
     """Counts of a finished build and of the work this run did.
 
     ``retried``: tracks that failed on an earlier run and were tried again; ``not_retried``: failed tracks not
-    tried again (rejected by SoX, or failed :data:`MAX_FAILED_ATTEMPTS` times); ``repaired``: built tracks rendered
+    tried again (rejected by SoX, or failed :data:`~genreslice.pipeline.stock.MAX_FAILED_ATTEMPTS` times); ``repaired``: built tracks rendered
     again because slice files were missing or damaged; ``removed``: built tracks whose audio file is gone,
     removed with their slices; ``unreachable``: built tracks whose files cannot be read now (failed rows, slices
     kept); ``unowned``: slice folders no track of the data set uses, left in place; ``unreadable_folders``: folders
@@ -183,7 +184,7 @@ def build_dataset(audio_dir: str | os.PathLike, out_dir: str | os.PathLike, labe
         ``workers -> concurrent.futures.Executor``; by default the tracks run in this process for one
         worker and in a process pool for more.
     sox : SoxInfo, optional
-        A SoX already checked with :func:`pipeline.sox.find_sox`; found and checked here otherwise.
+        A SoX already checked with :func:`genreslice.pipeline.sox.find_sox`; found and checked here otherwise.
     prune_missing : bool
         Accept a run that drops most of the built tracks from the data set because their audio files are gone
         or cannot be read now. Without it such a run is refused (an empty, mistyped or unmounted audio folder
@@ -191,7 +192,7 @@ def build_dataset(audio_dir: str | os.PathLike, out_dir: str | os.PathLike, labe
         track of the data set uses (kept otherwise).
     retry_failed : bool
         Also try again the tracks SoX rejected as not audio or damaged on an earlier run, although their files
-        have not changed, and those that failed :data:`MAX_FAILED_ATTEMPTS` times (other failures are tried again
+        have not changed, and those that failed :data:`~genreslice.pipeline.stock.MAX_FAILED_ATTEMPTS` times (other failures are tried again
         by every run until then).
 
     Returns

@@ -1,10 +1,11 @@
 """Where a build's per-track work runs: in this process, in a local process pool, or on a Dask cluster.
 
 Every executor here is a :class:`concurrent.futures.Executor`, so the build drives them all the same way: it
-submits small picklable jobs (:class:`genreslice.pipeline.audio_jobs.TrackJob`) and receives small records back. What differs is
-how a dead worker shows up: a process pool breaks as a whole (``concurrent.futures.BrokenExecutor``) and the build
-restarts it, while Dask reschedules the dead worker's tasks itself and fails a task only when it has killed
-``MAX_WORKER_DEATHS`` workers; :class:`DaskExecutor` reports that as :class:`pipeline.errors.WorkerDiedError`.
+submits small picklable jobs (:class:`~genreslice.pipeline.audio_jobs.TrackJob`) and receives small records
+back. What differs is how a dead worker shows up: a process pool breaks as a whole
+(``concurrent.futures.BrokenExecutor``) and the build restarts it, while Dask reschedules the dead worker's tasks
+itself and fails a task only when it has killed ``MAX_WORKER_DEATHS`` workers; :class:`DaskExecutor` reports that
+as :class:`~genreslice.pipeline.errors.WorkerDiedError`.
 
 Dask is optional (``pip install 'genreslice[dask]'``) and imported only when a Dask executor is asked for.
 """
@@ -143,7 +144,7 @@ def process_pool(workers: int) -> cf.Executor:
         context = multiprocessing.get_context("fork")
     else:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["genreslice.pipeline.audio_jobs"])
+        context.set_forkserver_preload(["genreslice.pipeline.audio_jobs", "genreslice.pipeline.plan"])
     return cf.ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_prepare_worker)
 
 
@@ -155,7 +156,7 @@ def _prepare_worker() -> None:
       instead of each printing a KeyboardInterrupt traceback or dying half-way.
     * On Linux, the kernel kills the worker when the process that started it dies (``kill -9``, the OOM
       killer). Without it, such workers would wait forever and keep publishing tracks behind the back of the next
-      run. Their SoX processes die with them in turn (:func:`pipeline.sox.dies_with_parent`).
+      run. Their SoX processes die with them in turn (:func:`genreslice.pipeline.sox.dies_with_parent`).
     """
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):

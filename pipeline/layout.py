@@ -118,8 +118,17 @@ def replacing(path: str | os.PathLike, *, suffix: str = ".tmp", scratch: str | o
 
 
 def fsync_path(path: str | os.PathLike) -> None:
-    """Flush a file's content, or a folder's entries, to disk."""
-    fd = os.open(path, os.O_RDONLY)
+    """Flush a file's content, or a folder's entries, to disk.
+
+    Windows flushes only what is open for writing and cannot open a folder: there a file is opened read-write,
+    and a folder is left to the file system.
+    """
+    flags = os.O_RDONLY
+    if os.name == "nt":
+        if os.path.isdir(path):
+            return
+        flags = os.O_RDWR | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
@@ -233,8 +242,12 @@ def _held_by_another(handle, lock_path: Path) -> LockHeldError:
     """The error for a lock someone else holds: the holder's pid from the kernel, else the one written in the
     file by the last exclusive holder."""
     pid, shared = _lock_holder(handle)
-    handle.seek(0)
-    return LockHeldError(lock_path, str(pid) if pid else handle.read().strip() or "unknown", shared)
+    written = ""
+    if not pid:
+        with contextlib.suppress(OSError):  # Windows: the holder's byte lock forbids reading it
+            handle.seek(0)
+            written = handle.read().strip()
+    return LockHeldError(lock_path, str(pid) if pid else written or "unknown", shared)
 
 
 def _lock_holder(handle) -> tuple[int | None, bool | None]:

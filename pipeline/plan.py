@@ -8,7 +8,7 @@ Splits, in order of precedence:
 
 1. the official split the metadata gives a track (FMA ``('set', 'split')``, MTG-Jamendo split files);
 2. else the artist's: a track without an official split joins the split its artist's other tracks have;
-3. else a SHA-256 hash of the artist (``pipeline.splits``).
+3. else a SHA-256 hash of the artist (:mod:`genreslice.pipeline.splits`).
 
 An artist never straddles two splits: if the metadata puts one artist's tracks in several splits, all of them
 go to the split most of them are in (ties: train, then validation, then test), and the moves are counted.

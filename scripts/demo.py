@@ -1,6 +1,6 @@
 """``genreslice demo``: the whole job on a generated corpus, with the real commands.
 
-Makes a tagged MP3 corpus (``scripts.demo_corpus``), then runs ``genreslice build``, ``train``, ``evaluate`` and
+Makes a tagged MP3 corpus (:mod:`genreslice.scripts.demo_corpus`), then runs ``genreslice build``, ``train``, ``evaluate`` and
 ``predict`` on it with the settings a user would type (the functions behind the commands, with their reports and
 their error messages), and ends with a short report.
 """
@@ -18,9 +18,10 @@ from pathlib import Path
 from genreslice.errors import GenresliceError, ParameterError
 from genreslice.genre_getters import make_label_source
 from genreslice.pipeline.build import BuildConfig
-from genreslice.pipeline.layout import write_text_atomic
+from genreslice.pipeline.layout import TRACKS_CSV, write_text_atomic
 from genreslice.pipeline.plan import GenreSelection
 from genreslice.pipeline.splits import SPLITS
+from genreslice.pipeline.tracks import TrackRow
 from genreslice.scripts.commands import build, evaluate, predict, train
 from genreslice.scripts.demo_corpus import GENRES, write_demo_corpus
 from genreslice.scripts.exit_status import run_reporting_errors
@@ -115,7 +116,7 @@ def run_demo(out: str | os.PathLike, config: DemoConfig, *, workers: int, progre
     write_text_atomic(out / "predictions.jsonl",
                       "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     _succeeded("predict", status)
-    _report(out, held_out, records, timings, time.monotonic() - started)
+    _report(out, held_out=held_out, records=records, timings=timings, total=time.monotonic() - started)
     return 0
 
 
@@ -135,24 +136,28 @@ def _succeeded(command: str, status: int) -> None:
 
 def _test_songs(dataset: Path) -> dict[str, str]:
     """Audio path (relative to the music folder) -> genre, for the tracks of the test split."""
-    with open(dataset / "tracks.csv", newline="", encoding="utf-8") as handle:
-        return {row["path"]: row["genre"] for row in csv.DictReader(handle)
-                if row["split"] == "test" and row["status"] == "ok"}
+    return {row.path: row.genre for row in _built_tracks(dataset) if row.split == "test"}
 
 
-def _report(out: Path, held_out: dict[str, str], records: list[dict], timings: dict[str, float], total: float) -> None:
+def _built_tracks(dataset: Path) -> list[TrackRow]:
+    """The data set's tracks whose slices were built, as ``tracks.csv`` lists them."""
+    with open(dataset / TRACKS_CSV, newline="", encoding="utf-8") as handle:
+        return [row for row in map(TrackRow.from_csv_row, csv.DictReader(handle)) if row.status == "ok"]
+
+
+def _report(out: Path, *, held_out: dict[str, str], records: list[dict], timings: dict[str, float],
+            total: float) -> None:
     dataset = json.loads((out / "dataset" / "dataset.json").read_text(encoding="utf-8"))
     model = json.loads((out / "model" / "model.json").read_text(encoding="utf-8"))
     metrics = json.loads((out / "model" / "eval" / "test" / "metrics.json").read_text(encoding="utf-8"))
-    with open(out / "dataset" / "tracks.csv", newline="", encoding="utf-8") as handle:
-        tracks = [row for row in csv.DictReader(handle) if row["status"] == "ok"]
-    songs_per_split = {split: sum(row["split"] == split for row in tracks) for split in SPLITS}
+    tracks = _built_tracks(out / "dataset")
+    songs_per_split = {split: sum(row.split == split for row in tracks) for split in SPLITS}
     music = out / "music"
     right = sum(record["genre"] == held_out.get(os.path.relpath(record["path"], music)) for record in records)
     classes = dataset["classes"]
     print("\n== Demo report")
     print(f"corpus      {len(tracks)} songs of {len(classes)} genres ({', '.join(classes)}) in {music}")
-    print(f"data set    {sum(int(row['n_slices']) for row in tracks)} slices; songs per split by artist: "
+    print(f"data set    {sum(row.n_slices for row in tracks)} slices; songs per split by artist: "
           + ", ".join(f"{split} {count}" for split, count in songs_per_split.items()) + f"  ({out / 'dataset'})")
     print(f"training    {model['training']['model']} model, {model['epochs_run']} epochs, {model['stop']['message']}; "
           f"best validation accuracy {model['metrics'].get('val_accuracy', float('nan')):.3f}")

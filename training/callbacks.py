@@ -131,7 +131,7 @@ class GoalEarlyStopping(keras.callbacks.Callback):
             One row per epoch from the first, each with ``val_loss`` and ``val_accuracy``.
         """
         if self.model is not None:
-            raise ParameterError("replay() must be called before the callback is given a model. "
+            raise ValueError("replay() must be called before the callback is given a model. "
                              f"Received: a callback set to {self.model.name!r}")
         self.set_state({})
         for epoch, row in enumerate(history):
@@ -140,7 +140,7 @@ class GoalEarlyStopping(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         if "val_loss" not in logs or "val_accuracy" not in logs:
-            raise ParameterError(
+            raise ValueError(
                 "GoalEarlyStopping needs validation results: fit() must get validation_data and the "
                 f"'accuracy' metric. Received logs with keys: {sorted(logs)}"
             )

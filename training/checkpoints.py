@@ -266,7 +266,8 @@ def restore(out: Path, state: dict, strategy) -> tuple[keras.Model, list, dict, 
     if state["best"] == state["last"] or rewound:
         best_weights, best_source = model.get_weights(), source
     else:
-        best_model, best_source = _load_intact_epoch(out, state, state["best"], damaged, contextlib.nullcontext)
+        best_model, best_source = _load_intact_epoch(out, state, name=state["best"], damaged=damaged,
+                                                      scope=contextlib.nullcontext)
         best_weights = best_model.get_weights()
     notes = _damage_notes(out, state, damaged, rewound=rewound)
     _repair_model_file(out, state["best"], best_source)
@@ -278,19 +279,19 @@ def _load_resume_point(out: Path, state: dict, damaged: dict[Path, str],
     """The epoch to continue from, in ``strategy``'s scope, and its copy's path: the last epoch, or the best one
     when no intact copy of the last is left (then the third value, ``rewound``, is True)."""
     last, best = state["last"], state["best"]
-    loaded = load_epoch(out, state, last, damaged, strategy.scope)
+    loaded = load_epoch(out, state, name=last, damaged=damaged, scope=strategy.scope)
     rewound = loaded is None and best != last
     if rewound:
-        loaded = load_epoch(out, state, best, damaged, strategy.scope)
+        loaded = load_epoch(out, state, name=best, damaged=damaged, scope=strategy.scope)
     if loaded is None:
         raise _nothing_left(out, damaged)
     return (*loaded, rewound)
 
 
-def _load_intact_epoch(out: Path, state: dict, name: str, damaged: dict[Path, str],
+def _load_intact_epoch(out: Path, state: dict, *, name: str, damaged: dict[Path, str],
                        scope) -> tuple[keras.Model, Path]:
     """As :func:`load_epoch`, but no intact copy left is an error."""
-    loaded = load_epoch(out, state, name, damaged, scope)
+    loaded = load_epoch(out, state, name=name, damaged=damaged, scope=scope)
     if loaded is None:
         raise _nothing_left(out, damaged)
     return loaded
@@ -338,7 +339,7 @@ def _rewound_to_best(out: Path, state: dict) -> dict:
             "sha256": {best: sha256(out / CHECKPOINT_DIR / best)}}
 
 
-def load_epoch(out: Path, state: dict, name: str, damaged: dict[Path, str],
+def load_epoch(out: Path, state: dict, *, name: str, damaged: dict[Path, str],
                scope) -> tuple[keras.Model, Path] | None:
     """The model of committed epoch file ``name`` from its first intact copy, and that copy's path; None if none.
 

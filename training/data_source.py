@@ -104,7 +104,7 @@ class SliceDataSource(keras.utils.PyDataset):
         self.paths = np.asarray(paths, dtype=object)
         self.labels = np.asarray(labels, dtype=np.int32)
         if self.paths.ndim != 1 or self.paths.shape != self.labels.shape:
-            raise ParameterError(
+            raise ValueError(
                 "paths and labels must be 1-D and of the same length. "
                 f"Received: {self.paths.shape} paths, {self.labels.shape} labels"
             )

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from genreslice.errors import ParameterError
 from genreslice.pipeline.layout import write_bytes_atomic
 
 _SERIES_COLOURS = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40))
@@ -42,6 +41,7 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 def _draw_panel(
     draw: ImageDraw.ImageDraw,
     box: tuple[int, int, int, int],
+    *,
     title: str,
     x_values: Sequence[float],
     series: dict[str, Sequence[float]],
@@ -110,10 +110,10 @@ def plot_training_curves(history: Sequence[dict], path: str | os.PathLike) -> No
     def column(key: str) -> list[float | None]:
         return [None if row.get(key) in (None, "") else float(row[key]) for row in history]
 
-    _draw_panel(draw, (0, 10, width // 2, height), "loss", epochs,
-                {"train": column("loss"), "validation": column("val_loss")}, fonts)
-    _draw_panel(draw, (width // 2, 10, width, height), "accuracy", epochs,
-                {"train": column("accuracy"), "validation": column("val_accuracy")}, fonts)
+    _draw_panel(draw, (0, 10, width // 2, height), title="loss", x_values=epochs,
+                series={"train": column("loss"), "validation": column("val_loss")}, fonts=fonts)
+    _draw_panel(draw, (width // 2, 10, width, height), title="accuracy", x_values=epochs,
+                series={"train": column("accuracy"), "validation": column("val_accuracy")}, fonts=fonts)
     write_png_atomic(image, path)
 
 
@@ -144,7 +144,7 @@ def plot_confusion_matrix(confusion: np.ndarray, classes: Sequence[str], path: s
     confusion = np.asarray(confusion)
     n = len(classes)
     if confusion.shape != (n, n):
-        raise ParameterError(f"confusion must be {n}x{n} for {n} classes. Received: shape {confusion.shape}")
+        raise ValueError(f"confusion must be {n}x{n} for {n} classes. Received: shape {confusion.shape}")
     title_font, label_font, cell_font = _font(18), _font(14), _font(13)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 

@@ -202,7 +202,7 @@ def _train(run: _Run, state: dict | None) -> TrainResult:
             model = build_model(
                 config.model, len(run.info.classes), slice_size=run.info.slice_size, learning_rate=config.learning_rate
             )
-    return _fit(run, model, state, stopper, notes)
+    return _fit(run, model, state=state, stopper=stopper, notes=notes)
 
 
 def _conclude(run: _Run, state: dict) -> TrainResult:
@@ -240,7 +240,7 @@ def _resume(out: Path, state: dict, stopper: GoalEarlyStopping, strategy) -> tup
     return model, restored, notes
 
 
-def _fit(run: _Run, model: keras.Model, state: dict | None, stopper: GoalEarlyStopping,
+def _fit(run: _Run, model: keras.Model, *, state: dict | None, stopper: GoalEarlyStopping,
          notes: list[str]) -> TrainResult:
     """Train the epochs left after ``state`` (None: all), committing each, then finish the run."""
     history = list(state["history"]) if state else []

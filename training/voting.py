@@ -21,15 +21,15 @@ VOTES = ("majority", "mean")
 def _checked_probabilities(probabilities) -> np.ndarray:
     array = np.asarray(probabilities, dtype=np.float64)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] == 0:
-        raise ParameterError(f"probabilities must be a 2-D array of slices x classes with at least one slice. "
+        raise ValueError(f"probabilities must be a 2-D array of slices x classes with at least one slice. "
                          f"Received: shape {array.shape}")
     if not np.isfinite(array).all():
-        raise ParameterError("probabilities must be finite. Received: an array with NaN or infinite values")
+        raise ValueError("probabilities must be finite. Received: an array with NaN or infinite values")
     return array
 
 
 def check_vote(vote: str) -> str:
-    """Return ``vote`` if it names an aggregation; raise ParameterError otherwise."""
+    """Return ``vote`` if it names an aggregation; raise ParameterError otherwise (a bad setting)."""
     if vote not in VOTES:
         raise ParameterError(f"vote={vote!r} must be one of {', '.join(VOTES)}")
     return vote
@@ -96,7 +96,7 @@ def vote_songs(probabilities, song_ids) -> SongVotes:
     probabilities = _checked_probabilities(probabilities)
     song_ids = np.asarray(song_ids, dtype=object)
     if song_ids.shape != probabilities.shape[:1]:
-        raise ParameterError(f"song_ids must name the song of each of the {probabilities.shape[0]} slices. "
+        raise ValueError(f"song_ids must name the song of each of the {probabilities.shape[0]} slices. "
                          f"Received: shape {song_ids.shape}")
     # Songs numbered in order of their first slice; ids compare as Python values (1 and "1" are two songs).
     numbers: dict = {}
@@ -126,11 +126,11 @@ def confusion_matrix(true, predicted, n_classes: int) -> np.ndarray:
     true = np.asarray(true, dtype=np.int64)
     predicted = np.asarray(predicted, dtype=np.int64)
     if true.shape != predicted.shape or true.ndim != 1:
-        raise ParameterError(f"true and predicted must be 1-D and of the same length. "
+        raise ValueError(f"true and predicted must be 1-D and of the same length. "
                          f"Received: shapes {true.shape} and {predicted.shape}")
     for name, values in (("true", true), ("predicted", predicted)):
         if values.size and (values.min() < 0 or values.max() >= n_classes):
-            raise ParameterError(f"{name} class indices must be in [0, {n_classes}). "
+            raise ValueError(f"{name} class indices must be in [0, {n_classes}). "
                              f"Received: {values.min()} to {values.max()}")
     return np.bincount(true * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
@@ -216,12 +216,12 @@ def score_songs(probabilities, labels, song_ids, classes, *, vote: str = "majori
     labels = np.asarray(labels, dtype=np.int64)
     classes = list(classes)
     if labels.shape != probabilities.shape[:1] or probabilities.shape[1] != len(classes):
-        raise ParameterError(f"labels must be ({probabilities.shape[0]},) and classes {probabilities.shape[1]}. "
+        raise ValueError(f"labels must be ({probabilities.shape[0]},) and classes {probabilities.shape[1]}. "
                          f"Received: labels {labels.shape}, {len(classes)} classes")
     tally = vote_songs(probabilities, song_ids)
     per_song = vote_songs(np.eye(len(classes))[labels], song_ids)  # each song's labels, tallied like votes
     if (per_song.votes.max(axis=1) != per_song.n_slices).any():
-        raise ParameterError("the slices of a song must all carry the song's label. Received: songs with mixed labels")
+        raise ValueError("the slices of a song must all carry the song's label. Received: songs with mixed labels")
     truth = per_song.votes.argmax(axis=1)
     winners = {name: tally.winners(name) for name in VOTES}
     confusion = confusion_matrix(truth, winners[vote], len(classes))

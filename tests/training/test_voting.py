@@ -155,3 +155,18 @@ def test_song_scores_when_the_votes_disagree():
 def test_song_ids_keep_their_type():
     tally = vote_songs([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], np.array([1, "1", 1], dtype=object))
     assert tally.song_ids.tolist() == [1, "1"] and tally.votes.tolist() == [[1, 1], [0, 1]]
+
+
+def test_a_model_output_problem_is_not_reported_as_a_bad_setting():
+    """NaN probabilities (a broken model) are a data error: a ValueError, never the ParameterError the command
+    line reports as a usage error (exit 2); a bad vote name is a setting."""
+    from genreslice.errors import GenresliceError, ParameterError
+
+    with pytest.raises(ValueError, match="finite") as raised:
+        vote_song(np.full((2, 3), np.nan, dtype=np.float32))
+    assert not isinstance(raised.value, GenresliceError)
+    with pytest.raises(ValueError, match="song_ids") as raised:
+        vote_songs(np.full((2, 3), 1 / 3, dtype=np.float32), ["a"])
+    assert not isinstance(raised.value, GenresliceError)
+    with pytest.raises(ParameterError, match="vote='median'"):
+        vote_song(np.full((2, 3), 1 / 3, dtype=np.float32), vote="median")
