@@ -133,7 +133,8 @@ class Id3LabelSource:
             return TrackLabel(genre=None, artist=None, failed=True,
                               reason=f"cannot read the file: {err.strerror or err}")
         except (mutagen.MutagenError, ValueError) as err:
-            return TrackLabel(genre=None, artist=None, failed=True, reason=f"not readable as audio with tags: {err}")
+            return TrackLabel(genre=None, artist=None, failed=True,
+                              reason=f"not readable as audio with tags: {_error_text(err)}")
         except Exception as err:  # noqa: BLE001 - mutagen raises IndexError, struct.error ... on damaged files
             return TrackLabel(genre=None, artist=None, failed=True,
                               reason=f"not readable as audio with tags: {type(err).__name__}: {err}")
@@ -150,3 +151,13 @@ class Id3LabelSource:
         else:
             reason = "no genre tag"
         return TrackLabel(genre=None, artist=artist, reason=reason)
+
+
+def _error_text(err: BaseException) -> str:
+    """An exception's message, or its wrapped error's; mutagen reports a tag cut off inside the file as an error
+    wrapping a bare ``OSError()``, whose message is empty."""
+    for candidate in (err, *err.args, err.__cause__, err.__context__):
+        text = str(candidate).strip() if candidate is not None else ""
+        if text:
+            return text
+    return "the tag or the audio data is damaged or cut off (no details given)"

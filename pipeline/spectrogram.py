@@ -357,9 +357,17 @@ def _decode_unfiltered_palette_png(data: bytes) -> np.ndarray | None:
     return _palette_gray_lut(palette)[rows[:, 1:]]
 
 
+#: Said where SoX's message stops at a colon with nothing after it (``can't open input file `x':``).
+_SOX_GAVE_NO_REASON = " no reason given (not audio SoX can decode, or a damaged file)"
+
+
 def summarize_sox_stderr(stderr: str, *, limit: int = 300) -> str:
-    """The useful part of SoX's stderr: its FAIL lines, else its last line, shortened."""
+    """The useful part of SoX's stderr: its FAIL lines, else its last line, shortened.
+
+    A line that ends at a colon (SoX names the file but not the problem) says so instead of stopping there.
+    """
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     fail_lines = [line for line in lines if " FAIL " in f" {line} "]
-    text = "; ".join(fail_lines or lines[-1:]) or "no message"
+    text = "; ".join(line + _SOX_GAVE_NO_REASON if line.endswith(":") else line
+                     for line in fail_lines or lines[-1:]) or "no message"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -308,7 +308,8 @@ def write_demo_corpus(
     folder : str or os.PathLike
         Where the artist folders go (created).
     songs_per_genre, songs_per_artist : int
-        Songs of each genre, and songs of each artist (one album each).
+        Songs of each genre, and songs of each artist (one album each); one song per artist when that is what it
+        takes for a genre to have an artist in each of the three splits.
     seconds : float
         Length of each song.
     seed : int
@@ -325,6 +326,10 @@ def write_demo_corpus(
     from mutagen.id3 import ID3, TALB, TCON, TIT2, TPE1
 
     folder = Path(folder)
+    if -(-songs_per_genre // songs_per_artist) < len(split_ratios):
+        # Every split needs an artist of every genre (the splits are by artist): a small corpus gets one song per
+        # artist rather than a split without a genre, or without songs at all.
+        songs_per_artist = 1
     rng = np.random.default_rng(seed)
     songs: list[DemoSong] = []
     taken: set[str] = set()

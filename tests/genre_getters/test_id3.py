@@ -139,3 +139,15 @@ def test_registry_and_protocol():
         make_label_source("nope")
     with pytest.raises(ValueError, match="does not use --metadata"):
         make_label_source("id3", metadata="somewhere")
+
+
+def test_a_cut_off_tag_gets_a_reason_that_says_something(tmp_path):
+    """mutagen reports an ID3 header whose tag runs past the end of the file with an empty message."""
+    cut = tmp_path / "cut off.mp3"
+    cut.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x10garbage")
+    label = Id3LabelSource().label(cut, "cut off.mp3")
+    assert label.failed and label.genre is None
+    assert label.reason.startswith("not readable as audio with tags: ")
+    detail = label.reason.removeprefix("not readable as audio with tags: ")
+    assert detail == "the tag or the audio data is damaged or cut off (no details given)"
+

@@ -92,6 +92,9 @@ def test_failure_carries_sox_stderr_and_command(tmp_path, sox_info):
     assert "can't open input file" in str(caught.value)
     assert caught.value.command[0].endswith("sox") and str(bad) in caught.value.command
     assert "FAIL" in caught.value.stderr
+    # SoX names the file and stops at a colon; the reason must not stop there too.
+    assert caught.value.stderr.rstrip().endswith(":")
+    assert str(caught.value).endswith("': no reason given (not audio SoX can decode, or a damaged file)")
 
 
 def test_timeout_is_reported(tmp_path, sox_info):

@@ -82,6 +82,23 @@ def test_a_reduced_demo_runs_end_to_end(tmp_path):
     assert other.returncode == 1 and "holds a demo of another corpus" in other.stderr
 
 
+@pytest.mark.slow
+def test_the_demo_runs_at_the_smallest_values_its_help_allows(tmp_path):
+    """--songs-per-genre 4 --seconds 3: two songs per artist would leave a split without artists (before: "the
+    train split has no slices"); every genre must reach every split."""
+    out = tmp_path / "smallest"
+    result = genreslice("demo", "--out", str(out), "--songs-per-genre", "4", "--seconds", "3", "--no-progress",
+                        "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert "corpus      16 songs of 4 genres" in result.stdout and "== Demo report" in result.stdout
+    with open(out / "dataset" / "tracks.csv", newline="", encoding="utf-8") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["status"] == "ok"]
+    per_split = collections.Counter((row["genre"], row["split"]) for row in rows)
+    assert {(genre, split) for genre in GENRES for split in ("train", "validation", "test")} <= set(per_split)
+    metrics = json.loads((out / "model" / "eval" / "test" / "metrics.json").read_text())
+    assert metrics["n_songs"] == 4
+
+
 def test_help_explains_every_option():
     assert "--songs-per-genre" in help_of("demo", 6)
 
