@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import contextlib
+import csv
 import json
 import logging
 import os
@@ -47,7 +48,7 @@ from genreslice.pipeline.sox import SoxInfo, find_sox
 from genreslice.pipeline.spectrogram import SOX_TIMEOUT_S, SpectrogramSpec, measure_columns_per_second
 from genreslice.pipeline.stock import Stock, prune_orphans, take_stock
 from genreslice.pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS
-from genreslice.pipeline.tracks import TRACK_COLUMNS, TrackRow
+from genreslice.pipeline.tracks import TRACK_COLUMNS, TrackRow, count_split_changes, read_tracks_csv
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +92,12 @@ class BuildSummary:
     """Counts of a finished build and of the work this run did.
 
     ``retried``: tracks that failed on an earlier run and were tried again; ``not_retried``: failed tracks not
-    tried again (rejected by SoX, or failed :data:`~genreslice.pipeline.stock.MAX_FAILED_ATTEMPTS` times); ``repaired``: built tracks rendered
-    again because slice files were missing or damaged; ``removed``: built tracks whose audio file is gone,
-    removed with their slices; ``unreachable``: built tracks whose files cannot be read now (failed rows, slices
-    kept); ``unowned``: slice folders no track of the data set uses, left in place; ``unreadable_folders``: folders
-    of the audio folder that could not be read, with the reason.
+    tried again (rejected by SoX, or failed :data:`~genreslice.pipeline.stock.MAX_FAILED_ATTEMPTS` times);
+    ``repaired``: built tracks rendered again because slice files were missing or damaged; ``removed``: built
+    tracks whose audio file is gone, removed with their slices; ``unreachable``: built tracks whose files cannot be
+    read now (failed rows, slices kept); ``unowned``: slice folders no track of the data set uses, left in place;
+    ``unreadable_folders``: folders of the audio folder that could not be read, with the reason; ``resplit``:
+    tracks built before and now whose split changed since the last finished run (other split ratios, labels).
     """
 
     out_dir: Path
@@ -114,6 +116,7 @@ class BuildSummary:
     not_retried: int = 0
     unowned: int = 0
     unreadable_folders: dict[str, str] = field(default_factory=dict)
+    resplit: int = 0
 
     @property
     def audio_hours_per_wall_hour(self) -> float:
@@ -305,6 +308,7 @@ class _BuildRun:
         are gone. Returns the summary; its ``wall_seconds`` is the caller's, who times the whole run."""
         rows = [_final_row(row, work.done) for row in plan.rows]
         previous_classes = _recorded_classes(self.out)
+        resplit = count_split_changes(_recorded_tracks(self.out), rows)
         settings = _dataset_settings(self.settings, label_source=self.label_source, config=self.config, plan=plan)
         dataset = _write_outputs(self.out, rows, settings, scratch=self.scratch)
         kept = [record.row for record in (*stock.reusable.values(), *stock.held, *work.done.values())]
@@ -329,6 +333,7 @@ class _BuildRun:
             not_retried=work.not_retried,
             unowned=unowned,
             unreadable_folders=dict(self.scan.unreadable),
+            resplit=resplit,
         )
 
 
@@ -420,6 +425,15 @@ def _plan(files: list[AudioFile], *, label_source: LabelSource, config: BuildCon
     finally:
         if own_executor is not None:
             own_executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _recorded_tracks(out: Path) -> list[TrackRow]:
+    """The rows of the ``tracks.csv`` of the last finished run; none when there is none or it cannot be read (the
+    new one replaces it)."""
+    try:
+        return read_tracks_csv(out / layout.TRACKS_CSV)
+    except (OSError, KeyError, ValueError, UnicodeDecodeError, csv.Error):
+        return []
 
 
 def _recorded_classes(out: Path) -> list[str] | None:

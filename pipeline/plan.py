@@ -8,7 +8,10 @@ Splits, in order of precedence:
 
 1. the official split the metadata gives a track (FMA ``('set', 'split')``, MTG-Jamendo split files);
 2. else the artist's: a track without an official split joins the split its artist's other tracks have;
-3. else a SHA-256 hash of the artist (:mod:`genreslice.pipeline.splits`).
+3. else a SHA-256 hash of the artist (:mod:`genreslice.pipeline.splits`), stratified by class: where the hash
+   leaves a class with 3 or more such artists out of a split (validation with no Folk), the artist of that class
+   whose hash lies nearest that split moves there from a split holding two or more of them. Only such gaps move
+   an artist, so adding tracks rarely moves another.
 
 An artist never straddles two splits: if the metadata puts one artist's tracks in several splits, all of them
 go to the split most of them are in (ties: train, then validation, then test), and the moves are counted.
@@ -30,7 +33,14 @@ from genreslice.pipeline import layout
 from genreslice.pipeline.discovery import AudioFile
 from genreslice.pipeline.errors import ParameterError, WorkerDiedError
 from genreslice.pipeline.executors import TaskWindow
-from genreslice.pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS, assign_split, split_key
+from genreslice.pipeline.splits import (
+    DEFAULT_SPLIT_RATIOS,
+    SPLITS,
+    assign_split,
+    split_distance,
+    split_key,
+    split_warnings,
+)
 from genreslice.pipeline.tracks import TrackRow
 
 logger = logging.getLogger(__name__)
@@ -111,6 +121,8 @@ class BuildPlan:
         official split), ``artist_hash``.
     moved : int
         Tracks whose official split was overridden so that their artist sits in one split.
+    balanced : int
+        Tracks whose artist moved from its hash-drawn split so that every class reaches every split.
     unlisted : int
         Audio files with no row in the metadata.
     missing_audio : list of str
@@ -127,6 +139,13 @@ class BuildPlan:
     missing_audio: list[str]
     metadata_problems: tuple[str, ...] = ()
     selection: dict = field(default_factory=dict)
+    split_ratios: tuple[float, float, float] = DEFAULT_SPLIT_RATIOS
+    balanced: int = 0
+
+    def split_warnings(self) -> list[str]:
+        """Classes missing from a split, or with fewer than a handful of tracks there (see
+        :func:`~genreslice.pipeline.splits.split_warnings`), over the tracks to build and built."""
+        return split_warnings(self.balance(), self.split_ratios)
 
     def balance(self, statuses: tuple[str, ...] = (TO_BUILD, "ok", "too_short")) -> dict[str, dict[str, int]]:
         """``{genre: {split: tracks}}`` over rows with these statuses, genres sorted."""
@@ -136,14 +155,16 @@ class BuildPlan:
                 table.setdefault(row.genre, dict.fromkeys(SPLITS, 0))[row.split] += 1
         return dict(sorted(table.items()))
 
-    def not_built(self) -> list[tuple[str, str, int, str]]:
-        """``(status, reason pattern, count, example reason)`` for failed and skipped rows, most frequent first."""
+    def not_built(self) -> list[tuple[str, str, int, str, str]]:
+        """``(status, reason pattern, count, first reason, its file)`` for failed and skipped rows, most frequent
+        first."""
         groups: dict[tuple[str, str], list] = {}
         for row in self.rows:
             if row.status in ("failed", "skipped"):
                 key = (row.status, reason_pattern(row.reason))
-                groups.setdefault(key, [0, row.reason])[0] += 1
-        return sorted(((status, pattern, count, example) for (status, pattern), (count, example) in groups.items()),
+                groups.setdefault(key, [0, row.reason, row.path])[0] += 1
+        return sorted(((status, pattern, count, reason, path)
+                       for (status, pattern), (count, reason, path) in groups.items()),
                       key=lambda item: (-item[2], item[0], item[1]))
 
     def summary(self) -> dict:
@@ -152,6 +173,7 @@ class BuildPlan:
             "selection": self.selection,
             "split_sources": self.split_counts,
             "official_splits_moved": self.moved,
+            "moved_so_every_class_reaches_every_split": self.balanced,
             "audio_without_metadata": self.unlisted,
             "metadata_without_audio": len(self.missing_audio),
             "metadata_rows_skipped": len(self.metadata_problems),
@@ -210,20 +232,22 @@ def plan_build(
                           on_labelled=on_labelled or (lambda count: None)))
     rows = _first_rows(labels, built_ids or {})
     labels_to_build = {row.path: label for row, (_, label) in zip(rows, labels) if row.status == TO_BUILD}
-    split_counts, moved = _assign_splits(rows, labels_to_build, split_ratios)
+    split_counts, moved, hashed = _assign_splits(rows, labels_to_build, split_ratios)
     _select_genres(rows, keep=keep, drop=drop)
+    balanced = _stratify(rows, hashed=hashed, ratios=split_ratios)  # after the selection: over its classes only
     if selection.max_tracks_per_genre is not None:
         _cap_tracks(rows, selection.max_tracks_per_genre)
-    found_ids = {label.track_id for _, label in labels if label.track_id}
     return BuildPlan(
         rows=rows,
         audio={row.path: audio for row, (audio, _) in zip(rows, labels) if row.status == TO_BUILD},
         split_counts=split_counts,
         moved=moved,
+        balanced=balanced,
         unlisted=sum(1 for audio, label in labels if label.unlisted and not audio.problem),
-        missing_audio=label_source.missing_audio(found_ids),
+        missing_audio=label_source.missing_audio({label.track_id for _, label in labels if label.track_id}),
         metadata_problems=tuple(label_source.metadata_problems),
         selection=selection.to_dict(),
+        split_ratios=split_ratios,
     )
 
 
@@ -270,20 +294,22 @@ def _id_owners(labels: list[tuple[AudioFile, TrackLabel]], track_ids: list[str],
 
 
 def _assign_splits(rows: list[TrackRow], labels: dict[str, TrackLabel],
-                   ratios: tuple[float, float, float]) -> tuple[dict[str, int], int]:
-    """Give every row in ``labels`` (``rel_path -> label``) its split (see the module docstring); returns the counts
-    and the moves."""
+                   ratios: tuple[float, float, float]) -> tuple[dict[str, int], int, set[str]]:
+    """Give every row in ``labels`` (``rel_path -> label``) its split (see the module docstring); returns the counts,
+    the moves and the split keys whose split the hash drew."""
     groups: dict[str, list[TrackRow]] = collections.defaultdict(list)
     for row in rows:
         if row.path in labels:
             groups[split_key(row.artist or None, row.track_id)].append(row)
     counts = dict.fromkeys(("official", "artist", "artist_hash"), 0)
     moved = 0
+    hashed: set[str] = set()
     for key, members in groups.items():
         official = collections.Counter(labels[row.path].split for row in members if labels[row.path].split in SPLITS)
         if not official:
             split = assign_split(key, ratios)
             counts["artist_hash"] += len(members)
+            hashed.add(key)
         else:
             split = max(official, key=lambda name: (official[name], -SPLITS.index(name)))
         for row in members:
@@ -296,7 +322,46 @@ def _assign_splits(rows: list[TrackRow], labels: dict[str, TrackLabel],
                 counts["artist"] += 1
     if moved:
         logger.warning("%d tracks moved from their official split so that no artist is in two splits", moved)
-    return counts, moved
+    return counts, moved, hashed
+
+
+#: A class needs this many artists before every split can hold one of them.
+_STRATIFY_MIN_ARTISTS = 3
+
+
+def _stratify(rows: list[TrackRow], *, hashed: set[str], ratios: tuple[float, float, float]) -> int:
+    """Fill the gaps the artist hash leaves: a split (with a share) that lacks a class of 3 or more artists gets the
+    artist of that class whose hash lies nearest it, taken from a split holding two or more; returns the tracks
+    moved. Artists count for the class most of their tracks to build have (ties: the first class by name)."""
+    artists: dict[str, list[TrackRow]] = collections.defaultdict(list)  # the tracks to build
+    every_row: dict[str, list[TrackRow]] = collections.defaultdict(list)  # and the rest, which move with them
+    for row in rows:
+        if row.split:
+            key = split_key(row.artist or None, row.track_id)
+            every_row[key].append(row)
+            if row.status == TO_BUILD and row.genre:
+                artists[key].append(row)
+    by_class: dict[str, list[str]] = collections.defaultdict(list)
+    for key, members in artists.items():
+        genres = collections.Counter(row.genre for row in members)
+        by_class[min(genres, key=lambda genre: (-genres[genre], genre))].append(key)
+    moved = 0
+    for genre in sorted(by_class):
+        keys = sorted(by_class[genre])
+        if len(keys) < _STRATIFY_MIN_ARTISTS:
+            continue
+        for split in (name for name, ratio in zip(SPLITS, ratios) if ratio > 0):
+            held = collections.Counter(artists[key][0].split for key in keys)
+            donors = [key for key in keys if key in hashed and held[artists[key][0].split] >= 2]
+            if held[split] or not donors:
+                continue
+            chosen = min(donors, key=lambda key: (split_distance(key, split, ratios), key))
+            for row in every_row[chosen]:
+                row.split = split
+            moved += len(artists[chosen])
+    if moved:
+        logger.info("%d tracks moved to another split so that every class reaches every split", moved)
+    return moved
 
 
 def _select_genres(rows: list[TrackRow], *, keep: frozenset[str], drop: frozenset[str]) -> None:

@@ -1,6 +1,7 @@
 """One audio file's row of ``tracks.csv``, from planning to the file: the one definition of its columns."""
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -71,3 +72,25 @@ class TrackRow:
 
 #: The columns of ``tracks.csv``, in order.
 TRACK_COLUMNS = tuple(field.name for field in fields(TrackRow))
+
+
+def read_tracks_csv(path: str | os.PathLike) -> list[TrackRow]:
+    """The rows of a data set's ``tracks.csv``.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    KeyError, ValueError
+        A row lacks a column or holds a ``n_slices`` that is not a number (a damaged file).
+    """
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [TrackRow.from_csv_row(record) for record in csv.DictReader(handle)]
+
+
+def count_split_changes(before: list[TrackRow], after: list[TrackRow]) -> int:
+    """Tracks built (``ok``) in both lists whose split differs: what a re-run with other split ratios, labels or
+    genres moved."""
+    old = {row.path: row.split for row in before if row.status == "ok"}
+    return sum(1 for row in after if row.status == "ok" and row.path in old and old[row.path] != row.split)
+

@@ -1,10 +1,21 @@
 """Argument value types of the ``genreslice`` commands: each turns one option's text into a checked value or raises
-:class:`argparse.ArgumentTypeError` with a message that names the bad value."""
+:class:`argparse.ArgumentTypeError` with a message that names the bad value. Also the check, before any heavy
+import, that each folder argument is not a folder of another kind (a model folder given as a data set)."""
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
+from genreslice.errors import ParameterError
+from genreslice.pipeline.layout import DATASET_JSON
 from genreslice.pipeline.splits import parse_split_ratios
+
+#: The kinds of folder :func:`folder_kind` tells apart.
+DATA_SET = "data set"
+MODEL_FOLDER = "model folder"
+#: ``genreslice.training.model_dir.MODEL_JSON``, named here because that module imports Keras.
+MODEL_JSON = "model.json"
 
 MAX_WORKERS = 1024
 MAX_TIMEOUT_S = 7 * 24 * 3600
@@ -97,3 +108,41 @@ def non_negative_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     return number(text, above_minimum=True)
+
+
+def folder_kind(path: str | os.PathLike) -> str | None:
+    """:data:`DATA_SET` for a folder made by ``genreslice build`` (it holds ``dataset.json``), :data:`MODEL_FOLDER`
+    for one made by ``genreslice train`` (``model.json``), None for any other path."""
+    path = Path(path)
+    if (path / DATASET_JSON).is_file():
+        return DATA_SET
+    if (path / MODEL_JSON).is_file():
+        return MODEL_FOLDER
+    return None
+
+
+def check_folder_kinds(usage: str, folders: list[tuple[str | os.PathLike, str]]) -> None:
+    """Refuse folder arguments that are a data set or model folder where another kind of folder belongs.
+
+    Parameters
+    ----------
+    usage : str
+        The command line the message shows, e.g. ``"genreslice evaluate DATASET_DIR MODEL_DIR"``.
+    folders : list of tuple
+        ``(path, expected kind)`` per folder argument, in order; a kind in words, e.g. :data:`DATA_SET` or
+        ``"folder of audio files"``.
+
+    Raises
+    ------
+    ParameterError
+        Naming the likely mistake: two folders given in the wrong order, or one folder of the wrong kind.
+    """
+    wrong = [(path, kind, expected) for path, expected in folders
+             if (kind := folder_kind(path)) is not None and kind != expected]
+    if len(folders) == len(wrong) == 2 and wrong[0][1] == wrong[1][2] and wrong[1][1] == wrong[0][2]:
+        (first, first_kind, _), (second, second_kind, _) = wrong
+        raise ParameterError(f"the folders are in the wrong order: {os.fspath(first)} is a {first_kind} and "
+                             f"{os.fspath(second)} is a {second_kind}; usage: {usage}")
+    if wrong:
+        path, kind, expected = wrong[0]
+        raise ParameterError(f"{os.fspath(path)} is a {kind}, not a {expected}; usage: {usage}")

@@ -19,6 +19,9 @@ logger = logging.getLogger("genreslice")
 
 #: The commands in the order ``genreslice --help`` lists them.
 COMMANDS = (build, train, evaluate, predict, demo)
+#: What ``-v`` does, before or after the command.
+VERBOSE_HELP = ("log every file that was not built (failed, skipped, too short) with its reason, and show "
+                "TensorFlow's start-up lines")
 #: Signals that stop a command cleanly, as Ctrl-C does.
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
@@ -72,18 +75,30 @@ def make_parser() -> argparse.ArgumentParser:
         description=("Music genre recognition at data-set scale: build spectrogram-slice data sets from audio, train a "
                      "CNN on them, evaluate it, and predict the genre of songs by voting over their slices."),
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every skipped or failed file")
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     parser.add_argument("--version", action="version", version=f"genreslice {__version__}",
                         help="print the version and exit")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Not required: a bare ``genreslice`` prints this help (see main).
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.register_subcommand(commands)
+    for subparser in commands.choices.values():
+        # Also after the command (``genreslice build ... -v``). SUPPRESS: when not given there, the root's value
+        # stands instead of being reset to False.
+        subparser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                               help=VERBOSE_HELP + " (also accepted before the command)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """The ``genreslice`` command; returns its exit status."""
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        # As git does, a bare ``genreslice`` shows what it can do, on standard output. Exit 0 (git exits 1 after
+        # its help): nothing went wrong, and ``genreslice | less`` should not look like a failure.
+        parser.print_help()
+        return 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="genreslice: %(levelname)s: %(message)s")
     # Dask logs every connection and worker start at INFO, in this process and in the workers it starts; its

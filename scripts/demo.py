@@ -6,7 +6,6 @@ their error messages), and ends with a short report.
 """
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ from genreslice.pipeline.build import BuildConfig
 from genreslice.pipeline.layout import TRACKS_CSV, write_text_atomic
 from genreslice.pipeline.plan import GenreSelection
 from genreslice.pipeline.splits import SPLITS
-from genreslice.pipeline.tracks import TrackRow
+from genreslice.pipeline.tracks import TrackRow, read_tracks_csv
 from genreslice.scripts.commands import build, evaluate, predict, train
 from genreslice.scripts.demo_corpus import GENRES, write_demo_corpus
 from genreslice.scripts.exit_status import run_reporting_errors
@@ -141,8 +140,7 @@ def _test_songs(dataset: Path) -> dict[str, str]:
 
 def _built_tracks(dataset: Path) -> list[TrackRow]:
     """The data set's tracks whose slices were built, as ``tracks.csv`` lists them."""
-    with open(dataset / TRACKS_CSV, newline="", encoding="utf-8") as handle:
-        return [row for row in map(TrackRow.from_csv_row, csv.DictReader(handle)) if row.status == "ok"]
+    return [row for row in read_tracks_csv(dataset / TRACKS_CSV) if row.status == "ok"]
 
 
 def _report(out: Path, *, held_out: dict[str, str], records: list[dict], timings: dict[str, float],

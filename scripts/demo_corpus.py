@@ -323,8 +323,6 @@ def write_demo_corpus(
     list of DemoSong
         The files written, genre by genre.
     """
-    from mutagen.id3 import ID3, TALB, TCON, TIT2, TPE1
-
     folder = Path(folder)
     if -(-songs_per_genre // songs_per_artist) < len(split_ratios):
         # Every split needs an artist of every genre (the splits are by artist): a small corpus gets one song per
@@ -347,11 +345,18 @@ def write_demo_corpus(
                     _write_wav(wav, synthesize_song(genre, rng, seconds))
                     subprocess.run(["sox", "-R", "--no-glob", os.fspath(wav), "-C", "128", os.path.abspath(path)],
                                    check=True, capture_output=True, timeout=300)
-                    tags = ID3()
-                    tags.add(TCON(encoding=3, text=[genre]))
-                    tags.add(TPE1(encoding=3, text=[artist]))
-                    tags.add(TALB(encoding=3, text=[album]))
-                    tags.add(TIT2(encoding=3, text=[title]))
-                    tags.save(path)
+                    _tag(path, genre=genre, artist=artist, album=album, title=title)
                     songs.append(DemoSong(path=path, genre=genre, artist=artist, title=title))
     return songs
+
+
+def _tag(path: Path, *, genre: str, artist: str, album: str, title: str) -> None:
+    """Write the ID3 tags a music library has: genre, artist, album, title."""
+    from mutagen.id3 import ID3, TALB, TCON, TIT2, TPE1
+
+    tags = ID3()
+    for frame in (TCON(encoding=3, text=[genre]), TPE1(encoding=3, text=[artist]), TALB(encoding=3, text=[album]),
+                  TIT2(encoding=3, text=[title])):
+        tags.add(frame)
+    tags.save(path)
+

@@ -31,7 +31,15 @@ from genreslice.pipeline.executors import TaskWindow, done_future
 from genreslice.pipeline.layout import DATASET_JSON
 from genreslice.pipeline.png import to_model_input
 from genreslice.pipeline.sox import find_sox
-from genreslice.pipeline.spectrogram import SOX_TIMEOUT_S, AudioSlices, SpectrogramSpec, render_slices, too_short_reason
+from genreslice.pipeline.slicing import slice_spectrogram
+from genreslice.pipeline.spectrogram import (
+    SOX_MAX_COLUMNS,
+    SOX_TIMEOUT_S,
+    AudioSlices,
+    SpectrogramSpec,
+    render_spectrogram,
+    too_short_reason,
+)
 from genreslice.training.errors import ModelDirError
 from genreslice.training.model_dir import MODEL_JSON, load_trained_model, unfinished_training_note
 from genreslice.training.settings import INFERENCE_BATCH_SIZE
@@ -51,11 +59,13 @@ class SongPrediction:
     path : str
         The file as given, or as found under a given folder; undecodable bytes of a name shown as ``\\xNN``.
     status : str
-        ``"ok"``; ``"failed"`` (unreadable, not audio, missing); ``"too_short"`` (no whole slice).
+        ``"ok"``; ``"failed"`` (unreadable, not audio, missing); ``"too_short"`` (not one spectrogram column of
+        audio). A clip shorter than one slice is repeated to fill one and classified: ``ok``, with a note.
     reason : str
-        Why it failed; for an ``ok`` file, a caution such as truncation of a very long file, else empty.
+        Why it failed; for an ``ok`` file, a caution (a clip padded to one slice, the truncation of a very long
+        file), else empty.
     genre : str or None
-        The predicted genre under ``vote``; None unless ``ok``.
+        The predicted genre under ``vote``; None unless ``ok``, and None when ``unsure``.
     vote : str
         ``"majority"`` or ``"mean"``.
     vote_share : float or None
@@ -68,6 +78,12 @@ class SongPrediction:
         Genre -> slices voting for it, every class of the model.
     mean_probability : dict
         Genre -> probability averaged over the slices, every class of the model.
+    best_guess : str or None
+        The winning genre under ``vote`` even when it is not sure enough to be ``genre``; None unless ``ok``.
+    min_share : float
+        The threshold asked for: below it the answer is ``unsure``; 0 (the default) never is.
+    unsure : bool
+        The best guess's score (:attr:`score`) is below ``min_share``: ``genre`` is None, the scores stay.
     """
 
     path: str
@@ -80,22 +96,62 @@ class SongPrediction:
     duration_s: float | None = None
     votes: dict[str, int] = field(default_factory=dict)
     mean_probability: dict[str, float] = field(default_factory=dict)
+    best_guess: str | None = None
+    min_share: float = 0.0
+    unsure: bool = False
 
     @property
     def ok(self) -> bool:
         """True when the file was classified."""
         return self.status == OK
 
+    @property
+    def score(self) -> float | None:
+        """The best guess's score under ``vote``: its share of the slices (majority) or its mean probability
+        (mean); None unless ``ok``."""
+        if not self.ok or self.best_guess is None:
+            return None
+        return self.vote_share if self.vote == "majority" else self.mean_probability[self.best_guess]
+
+    def scores(self) -> dict[str, float]:
+        """Genre -> the score ``vote`` ranks by: share of the slices (majority) or mean probability (mean)."""
+        if self.vote == "mean":
+            return dict(self.mean_probability)
+        return {name: round(count / self.n_slices, 4) for name, count in self.votes.items()} if self.n_slices else {}
+
     def top(self, count: int = 3) -> list[tuple[str, float]]:
-        """The ``count`` genres of highest mean probability, highest first."""
-        return sorted(self.mean_probability.items(), key=lambda item: -item[1])[:count]
+        """The ``count`` genres ranked as ``vote`` ranks them, best first, each with its score (see :meth:`scores`).
+
+        Majority: by votes, a tie by mean probability; mean: by mean probability. The best guess comes first,
+        then the order of the classes breaks what ties remain.
+        """
+        order = list(self.mean_probability)
+        by_votes = self.vote == "majority"
+
+        def rank(name: str) -> tuple:
+            votes = -self.votes.get(name, 0) if by_votes else 0
+            return name != self.best_guess, votes, -self.mean_probability[name], order.index(name)
+
+        ranked = sorted(order, key=rank)
+        scores = self.scores()
+        return [(name, scores[name]) for name in ranked[:count]]
 
     def to_dict(self) -> dict:
-        """JSON-ready fields."""
-        return {"path": self.path, "status": self.status, "reason": self.reason, "genre": self.genre,
-                "vote": self.vote, "vote_share": self.vote_share, "n_slices": self.n_slices,
-                "duration_s": self.duration_s, "votes": dict(self.votes),
-                "mean_probability": dict(self.mean_probability)}
+        """JSON-ready fields; ``min_share``, ``unsure`` and ``best_guess`` only when a threshold was asked for."""
+        fields = {"path": self.path, "status": self.status, "reason": self.reason, "genre": self.genre,
+                  "vote": self.vote, "vote_share": self.vote_share, "n_slices": self.n_slices,
+                  "duration_s": self.duration_s, "votes": dict(self.votes),
+                  "mean_probability": dict(self.mean_probability)}
+        if self.min_share > 0:
+            fields.update(min_share=self.min_share, unsure=self.unsure, best_guess=self.best_guess)
+        return fields
+
+
+@dataclass(frozen=True)
+class _PaddedSlices(AudioSlices):
+    """A clip shorter than one slice, repeated to fill one; ``note`` says so in its record."""
+
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -265,12 +321,14 @@ class Classifier:
         self.notes = tuple(note for note in notes if note)
 
     def classify(self, paths: Iterable[str | os.PathLike] | str | os.PathLike, *, vote: str = "majority",
-                 workers: int = 1, observer: PredictObserver | None = None) -> list[SongPrediction]:
+                 workers: int = 1, min_share: float = 0.0,
+                 observer: PredictObserver | None = None) -> list[SongPrediction]:
         """Classify files and folders; one record per file, in input order. See :meth:`iter_classify`."""
-        return list(self.iter_classify(paths, vote=vote, workers=workers, observer=observer))
+        return list(self.iter_classify(paths, vote=vote, workers=workers, min_share=min_share, observer=observer))
 
     def iter_classify(self, paths: Iterable[str | os.PathLike] | str | os.PathLike, *, vote: str = "majority",
-                      workers: int = 1, observer: PredictObserver | None = None) -> Iterator[SongPrediction]:
+                      workers: int = 1, min_share: float = 0.0,
+                      observer: PredictObserver | None = None) -> Iterator[SongPrediction]:
         """Yield one :class:`SongPrediction` per file as soon as its batch is classified, in input order.
 
         Parameters
@@ -282,12 +340,19 @@ class Classifier:
             the first genre) or ``"mean"`` (highest mean probability).
         workers : int
             SoX processes decoding at once.
+        min_share : float
+            In [0, 1]. A file whose best guess scores below it (its share of the slices under majority, its mean
+            probability under mean) is ``unsure``: ``genre`` None, ``best_guess`` and the scores kept. 0: never.
 
-        A file that cannot be read or is shorter than one slice gets a record with its reason; the rest go on.
+        A clip shorter than one slice is repeated to fill one slice and classified, with a note in its
+        ``reason``. A file that cannot be read or holds no audio gets a record with its reason; the rest go on.
         """
         check_vote(vote)
         if workers < 1:
             raise ParameterError(f"workers={workers} must be at least 1")
+        if isinstance(min_share, bool) or not (isinstance(min_share, (int, float)) and 0 <= min_share <= 1):
+            raise ParameterError(f"min_share={min_share!r} must be a number from 0 to 1")
+        min_share = float(min_share)
         observer = observer or PredictObserver()
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -304,7 +369,7 @@ class Classifier:
                 # and never hold more than a batch of files, whatever they hold.
                 if waiting_slices >= self.batch_size or not more or not waiting_slices \
                         or len(waiting) >= self.batch_size:
-                    for song in self._classify_waiting(waiting, vote):
+                    for song in self._classify_waiting(waiting, vote, min_share):
                         observer.on_song(song)
                         yield song
                     waiting, waiting_slices = [], 0
@@ -358,13 +423,32 @@ class Classifier:
             processes.started(process)
 
         try:
-            return render_slices(item.path, self.spec, sox_path=self.sox.path, timeout_s=self.timeout_s,
-                                 on_start=on_start)
+            gray = render_spectrogram(item.path, self.spec, sox_path=self.sox.path, timeout_s=self.timeout_s,
+                                      on_start=on_start)
         except SoxError as err:
             return self._failure(item, FAILED, str(err), vote)
         finally:
             for process in started:
                 processes.finished(process)
+        return self._sliced(gray)
+
+    def _sliced(self, gray: np.ndarray) -> AudioSlices:
+        """The slices of a spectrogram, as :func:`~genreslice.pipeline.spectrogram.render_slices` cuts them; a clip
+        with less than one slice of columns (but at least one) is repeated to fill one slice.
+
+        Repeating keeps the clip's spectrum and loudness, which is what the model learned from; padding with
+        silence would fill most of the slice with an image no training slice (all music) looks like.
+        """
+        size, n_columns = self.spec.slice_size, gray.shape[1]
+        duration_s = round(n_columns / self.spec.pixels_per_second, 2)
+        if 0 < n_columns < size:
+            filled = np.tile(gray, (1, -(-size // n_columns)))[:, :size]
+            return _PaddedSlices(slices=slice_spectrogram(filled, size), duration_s=duration_s, truncated=False,
+                                 note=f"padded: {too_short_reason(duration_s, self.slice_seconds)}; "
+                                      "repeated to fill one slice")
+        # As the build: the width gives the duration at the requested column rate (see render_slices).
+        return AudioSlices(slices=slice_spectrogram(gray, size), duration_s=duration_s,
+                           truncated=n_columns >= SOX_MAX_COLUMNS)
 
     def _failure(self, item: AudioInput, status: str, reason: str, vote: str, *,
                  duration_s: float | None = None) -> SongPrediction:
@@ -381,7 +465,7 @@ class Classifier:
         return np.concatenate(outputs)
 
     def _classify_waiting(self, waiting: list[tuple[AudioInput, AudioSlices | SongPrediction]],
-                          vote: str) -> list[SongPrediction]:
+                          vote: str, min_share: float = 0.0) -> list[SongPrediction]:
         decoded = [(position, outcome) for position, (_, outcome) in enumerate(waiting)
                    if isinstance(outcome, AudioSlices)]
         results = [outcome if isinstance(outcome, SongPrediction) else None for _, outcome in waiting]
@@ -392,19 +476,26 @@ class Classifier:
             winners = tally.winners(vote)
             shares = tally.vote_share(winners)
             for row, (position, outcome) in enumerate(decoded):
+                winner = self.classes[winners[row]]
+                # The unrounded score decides, so a threshold equal to a shown value does not flip on rounding.
+                score = float(shares[row]) if vote == "majority" else float(tally.mean_probability[row, winners[row]])
+                unsure = score < min_share
+                note = outcome.note if isinstance(outcome, _PaddedSlices) else outcome.truncation_note()
                 results[position] = SongPrediction(
-                    path=waiting[position][0].shown, status=OK, reason=outcome.truncation_note(),
-                    genre=self.classes[winners[row]], vote=vote, vote_share=round(float(shares[row]), 4),
+                    path=waiting[position][0].shown, status=OK, reason=note,
+                    genre=None if unsure else winner, vote=vote, vote_share=round(float(shares[row]), 4),
                     n_slices=int(tally.n_slices[row]), duration_s=outcome.duration_s,
                     votes={name: int(count) for name, count in zip(self.classes, tally.votes[row])},
                     mean_probability={name: round(float(p), 4)
                                       for name, p in zip(self.classes, tally.mean_probability[row])},
+                    best_guess=winner, min_share=min_share, unsure=unsure,
                 )
         return results
 
 
 def classify(paths: Iterable[str | os.PathLike] | str | os.PathLike, model_dir: str | os.PathLike, *,
-             vote: str = "majority", workers: int = 1, batch_size: int = INFERENCE_BATCH_SIZE) -> list[SongPrediction]:
+             vote: str = "majority", workers: int = 1, batch_size: int = INFERENCE_BATCH_SIZE,
+             min_share: float = 0.0) -> list[SongPrediction]:
     """Classify audio files and folders with the model in ``model_dir``: one record per file, in input order.
 
     Loads the model each call; to classify several times, make one :class:`Classifier` and call its
@@ -415,4 +506,5 @@ def classify(paths: Iterable[str | os.PathLike] | str | os.PathLike, model_dir: 
     >>> songs = classify(["song.mp3", "albums/"], "model/")          # doctest: +SKIP
     >>> [(song.path, song.genre, song.vote_share) for song in songs if song.ok]   # doctest: +SKIP
     """
-    return Classifier(model_dir, batch_size=batch_size).classify(paths, vote=vote, workers=workers)
+    return Classifier(model_dir, batch_size=batch_size).classify(paths, vote=vote, workers=workers,
+                                                                 min_share=min_share)

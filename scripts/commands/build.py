@@ -3,21 +3,32 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 from dataclasses import replace
+from pathlib import Path
 
 from genreslice.errors import ParameterError
 from genreslice.genre_getters import LABEL_SOURCES, LabelSource, make_label_source
 from genreslice.pipeline.build import BuildConfig, BuildSummary, build_dataset, plan_dataset, plural
 from genreslice.pipeline.executors import dask_cluster
+from genreslice.pipeline.layout import TRACKS_CSV
 from genreslice.pipeline.plan import BuildPlan, GenreSelection
 from genreslice.pipeline.sox import find_sox
 from genreslice.pipeline.spectrogram import RESAMPLE_QUALITIES, SOX_TIMEOUT_S, SpectrogramSpec
 from genreslice.pipeline.stock import MAX_FAILED_ATTEMPTS
-from genreslice.pipeline.splits import SPLITS
-from genreslice.scripts.argtypes import genre_names, positive_int, split_ratios, timeout_seconds, worker_count
+from genreslice.pipeline.splits import SPLITS, split_warnings
+from genreslice.pipeline.tracks import TrackRow, read_tracks_csv
+from genreslice.scripts.argtypes import (DATA_SET, check_folder_kinds, genre_names, positive_int, split_ratios,
+                                         timeout_seconds, worker_count)
 from genreslice.scripts.commands import HelpFormatter
 from genreslice.scripts.progress import TqdmObserver
+
+logger = logging.getLogger(__name__)
+
+USAGE = "genreslice build AUDIO_DIR OUT_DIR"
+#: Statuses of the files a build leaves out of its data set; ``-v`` logs each one.
+NOT_BUILT = ("failed", "skipped", "too_short")
 
 
 def register_subcommand(commands: argparse._SubParsersAction) -> None:
@@ -120,6 +131,7 @@ def _add_rerun_options(build: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``genreslice build``: the settings from the options, then the build (or its dry run) and its report."""
+    check_folder_kinds(USAGE, [(args.audio_dir, "folder of audio files"), (args.out_dir, DATA_SET)])
     spec = SpectrogramSpec(sample_rate=args.sample_rate, pixels_per_second=args.pixels_per_second,
                            resample_quality=args.resample_quality)
     if args.scheduler is not None and args.workers is not None:
@@ -134,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         with _running(config, dry_run=True, **where) as (config, options, observer):
             plan = plan_dataset(args.audio_dir, source, config, selection=selection, observer=observer, **options)
+        log_not_built(plan.rows, args.audio_dir)
         print_plan(plan, args.audio_dir, args.labels)
         return 0
     return build(args.audio_dir, args.out_dir, source, config, selection=selection, prune_missing=args.prune_missing,
@@ -151,6 +164,8 @@ def build(audio_dir: str | os.PathLike, out_dir: str | os.PathLike, source: Labe
             as (config, options, observer):
         summary = build_dataset(audio_dir, out_dir, source, config, selection=selection, observer=observer,
                                 prune_missing=prune_missing, retry_failed=retry_failed, **options)
+    if logger.isEnabledFor(logging.INFO):
+        log_not_built(read_tracks_csv(summary.out_dir / TRACKS_CSV), audio_dir)
     print_summary(summary)
     if summary.previous_classes is not None and summary.previous_classes != summary.classes:
         print(f"The genres changed: this folder held {', '.join(summary.previous_classes) or 'none'}; "
@@ -182,6 +197,27 @@ def _running(config: BuildConfig, *, executor: str, scheduler: str | None, progr
             observer.close()
 
 
+def print_split_warnings(warnings: list[str]) -> None:
+    """Classes missing from a split, or with fewer than a handful of tracks there: scores on them mean little."""
+    if not warnings:
+        return
+    print(f"Warning: {plural(len(warnings), 'class and split')} with no or few tracks; validation and test scores "
+          "of those classes mean little (more artists of the class, or other --split-ratios, help):")
+    for line in warnings[:12]:
+        print(f"  {line}")
+    if len(warnings) > 12:
+        print(f"  ... and {len(warnings) - 12} more")
+
+
+def log_not_built(rows: list[TrackRow], audio_dir: str | os.PathLike) -> None:
+    """One INFO line per file left out of the data set (failed, skipped, too short): its path and why. Shown with
+    ``-v``; ``tracks.csv`` keeps them all the same."""
+    for row in rows:
+        if row.status in NOT_BUILT:
+            logger.info("%s %s: %s", row.status.replace("_", " "), os.path.join(audio_dir, row.path),
+                        row.reason or "no reason recorded")
+
+
 def print_plan(plan: BuildPlan, audio_dir: str | os.PathLike, labels: str) -> None:
     """The dry run's report: tracks per genre and split, what is left out and why, metadata coverage."""
     balance = plan.balance()
@@ -207,12 +243,16 @@ def print_plan(plan: BuildPlan, audio_dir: str | os.PathLike, labels: str) -> No
           "artist hash; no artist is in two splits.")
     if plan.moved:
         print(f"  {plan.moved} tracks were moved from their official split to keep their artist in one split.")
+    if plan.balanced:
+        print(f"  {plural(plan.balanced, 'track')} moved to another split with their artist so that every genre "
+              "reaches every split.")
+    print_split_warnings(plan.split_warnings())
     not_built = plan.not_built()
     if not_built:
         print()
-        print(f"Not built ({sum(count for _, _, count, _ in not_built)} files):")
-        for status, pattern, count, example in not_built[:15]:
-            shown = example if count == 1 else f"{pattern}   e.g. {example}"
+        print(f"Not built ({sum(count for _, _, count, _, _ in not_built)} files):")
+        for status, pattern, count, reason, path in not_built[:15]:
+            shown = f"{reason}   ({path})" if count == 1 else f"{pattern}   e.g. {path}"
             print(f"  {count:>8}  {status}: {shown}")
         if len(not_built) > 15:
             print(f"  ... and {len(not_built) - 15} other kinds of reason")
@@ -271,5 +311,18 @@ def print_summary(summary: BuildSummary) -> None:
         print(f"{plural(summary.unowned, 'slice folder')} that no track of this data set uses kept (slices of files "
               "that changed and could not be rendered again, or of tracks the journal does not list); "
               "--prune-missing removes them.")
+    if summary.resplit:
+        print(f"{plural(summary.resplit, 'built track')} changed split since the last build (other split ratios, "
+              "labels or genres): train a new model on this data set rather than resuming one trained before.")
+    print_split_warnings(split_warnings(_built_balance(summary.out_dir), summary.plan.split_ratios))
     if counts["failed"] or counts["skipped"] or counts["too_short"]:
         print(f"Reasons per file: {summary.out_dir / 'tracks.csv'} (columns status, reason).")
+
+
+def _built_balance(out_dir: Path) -> dict[str, dict[str, int]]:
+    """``{genre: {split: tracks}}`` of the tracks built, from the data set's ``tracks.csv``."""
+    table: dict[str, dict[str, int]] = {}
+    for row in read_tracks_csv(out_dir / TRACKS_CSV):
+        if row.status == "ok":
+            table.setdefault(row.genre, dict.fromkeys(SPLITS, 0))[row.split] += 1
+    return table

@@ -5,12 +5,14 @@ import argparse
 import os
 
 from genreslice.pipeline.splits import SPLITS
-from genreslice.scripts.argtypes import positive_int, worker_count
+from genreslice.scripts.argtypes import DATA_SET, MODEL_FOLDER, check_folder_kinds, positive_int, worker_count
 from genreslice.scripts.commands import VOTE_HELP, HelpFormatter
 from genreslice.scripts.progress import TqdmEvaluateObserver
 from genreslice.scripts.tensorflow_runtime import load_tensorflow
 from genreslice.training.settings import INFERENCE_BATCH_SIZE, default_loader_workers
 from genreslice.training.voting import VOTES
+
+USAGE = "genreslice evaluate DATASET_DIR MODEL_DIR"
 
 
 def register_subcommand(commands: argparse._SubParsersAction) -> None:
@@ -55,6 +57,7 @@ def evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, sp
 
     ``loader_workers`` None: the default number of loader threads.
     """
+    check_folders(dataset_dir, model_dir)
     load_tensorflow(verbose=verbose)
     from genreslice.training.evaluate import evaluate_model
 
@@ -69,6 +72,15 @@ def evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, sp
         print(f"Note: {note}.")
     print(f"Wrote {result.out_dir}: metrics.json, confusion.csv, confusion.png, songs.csv")
     return 0
+
+
+def check_folders(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike) -> None:
+    """Refuse a missing folder, or a model folder given as the data set (or the other way round), at once: before
+    TensorFlow loads, with the likely mistake named."""
+    for path, kind in ((dataset_dir, DATA_SET), (model_dir, MODEL_FOLDER)):
+        if not os.path.isdir(path):
+            raise NotADirectoryError(f"{kind} {os.fspath(path)!r} does not exist or is not a folder")
+    check_folder_kinds(USAGE, [(dataset_dir, DATA_SET), (model_dir, MODEL_FOLDER)])
 
 
 def print_evaluation(metrics: dict, dataset_dir: str | os.PathLike, model_dir: str | os.PathLike) -> None:

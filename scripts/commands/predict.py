@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genreslice.pipeline.discovery import AUDIO_EXTENSIONS
 from genreslice.pipeline.spectrogram import SOX_TIMEOUT_S
 from genreslice.scripts.argtypes import positive_int, timeout_seconds, worker_count
 from genreslice.scripts.commands import VOTE_HELP, HelpFormatter
+from genreslice.errors import GenresliceError, ParameterError
 from genreslice.scripts.exit_status import EXIT_FATAL, EXIT_SOME_FAILED, EXIT_USAGE
 from genreslice.scripts.progress import TqdmPredictObserver
 from genreslice.scripts.tensorflow_runtime import load_tensorflow
@@ -21,6 +24,26 @@ from genreslice.training.voting import VOTES
 
 if TYPE_CHECKING:
     from genreslice.training.predict import SongPrediction
+
+USAGE = "usage: genreslice predict [OPTIONS] MODEL_DIR PATH [PATH ...]"
+#: The file that makes a folder a model folder (``genreslice.training.model_dir.MODEL_JSON``, which imports Keras).
+_MODEL_JSON = "model.json"
+TOP_DEFAULT = 3
+
+
+class NotAModelFolderError(GenresliceError):
+    """MODEL_DIR is not a folder made by ``genreslice train``."""
+
+
+def fraction(text: str) -> float:
+    """``--min-share``: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is not from 0 to 1")
+    return value
 
 
 def register_subcommand(commands: argparse._SubParsersAction) -> None:
@@ -35,20 +58,37 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
             + ", ".join(sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS)) + "); a file given twice is "
             "classified once. "
             "For each file: the predicted genre, the share of its slices that voted for it, the votes and mean "
-            "probability of every genre, and the number of slices. A file that cannot be read or is shorter "
-            "than one slice is reported with the reason and the others go on."
+            "probability of every genre, and the number of slices. A clip shorter than one slice is repeated to "
+            "fill one slice and classified, and its record says so. A file that cannot be read or holds no audio "
+            "is reported with the reason and the others go on."
         ),
-        epilog=(f"Exit status: 0 when every file was classified, {EXIT_SOME_FAILED} when some could not be, "
-                f"{EXIT_FATAL} when nothing could be done (no model, no SoX), {EXIT_USAGE} for bad options."),
+        epilog=(f"Exit status: 0 when every file was classified, {EXIT_SOME_FAILED} when some could not be (0 with "
+                f"--allow-failures), {EXIT_FATAL} when nothing could be done (no model, no SoX), {EXIT_USAGE} for bad "
+                "options or MODEL_DIR and PATH given the wrong way round."),
         formatter_class=HelpFormatter,
     )
     predict.add_argument("model_dir", metavar="MODEL_DIR", help="a model folder made by 'genreslice train'")
     predict.add_argument("paths", metavar="PATH", nargs="+", help="audio files and folders (searched recursively)")
     predict.add_argument("--vote", choices=list(VOTES), default="majority", help=VOTE_HELP)
     predict.add_argument("--format", choices=["table", "json", "csv"], default="table",
-                         help="table = aligned columns with the top 3 genres; json = one JSON object per file and "
-                              "line; csv = a header, then one row per file with votes_GENRE and probability_GENRE "
-                              "columns for every genre")
+                         help="table = aligned columns with the top genres (see --top); json = one JSON object per "
+                              "file and line; csv = a header, then one row per file with votes_GENRE and "
+                              "probability_GENRE columns for every genre")
+    predict.add_argument("--top", type=positive_int, default=TOP_DEFAULT, metavar="N",
+                         help="genres in the table's top column, ranked by --vote: by share of the slices' votes "
+                              "(majority; ties by mean probability) or by mean probability (mean), each with that "
+                              "score; at most the model's number of genres. json and csv always carry every genre")
+    predict.add_argument("--min-share", type=fraction, default=0.0, metavar="S",
+                         help="answer 'unsure' for a file whose best genre scores below S (0 to 1): its share of "
+                              "the slices under --vote majority, its mean probability under --vote mean. The scores "
+                              "are still shown; json and csv add min_share, unsure and best_guess (the genre it "
+                              "would have been) and leave genre empty; 0 turns this off")
+    predict.add_argument("-o", "--output", metavar="FILE",
+                         help="write the results to FILE instead of standard output, replacing it once the run "
+                              "ends (an interrupted run leaves FILE as it was); '-' is standard output")
+    predict.add_argument("--allow-failures", action="store_true",
+                         help=f"exit 0 even when some files could not be classified (they are still reported); "
+                              f"without it such a run exits {EXIT_SOME_FAILED}, which stops a '&&' chain")
     predict.add_argument("--workers", type=worker_count, default=os.cpu_count() or 1,
                          help="SoX processes decoding files at once (default: number of cores)")
     predict.add_argument("--batch-size", type=positive_int, default=INFERENCE_BATCH_SIZE, metavar="N",
@@ -63,18 +103,71 @@ def run(args: argparse.Namespace) -> int:
     """``genreslice predict``: :func:`predict` with the options."""
     return predict(args.model_dir, args.paths, vote=args.vote, output_format=args.format, workers=args.workers,
                    batch_size=args.batch_size, timeout_s=args.timeout, progress=not args.no_progress,
-                   verbose=args.verbose)
+                   verbose=args.verbose, top=args.top, min_share=args.min_share, output=args.output,
+                   allow_failures=args.allow_failures)
+
+
+def check_model_dir(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse a MODEL_DIR without ``model.json`` before TensorFlow takes seconds to load.
+
+    Raises
+    ------
+    ParameterError
+        MODEL_DIR is not a model folder but one of ``paths`` is: the arguments were given the wrong way round.
+    NotAModelFolderError
+        MODEL_DIR is not a model folder.
+    """
+    if (Path(model_dir) / _MODEL_JSON).is_file():
+        return
+    shown = os.fspath(model_dir)
+    if Path(model_dir).is_dir():
+        problem = f"MODEL_DIR {shown!r} is not a model folder (no {_MODEL_JSON})"
+    elif os.path.lexists(model_dir):
+        problem = f"MODEL_DIR {shown!r} is a file, not a model folder (no {_MODEL_JSON})"
+    else:
+        problem = f"MODEL_DIR {shown!r} does not exist"
+    models = [os.fspath(path) for path in paths if (Path(path) / _MODEL_JSON).is_file()]
+    if models:
+        raise ParameterError(f"{problem}, but PATH {models[0]!r} is: the arguments look swapped; MODEL_DIR comes "
+                             f"first. {USAGE}")
+    raise NotAModelFolderError(f"{problem}; give the folder 'genreslice train' made. {USAGE}")
+
+
+@contextlib.contextmanager
+def _output_stream(output: str | os.PathLike | None):
+    """Standard output (None or '-'), or a temporary file that replaces ``output`` when the block ends well."""
+    if output is None or os.fspath(output) == "-":
+        yield None
+        return
+    from genreslice.pipeline.layout import replacing
+
+    with replacing(output) as tmp, open(tmp, "w", encoding="utf-8", errors="backslashreplace",
+                                        newline="") as stream:
+        yield stream
 
 
 def predict(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *, vote: str = "majority",
             output_format: str = "table", workers: int = 1, batch_size: int = INFERENCE_BATCH_SIZE,
             timeout_s: float = SOX_TIMEOUT_S, progress: bool = True, verbose: bool = False,
-            on_song: Callable[[SongPrediction], object] | None = None) -> int:
-    """Stream one line per file to standard output, a summary to standard error.
+            on_song: Callable[[SongPrediction], object] | None = None, top: int = TOP_DEFAULT,
+            min_share: float = 0.0, output: str | os.PathLike | None = None, allow_failures: bool = False) -> int:
+    """Stream one line per file to standard output (or to ``output``), a summary to standard error.
 
     ``on_song`` is called with each :class:`~genreslice.training.predict.SongPrediction` after its line is
-    written. Returns 0 when every file was classified, :data:`EXIT_SOME_FAILED` when some could not be.
+    written. ``top`` genres are shown in the table, ranked by ``vote``; a file whose best genre scores below
+    ``min_share`` is ``unsure``. ``output`` (a file; None or ``'-'`` for standard output) is replaced only when
+    the run ends. Returns 0 when every file was classified, :data:`EXIT_SOME_FAILED` when some could not be
+    (0 if ``allow_failures``).
     """
+    if top < 1:
+        raise ParameterError(f"top={top} must be at least 1")
+    if output is not None and os.fspath(output) != "-":
+        if Path(output).is_dir():
+            raise ParameterError(f"--output {os.fspath(output)!r} is a folder; give a file name")
+        if not Path(output).absolute().parent.is_dir():
+            raise ParameterError(f"--output {os.fspath(output)!r}: its folder does not exist")
+    paths = list(paths)
+    check_model_dir(model_dir, paths)
     load_tensorflow(verbose=verbose)
     from genreslice.training.predict import Classifier
 
@@ -83,30 +176,49 @@ def predict(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *,
     loaded = time.monotonic()
     for note in classifier.notes:
         print(f"genreslice predict: note: {note}", file=sys.stderr)
-    header, line_of = prediction_lines(output_format, classifier.classes)
+    header, line_of = prediction_lines(output_format, classifier.classes, vote=vote, top=top,
+                                       min_share=min_share)
     observer = TqdmPredictObserver(enabled=progress)
     counts = collections.Counter()
-    try:
-        if header is not None:
-            print(header, flush=True)
-        for song in classifier.iter_classify(paths, vote=vote, workers=workers, observer=observer):
-            counts[song.status] += 1
-            observer.write(line_of(song))
-            if on_song is not None:
-                on_song(song)
-    finally:
-        observer.close()
+    with _output_stream(output) as stream:
+        try:
+            if header is not None:
+                _write(header, stream, None)
+            for song in classifier.iter_classify(paths, vote=vote, workers=workers, min_share=min_share,
+                                                 observer=observer):
+                counts[song.status] += 1
+                counts["unsure"] += song.unsure
+                _write(line_of(song), stream, observer)
+                if on_song is not None:
+                    on_song(song)
+        finally:
+            observer.close()
     seconds = time.monotonic() - loaded
-    classified, total = counts["ok"], sum(counts.values())
+    classified, total = counts["ok"], counts["ok"] + counts["failed"] + counts["too_short"]
     failed = total - classified
     rate = f"; {classified / seconds:.1f} songs/s" if classified and seconds > 0 else ""
+    unsure = (f"; {counts['unsure']} unsure (best genre below --min-share {min_share:g})"
+              if counts["unsure"] else "")
+    written = f"; results in {os.fspath(output)}" if output is not None and os.fspath(output) != "-" else ""
     print(f"genreslice predict: classified {classified} of {total} files in {seconds:.1f} s after loading the "
-          f"model ({loaded - started:.1f} s){rate}" + (f"; {failed} could not be classified (reasons in the output)"
-                                                        if failed else "") + ".", file=sys.stderr)
-    return EXIT_SOME_FAILED if failed else 0
+          f"model ({loaded - started:.1f} s){rate}{unsure}"
+          + (f"; {failed} could not be classified (reasons in the output)" if failed else "") + f"{written}.",
+          file=sys.stderr)
+    return EXIT_SOME_FAILED if failed and not allow_failures else 0
 
 
-def prediction_lines(output_format: str, classes: tuple[str, ...]):
+def _write(line: str, stream, observer: TqdmPredictObserver | None) -> None:
+    """One line to ``stream``, or to standard output around the progress bar when ``stream`` is None."""
+    if stream is not None:
+        stream.write(line + "\n")
+    elif observer is not None:
+        observer.write(line)
+    else:
+        print(line, flush=True)
+
+
+def prediction_lines(output_format: str, classes: tuple[str, ...], *, vote: str = "majority",
+                     top: int = TOP_DEFAULT, min_share: float = 0.0):
     """A header (or None) and a function from one SongPrediction to its output line."""
     import json
 
@@ -115,18 +227,20 @@ def prediction_lines(output_format: str, classes: tuple[str, ...]):
     if output_format == "json":
         return None, lambda song: json.dumps(song.to_dict(), ensure_ascii=False)
     if output_format == "csv":
-        columns = ["path", "status", "reason", "genre", "vote", "vote_share", "n_slices", "duration_s",
-                   *(f"votes_{name}" for name in classes), *(f"probability_{name}" for name in classes)]
+        fixed = ["path", "status", "reason", "genre", "vote", "vote_share", "n_slices", "duration_s",
+                 *(["min_share", "unsure", "best_guess"] if min_share > 0 else [])]
+        columns = [*fixed, *(f"votes_{name}" for name in classes), *(f"probability_{name}" for name in classes)]
 
         def csv_row(song) -> str:
             fields = song.to_dict()
-            return csv_line([*("" if fields[key] is None else fields[key] for key in columns[:8]),
+            return csv_line([*("" if fields[key] is None else fields[key] for key in fixed),
                              *(song.votes.get(name, "") for name in classes),
                              *(song.mean_probability.get(name, "") for name in classes)])
 
         return csv_line(columns), csv_row
     genre_width = max(len("genre"), len("too short"), *(len(name) for name in classes))
-    top_width = 3 * (genre_width + 7)
+    shown = min(top, max(TOP_DEFAULT, len(classes)))  # no more columns than genres; 3 as ever by default
+    top_width = shown * (genre_width + 7)
 
     def table_row(song) -> str:
         path = song.path.replace("\r", "\\r").replace("\n", "\\n")  # one line per file, whatever its name
@@ -134,9 +248,12 @@ def prediction_lines(output_format: str, classes: tuple[str, ...]):
         if not song.ok:
             status = "too short" if song.status == "too_short" else song.status
             return f"{status:<{genre_width}}  {'-':>5}  {'-':>6}  {'-':<{top_width}}  {path}: {reason}"
-        top = "  ".join(f"{name} {probability:.2f}" for name, probability in song.top(3))
-        line = f"{song.genre:<{genre_width}}  {song.vote_share:>5.2f}  {song.n_slices:>6}  {top:<{top_width}}  {path}"
+        ranked = "  ".join(f"{name} {score:.2f}" for name, score in song.top(shown))
+        genre = "unsure" if song.unsure else song.genre
+        line = f"{genre:<{genre_width}}  {song.vote_share:>5.2f}  {song.n_slices:>6}  {ranked:<{top_width}}  {path}"
         return f"{line}  ({reason})" if reason else line
 
-    header = f"{'genre':<{genre_width}}  {'share':>5}  {'slices':>6}  {'top 3 by mean probability':<{top_width}}  file"
+    ranking = "vote share" if vote == "majority" else "mean probability"
+    header = (f"{'genre':<{genre_width}}  {'share':>5}  {'slices':>6}  {f'top {shown} by {ranking}':<{top_width}}"
+              "  file")
     return header, table_row

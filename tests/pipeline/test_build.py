@@ -352,3 +352,23 @@ def test_duration_uses_the_column_rate_sox_really_renders(tmp_path, sox_info):
     last = read_csv(out / "slices.csv")[-1]
     assert float(last["start_s"]) == pytest.approx(22 * 128 / 50.1136, abs=0.006)  # 56.19, not 56.32
     assert float(last["start_s"]) + 128 / 50.1136 <= 60.0
+
+
+def test_a_small_collection_of_three_artists_per_genre_has_every_genre_in_every_split(tmp_path, sox_info):
+    """The default artist-disjoint split is stratified by genre: with 3 artists of each genre (one 3-s song each),
+    the 80/10/10 artist hash alone leaves genres out of validation or test."""
+    genres = {"Rock": "sawtooth", "Jazz": "sine", "Folk": "triangle", "Classical": "square"}
+    for genre, wave in genres.items():
+        for artist in range(3):
+            tagged_mp3(tmp_path / "music" / f"{genre} {artist}.mp3", 3.0, genre, f"The {genre} Band {artist}",
+                       wave, str(220 + 40 * artist))
+    summary = build_dataset(tmp_path / "music", tmp_path / "out", Id3LabelSource(),
+                            BuildConfig(workers=1, split_ratios=(0.8, 0.1, 0.1)))
+    rows = read_csv(tmp_path / "out" / layout.TRACKS_CSV)
+    assert all(row["status"] == "ok" for row in rows) and len(rows) == 12
+    assert {(row["genre"], row["split"]) for row in rows} == \
+        {(genre, split) for genre in genres for split in ("train", "validation", "test")}
+    dataset = json.loads((tmp_path / "out" / layout.DATASET_JSON).read_text())
+    assert dataset["splits"]["moved_so_every_class_reaches_every_split"] > 0
+    assert summary.plan.split_warnings() == [f"{genre} has only 1 track in the {split} split"
+                                             for genre in sorted(genres) for split in ("train", "validation", "test")]

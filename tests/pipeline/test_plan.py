@@ -153,3 +153,88 @@ def test_not_built_groups_reasons_of_one_kind():
     groups = plan_of(labels).not_built()
     assert groups[0][:3] == ("skipped", "track N has no row in tracks.csv", 5)
     assert groups[1][:3] == ("skipped", "genre '…' is not in the genre taxonomy", 1)
+
+
+GENRES4 = ("Rock", "Jazz", "Folk", "Classical")
+
+
+def small_collection(artists_per_genre: int, tracks_per_artist: int = 2, prefix: str = "") -> dict[str, TrackLabel]:
+    return {f"{prefix}{genre} artist {a}/{t}.mp3": TrackLabel(genre, f"{prefix}{genre} artist {a}",
+                                                              track_id=f"{prefix}{genre}-{a}-{t}")
+            for genre in GENRES4 for a in range(artists_per_genre) for t in range(tracks_per_artist)}
+
+
+def classes_per_split(plan) -> dict[str, set[str]]:
+    found = collections.defaultdict(set)
+    for row in plan.rows:
+        if row.status == TO_BUILD:
+            found[row.split].add(row.genre)
+    return found
+
+
+@pytest.mark.parametrize("ratios", [(0.8, 0.1, 0.1), (0.6, 0.2, 0.2), (0.34, 0.33, 0.33)])
+def test_three_artists_per_class_put_every_class_in_every_split(ratios):
+    plan = plan_of(small_collection(3), split_ratios=ratios)
+    assert classes_per_split(plan) == {split: set(GENRES4) for split in ("train", "validation", "test")}
+    assert plan.split_warnings() == [f"{genre} has only 2 tracks in the {split} split"
+                                     for genre in sorted(GENRES4) for split in ("train", "validation", "test")
+                                     if plan.balance()[genre][split] == 2]
+    splits = collections.defaultdict(set)
+    for row in plan.rows:
+        splits[row.artist].add(row.split)
+    assert all(len(names) == 1 for names in splits.values())  # still artist-disjoint
+
+
+def test_the_pure_hash_would_have_left_classes_out():
+    """The case the stratification is for: the artist hash alone leaves some class out of some split."""
+    from genreslice.pipeline.splits import assign_split, split_key
+
+    labels = small_collection(3)
+    hashed = collections.defaultdict(set)
+    for label in labels.values():
+        hashed[assign_split(split_key(label.artist, label.track_id), (0.8, 0.1, 0.1))].add(label.genre)
+    assert any(hashed[split] != set(GENRES4) for split in ("train", "validation", "test"))
+    assert plan_of(labels, split_ratios=(0.8, 0.1, 0.1)).balanced > 0
+
+
+def test_stratified_splits_are_deterministic_and_move_only_to_fill_gaps():
+    many = small_collection(12)
+    first, second = plan_of(many), plan_of(dict(reversed(list(many.items()))))
+    assert {row.path: row.split for row in first.rows} == {row.path: row.split for row in second.rows}
+    # Adding another collection's artists leaves the first collection's splits as they were.
+    grown = plan_of({**many, **small_collection(3, prefix="new ")})
+    assert {row.path: row.split for row in grown.rows if row.path in many} == \
+        {row.path: row.split for row in first.rows}
+    # A class the hash already spreads over every split keeps the hash's splits; the others move one artist a gap.
+    from genreslice.pipeline.splits import DEFAULT_SPLIT_RATIOS, assign_split, split_key
+
+    hashed = {row.path: assign_split(split_key(row.artist, row.track_id), DEFAULT_SPLIT_RATIOS) for row in first.rows}
+    for genre in GENRES4:
+        paths = [row.path for row in first.rows if row.genre == genre]
+        gaps = 3 - len({hashed[path] for path in paths})
+        changed_artists = {first_row.artist for first_row in first.rows
+                           if first_row.path in paths and first_row.split != hashed[first_row.path]}
+        assert len(changed_artists) == gaps
+
+
+def test_a_class_with_fewer_than_three_artists_is_left_to_the_hash_and_warned_about():
+    labels = {**small_collection(4), "solo/1.mp3": TrackLabel("Blues", "Solo", track_id="solo-1")}
+    plan = plan_of(labels, split_ratios=(0.8, 0.1, 0.1))
+    missing = [split for split in ("train", "validation", "test") if plan.balance()["Blues"][split] == 0]
+    assert len(missing) == 2
+    (present,) = set(("train", "validation", "test")) - set(missing)
+    assert [line for line in plan.split_warnings() if line.startswith("Blues")] == \
+        [f"Blues has only 1 track in the {present} split" if split == present else f"Blues has no tracks in the {split} split"
+         for split in ("train", "validation", "test")]
+
+
+def test_split_warnings_name_empty_and_thin_splits_and_ignore_splits_meant_to_be_empty():
+    from genreslice.pipeline.splits import split_warnings
+
+    table = {"Rock": {"train": 40, "validation": 0, "test": 3}, "Jazz": {"train": 40, "validation": 6, "test": 1}}
+    assert split_warnings(table, (0.8, 0.2, 0.0)) == ["Rock has no tracks in the validation split"]
+    assert split_warnings(table, (0.8, 0.1, 0.1)) == [
+        "Jazz has only 1 track in the test split",
+        "Rock has no tracks in the validation split",
+        "Rock has only 3 tracks in the test split",
+    ]

@@ -6,12 +6,13 @@ import io
 import json
 import re
 import shutil
+import subprocess
 
 import pytest
 
 from genreslice.scripts.cli import main
 from genreslice.scripts.exit_status import EXIT_SOME_FAILED
-from tests.helpers import genreslice, help_of, toy_song
+from tests.helpers import genreslice, help_of, synth, toy_song
 
 TRUTH = {"a jazz song.mp3": "Jazz", "b 'electro' song.mp3": "Electronic", "c rock song.mp3": "Rock"}
 
@@ -29,8 +30,9 @@ def songs(tmp_path_factory):
 def test_help_explains_every_option():
     text = help_of("evaluate", 7)
     assert "--split" in text and "metrics.json" in text
-    text = help_of("predict", 8)
+    text = help_of("predict", 12)
     assert "--format" in text and "--vote" in text and f"{EXIT_SOME_FAILED} when some could not be" in text
+    assert "--allow-failures" in text and "--min-share" in text and "--output" in text and "--top" in text
 
 
 def test_predict_json_lines_and_exit_status(toy_model, songs):
@@ -127,3 +129,104 @@ def test_csv_and_json_agree_and_survive_line_breaks_in_names(toy_model, songs, t
     assert main(["predict", model, str(folder), "--no-progress"]) == EXIT_SOME_FAILED
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and lines[1].endswith("new\\nline.mp3") and "short\\r\\nbroken.mp3: " in lines[2]
+
+
+def test_predict_table_ranks_the_top_genres_by_the_chosen_vote(toy_model, songs, capsys):
+    """Majority: the top column shows vote shares (the JSON's votes / n_slices), the winner first."""
+    model, good = str(toy_model / "model"), [str(songs / name) for name in TRUTH]
+    assert main(["predict", model, *good, "--no-progress", "--format", "json"]) == 0
+    records = {record["path"]: record for record in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert main(["predict", model, *good, "--no-progress", "--top", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert re.match(r"genre +share +slices +top 2 by vote share +file$", lines[0])
+    for line, path in zip(lines[1:], good, strict=True):
+        genre, share, slices, *top = line.split(path)[0].split()
+        record = records[path]
+        assert len(top) == 4 and top[0] == genre == record["genre"]
+        ranked = sorted(record["votes"], key=lambda name: (name != genre, -record["votes"][name],
+                                                           -record["mean_probability"][name]))[:2]
+        assert top[0::2] == ranked
+        assert [float(score) for score in top[1::2]] == [round(record["votes"][name] / 3, 2) for name in ranked]
+    assert main(["predict", model, good[0], "--no-progress", "--top", "99"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert "top 3 by vote share" in header and len(row.split(good[0])[0].split()) == 3 + 6  # capped at 3 genres
+    assert genreslice("predict", model, good[0], "--top", "0").returncode == 2
+
+
+def mixed_song(path, jazz_seconds: float, rock_seconds: float):
+    """Jazz (a sine) then Rock (pink noise), one file: slices that disagree."""
+    first = synth(path.with_name("jazz part.wav"), jazz_seconds, "sine", "333")
+    second = synth(path.with_name("rock part.wav"), rock_seconds, "pinknoise")
+    subprocess.run(["sox", "--no-glob", str(first), str(second), str(path)], check=True, capture_output=True,
+                   timeout=120)
+    return path
+
+
+def test_predict_min_share_answers_unsure_and_keeps_the_scores(toy_model, tmp_path, capsys):
+    """Three slices, two of Jazz and one of Rock: a 0.67 majority, unsure below --min-share 0.7."""
+    song = mixed_song(tmp_path / "two thirds jazz.wav", 5.2, 2.7)
+    model = str(toy_model / "model")
+    assert main(["predict", model, str(song), "--no-progress", "--format", "json"]) == 0
+    [plain] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert plain["genre"] == "Jazz" and plain["vote_share"] == pytest.approx(2 / 3, abs=1e-4)
+    assert "unsure" not in plain and "best_guess" not in plain
+    assert main(["predict", model, str(song), "--no-progress", "--format", "json", "--min-share", "0.7"]) == 0
+    out = capsys.readouterr()
+    [record] = [json.loads(line) for line in out.out.splitlines()]
+    assert record["status"] == "ok" and record["genre"] is None and record["unsure"] is True
+    assert record["best_guess"] == "Jazz" and record["min_share"] == 0.7
+    assert record["votes"] == plain["votes"] and record["mean_probability"] == plain["mean_probability"]
+    assert "1 unsure (best genre below --min-share 0.7)" in out.err
+    assert main(["predict", model, str(song), "--no-progress", "--min-share", "0.7"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert row.split()[:3] == ["unsure", "0.67", "3"] and row.split()[3:5] == ["Jazz", "0.67"]
+    assert main(["predict", model, str(song), "--no-progress", "--format", "csv", "--min-share", "0.6"]) == 0
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert (row["genre"], row["unsure"], row["best_guess"], row["min_share"]) == ("Jazz", "False", "Jazz", "0.6")
+    result = genreslice("predict", model, str(song), "--min-share", "1.5")
+    assert result.returncode == 2 and "--min-share: 1.5 is not from 0 to 1" in result.stderr
+
+
+def test_predict_output_file_and_allow_failures(toy_model, songs, tmp_path, capsys):
+    out = tmp_path / "results dir" / "genres.jsonl"
+    out.parent.mkdir()
+    out.write_text("old results\n")
+    args = ["predict", str(toy_model / "model"), str(songs), "--no-progress", "--format", "json", "-o", str(out)]
+    assert main(args) == EXIT_SOME_FAILED  # the broken file, as without -o
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"results in {out}" in captured.err
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [record["status"] for record in records] == ["ok", "ok", "ok", "failed"]
+    assert sorted(path.name for path in out.parent.iterdir()) == ["genres.jsonl"]  # no temporary file left
+    out.unlink()
+    assert main([*args, "--allow-failures"]) == 0  # failures still reported, in the file and on stderr
+    captured = capsys.readouterr()
+    assert captured.out == "" and "1 could not be classified" in captured.err
+    assert [json.loads(line)["status"] for line in out.read_text().splitlines()] == ["ok", "ok", "ok", "failed"]
+    result = genreslice("predict", str(toy_model / "model"), str(songs), "-o", str(tmp_path / "no such" / "x.txt"))
+    assert result.returncode == 2 and "its folder does not exist" in result.stderr
+    assert not (tmp_path / "no such").exists()
+
+
+def test_predict_classifies_a_one_second_clip_with_a_note(toy_model, tmp_path, capsys):
+    clip = toy_song(tmp_path / "one second.mp3", "Rock", 456, seconds=1.0)
+    assert main(["predict", str(toy_model / "model"), str(clip), "--no-progress", "--format", "json"]) == 0
+    [record] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert record["status"] == "ok" and record["genre"] == "Rock" and record["n_slices"] == 1
+    assert record["reason"] == (f"padded: {record['duration_s']:g} s of audio is shorter than one slice (2.55 s); "
+                                "repeated to fill one slice")
+
+
+def test_predict_says_when_model_dir_and_path_are_swapped(toy_model, songs, tmp_path):
+    song = songs / next(iter(TRUTH))
+    result = genreslice("predict", str(song), str(toy_model / "model"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"MODEL_DIR {str(song)!r} is a file, not a model folder (no model.json)" in result.stderr
+    assert "the arguments look swapped" in result.stderr
+    assert "usage: genreslice predict [OPTIONS] MODEL_DIR PATH [PATH ...]" in result.stderr
+    assert "Not a directory" not in result.stderr
+    result = genreslice("predict", str(song), str(songs))  # a file, and no model folder anywhere
+    assert result.returncode == 1 and "is a file, not a model folder (no model.json)" in result.stderr
+    assert "swapped" not in result.stderr and "Not a directory" not in result.stderr
+    result = genreslice("predict", str(tmp_path / "nowhere"), str(songs))
+    assert result.returncode == 1 and "does not exist" in result.stderr

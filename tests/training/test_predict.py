@@ -90,10 +90,12 @@ def test_bad_inputs_are_reported_and_the_rest_go_on(classifier, new_songs, tmp_p
     truncated = tmp_path / "truncated.mp3"
     truncated.write_bytes(good.read_bytes()[:3000])
     short = synth(tmp_path / "short.flac", 1.5)
+    one_sample = synth(tmp_path / "one sample.wav", "1s")  # SoX: "1s" is one sample, less than one column
     empty_folder = tmp_path / "no audio here"
     empty_folder.mkdir()
     (empty_folder / "notes.txt").write_text("not audio")
-    inputs = [empty, random_bytes, good, truncated, short, tmp_path / "missing.mp3", empty_folder, good]
+    inputs = [empty, random_bytes, good, truncated, short, tmp_path / "missing.mp3", empty_folder, one_sample,
+              good]
     songs = classifier.classify(inputs, workers=2)
     by_path = {song.path: song for song in songs}
     assert [song.path for song in songs] == [str(path) for path in inputs[:-1]]  # in order; the repeat once
@@ -101,9 +103,13 @@ def test_bad_inputs_are_reported_and_the_rest_go_on(classifier, new_songs, tmp_p
     for path in (empty, random_bytes):
         song = by_path[str(path)]
         assert song.status == "failed" and "SoX exited with status" in song.reason and song.genre is None
-    assert by_path[str(truncated)].status in ("failed", "too_short")
-    assert by_path[str(short)].status == "too_short"
-    assert by_path[str(short)].reason == "1.5 s of audio is shorter than one slice (2.55 s)"
+    truncated_song = by_path[str(truncated)]
+    assert truncated_song.status in ("failed", "too_short") or truncated_song.reason.startswith("padded: ")
+    assert by_path[str(short)].ok and by_path[str(short)].n_slices == 1  # padded to one slice
+    assert by_path[str(short)].reason == ("padded: 1.5 s of audio is shorter than one slice (2.55 s); repeated to "
+                                          "fill one slice")
+    assert by_path[str(one_sample)].status == "too_short"
+    assert by_path[str(one_sample)].reason == "0 s of audio is shorter than one slice (2.55 s)"
     assert by_path[str(tmp_path / "missing.mp3")].reason == "no such file or folder"
     assert by_path[str(empty_folder)].status == "failed"
     assert by_path[str(empty_folder)].reason.startswith("no audio files (")
@@ -181,7 +187,7 @@ def test_a_file_name_that_is_not_utf8(classifier, new_songs, tmp_path):
 
 def test_results_stream_out_before_the_last_file_is_read(classifier, tmp_path):
     """Files without a slice are reported at once, not held until a batch of slices fills up."""
-    shorts = [synth(tmp_path / f"short {index:02d}.wav", 0.5) for index in range(30)]
+    shorts = [synth(tmp_path / f"short {index:02d}.wav", "1s") for index in range(30)]  # one sample: no audio
     submitted = []
 
     class Counting(Classifier):
@@ -233,7 +239,75 @@ def test_the_vote_decides_the_genre_and_its_share(classifier, new_songs):
         assert record.votes == {"Electronic": 0, "Jazz": 5, "Rock": 6}
         assert record.mean_probability == pytest.approx({"Electronic": 1.8 / 11, "Jazz": 6.55 / 11,
                                                          "Rock": 2.65 / 11}, abs=1e-4)
-        assert record.top(2) == [("Jazz", record.mean_probability["Jazz"]), ("Rock", record.mean_probability["Rock"])]
+    # The ranking follows the vote, with the vote's score: the winner first, never a contradiction.
+    assert majority.top(3) == [("Rock", round(6 / 11, 4)), ("Jazz", round(5 / 11, 4)), ("Electronic", 0.0)]
+    assert mean.top(2) == [("Jazz", mean.mean_probability["Jazz"]), ("Rock", mean.mean_probability["Rock"])]
+    assert majority.score == majority.vote_share and mean.score == mean.mean_probability["Jazz"]
+
+
+def test_a_tie_in_votes_is_ranked_by_mean_probability(classifier, new_songs):
+    """Rock and Jazz 4 votes each, Electronic 3 sure ones: by votes Rock (more mean probability), Jazz, Electronic;
+    by mean probability Rock, Electronic, Jazz."""
+    root, truth = new_songs
+    rows = [[0.1, 0.3, 0.6]] * 4 + [[0.1, 0.55, 0.35]] * 4 + [[0.98, 0.01, 0.01]] * 3
+    [majority] = scripted(classifier, rows).classify(sorted(truth)[0])
+    [mean] = scripted(classifier, rows).classify(sorted(truth)[0], vote="mean")
+    assert majority.votes == {"Electronic": 3, "Jazz": 4, "Rock": 4} and majority.genre == mean.genre == "Rock"
+    assert majority.top(3) == [("Rock", round(4 / 11, 4)), ("Jazz", round(4 / 11, 4)), ("Electronic", round(3 / 11, 4))]
+    assert [name for name, _ in mean.top(3)] == ["Rock", "Electronic", "Jazz"]
+    assert mean.top(1) == [("Rock", pytest.approx(3.83 / 11, abs=1e-4))]
+
+
+def test_below_min_share_the_answer_is_unsure_and_the_scores_stay(classifier, new_songs):
+    """Six weakly Rock slices of eleven: a 0.545 majority, a 0.595 mean probability for Jazz."""
+    root, truth = new_songs
+    song = sorted(truth)[0]
+    rows = [[0.30, 0.30, 0.40]] * 6 + [[0.00, 0.95, 0.05]] * 5
+    [default] = scripted(classifier, rows).classify(song)
+    [sure] = scripted(classifier, rows).classify(song, min_share=0.5)
+    [unsure] = scripted(classifier, rows).classify(song, min_share=0.6)
+    [mean_unsure] = scripted(classifier, rows).classify(song, vote="mean", min_share=0.6)
+    [mean_sure] = scripted(classifier, rows).classify(song, vote="mean", min_share=0.59)
+    assert not default.unsure and default.genre == "Rock"
+    assert list(default.to_dict()) == ["path", "status", "reason", "genre", "vote", "vote_share", "n_slices",
+                                       "duration_s", "votes", "mean_probability"]  # unchanged without a threshold
+    assert not sure.unsure and sure.genre == "Rock" and sure.to_dict()["unsure"] is False
+    assert unsure.ok and unsure.unsure and unsure.genre is None and unsure.best_guess == "Rock"
+    assert unsure.votes == default.votes and unsure.mean_probability == default.mean_probability
+    record = unsure.to_dict()
+    assert (record["status"], record["genre"], record["unsure"], record["best_guess"], record["min_share"]) == (
+        "ok", None, True, "Rock", 0.6)
+    assert mean_unsure.unsure and mean_unsure.best_guess == "Jazz" and mean_unsure.genre is None
+    assert not mean_sure.unsure and mean_sure.genre == "Jazz"
+    for bad in (-0.1, 1.5, float("nan"), True):
+        with pytest.raises(ValueError, match="min_share="):
+            classifier.classify(song, min_share=bad)
+
+
+def test_a_clip_shorter_than_one_slice_is_repeated_to_fill_one(classifier, tmp_path):
+    clip = toy_song(tmp_path / "one second of jazz.mp3", "Jazz", 333, seconds=1.0)
+    seen = []
+
+    class Watching:
+        def predict_on_batch(self, batch):
+            seen.append(np.asarray(batch))
+            return classifier.trained.model.predict_on_batch(batch)
+
+    watching = Classifier.__new__(Classifier)
+    watching.__dict__.update(classifier.__dict__)
+    watching.trained = dataclasses.replace(classifier.trained, model=Watching())
+    [song] = watching.classify(clip)
+    assert song.ok and song.n_slices == 1 and song.genre == "Jazz"
+    assert song.duration_s == pytest.approx(1.0, abs=0.05)
+    assert song.reason == (f"padded: {song.duration_s:g} s of audio is shorter than one slice (2.55 s); repeated "
+                           "to fill one slice")
+    [batch] = seen
+    image = batch[0, :, :, 0]
+    columns = round(song.duration_s * classifier.spec.pixels_per_second)
+    assert 0 < columns < image.shape[1]
+    # Every column repeats the clip's: the clip tiled, not padded with silence.
+    np.testing.assert_array_equal(image, image[:, np.arange(image.shape[1]) % columns])
+    assert image[:, columns:].max() > 0
 
 
 def test_stopping_early_kills_running_sox(classifier, tmp_path):
