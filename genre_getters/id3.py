@@ -1,4 +1,9 @@
-"""Genre and artist from the tags inside audio files (ID3v2, ID3v1, Vorbis comments, MP4 atoms).
+"""Genre and artist from the tags inside audio files (ID3v2, ID3v1, Vorbis comments in FLAC/Ogg/Opus, MP4 atoms in
+``.m4a``, ASF attributes in ``.wma``).
+
+Artist is the track artist, else the album artist: ID3 ``TPE1``/``TPE2``, MP4 ``©ART``/``aART``, ASF
+``Author``/``WM/AlbumArtist``, Vorbis ``ARTIST``/``ALBUMARTIST``. MP4's numeric ``gnre`` atom (an ID3v1 genre
+number) is read by mutagen as a ``©gen`` name.
 
 ID3 numeric genres, such as ``(17)`` or a bare ``17`` (how ID3v1 stores them), are resolved to names with
 mutagen's ID3v1 genre table. Names map to FMA's 16 top-level genres through the FMA hierarchy (``Punk`` -> ``Rock``)
@@ -15,7 +20,8 @@ import re
 from pathlib import Path
 
 import mutagen
-from mutagen.id3 import ID3
+from mutagen.asf import ASFTags
+from mutagen.id3 import ID3, ID3NoHeaderError
 from mutagen.mp4 import MP4Tags
 
 from genreslice.genre_getters.base import TrackLabel, normalize_text
@@ -24,7 +30,10 @@ from genreslice.metadata import Taxonomy, fma_taxonomy, load_genre_map
 #: Genre values that say "no genre" rather than naming one (compared case-insensitively).
 UNUSABLE_GENRES = frozenset({"", "unknown", "<unknown>", "none", "n/a", "na", "genre", "undefined"})
 _SEPARATORS = re.compile(r"\s*[;,/|]\s*")
-_MP4_GENRE, _MP4_ARTIST = "\xa9gen", "\xa9ART"
+#: Genre keys, then artist keys (track artist before album artist), of each tag kind mutagen reads.
+_MP4_KEYS = (("\xa9gen",), ("\xa9ART", "aART"))
+_ASF_KEYS = (("WM/Genre",), ("Author", "WM/AlbumArtist"))
+_VORBIS_KEYS = (("genre",), ("artist", "albumartist", "album artist"))
 
 
 def read_tag_values(path: str | Path) -> tuple[list[str], list[str]]:
@@ -55,15 +64,24 @@ def read_tag_values(path: str | Path) -> tuple[list[str], list[str]]:
         raise ValueError("not a recognised audio format")
     tags = audio if isinstance(audio, ID3) else audio.tags
     if tags is None:
-        return [], []
+        # A raw AAC (ADTS) stream has no tag format of its own; taggers put an ID3v2 tag in front of it.
+        try:
+            tags = ID3(path)
+        except ID3NoHeaderError:
+            return [], []
     if isinstance(tags, ID3):
         genres = [genre for frame in tags.getall("TCON") for genre in frame.genres]
         artists = [text for key in ("TPE1", "TPE2") for frame in tags.getall(key) for text in frame.text]
         return genres, artists
-    if isinstance(tags, MP4Tags):
-        return [str(v) for v in tags.get(_MP4_GENRE, [])], [str(v) for v in tags.get(_MP4_ARTIST, [])]
-    # Vorbis comments (FLAC, Ogg): keys are case-insensitive in mutagen.
-    return [str(v) for v in tags.get("genre", [])], [str(v) for v in tags.get("artist", [])]
+    # MP4 atoms and ASF attributes by their names; Vorbis comments (FLAC, Ogg Vorbis, Opus) case-insensitively.
+    keys = _MP4_KEYS if isinstance(tags, MP4Tags) else _ASF_KEYS if isinstance(tags, ASFTags) else _VORBIS_KEYS
+    genre_keys, artist_keys = keys
+    return _tag_texts(tags, genre_keys), _tag_texts(tags, artist_keys)
+
+
+def _tag_texts(tags, keys: tuple[str, ...]) -> list[str]:
+    """The values of ``keys`` in ``tags``, in key order, as text (ASF values are attribute objects)."""
+    return [str(getattr(value, "value", value)) for key in keys for value in (tags.get(key) or [])]
 
 
 def candidate_genres(values: list[str]) -> list[str]:

@@ -11,8 +11,12 @@ from genreslice.pipeline.errors import AudioFolderError
 
 logger = logging.getLogger(__name__)
 
+#: Extensions (lower case) SoX reads itself.
+SOX_EXTENSIONS = frozenset({".mp3", ".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff"})
+#: Extensions (lower case) FFmpeg decodes for SoX: AAC or ALAC in MP4 (.m4a), raw AAC (ADTS), Opus, WMA.
+FFMPEG_EXTENSIONS = frozenset({".m4a", ".aac", ".opus", ".wma"})
 #: Extensions (lower case) the build picks up; matched case-insensitively.
-AUDIO_EXTENSIONS = frozenset({".mp3", ".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff"})
+AUDIO_EXTENSIONS = SOX_EXTENSIONS | FFMPEG_EXTENSIONS
 
 
 @dataclass(frozen=True)

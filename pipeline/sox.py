@@ -1,7 +1,9 @@
-"""Finding SoX and checking what it can read, before any work starts."""
+"""Finding SoX (and FFmpeg, which decodes what SoX cannot read) and checking what SoX can read, before any work
+starts."""
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 from genreslice.pipeline.errors import SoxUnavailableError
 
 INSTALL_HINT = "sudo apt-get install sox libsox-fmt-mp3"
+#: How to install FFmpeg, which decodes the formats SoX cannot read (AAC/ALAC in .m4a, .aac, Opus, WMA).
+FFMPEG_INSTALL_HINT = "Debian/Ubuntu: sudo apt-get install ffmpeg; macOS: brew install ffmpeg"
 REQUIRED_FORMATS = ("mp3", "wav", "flac", "ogg")
 _PROBE_TIMEOUT_S = 30
 
@@ -97,3 +101,14 @@ def _pdeathsig_prefix() -> tuple[str, ...]:
     except (OSError, subprocess.SubprocessError):
         return ()
     return prefix if check.returncode == 0 else ()
+
+
+@functools.cache
+def find_ffmpeg(executable: str = "ffmpeg") -> str | None:
+    """Absolute path of the FFmpeg executable on ``PATH``, or None; looked up once per process.
+
+    FFmpeg is optional: only files SoX cannot read (``.m4a``, ``.aac``, ``.opus``, ``.wma``) need it, and without
+    it those files fail one by one with :data:`FFMPEG_INSTALL_HINT`.
+    """
+    path = shutil.which(executable)
+    return None if path is None else os.path.abspath(path)

@@ -1,5 +1,10 @@
 """One SoX process per track: decode, mix to mono, resample, render a gray spectrogram.
 
+Formats SoX cannot read (:data:`~genreslice.pipeline.discovery.FFMPEG_EXTENSIONS`: AAC or ALAC in ``.m4a``, ``.aac``,
+``.opus``, ``.wma``) are first decoded by FFmpeg into a temporary WAV file at their own sample rate and channels
+(32-bit float, so no sample loses precision), which the same SoX command then reads: downmix, resampling and
+spectrogram are SoX's whatever the container, and a lossless file gives the same slices as its WAV.
+
 SoX writes an 8-bit palette PNG. In monochrome mode the palette's first four entries are reserved for axes and
 labels, so the stored index of a pixel is its gray level plus four. Reading the indices as intensities (the
 predecessor's defect) shifts every value and turns silence gray; the palette is applied here instead, so
@@ -7,20 +12,24 @@ louder is brighter and silence is black.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import signal
 import subprocess
+import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from genreslice.pipeline.discovery import FFMPEG_EXTENSIONS
 from genreslice.pipeline.errors import ParameterError, SoxError
 from genreslice.pipeline.png import read_png_rows
 from genreslice.pipeline.slicing import slice_spectrogram
-from genreslice.pipeline.sox import dies_with_parent
+from genreslice.pipeline.sox import FFMPEG_INSTALL_HINT, dies_with_parent, find_ffmpeg
 
 #: SoX's ``rate`` effect quality flags, by the name users pass on the command line.
 RESAMPLE_QUALITIES = {"quick": "-q", "low": "-l", "medium": "-m", "high": "-h", "very-high": "-v"}
@@ -165,6 +174,28 @@ def sox_command(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str
     return [sox_path, "-R", "-D", "-V2", "--no-glob", os.path.abspath(os.fspath(path)), "-n", *spec.sox_effects()]
 
 
+def ffmpeg_command(path: str | os.PathLike, wav_path: str | os.PathLike, spec: SpectrogramSpec, *,
+                   ffmpeg_path: str = "ffmpeg") -> list[str]:
+    """The argument list that decodes the first audio stream of ``path`` into a WAV file for SoX.
+
+    The WAV keeps the file's sample rate and channels (SoX mixes and resamples, as for any file) and holds
+    32-bit floats, exact for every 16- and 24-bit source. Both paths are absolute and given through FFmpeg's
+    ``file:`` protocol, so no name is read as an option or another protocol. Decoding stops a minute after
+    the longest audio SoX renders (:data:`SOX_MAX_COLUMNS`): SoX would ignore the rest, and the WAV stays
+    bounded; no tags are copied.
+    """
+    max_seconds = SOX_MAX_COLUMNS / spec.pixels_per_second + 60
+    return [ffmpeg_path, "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error",
+            "-i", "file:" + os.path.abspath(os.fspath(path)),
+            "-map", "0:a:0", "-map_metadata", "-1", "-t", f"{max_seconds:g}", "-c:a", "pcm_f32le",
+            "-bitexact", "-f", "wav", "-y", "file:" + os.path.abspath(os.fspath(wav_path))]
+
+
+def needs_ffmpeg(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is in a format SoX cannot read, which FFmpeg decodes first (by its extension)."""
+    return os.path.splitext(os.fspath(path))[1].lower() in FFMPEG_EXTENSIONS
+
+
 def measure_columns_per_second(spec: SpectrogramSpec, *, sox_path: str = "sox", timeout_s: float = 60.0) -> float:
     """The column rate SoX really renders for ``spec``.
 
@@ -199,16 +230,16 @@ def render_spectrogram(
     Parameters
     ----------
     path : str or os.PathLike
-        Audio file in any format SoX reads.
+        Audio file in any format SoX reads, or one FFmpeg decodes for it (:func:`needs_ffmpeg`).
     spec : SpectrogramSpec
         Analysis settings.
     sox_path : str
         SoX executable.
     timeout_s : float
-        Seconds before SoX is killed and the file is reported as failed.
+        Seconds before SoX is killed and the file is reported as failed (FFmpeg's decoding included).
     on_start : callable, optional
-        Called with the SoX process once it runs, so a caller can kill it (a cancelled prediction); a killed
-        SoX is reported as a failure like any other.
+        Called with the SoX process (and the FFmpeg process before it) once it runs, so a caller can kill it (a
+        cancelled prediction); a killed SoX or FFmpeg is reported as a failure like any other.
 
     Returns
     -------
@@ -219,10 +250,54 @@ def render_spectrogram(
     Raises
     ------
     SoxError
-        SoX failed, timed out, or wrote something that is not the expected PNG; carries SoX's stderr.
+        SoX failed, timed out, or wrote something that is not the expected PNG; carries SoX's stderr. Or FFmpeg
+        failed on the file, or is not installed (a transient failure).
     """
+    if needs_ffmpeg(path):
+        with _decoded_by_ffmpeg(path, spec, timeout_s=timeout_s, on_start=on_start) as (wav_path, left_s):
+            return _render_sox(wav_path, spec, sox_path=sox_path, timeout_s=left_s, budget_s=timeout_s,
+                               on_start=on_start)
+    return _render_sox(path, spec, sox_path=sox_path, timeout_s=timeout_s, budget_s=timeout_s, on_start=on_start)
+
+
+@contextlib.contextmanager
+def _decoded_by_ffmpeg(path: str | os.PathLike, spec: SpectrogramSpec, *, timeout_s: float,
+                       on_start: Callable[[subprocess.Popen], None] | None):
+    """Decode ``path`` with FFmpeg into a temporary WAV file, removed on exit; yields it and the seconds left of
+    ``timeout_s``.
+
+    Raises
+    ------
+    SoxError
+        FFmpeg is not installed (transient: a later build, with FFmpeg, tries again), could not be started, timed
+        out, was killed, or failed on the file (carrying FFmpeg's message).
+    """
+    extension = os.path.splitext(os.fspath(path))[1].lower()
+    ffmpeg_path = find_ffmpeg()
+    if ffmpeg_path is None:
+        raise SoxError(f"cannot decode {extension} files without FFmpeg: install it ({FFMPEG_INSTALL_HINT}) and run "
+                       "the same command again", transient=True)
+    started = time.monotonic()
+    descriptor, wav_path = tempfile.mkstemp(prefix="genreslice-", suffix=".wav")
+    os.close(descriptor)
+    try:
+        command = ffmpeg_command(path, wav_path, spec, ffmpeg_path=ffmpeg_path)
+        finished = _run_sox(command, timeout_s=timeout_s, on_start=on_start, program="FFmpeg")
+        _check_sox_exit(finished, program="FFmpeg")
+        left_s = timeout_s - (time.monotonic() - started)
+        if left_s <= 0:
+            raise SoxError(f"FFmpeg and SoX timed out after {timeout_s:g} s", command=command, transient=True)
+        yield wav_path, left_s
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(wav_path)
+
+
+def _render_sox(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str, timeout_s: float, budget_s: float,
+                on_start: Callable[[subprocess.Popen], None] | None) -> np.ndarray:
+    """:func:`render_spectrogram` of a file SoX reads; ``budget_s`` is the whole file's timeout, for the message."""
     command = sox_command(path, spec, sox_path=sox_path)
-    finished = _run_sox(command, timeout_s=timeout_s, on_start=on_start)
+    finished = _run_sox(command, timeout_s=timeout_s, on_start=on_start, budget_s=budget_s)
     if finished.returncode != 0 and _ZERO_WIDTH in finished.stderr:
         # Less audio than one spectrogram column (a file of a few samples): libpng refuses an image of width 0
         # and SoX aborts. That is a file too short to slice, not a damaged one.
@@ -231,14 +306,15 @@ def render_spectrogram(
     return _spectrogram_image(finished, spec)
 
 
-def _run_sox(command: list[str], *, timeout_s: float,
-             on_start: Callable[[subprocess.Popen], None] | None) -> subprocess.CompletedProcess:
-    """Run SoX to its end: its PNG on stdout (bytes), its stderr decoded; killed after ``timeout_s``.
+def _run_sox(command: list[str], *, timeout_s: float, on_start: Callable[[subprocess.Popen], None] | None,
+             program: str = "SoX", budget_s: float | None = None) -> subprocess.CompletedProcess:
+    """Run SoX (or FFmpeg, named by ``program``) to its end: its stdout (bytes), its stderr decoded; killed after
+    ``timeout_s``. ``budget_s``, when larger, is the timeout reported (the file's, of which ``timeout_s`` is left).
 
     Raises
     ------
     SoxError
-        SoX could not be started, or timed out.
+        The program could not be started, or timed out.
     """
     try:
         # Its own process group: SoX treats SIGINT/SIGTERM as a normal end and exits 0 with a truncated
@@ -247,7 +323,7 @@ def _run_sox(command: list[str], *, timeout_s: float,
         process = subprocess.Popen(dies_with_parent(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    process_group=0)
     except OSError as err:
-        raise SoxError(f"SoX could not be started: {err}", command=command, transient=True) from err
+        raise SoxError(f"{program} could not be started: {err}", command=command, transient=True) from err
     with process:
         try:
             if on_start is not None:
@@ -256,7 +332,9 @@ def _run_sox(command: list[str], *, timeout_s: float,
         except subprocess.TimeoutExpired as err:
             process.kill()
             process.communicate()
-            raise SoxError(f"SoX timed out after {timeout_s:g} s", command=command, transient=True) from err
+            shown = f"{timeout_s:g} s" if budget_s is None or budget_s <= timeout_s else (
+                f"{budget_s:g} s (FFmpeg decoding, then SoX)")
+            raise SoxError(f"{program} timed out after {shown}", command=command, transient=True) from err
         except BaseException:
             process.kill()
             raise
@@ -264,17 +342,19 @@ def _run_sox(command: list[str], *, timeout_s: float,
     return subprocess.CompletedProcess(command, process.returncode, stdout=stdout, stderr=stderr)
 
 
-def _check_sox_exit(finished: subprocess.CompletedProcess) -> None:
-    """Raise :class:`SoxError` for a SoX that was killed or failed; a signal from outside makes it transient."""
+def _check_sox_exit(finished: subprocess.CompletedProcess, *, program: str = "SoX") -> None:
+    """Raise :class:`SoxError` for a SoX (or FFmpeg) that was killed or failed; a signal from outside makes it
+    transient."""
+    summarize = summarize_ffmpeg_stderr if program == "FFmpeg" else summarize_sox_stderr
     if finished.returncode < 0:
         number = -finished.returncode
         name = signal.Signals(number).name if number in signal.valid_signals() else f"signal {number}"
         # Killed from outside (the OOM killer, a user, a stop): not the file's fault, unlike a crash (SIGSEGV,
         # SIGABRT...) on a malformed file, which would crash again.
-        raise SoxError(f"SoX was killed by {name}: {summarize_sox_stderr(finished.stderr)}", command=finished.args,
+        raise SoxError(f"{program} was killed by {name}: {summarize(finished.stderr)}", command=finished.args,
                        stderr=finished.stderr, transient=number in _OUTSIDE_KILLS)
     if finished.returncode != 0:
-        raise SoxError(f"SoX exited with status {finished.returncode}: {summarize_sox_stderr(finished.stderr)}",
+        raise SoxError(f"{program} exited with status {finished.returncode}: {summarize(finished.stderr)}",
                        command=finished.args, stderr=finished.stderr)
 
 
@@ -370,4 +450,13 @@ def summarize_sox_stderr(stderr: str, *, limit: int = 300) -> str:
     fail_lines = [line for line in lines if " FAIL " in f" {line} "]
     text = "; ".join(line + _SOX_GAVE_NO_REASON if line.endswith(":") else line
                      for line in fail_lines or lines[-1:]) or "no message"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def summarize_ffmpeg_stderr(stderr: str, *, limit: int = 300) -> str:
+    """FFmpeg's messages (it runs at ``-loglevel error``), on one line, shortened; without the memory addresses of
+    its components (``[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d1...]``) or the ``file:`` prefix of paths."""
+    stderr = re.sub(r" @ 0x[0-9a-fA-F]+\]", "]", stderr)
+    lines = [re.sub(r"(^|\s)file:(?=/)", r"\1", line.strip()) for line in stderr.splitlines() if line.strip()]
+    text = "; ".join(lines) or "no message"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs what genreslice needs from the system, only when it is missing:
-# SoX with MP3 support (Debian/Ubuntu: sox libsox-fmt-mp3), Python's venv module, and util-linux's setpriv
-# (SoX is started through it so that it dies with the process that started it).
+# SoX with MP3 support (Debian/Ubuntu: sox libsox-fmt-mp3), FFmpeg (decodes .m4a, .aac, .opus and .wma for SoX),
+# Python's venv module, and util-linux's setpriv (SoX is started through it so that it dies with the process that
+# started it).
 set -euo pipefail
 
 need=()
 if ! command -v sox >/dev/null 2>&1 || ! sox -h 2>/dev/null | grep -q 'AUDIO FILE FORMATS:.* mp3'; then
     need+=(sox libsox-fmt-mp3)
+fi
+if ! command -v ffmpeg >/dev/null 2>&1; then
+    need+=(ffmpeg)
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     need+=(python3-venv)
