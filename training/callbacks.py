@@ -21,6 +21,8 @@ from genreslice.training.checkpoints import (
     best_metrics,
     copy_atomic,
     epoch_file,
+    kept_epoch,
+    kept_file,
     remove_checkpoints,
     save_model_atomic,
     sha256,
@@ -38,24 +40,28 @@ from genreslice.training.model_dir import (
     writing,
 )
 from genreslice.training.plots import plot_training_curves
-from genreslice.training.settings import STOP_DIVERGED, STOP_PATIENCE, STOP_TARGET, check_stop_rules
+from genreslice.training.settings import MONITORS, STOP_DIVERGED, STOP_PATIENCE, STOP_TARGET, check_stop_rules
 
 logger = logging.getLogger(__name__)
 
 
 class GoalEarlyStopping(keras.callbacks.Callback):
-    """Stop when validation results are good enough, or when validation loss stops improving.
+    """Stop when validation results are good enough, or when the monitored metric stops improving.
 
     Two rules, checked after every epoch (epochs count from 1 in messages):
 
     * **target** (the predecessor's rule): validation accuracy >= ``target_accuracy`` *and* validation loss
       <= ``target_loss``.
-    * **patience**: validation loss has not improved on its best by more than ``min_delta`` for ``patience``
-      epochs.
+    * **patience**: the ``monitor`` metric has not improved on its best for ``patience`` epochs.
+
+    The best epoch is the one with the lowest validation loss (``monitor="val_loss"``, the Keras convention), or
+    the highest validation accuracy (``monitor="val_accuracy"``), an equal accuracy with a lower validation loss
+    counting as better: on a small validation set accuracies tie often, and the lower loss is the more confident
+    right answer.
 
     A validation loss that is NaN or infinite stops training at once (``diverged``): no later epoch can recover.
 
-    The weights of the epoch with the lowest validation loss are kept in memory and restored when training
+    With ``restore_best_weights``, the weights of the best epoch are kept in memory and restored when training
     ends (by either rule or by running out of epochs), so the model that leaves ``fit`` is the best one seen.
 
     Parameters
@@ -66,8 +72,10 @@ class GoalEarlyStopping(keras.callbacks.Callback):
         Validation loss to get under; None means any loss (only accuracy counts).
     patience : int
         Epochs without improvement before stopping; 0 disables the patience rule.
+    monitor : str
+        ``"val_loss"`` or ``"val_accuracy"``: what makes an epoch the best.
     min_delta : float
-        Smallest decrease of validation loss that counts as an improvement.
+        Smallest change of the monitored metric that counts as an improvement.
     restore_best_weights : bool
         Restore the best epoch's weights at the end of training.
     """
@@ -78,19 +86,24 @@ class GoalEarlyStopping(keras.callbacks.Callback):
         target_accuracy: float | None = 0.95,
         target_loss: float | None = 0.2,
         patience: int = 5,
+        monitor: str = "val_loss",
         min_delta: float = 0.0,
         restore_best_weights: bool = True,
     ) -> None:
         super().__init__()
         check_stop_rules(target_accuracy, target_loss, patience)
+        if monitor not in MONITORS:
+            raise ParameterError(f"monitor={monitor!r} must be one of {', '.join(MONITORS)}")
         if min_delta < 0:
             raise ParameterError(f"min_delta={min_delta} must be 0 or more")
         self.target_accuracy = target_accuracy
         self.target_loss = target_loss
         self.patience = int(patience)
+        self.monitor = monitor
         self.min_delta = float(min_delta)
         self.restore_best_weights = restore_best_weights
         self.best_loss = math.inf
+        self.best_accuracy = -math.inf
         self.best_epoch: int | None = None  # 0-based, like Keras's epoch argument
         self.wait = 0
         self.best_weights: list | None = None
@@ -101,7 +114,9 @@ class GoalEarlyStopping(keras.callbacks.Callback):
     # The state a resumed run needs, apart from the best weights (kept on disk as the best checkpoint).
     def get_state(self) -> dict:
         return {
+            "monitor": self.monitor,
             "best_loss": None if math.isinf(self.best_loss) else self.best_loss,
+            "best_accuracy": None if math.isinf(self.best_accuracy) else self.best_accuracy,
             "best_epoch": self.best_epoch,
             "wait": self.wait,
             "stop_reason": self.stop_reason,
@@ -110,7 +125,14 @@ class GoalEarlyStopping(keras.callbacks.Callback):
         }
 
     def set_state(self, state: dict, best_weights: list | None = None) -> None:
+        """Take a state from :meth:`get_state` (one recorded by an earlier version has no ``best_accuracy``: it
+        monitored the loss). The monitor is the callback's own; a state of another monitor is refused."""
+        recorded = state.get("monitor", "val_loss") if state else self.monitor
+        if recorded != self.monitor:
+            raise ValueError(f"the state is of monitor={recorded!r}, the rule's is {self.monitor!r}. "
+                             f"Received: {state!r}")
         self.best_loss = math.inf if state.get("best_loss") is None else float(state["best_loss"])
+        self.best_accuracy = -math.inf if state.get("best_accuracy") is None else float(state["best_accuracy"])
         self.best_epoch = state.get("best_epoch")
         self.wait = int(state.get("wait", 0))
         self.stop_reason = state.get("stop_reason")
@@ -137,6 +159,19 @@ class GoalEarlyStopping(keras.callbacks.Callback):
         for epoch, row in enumerate(history):
             self.on_epoch_end(epoch, {"val_loss": row["val_loss"], "val_accuracy": row["val_accuracy"]})
 
+    @property
+    def best_value(self) -> float:
+        """The monitored metric's best value so far (inf or -inf before the first finite epoch)."""
+        return self.best_loss if self.monitor == "val_loss" else self.best_accuracy
+
+    def improved(self, val_loss: float, val_accuracy: float) -> bool:
+        """Whether an epoch with these validation results is better than the best so far."""
+        if self.monitor == "val_loss":
+            return val_loss < self.best_loss - self.min_delta
+        if self.best_epoch is None or val_accuracy > self.best_accuracy + self.min_delta:
+            return True
+        return val_accuracy == self.best_accuracy and val_loss < self.best_loss
+
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         if "val_loss" not in logs or "val_accuracy" not in logs:
@@ -150,8 +185,8 @@ class GoalEarlyStopping(keras.callbacks.Callback):
             self._stop(epoch, STOP_DIVERGED, f"validation loss is {val_loss}: training diverged (try a lower "
                                              "--learning-rate)")
             return
-        if val_loss < self.best_loss - self.min_delta:
-            self.best_loss = val_loss
+        if self.improved(val_loss, val_accuracy):
+            self.best_loss, self.best_accuracy = val_loss, val_accuracy
             self.best_epoch = epoch
             self.wait = 0
             if self.restore_best_weights and self.model is not None:
@@ -166,10 +201,11 @@ class GoalEarlyStopping(keras.callbacks.Callback):
                 f"validation accuracy {val_accuracy:.4f} >= {self.target_accuracy}{loss_rule}",
             )
         elif self.patience and self.wait >= self.patience:
+            metric = "loss" if self.monitor == "val_loss" else "accuracy"
             self._stop(
                 epoch,
                 STOP_PATIENCE,
-                f"validation loss has not improved for {self.wait} epochs (best {self.best_loss:.4f} "
+                f"validation {metric} has not improved for {self.wait} epochs (best {self.best_value:.4f} "
                 f"at epoch {self.best_epoch + 1})",
             )
 
@@ -191,7 +227,8 @@ class GoalEarlyStopping(keras.callbacks.Callback):
         if self.restore_best_weights and self.best_weights is not None and self.best_epoch is not None \
                 and self.model is not None:
             self.model.set_weights(self.best_weights)
-            logger.info("restored the weights of epoch %d (best validation loss %.4f)", self.best_epoch + 1, self.best_loss)
+            logger.info("restored the weights of epoch %d (best %s %.4f)", self.best_epoch + 1, self.monitor,
+                        self.best_value)
 
 
 class EpochHistory(keras.callbacks.Callback):
@@ -231,8 +268,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
     """Commits every completed epoch, as Keras's ``BackupAndRestore`` does, so that a re-run continues after it.
 
     The epoch's model file is saved to ``checkpoint/``, then ``checkpoint/state.json`` is rewritten: that is the
-    commit. Then the epoch files the state no longer names are removed, and a new best epoch is copied to
-    ``model.keras``.
+    commit. Then the epoch files the state no longer names are removed, and the epoch the run keeps (a new best
+    epoch; every epoch with ``keep="last"``) is copied to ``model.keras``.
 
     Parameters
     ----------
@@ -243,7 +280,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     stopper : GoalEarlyStopping
         The rule that knows the best epoch and why training stopped; it must see each epoch first.
     settings : dict
-        The run settings a resumed run must share (``TrainConfig.run_settings()``).
+        The run settings a resumed run must share (``TrainConfig.run_settings()``), ``keep`` among them.
     fingerprint : str
         The data set's fingerprint.
     state : dict or None
@@ -273,7 +310,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         write_state(self.model_dir, self.state)
         # Derived files: regenerated from the committed state, so a crash here loses nothing.
         remove_checkpoints(checkpoint_dir, keep=(name, self.state["best"]))
-        if self.state["best"] == name:
+        if kept_file(self.state) == name:
             copy_atomic(checkpoint_dir / name, self.model_dir / MODEL_FILE)
 
     def _state_after(self, epoch: int, name: str) -> dict:
@@ -283,7 +320,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         # Of the files the state names: the best epoch's was recorded when it was written.
         digests = {best_name: self.state.get("sha256", {}).get(best_name),
                    name: sha256(self.model_dir / CHECKPOINT_DIR / name)}
-        return {
+        state = {
             "format_version": MODEL_FORMAT_VERSION,
             "epochs_done": epoch + 1,
             "last": name,
@@ -295,9 +332,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "stop_message": self.stopper.message if self.stopper.stop_reason else "",
             "settings": self.settings,
             "fingerprint": self.fingerprint,
-            "metrics": best_metrics(self.history, best_epoch),
             "sha256": {file: digest for file, digest in digests.items() if digest},
         }
+        state["kept_epoch"] = kept_epoch(state)
+        state["metrics"] = best_metrics(self.history, state["kept_epoch"] - 1)
+        return state
 
 
 def history_csv_text(history: Sequence[dict]) -> str:

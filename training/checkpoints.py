@@ -31,7 +31,7 @@ from genreslice.training.model_dir import (
     write_record,
     writing,
 )
-from genreslice.training.settings import STOP_MAX_EPOCHS, STOP_REASONS, TrainConfig
+from genreslice.training.settings import STOP_MAX_EPOCHS, STOP_REASONS, TrainConfig, recorded_choices
 
 logger = logging.getLogger(__name__)
 
@@ -129,15 +129,61 @@ def _records_problem(state: dict) -> str:
 
 
 def early_stop_usable(state: dict) -> bool:
-    """Whether ``state``'s record of the early-stop rule can be given back to it (and agrees with the state)."""
+    """Whether ``state``'s record of the early-stop rule can be given back to it (and agrees with the state).
+
+    A record of an earlier version has no ``monitor`` and no ``best_accuracy``: it monitored the loss.
+    """
     record = state.get("early_stop")
     if not isinstance(record, dict) or not {"best_loss", "best_epoch", "wait"} <= record.keys():
         return False
     best_epoch = None if state["best_epoch"] is None else state["best_epoch"] - 1  # the rule counts from 0
+    monitor = recorded_choices(state.get("settings"))["monitor"]
     return ((record["best_epoch"] is None if best_epoch is None else _is_int(record["best_epoch"]))
             and record["best_epoch"] == best_epoch
+            and record.get("monitor", "val_loss") == monitor
             and (record["best_loss"] is None or _is_number(record["best_loss"]))
+            and (monitor == "val_loss" or record.get("best_accuracy") is None or _is_number(record["best_accuracy"]))
+            and (monitor == "val_loss" or record.get("best_accuracy") is not None or best_epoch is None)
             and _is_int(record["wait"]) and record["wait"] >= 0)
+
+
+def kept_file(state: dict) -> str:
+    """The epoch file whose weights the run keeps, and ``model.keras`` copies: its best, or with ``keep``
+    ``last`` its last."""
+    return state["last"] if recorded_choices(state.get("settings"))["keep"] == "last" else state["best"]
+
+
+def kept_epoch(state: dict) -> int:
+    """The epoch (from 1) whose weights the run keeps: its best, or its last with ``keep`` ``last`` or when no
+    epoch was the best (every validation loss NaN)."""
+    if recorded_choices(state.get("settings"))["keep"] == "last" or state.get("best_epoch") is None:
+        return state["epochs_done"]
+    return state["best_epoch"]
+
+
+def accuracy_hint(state: dict) -> str:
+    """When an epoch had a better validation accuracy than the kept one, which it was and how to keep it; empty
+    otherwise. A network that grows overconfident raises its validation loss while its accuracy still climbs:
+    judged by loss, such a run keeps one of its first epochs."""
+    history, epoch = state["history"], kept_epoch(state)
+    kept_accuracy = history[epoch - 1]["val_accuracy"]
+    best = max(range(len(history)), key=lambda k: (history[k]["val_accuracy"], -history[k]["val_loss"])) + 1
+    if history[best - 1]["val_accuracy"] <= kept_accuracy:
+        return ""
+    return (f"epoch {best} had a better val_accuracy ({history[best - 1]['val_accuracy']:.4f}, kept epoch "
+            f"{kept_accuracy:.4f}); --monitor val_accuracy keeps the epoch of the best accuracy")
+
+
+def kept_message(state: dict) -> str:
+    """Which epoch's weights the run keeps, and why: ``kept the weights of epoch 12 (best val_accuracy 0.8300)``
+    or ``kept the last epoch's weights (epoch 30, --keep last)``."""
+    choices, epoch = recorded_choices(state.get("settings")), kept_epoch(state)
+    if choices["keep"] == "last":
+        return f"kept the last epoch's weights (epoch {epoch}, --keep last)"
+    if state.get("best_epoch") is None:
+        return f"kept the last epoch's weights (epoch {epoch}): no epoch had a finite validation loss"
+    value = state["history"][epoch - 1][choices["monitor"]]
+    return f"kept the weights of epoch {epoch} (best {choices['monitor']} {value:.4f})"
 
 
 def check_resumable(out: Path, state: dict | None, info: DatasetInfo, config: TrainConfig) -> None:
@@ -160,7 +206,10 @@ def check_resumable(out: Path, state: dict | None, info: DatasetInfo, config: Tr
             f"{out} holds a run on another version of the data set ({info.root / 'slices.csv'} changed since it "
             "started); train into a new folder"
         )
-    differences = list(layout.setting_differences(state.get("settings"), config.run_settings()))
+    recorded = state.get("settings")
+    if isinstance(recorded, dict):  # a run of an earlier version monitored the loss and kept its best epoch
+        recorded = {**recorded, **recorded_choices(recorded)}
+    differences = list(layout.setting_differences(recorded, config.run_settings()))
     if differences:
         listed = "; ".join(f"{key}: was {old!r}, now {new!r}" for key, old, new in differences)
         raise ModelDirError(
@@ -240,17 +289,18 @@ def restore(out: Path, state: dict, strategy) -> tuple[keras.Model, list, dict, 
 
     Disk corruption can damage an epoch file during a long run. Each epoch file is checked against the SHA-256
     ``state.json`` recorded when it was written (a state written without one: against Keras's loader only).
-    The best epoch has a second copy, ``model.keras``; a damaged file is replaced by an intact copy of the same
-    epoch. When the last epoch is damaged and is not the best one, the run goes back to its best epoch: the
-    history is cut there, and the caller recomputes the early-stop record for it and commits the state.
-    ``model.keras`` is rewritten if it does not hold the best epoch (damaged, or an interrupted run's).
+    The kept epoch (the best; the last with ``keep`` ``last``) has a second copy, ``model.keras``; a damaged file
+    is replaced by an intact copy of the same epoch. When the last epoch is damaged and is not the best one, the
+    run goes back to its best epoch: the history is cut there, and the caller recomputes the early-stop record for
+    it and commits the state.
+    ``model.keras`` is rewritten if it does not hold the kept epoch (damaged, or an interrupted run's).
 
     Returns
     -------
     model : keras.Model
         The epoch to continue from, made in ``strategy``'s scope, with its optimizer state.
-    best_weights : list
-        The best epoch's weights.
+    best_weights : list or None
+        The best epoch's weights; None with ``keep`` ``last`` (they are never restored).
     state : dict
         ``state`` itself, or a new state rewound to the best epoch (not yet committed).
     notes : list of str
@@ -265,12 +315,15 @@ def restore(out: Path, state: dict, strategy) -> tuple[keras.Model, list, dict, 
     model, source, rewound = _load_resume_point(out, state, damaged, strategy)
     if state["best"] == state["last"] or rewound:
         best_weights, best_source = model.get_weights(), source
+    elif kept_file(state) == state["last"]:  # keep "last": the best weights are never restored
+        best_weights, best_source = None, None
     else:
         best_model, best_source = _load_intact_epoch(out, state, name=state["best"], damaged=damaged,
                                                       scope=contextlib.nullcontext)
         best_weights = best_model.get_weights()
     notes = _damage_notes(out, state, damaged, rewound=rewound)
-    _repair_model_file(out, state["best"], best_source)
+    kept = state["best"] if rewound else kept_file(state)  # a rewound run's last epoch is its best
+    _repair_model_file(out, kept, source if rewound or kept == state["last"] else best_source)
     return model, best_weights, _rewound_to_best(out, state) if rewound else state, notes
 
 
@@ -319,7 +372,7 @@ def _damage_notes(out: Path, state: dict, damaged: dict[Path, str], *, rewound: 
 
 
 def _repair_model_file(out: Path, best: str, best_source: Path) -> None:
-    """Make ``checkpoint/<best>`` and ``model.keras`` the same intact copy of the best epoch, from
+    """Make ``checkpoint/<best>`` and ``model.keras`` the same intact copy of the kept epoch ``best``, from
     ``best_source``, the one that loaded."""
     best_file, model_file = out / CHECKPOINT_DIR / best, out / MODEL_FILE
     if best_source == model_file:
@@ -335,7 +388,7 @@ def _rewound_to_best(out: Path, state: dict) -> dict:
     back, best = state["best_epoch"], state["best"]
     history = state["history"][:back]
     return {**state, "epochs_done": back, "last": best, "history": history, "early_stop": None,
-            "stop_reason": None, "stop_message": "", "metrics": best_metrics(history, back - 1),
+            "stop_reason": None, "stop_message": "", "metrics": best_metrics(history, back - 1), "kept_epoch": back,
             "sha256": {best: sha256(out / CHECKPOINT_DIR / best)}}
 
 
@@ -343,10 +396,10 @@ def load_epoch(out: Path, state: dict, *, name: str, damaged: dict[Path, str],
                scope) -> tuple[keras.Model, Path] | None:
     """The model of committed epoch file ``name`` from its first intact copy, and that copy's path; None if none.
 
-    The copies are ``checkpoint/<name>`` and, for the best epoch, ``model.keras``. Each damaged copy is added to
+    The copies are ``checkpoint/<name>`` and, for the kept epoch, ``model.keras``. Each damaged copy is added to
     ``damaged`` with the reason, and not tried twice. ``scope`` makes the context the model is loaded in.
     """
-    copies = [out / CHECKPOINT_DIR / name] + ([out / MODEL_FILE] if name == state["best"] else [])
+    copies = [out / CHECKPOINT_DIR / name] + ([out / MODEL_FILE] if name == kept_file(state) else [])
     for path in copies:
         if path in damaged:
             continue
@@ -372,7 +425,8 @@ def load_epoch(out: Path, state: dict, *, name: str, damaged: dict[Path, str],
 
 
 def final_model_from_best(out: Path, state: dict) -> list[str]:
-    """Copy the best epoch's checkpoint to ``model.keras``, the final model; the notes say what was damaged.
+    """Copy the kept epoch's checkpoint (the best; the last with ``keep`` ``last``) to ``model.keras``, the final
+    model; the notes say what was damaged.
 
     Without a recorded digest (a state of an earlier version) the copy cannot be checked, and ``model.keras``,
     copied from it when its epoch was committed as the best, is kept if present.
@@ -382,8 +436,9 @@ def final_model_from_best(out: Path, state: dict) -> list[str]:
     ModelDirError
         Neither copy of the best epoch is intact.
     """
-    best_file, model_file = out / CHECKPOINT_DIR / state["best"], out / MODEL_FILE
-    digest = state.get("sha256", {}).get(state["best"])
+    kept = kept_file(state)
+    best_file, model_file = out / CHECKPOINT_DIR / kept, out / MODEL_FILE
+    digest = state.get("sha256", {}).get(kept)
     best_damage = damage(best_file, digest)
     if not best_damage:
         if digest is not None or not model_file.is_file():
@@ -391,7 +446,7 @@ def final_model_from_best(out: Path, state: dict) -> list[str]:
         return []
     if damage(model_file, digest):
         raise ModelDirError(
-            f"no intact copy of the best epoch ({state['best_epoch']}) is left to be the final model "
+            f"no intact copy of the kept epoch ({kept_epoch(state)}) is left to be the final model "
             f"({best_file}: {best_damage}; {model_file}: {damage(model_file, digest)}). Train into a new folder"
         )
     if best_damage == "missing":  # removed by an earlier finish, after it was copied

@@ -4,6 +4,11 @@ Writes ``MODEL_DIR/eval/<split>/`` as one unit (all its files come from one run)
 
     metrics.json     slice accuracy, song accuracy under both votes, per-genre precision/recall/F1/support,
                      the confusion matrix, and which model and data set were compared
+
+A data set may hold only some of the model's genres (the same slices, fewer genres): it is scored over the model's
+classes, since the model may predict any of them; the genres the data set lacks have support 0 and empty rows in
+the confusion matrix, ``metrics.json`` names them in ``missing_classes`` and a note says so. A genre the model was
+not trained on, or other spectrogram settings, are refused.
     confusion.csv    song-level confusion matrix: one row per true genre, one column per predicted genre
     confusion.png    the same as a labelled heat map
     songs.csv        one row per song: true genre, slices, the majority and mean-probability verdicts
@@ -102,7 +107,7 @@ def evaluate_model(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike,
     Parameters
     ----------
     dataset_dir : str or os.PathLike
-        A data set made by ``genreslice build`` with the model's classes and spectrogram settings.
+        A data set made by ``genreslice build`` with the model's spectrogram settings and classes, or some of them.
     model_dir : str or os.PathLike
         A folder made by ``genreslice train``.
     split : str
@@ -121,8 +126,8 @@ def evaluate_model(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike,
         The data set is unreadable, the split is empty, a build is changing the data set, or a slice cannot be
         read (the message says how to repair it).
     ModelDirError
-        The model is missing, damaged, or made for other classes or spectrogram settings; or the results cannot
-        be written (a full disk), and the previous results of the split are kept.
+        The model is missing, damaged, or made for other spectrogram settings or without a class of the data
+        set; or the results cannot be written (a full disk), and the previous results of the split are kept.
     """
     check_vote(vote)
     check_split(split)
@@ -140,8 +145,13 @@ def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, s
     started = time.monotonic()
     info = load_dataset_info(dataset_dir)
     trained = load_trained_model(model_dir)
-    check_compatible(trained.record, info, where=str(trained.model_dir))
+    check_compatible(trained.record, info, where=str(trained.model_dir), fewer_classes=True)
+    # Scored over the model's classes: it may predict any of them, and a data set of fewer genres must not turn
+    # those predictions into another class's. The genres the data set lacks have empty rows (no true songs).
+    classes = list(trained.classes)
+    missing = [name for name in classes if name not in info.classes]
     paths, labels, track_ids = read_split(info, split)
+    labels = np.array([classes.index(name) for name in info.classes], dtype=np.int32)[labels]
     if len(paths) == 0:
         raise DatasetError(f"{info.root}: the {split} split has no slices; nothing to evaluate")
     source = SliceDataSource(paths, labels, batch_size=batch_size, slice_size=info.slice_size,
@@ -154,26 +164,28 @@ def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, s
         if explained is None:
             raise
         raise DatasetError(explained) from err
-    if probabilities.shape != (len(paths), len(info.classes)):
+    if probabilities.shape != (len(paths), len(classes)):
         raise ModelDirError(f"{trained.model_dir / MODEL_FILE}: returned predictions of shape {probabilities.shape} "
-                            f"for {len(paths)} slices of {len(info.classes)} classes")
+                            f"for {len(paths)} slices of {len(classes)} classes")
 
-    scores = score_songs(probabilities, labels, track_ids, info.classes, vote=vote)
-    classes = list(info.classes)
+    scores = score_songs(probabilities, labels, track_ids, classes, vote=vote)
     record = trained.record
     same_dataset = record.get("dataset", {}).get("fingerprint") == info.fingerprint
     metrics = {
         "format_version": METRICS_FORMAT_VERSION,
         "split": split,
         "classes": classes,
+        "dataset_classes": list(info.classes),
+        "missing_classes": missing,
         **scores.metrics,
         "model": {"path": str(trained.model_dir.resolve()), "status": record.get("status"),
-                  "best_epoch": record.get("best_epoch")},
+                  "best_epoch": record.get("best_epoch"),
+                  "kept_epoch": record.get("kept", {}).get("epoch", record.get("best_epoch"))},
         "dataset": {"path": str(info.root.resolve()), "fingerprint": info.fingerprint,
                     "same_as_training": same_dataset},
         "seconds": round(time.monotonic() - started, 3),
     }
-    notes = _notes(split, record, same_dataset)
+    notes = _notes(split, record, same_dataset, missing)
 
     def write_files(folder: Path) -> None:
         layout.write_text_atomic(folder / CONFUSION_CSV, _confusion_csv(scores.confusion, classes))
@@ -247,8 +259,12 @@ def _process_running(pid: int) -> bool:
     return True
 
 
-def _notes(split: str, record: dict, same_dataset: bool) -> tuple[str, ...]:
+def _notes(split: str, record: dict, same_dataset: bool, missing: list[str]) -> tuple[str, ...]:
     notes = []
+    if missing:
+        notes.append(f"the data set lacks {len(missing)} of the model's genres ({', '.join(missing)}): they have no "
+                     "songs to score (empty rows of the confusion matrix), and songs predicted as them count as "
+                     "errors")
     if split == "train":
         notes.append("the model was trained on these songs: this measures fit, not generalisation")
     elif split == "validation":

@@ -3,7 +3,8 @@
 What :mod:`genreslice.pipeline.layout` is for a data set, this module is for the folder ``genreslice train``
 writes and ``genreslice evaluate`` and ``genreslice predict`` read::
 
-    model.keras      the best model so far (lowest validation loss); the final model when training ends
+    model.keras      the kept epoch so far (the best by the monitored metric, or the last with --keep last);
+                     the final model when training ends
     model.json       classes in output order, the data set's spectrogram settings and fingerprint,
                      the training settings, status and final metrics
     history.csv      one row per completed epoch
@@ -178,8 +179,20 @@ def unfinished_training_note(record: dict) -> str:
             "its weights are the best so far")
 
 
-def check_compatible(record: dict, info: DatasetInfo, *, where: str) -> None:
+def check_compatible(record: dict, info: DatasetInfo, *, where: str, fewer_classes: bool = False) -> None:
     """Refuse a model whose classes or spectrogram settings differ from the data set's.
+
+    Parameters
+    ----------
+    record : dict
+        The model's ``model.json``.
+    info : DatasetInfo
+        The data set.
+    where : str
+        The model folder, as the message names it.
+    fewer_classes : bool
+        Accept a data set of some of the model's classes (evaluation scores a model on them; training needs the
+        same classes). A class the model does not know is refused either way.
 
     Raises
     ------
@@ -187,14 +200,25 @@ def check_compatible(record: dict, info: DatasetInfo, *, where: str) -> None:
         The message lists each difference.
     """
     problems = []
-    if list(record.get("classes", [])) != list(info.classes):
-        problems.append(f"classes: model {record.get('classes')}, data set {list(info.classes)}")
-    for key, model_value, data_value in layout.setting_differences(record.get("spectrogram"), info.spectrogram):
-        problems.append(f"spectrogram.{key}: model {model_value!r}, data set {data_value!r}")
+    model_classes, data_classes = list(record.get("classes", [])), list(info.classes)
+    unknown = [name for name in data_classes if name not in model_classes]
+    if model_classes != data_classes and (unknown or not fewer_classes):
+        lacked = f" (the model was not trained on {unknown})" if unknown and fewer_classes else ""
+        problems.append(f"classes: model {record.get('classes')}, data set {data_classes}{lacked}")
+    spectrogram = [f"spectrogram.{key}: model {model_value!r}, data set {data_value!r}"
+                   for key, model_value, data_value in layout.setting_differences(record.get("spectrogram"),
+                                                                                 info.spectrogram)]
+    if spectrogram:
+        raise ModelDirError(
+            f"{where} holds a model for another data set ({'; '.join(problems + spectrogram)}); slices made "
+            "differently cannot be classified by it. Choose another model folder, or rebuild the data set with the "
+            "model's settings."
+        )
     if problems:
         raise ModelDirError(
-            f"{where} holds a model for another data set ({'; '.join(problems)}); slices made differently "
-            "cannot be classified by it. Choose another model folder, or rebuild the data set with the model's settings."
+            f"{where} holds a model for another data set ({problems[0]}); it cannot tell genres it was not trained "
+            "on. Choose another model folder"
+            + (", or a data set of the model's genres or some of them." if fewer_classes else ".")
         )
 
 

@@ -18,6 +18,19 @@ STOP_MAX_EPOCHS = "max_epochs"
 STOP_DIVERGED = "diverged"
 STOP_REASONS = (STOP_TARGET, STOP_PATIENCE, STOP_MAX_EPOCHS, STOP_DIVERGED)
 
+#: What the best epoch is judged by, as Keras's ``monitor``: the lowest validation loss, or the highest validation
+#: accuracy (ties broken by the lower validation loss).
+MONITORS = ("val_loss", "val_accuracy")
+#: Which epoch's weights the model folder keeps: the best by the monitored metric, or the last one trained.
+KEEP_RULES = ("best", "last")
+#: What a new run monitors and keeps unless told otherwise: the Keras convention. The loss is the smooth measure:
+#: on a small validation set the accuracy moves in steps of one song's slices, and patience counted on it stops
+#: runs whose loss still falls. When another epoch had a better accuracy, the run says so (see
+#: :func:`genreslice.training.checkpoints.accuracy_hint`).
+NEW_RUN_CHOICES = {"monitor": "val_loss", "keep": "best"}
+#: What a run recorded before ``monitor`` and ``keep`` existed did, and does when continued.
+EARLIER_RUN_CHOICES = {"monitor": "val_loss", "keep": "best"}
+
 
 def default_loader_workers() -> int:
     """Loader threads by default: the cores, at most 4 (decoding is cheap next to the model's work)."""
@@ -60,7 +73,12 @@ class TrainConfig:
         The target stop rule (validation accuracy >= target_accuracy and validation loss <= target_loss);
         None disables a bound, and no accuracy bound disables the rule.
     patience : int
-        Epochs without a better validation loss before stopping; 0 disables.
+        Epochs without a better ``monitor`` value before stopping; 0 disables.
+    monitor : str or None
+        ``val_loss`` or ``val_accuracy``: what makes an epoch the best (see :data:`MONITORS`). None: the value a
+        continued run recorded, or ``val_loss`` for a new run (see :meth:`for_run`).
+    keep : str or None
+        ``best``: the final model has the best epoch's weights; ``last``: the last epoch's. None: as ``monitor``.
     class_weights : str
         ``balanced`` weighs each class by ``n_slices / (n_classes * n_slices_of_class)`` of the training
         split, so a rare genre counts as much as a common one; ``none`` weighs every slice the same.
@@ -80,6 +98,8 @@ class TrainConfig:
     target_accuracy: float | None = 0.95
     target_loss: float | None = 0.2
     patience: int = 5
+    monitor: str | None = None
+    keep: str | None = None
     class_weights: str = "balanced"
     loader_workers: int = field(default_factory=default_loader_workers)
     devices: int | None = None
@@ -93,6 +113,10 @@ class TrainConfig:
             raise ParameterError(f"learning_rate={self.learning_rate} must be positive")
         if self.class_weights not in CLASS_WEIGHTS:
             raise ParameterError(f"class_weights={self.class_weights!r} must be one of {', '.join(CLASS_WEIGHTS)}")
+        if self.monitor is not None and self.monitor not in MONITORS:
+            raise ParameterError(f"monitor={self.monitor!r} must be one of {', '.join(MONITORS)}")
+        if self.keep is not None and self.keep not in KEEP_RULES:
+            raise ParameterError(f"keep={self.keep!r} must be one of {', '.join(KEEP_RULES)}")
         for name in ("loader_workers", "devices"):
             _check_at_least_one(name, getattr(self, name))
         check_stop_rules(self.target_accuracy, self.target_loss, self.patience)
@@ -106,8 +130,29 @@ class TrainConfig:
             learning_rate=self.learning_rate or preset.learning_rate,
         )
 
+    def for_run(self, recorded: dict | None) -> TrainConfig:
+        """The same settings with ``monitor`` and ``keep``, where None, taken from the run being continued.
+
+        Parameters
+        ----------
+        recorded : dict or None
+            The ``settings`` a continued run recorded in its ``state.json``; None for a new run, which gets
+            :data:`NEW_RUN_CHOICES`. A run recorded without them (an earlier version) gets
+            :data:`EARLIER_RUN_CHOICES`, what it did then.
+        """
+        choices = NEW_RUN_CHOICES if recorded is None else recorded_choices(recorded)
+        return replace(self, monitor=self.monitor or choices["monitor"], keep=self.keep or choices["keep"])
+
     def run_settings(self) -> dict:
-        """The settings a resumed run must share with the run it continues."""
-        settings = asdict(self.resolved())
+        """The settings a resumed run must share with the run it continues (``monitor`` and ``keep`` left None
+        are those of a new run)."""
+        settings = asdict(self.resolved().for_run(None) if self.monitor is None or self.keep is None
+                          else self.resolved())
         del settings["epochs"], settings["loader_workers"], settings["devices"]
         return settings
+
+
+def recorded_choices(settings) -> dict:
+    """``monitor`` and ``keep`` of a run's recorded settings; :data:`EARLIER_RUN_CHOICES` where not recorded."""
+    settings = settings if isinstance(settings, dict) else {}
+    return {key: settings.get(key) or default for key, default in EARLIER_RUN_CHOICES.items()}

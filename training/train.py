@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -26,9 +26,13 @@ from genreslice.training.callbacks import (
     write_training_curves,
 )
 from genreslice.training.checkpoints import (
+    accuracy_hint,
+    best_metrics,
     check_resumable,
     early_stop_usable,
     final_model_from_best,
+    kept_epoch,
+    kept_message,
     load_state,
     remove_checkpoints,
     restore,
@@ -71,10 +75,13 @@ class TrainResult:
     resumed_from: int
     stop_reason: str
     stop_message: str
-    best_epoch: int | None
-    metrics: dict
+    best_epoch: int | None  # the best by the monitored metric
+    metrics: dict  # of the kept epoch
     history: list[dict]
     notes: tuple[str, ...] = ()  # damaged files this call found and what it did about them (also logged)
+    kept_epoch: int | None = None  # whose weights model.keras holds
+    kept_message: str = ""  # which epoch's weights were kept and why
+    kept_hint: str = ""  # another epoch had a better validation accuracy, and how to keep that one
 
 
 @dataclass(frozen=True)
@@ -134,15 +141,23 @@ def train_model(
         run = _prepare_run(dataset_dir, Path(model_dir), config, observer or TrainObserver())
         check_model_dir_shape(run.out)
         check_recorded_model(run.out, run.info)
-        check_resumable(run.out, load_state(run.out), run.info, config)  # before anything is created in the folder
+        _checked_run(run, load_state(run.out))  # before anything is created in the folder
         with writing(run.out):
             run.out.mkdir(parents=True, exist_ok=True)
             (run.out / CHECKPOINT_DIR).mkdir(exist_ok=True)
         with training_lock(run.out):
             state = load_state(run.out)  # again: another run may have finished an epoch meanwhile
-            check_resumable(run.out, state, run.info, config)
+            run = _checked_run(run, state)
             remove_temporary_files(run.out)
             return _train(run, state)
+
+
+def _checked_run(run: _Run, state: dict | None) -> _Run:
+    """``run`` with the ``monitor`` and ``keep`` of the run ``state`` continues (None: a new run's), where its
+    settings leave them open; refused if it cannot continue that run."""
+    config = run.config.for_run(state.get("settings") if state else None)
+    check_resumable(run.out, state, run.info, config)
+    return replace(run, config=config)
 
 
 def _prepare_run(dataset_dir: str | os.PathLike, out: Path, config: TrainConfig, observer: TrainObserver) -> _Run:
@@ -188,7 +203,8 @@ def _train(run: _Run, state: dict | None) -> TrainResult:
     """Train from ``state``, the committed state of the run in the folder (None: a new run), to the end."""
     config = run.config
     stopper = GoalEarlyStopping(
-        target_accuracy=config.target_accuracy, target_loss=config.target_loss, patience=config.patience
+        target_accuracy=config.target_accuracy, target_loss=config.target_loss, patience=config.patience,
+        monitor=config.monitor, restore_best_weights=config.keep == "best",
     )
     if state and (state.get("stop_reason") not in (None, STOP_MAX_EPOCHS) or state["epochs_done"] >= config.epochs):
         return _conclude(run, state)
@@ -234,7 +250,7 @@ def _resume(out: Path, state: dict, stopper: GoalEarlyStopping, strategy) -> tup
     for note in notes:
         logger.warning("%s", note)
     has_best = restored["early_stop"].get("best_epoch") is not None  # None: every val_loss so far was NaN
-    stopper.set_state(restored["early_stop"], best_weights if has_best else None)
+    stopper.set_state(restored["early_stop"], best_weights if has_best else None)  # None with keep "last"
     stopper.stop_reason = None
     logger.info("%s: continuing from epoch %d", out, restored["epochs_done"])
     return model, restored, notes
@@ -330,8 +346,10 @@ def _finish(run: _Run, state: dict, history: list[dict]) -> tuple[dict, list[str
             f"reached the last epoch ({done})" if done == limit
             else f"the epoch limit is {limit} and {done} epochs were already done"
         )
+    state["kept_epoch"] = kept_epoch(state)
+    state["metrics"] = best_metrics(history, state["kept_epoch"] - 1) or state.get("metrics", {})
     write_state(run.out, state)
-    # The stop rule restored the best weights; the best epoch's file holds the same weights. Once copied, it is
+    # The kept epoch's file (the best; the last with keep "last") becomes model.keras. Once copied, it is
     # removed if a stop rule ended the run (an earlier finish may have done so already).
     notes = final_model_from_best(run.out, state)
     remove_checkpoints(run.out / CHECKPOINT_DIR, keep=resumable_files(state))
@@ -341,6 +359,8 @@ def _finish(run: _Run, state: dict, history: list[dict]) -> tuple[dict, list[str
             "stop": {"reason": state["stop_reason"], "message": state["stop_message"]},
             "epochs_run": state["epochs_done"],
             "best_epoch": state["best_epoch"],
+            "kept": {"epoch": state["kept_epoch"], "keep": run.config.keep, "monitor": run.config.monitor,
+                     "message": kept_message(state), "hint": accuracy_hint(state)},
             "metrics": state["metrics"],
             "training_seconds": round(sum(row["seconds"] for row in history), 1),
         }
@@ -365,4 +385,7 @@ def _result(out: Path, status: str, state: dict, history: list[dict], *, epochs_
         metrics=state.get("metrics", {}),
         history=history,
         notes=tuple(notes),
+        kept_epoch=kept_epoch(state),
+        kept_message=kept_message(state),
+        kept_hint=accuracy_hint(state),
     )

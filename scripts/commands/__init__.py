@@ -17,3 +17,15 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 VOTE_HELP = ("majority = each slice votes for its most probable genre, the most votes win (a tie goes to the higher "
              "mean probability, then to the alphabetically first genre); mean = the highest probability averaged "
              "over the slices")
+
+
+def print_split_warnings(warnings: list[str]) -> None:
+    """Classes missing from a split, or with fewer than a handful of tracks there: scores on them mean little."""
+    if not warnings:
+        return
+    print("Warning: genres with no or few tracks in a split (their validation and test scores mean little; more "
+          "artists of the genre, or other --split-ratios, help):")
+    for line in warnings[:12]:
+        print(f"  {line}")
+    if len(warnings) > 12:
+        print(f"  ... and {len(warnings) - 12} more")

@@ -21,7 +21,7 @@ from genreslice.pipeline.splits import SPLITS, split_warnings
 from genreslice.pipeline.tracks import TrackRow, read_tracks_csv
 from genreslice.scripts.argtypes import (DATA_SET, check_folder_kinds, genre_names, positive_int, split_ratios,
                                          timeout_seconds, worker_count)
-from genreslice.scripts.commands import HelpFormatter
+from genreslice.scripts.commands import HelpFormatter, print_split_warnings
 from genreslice.scripts.progress import TqdmObserver
 
 logger = logging.getLogger(__name__)
@@ -195,18 +195,6 @@ def _running(config: BuildConfig, *, executor: str, scheduler: str | None, progr
             yield config, options, observer
         finally:
             observer.close()
-
-
-def print_split_warnings(warnings: list[str]) -> None:
-    """Classes missing from a split, or with fewer than a handful of tracks there: scores on them mean little."""
-    if not warnings:
-        return
-    print(f"Warning: {plural(len(warnings), 'class and split')} with no or few tracks; validation and test scores "
-          "of those classes mean little (more artists of the class, or other --split-ratios, help):")
-    for line in warnings[:12]:
-        print(f"  {line}")
-    if len(warnings) > 12:
-        print(f"  ... and {len(warnings) - 12} more")
 
 
 def log_not_built(rows: list[TrackRow], audio_dir: str | os.PathLike) -> None:

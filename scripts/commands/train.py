@@ -2,9 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+from pathlib import Path
 
+from genreslice.pipeline.layout import DATASET_JSON
+from genreslice.pipeline.splits import SPLITS, split_warnings
 from genreslice.scripts.argtypes import (
+    DATA_SET,
+    MODEL_FOLDER,
+    check_folder_kinds,
     device_count,
     non_negative_int,
     optional_fraction,
@@ -13,11 +20,21 @@ from genreslice.scripts.argtypes import (
     positive_int,
     worker_count,
 )
-from genreslice.scripts.commands import HelpFormatter
+from genreslice.scripts.commands import HelpFormatter, print_split_warnings
 from genreslice.scripts.progress import TqdmTrainObserver
 from genreslice.scripts.tensorflow_runtime import load_tensorflow
+from genreslice.training.errors import DatasetError
 from genreslice.training.models import PRESETS
-from genreslice.training.settings import CLASS_WEIGHTS, TrainConfig, default_loader_workers
+from genreslice.training.settings import (
+    CLASS_WEIGHTS,
+    KEEP_RULES,
+    MONITORS,
+    NEW_RUN_CHOICES,
+    TrainConfig,
+    default_loader_workers,
+)
+
+USAGE = "genreslice train DATASET_DIR MODEL_DIR"
 
 
 def register_subcommand(commands: argparse._SubParsersAction) -> None:
@@ -30,9 +47,10 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
             "Train a genre classifier on the train split of DATASET_DIR (the OUT_DIR of 'genreslice build'), "
             "validating on its validation split after every epoch. Slices are read from disk one batch at a "
             "time, so data sets larger than memory train in bounded memory. Training stops when validation "
-            "accuracy and loss reach the targets, or when validation loss has not improved for --patience "
-            "epochs, and keeps the best epoch's weights. Every epoch is checkpointed in MODEL_DIR: if a run is "
-            "interrupted, run the same command again to continue from the last completed epoch. MODEL_DIR "
+            "accuracy and loss reach the targets, or when the --monitor metric has not improved for --patience "
+            "epochs, and keeps the weights of the best epoch by that metric (or of the last, with --keep last); "
+            "its last lines say which epoch's weights were kept and why. Every epoch is checkpointed in MODEL_DIR: "
+            "if a run is interrupted, run the same command again to continue from the last completed epoch. MODEL_DIR "
             "receives model.keras, model.json (classes, spectrogram settings, metrics), history.csv, curves.png "
             "and TensorBoard logs in logs/."
         ),
@@ -68,7 +86,17 @@ def _add_stopping_options(train: argparse.ArgumentParser, defaults: TrainConfig)
     stopping.add_argument("--target-loss", type=optional_loss, default=defaults.target_loss, metavar="LOSS",
                           help="...and validation loss is at most this; 'off' checks accuracy only")
     stopping.add_argument("--patience", type=non_negative_int, default=defaults.patience, metavar="EPOCHS",
-                          help="stop when validation loss has not improved for this many epochs; 0 disables")
+                          help="stop when the --monitor metric has not improved for this many epochs; 0 disables")
+    stopping.add_argument("--monitor", choices=list(MONITORS), default=None,
+                          help="what makes an epoch the best, and what --patience watches: the lowest val_loss, "
+                               "or the highest val_accuracy (an equal accuracy with a lower val_loss counts as "
+                               "better). val_accuracy keeps a run whose loss rises while its accuracy still climbs "
+                               "(an overconfident network); on a small validation set its steps stop runs early. "
+                               f"(default: {NEW_RUN_CHOICES['monitor']}; a continued run keeps its own)")
+    stopping.add_argument("--keep", choices=list(KEEP_RULES), default=None,
+                          help="whose weights model.keras holds at the end: the best epoch by --monitor, or the "
+                               f"last epoch trained (default: {NEW_RUN_CHOICES['keep']}; a continued run keeps "
+                               "its own)")
 
 
 def _add_resource_options(train: argparse.ArgumentParser, defaults: TrainConfig) -> None:
@@ -87,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
     """``genreslice train``: the training settings from the options, then :func:`train`."""
     config = TrainConfig(model=args.model, epochs=args.epochs, batch_size=args.batch_size,
                          learning_rate=args.learning_rate, seed=args.seed, target_accuracy=args.target_accuracy,
-                         target_loss=args.target_loss, patience=args.patience,
-                         class_weights=args.class_weights, loader_workers=args.loader_workers,
+                         target_loss=args.target_loss, patience=args.patience, monitor=args.monitor,
+                         keep=args.keep, class_weights=args.class_weights, loader_workers=args.loader_workers,
                          devices=args.devices)
     return train(args.dataset_dir, args.model_dir, config, progress=not args.no_progress, verbose=args.verbose)
 
@@ -99,6 +127,8 @@ def train(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, config: 
 
     ``verbose`` shows TensorFlow's native start-up lines.
     """
+    _check_folders(dataset_dir, model_dir)  # before TensorFlow's seconds of start-up
+    print_split_warnings(_split_warnings(Path(dataset_dir)))
     devices = load_tensorflow(verbose=verbose)
     from genreslice.training.train import train_model
 
@@ -116,9 +146,45 @@ def train(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, config: 
               f"{result.stop_message}.")
     metrics = result.metrics
     if metrics:
-        print(f"Best epoch {result.best_epoch}: validation accuracy {metrics.get('val_accuracy', float('nan')):.4f}, "
+        print(f"Epoch {result.kept_epoch}: validation accuracy {metrics.get('val_accuracy', float('nan')):.4f}, "
               f"loss {metrics.get('val_loss', float('nan')):.4f} (training accuracy "
-              f"{metrics.get('accuracy', float('nan')):.4f}); these weights are in {result.model_dir / 'model.keras'}.")
+              f"{metrics.get('accuracy', float('nan')):.4f}).")
     print(f"Curves: {result.model_dir / 'curves.png'}; per epoch: {result.model_dir / 'history.csv'}; "
           f"TensorBoard: tensorboard --logdir {result.model_dir / 'logs'}")
+    # Last, where a user looks: which weights the model holds, and why.
+    print(f"{result.kept_message[:1].upper()}{result.kept_message[1:]}, in {result.model_dir / 'model.keras'}.")
+    if result.kept_hint:
+        print(f"Note: {result.kept_hint}.")
     return 0
+
+
+def _check_folders(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike) -> None:
+    """Refuse folder arguments that cannot be right, naming the likely mistake, without TensorFlow.
+
+    Raises
+    ------
+    ParameterError
+        A model folder given as the data set, a data set as the model folder, or the two swapped (a usage error).
+    DatasetError
+        ``dataset_dir`` is not a folder or holds no ``dataset.json`` (as :func:`load_dataset_info` says).
+    """
+    check_folder_kinds(USAGE, [(dataset_dir, DATA_SET), (model_dir, MODEL_FOLDER)])
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such data set folder")
+    if not (root / DATASET_JSON).is_file():
+        raise DatasetError(f"{root}: no {DATASET_JSON}; is this the output folder of 'genreslice build'?")
+
+
+def _split_warnings(dataset_dir: Path) -> list[str]:
+    """Classes missing from a split of the data set, or thin there (see :func:`split_warnings`); none when
+    ``dataset.json`` lacks the counts (training then reports what is wrong with it)."""
+    try:
+        record = json.loads((dataset_dir / DATASET_JSON).read_text(encoding="utf-8"))
+        table = {genre: {split: int(record["counts"]["tracks"][split].get(genre, 0)) for split in SPLITS}
+                 for genre in record["classes"]}
+        ratios = tuple(float(record["splits"]["ratios"][split]) for split in SPLITS)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    return split_warnings(table, ratios)
+

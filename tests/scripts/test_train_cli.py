@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 
 import pytest
 
@@ -37,6 +38,14 @@ def test_train_from_the_command_line(built):
     out = result.stdout
     assert "TensorFlow sees" in out and "Training compact on" in out and "starting at epoch 1 of at most 2" in out
     assert "epoch 1/2: loss" in out and "epoch 2/2: loss" in out and "validation loss" in out
+    # Every genre of this small data set has 1 or 2 tracks in validation and test: said before training starts.
+    tracks = json.loads((built / "dataset" / "dataset.json").read_text())["counts"]["tracks"]
+    thin = [(genre, split) for split in ("validation", "test") for genre in GENRES if tracks[split][genre] < 5]
+    assert thin and out.index("Warning: genres with no or few tracks in a split") < out.index("TensorFlow sees")
+    for genre, split in thin:
+        count = tracks[split][genre]
+        assert (f"{genre} has only {count} track{'s' if count > 1 else ''} in the {split} split" if count
+                else f"{genre} has no tracks in the {split} split") in out
     assert f"Trained {model_dir}: 2 epochs (2 in this run); reached the last epoch (2)." in out
     assert "I0000" not in result.stderr and "cuda" not in result.stderr.lower()  # TensorFlow's start-up noise
     record = json.loads((model_dir / "model.json").read_text())
@@ -76,3 +85,38 @@ def test_bad_train_arguments_exit_2(tmp_path, args, message):
 def test_train_help_explains_every_option():
     text = help_of("train", 13)
     assert "(default: 0)" in text  # the seed's default is shown although it is falsy
+
+
+def without_tensorflow(tmp_path):
+    """An environment in which importing TensorFlow fails, so that a test can tell that it was not imported."""
+    fake = tmp_path / "fake modules" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('TensorFlow was imported')\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(fake.parent),
+                                                                       os.environ.get("PYTHONPATH")]))}
+
+
+def test_a_model_folder_given_as_the_data_set_is_named_before_tensorflow_loads(tmp_path):
+    model_dir = tmp_path / "m6"
+    model_dir.mkdir()
+    (model_dir / "model.json").write_text("{}")
+    env = without_tensorflow(tmp_path)
+    result = genreslice("train", str(model_dir), str(tmp_path / "m7"), "--no-progress", env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"genreslice train: error: {model_dir} is a model folder, not a data set; usage: "
+                             "genreslice train DATASET_DIR MODEL_DIR\n")
+
+    missing = genreslice("train", str(tmp_path / "nodata"), str(tmp_path / "m7"), "--no-progress", env=env)
+    assert missing.returncode == 1
+    assert missing.stderr == f"genreslice train: error: {tmp_path / 'nodata'}: no such data set folder\n"
+    empty = genreslice("train", str(tmp_path), str(tmp_path / "m7"), "--no-progress", env=env)
+    assert empty.returncode == 1 and f"{tmp_path}: no dataset.json" in empty.stderr
+    assert "TensorFlow was imported" not in missing.stderr + empty.stderr
+
+
+def test_monitor_and_keep_are_checked_choices(tmp_path):
+    for option, value in (("--monitor", "accuracy"), ("--keep", "first")):
+        result = genreslice("train", str(tmp_path), str(tmp_path / "model"), option, value)
+        assert result.returncode == 2 and f"invalid choice: '{value}'" in result.stderr
+    text = help_of("train", 15)
+    assert "--monitor {val_loss,val_accuracy}" in text and "--keep {best,last}" in text

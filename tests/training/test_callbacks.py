@@ -126,3 +126,39 @@ def test_a_nan_validation_loss_stops_training_as_diverged():
 
     first = GoalEarlyStopping(target_accuracy=0.9, patience=5)
     assert drive(first, [(0.25, float("inf"))]) == 1 and first.stop_reason == "diverged" and first.best_epoch is None
+
+
+def test_val_accuracy_monitor_breaks_ties_by_the_lower_loss():
+    # The loss rises from epoch 1 on while the accuracy climbs: judged by loss, epoch 1 would stay the best.
+    stopper = GoalEarlyStopping(target_accuracy=None, patience=2, monitor="val_accuracy")
+    model = tiny_model()
+    epochs = drive(stopper, [(0.25, 0.5), (0.5, 0.9), (0.75, 1.2), (0.75, 1.0), (0.75, 1.1), (0.5, 0.4)], model)
+    assert stopper.best_epoch == 3 and stopper.best_value == 0.75 and stopper.best_loss == 1.0
+    assert weights_epoch(model) == 3.0  # epoch 4's weights restored: the tie with epoch 3, at a lower loss
+    assert epochs == 6 and stopper.stop_reason == STOP_PATIENCE  # epochs 5 and 6 do not improve the accuracy
+    assert "validation accuracy has not improved for 2 epochs (best 0.7500 at epoch 4)" in stopper.message
+    assert stopper.get_state()["monitor"] == "val_accuracy"
+
+
+def test_val_loss_monitor_keeps_the_lowest_loss():
+    stopper = GoalEarlyStopping(target_accuracy=None, patience=0, monitor="val_loss")
+    drive(stopper, [(0.25, 0.5), (0.5, 0.9), (0.75, 1.2)])
+    assert stopper.best_epoch == 0 and stopper.best_value == 0.5
+
+
+def test_a_state_of_another_monitor_is_refused_and_an_earlier_versions_is_val_loss():
+    stopper = GoalEarlyStopping(monitor="val_accuracy")
+    with pytest.raises(ValueError, match="monitor='val_loss'"):
+        stopper.set_state({"best_loss": 0.5, "best_epoch": 0, "wait": 0})  # recorded before monitor existed
+    earlier = GoalEarlyStopping(monitor="val_loss")
+    earlier.set_state({"best_loss": 0.5, "best_epoch": 0, "wait": 1})
+    assert earlier.best_value == 0.5 and earlier.wait == 1
+    with pytest.raises(ValueError, match="monitor='accuracy' must be one of val_loss, val_accuracy"):
+        GoalEarlyStopping(monitor="accuracy")
+
+
+def test_without_restoring_the_last_weights_stay():
+    stopper = GoalEarlyStopping(target_accuracy=None, patience=0, monitor="val_accuracy", restore_best_weights=False)
+    model = tiny_model()
+    drive(stopper, [(0.75, 0.5), (0.5, 0.9), (0.25, 1.2)], model)
+    assert stopper.best_epoch == 0 and weights_epoch(model) == 2.0

@@ -121,9 +121,33 @@ def test_a_data_set_made_differently_is_refused(toy_model, tmp_path):
         meta["classes"] = ["Electronic", "Jazz", "Pop", "Rock"]
 
     data = copy_tables(toy_model, tmp_path / "more genres", more_genres)
-    with pytest.raises(ModelDirError, match=r"classes: model \['Electronic', 'Jazz', 'Rock'\], data set"):
+    with pytest.raises(ModelDirError, match=r"classes: model \['Electronic', 'Jazz', 'Rock'\], data set "
+                                            r"\['Electronic', 'Jazz', 'Pop', 'Rock'\] \(the model was not trained "
+                                            r"on \['Pop'\]\)"):
         evaluate_model(data, model)
     assert sorted(path.name for path in model.iterdir()) == ["model.json", "model.keras"]  # nothing written
+
+
+def test_a_data_set_of_some_of_the_models_genres_is_scored_over_the_models(toy_model, tmp_path):
+    def without_rock(meta):
+        meta["classes"] = ["Electronic", "Jazz"]
+
+    data = copy_tables(toy_model, tmp_path / "two genres", without_rock)
+    rows = read_rows(data / SLICES_CSV)
+    with open(data / SLICES_CSV, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([rows[0], *(row for row in rows[1:] if row[2] != "Rock")])
+    (data / "slices").symlink_to(toy_model / "dataset" / "slices", target_is_directory=True)
+    result = evaluate_model(data, copy_model(toy_model, tmp_path / "model"), split="test")
+
+    metrics = json.loads((result.out_dir / "metrics.json").read_text())
+    assert metrics["classes"] == ["Electronic", "Jazz", "Rock"] and metrics["missing_classes"] == ["Rock"]
+    assert metrics["dataset_classes"] == ["Electronic", "Jazz"]
+    assert metrics["n_songs"] == 4 and metrics["song_accuracy_majority"] == 1.0  # Jazz stays Jazz, not Rock
+    assert metrics["per_genre"]["Rock"]["support"] == 0 and metrics["per_genre"]["Jazz"]["recall"] == 1.0
+    assert metrics["confusion_matrix"] == [[2, 0, 0], [0, 2, 0], [0, 0, 0]]
+    assert result.notes[0] == ("the data set lacks 1 of the model's genres (Rock): they have no songs to score "
+                               "(empty rows of the confusion matrix), and songs predicted as them count as errors")
+    assert metrics["notes"] == list(result.notes)
 
 
 def test_an_empty_split_and_a_bad_model_folder(toy_model, tmp_path):

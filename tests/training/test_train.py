@@ -58,7 +58,7 @@ def test_training_writes_every_artifact(trained, small_dataset):
     assert record["dataset"]["train_slices"] == 96 and record["dataset"]["validation_slices"] == 32
     assert record["training"] == {"model": "compact", "epochs": 2, "batch_size": 64, "learning_rate": 0.001,
                                   "seed": 0, "target_accuracy": None, "target_loss": 0.2, "patience": 0,
-                                  "class_weights": "balanced"}
+                                  "monitor": "val_loss", "keep": "best", "class_weights": "balanced"}
     best = result.history[result.best_epoch - 1]
     assert record["metrics"] == {key: best[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
     assert record["best_epoch"] == result.best_epoch and record["epochs_run"] == 2
@@ -106,7 +106,7 @@ def test_target_rule_ends_training_and_drops_resume_copies(small_dataset, tmp_pa
 
 def test_patience_rule_ends_training(small_dataset, tmp_path):
     # A learning rate this small barely moves the loss; with min_delta 0, one worse epoch is enough.
-    config = TrainConfig(epochs=6, target_accuracy=None, patience=1, learning_rate=1e-9, seed=3)
+    config = TrainConfig(epochs=6, target_accuracy=None, patience=1, learning_rate=1e-9, seed=3, monitor="val_loss")
     result = train_model(small_dataset, tmp_path / "model", config)
     losses = [row["val_loss"] for row in result.history]
     assert result.stop_reason == "patience" and result.epochs_run < 6
@@ -158,7 +158,7 @@ def test_continued_run_restores_best_weights_from_before_the_resume_point(traine
     report = GoalEarlyStopping.on_epoch_end
 
     def worse_after_resume(self, epoch, logs=None):
-        return report(self, epoch, {**logs, "val_loss": 50.0} if epoch >= 2 else logs)
+        return report(self, epoch, {**logs, "val_loss": 50.0, "val_accuracy": 0.0} if epoch >= 2 else logs)
 
     monkeypatch.setattr(GoalEarlyStopping, "on_epoch_end", worse_after_resume)
     result = train_model(small_dataset, model_dir, TrainConfig(epochs=4, **RUN))

@@ -56,6 +56,8 @@ def checkpoint_files(model_dir: Path) -> list[str]:
     return sorted(path.name for path in (model_dir / "checkpoint").iterdir())
 
 
+# The forced validation losses decide which epoch is the best.
+RUN = {**RUN, "monitor": "val_loss"}
 # Every epoch better than the last: the last epoch is the best.
 IMPROVING = [3.0, 2.0, 1.0, 0.5, 0.25]
 # Every epoch worse than the first: epoch 1 stays the best, and patience 2 stops the run after epoch 3.
@@ -252,7 +254,8 @@ def test_replaying_the_history_gives_the_rule_its_state_back():
     replayed.set_state({"best_loss": 0.1, "best_epoch": 9, "wait": 7})
     replayed.replay([{"val_accuracy": accuracy, "val_loss": loss} for accuracy, loss in histories])
     assert replayed.get_state() == trained.get_state() == {
-        "best_loss": 0.8, "best_epoch": 1, "wait": 2, "stop_reason": None, "stopped_epoch": None, "message": ""}
+        "monitor": "val_loss", "best_loss": 0.8, "best_accuracy": 0.6, "best_epoch": 1, "wait": 2,
+        "stop_reason": None, "stopped_epoch": None, "message": ""}
     replayed.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
     with pytest.raises(ValueError, match="before the callback is given a model"):
         replayed.replay([])
