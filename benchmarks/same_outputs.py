@@ -7,10 +7,12 @@ the outputs (``--write``) or compares them with a manifest written earlier (``--
 
 Stand-alone on purpose: stdlib, numpy and mutagen only; it never imports genreslice code, whose module paths
 change in a refactor. ``make same-outputs`` compares this checkout with ``same_outputs_reference.json``, recorded
-on the project's 2-core development machine from the code before the package reshape (commit a21bf05, run from a
-clone of it as ``--cli '.venv/bin/python -m scripts.cli' --cwd CLONE --write REFERENCE``). Another machine (other
-SoX, TensorFlow or CPU) may render or round differently: record a reference there first, from the code to compare
-against, with ``--write``.
+on the project's 2-core development machine: first from the code before the package reshape (commit a21bf05, run
+from a clone of it as ``--cli '.venv/bin/python -m scripts.cli' --cwd CLONE --write REFERENCE``), which the
+reshape matched exactly; then again after changes meant to change outputs (genre-stratified splits, reasons,
+the kept epoch's record; the PNG slices stayed byte-identical). Record it anew with ``--write`` whenever outputs
+change on purpose, and say so in the commit. Another machine (other SoX, TensorFlow or CPU) may render or round
+differently: record a reference there first, from the code to compare against.
 
 Exit status: 0 same outputs; 1 a difference (or a command failed); 2 bad arguments.
 """
