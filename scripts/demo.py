@@ -157,12 +157,16 @@ def _report(out: Path, *, held_out: dict[str, str], records: list[dict], timings
     print(f"corpus      {len(tracks)} songs of {len(classes)} genres ({', '.join(classes)}) in {music}")
     print(f"data set    {sum(row.n_slices for row in tracks)} slices; songs per split by artist: "
           + ", ".join(f"{split} {count}" for split, count in songs_per_split.items()) + f"  ({out / 'dataset'})")
+    kept = model.get("kept") if isinstance(model.get("kept"), dict) else {}
     print(f"training    {model['training']['model']} model, {model['epochs_run']} epochs, {model['stop']['message']}; "
-          f"best validation accuracy {model['metrics'].get('val_accuracy', float('nan')):.3f}")
+          f"validation accuracy {model['metrics'].get('val_accuracy', float('nan')):.3f}"
+          + (f" (epoch {kept['epoch']}, kept)" if "epoch" in kept else ""))
     print(f"test split  slice accuracy {metrics['slice_accuracy']:.3f}; song accuracy {metrics['song_accuracy_majority']:.3f} "
           f"(majority vote), {metrics['song_accuracy_mean']:.3f} (mean probability); chance {1 / len(classes):.3f}")
     print(f"predict     {right} of {len(records)} held-out songs classified as their tag says, straight from the MP3s")
     print(f"plots       {out / 'model' / 'curves.png'}  {out / 'model' / 'eval' / 'test' / 'confusion.png'}")
     print("time        " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
           + f"; {total:.0f} s in all")
+    print(f"caution     a toy: it knows {len(classes)} synthetic genres and calls any real recording (speech, birdsong, "
+          "a whale) one of them; predict --min-share answers 'unsure' below a share you choose")
     print("Next: the README's 'Use it on your own data' runs the same commands on FMA, MTG-Jamendo or your music.")

@@ -91,6 +91,7 @@ def test_the_demo_runs_at_the_smallest_values_its_help_allows(tmp_path):
                         "--workers", "2")
     assert result.returncode == 0, result.stderr
     assert "corpus      16 songs of 4 genres" in result.stdout and "== Demo report" in result.stdout
+    assert "caution     a toy: it knows 4 synthetic genres" in result.stdout
     with open(out / "dataset" / "tracks.csv", newline="", encoding="utf-8") as handle:
         rows = [row for row in csv.DictReader(handle) if row["status"] == "ok"]
     per_split = collections.Counter((row["genre"], row["split"]) for row in rows)
