@@ -331,8 +331,11 @@ _STRATIFY_MIN_ARTISTS = 3
 
 def _stratify(rows: list[TrackRow], *, hashed: set[str], ratios: tuple[float, float, float]) -> int:
     """Fill the gaps the artist hash leaves: a split (with a share) that lacks a class of 3 or more artists gets the
-    artist of that class whose hash lies nearest it, taken from a split holding two or more; returns the tracks
-    moved. Artists count for the class most of their tracks to build have (ties: the first class by name)."""
+    artist of that class whose hash lies nearest it; returns the tracks moved.
+
+    An artist counts for every class it has tracks of. A donor comes from a split that keeps, for every class of
+    the donor, another artist of it: a move never empties a split of a class.
+    """
     artists: dict[str, list[TrackRow]] = collections.defaultdict(list)  # the tracks to build
     every_row: dict[str, list[TrackRow]] = collections.defaultdict(list)  # and the rest, which move with them
     for row in rows:
@@ -341,19 +344,17 @@ def _stratify(rows: list[TrackRow], *, hashed: set[str], ratios: tuple[float, fl
             every_row[key].append(row)
             if row.status == TO_BUILD and row.genre:
                 artists[key].append(row)
-    by_class: dict[str, list[str]] = collections.defaultdict(list)
-    for key, members in artists.items():
-        genres = collections.Counter(row.genre for row in members)
-        by_class[min(genres, key=lambda genre: (-genres[genre], genre))].append(key)
+    classes = {key: {row.genre for row in members} for key, members in artists.items()}
     moved = 0
-    for genre in sorted(by_class):
-        keys = sorted(by_class[genre])
+    for genre in sorted({genre for genres in classes.values() for genre in genres}):
+        keys = sorted(key for key, genres in classes.items() if genre in genres)
         if len(keys) < _STRATIFY_MIN_ARTISTS:
             continue
         for split in (name for name, ratio in zip(SPLITS, ratios) if ratio > 0):
-            held = collections.Counter(artists[key][0].split for key in keys)
-            donors = [key for key in keys if key in hashed and held[artists[key][0].split] >= 2]
-            if held[split] or not donors:
+            held = collections.Counter((artists[key][0].split, name) for key in artists for name in classes[key])
+            donors = [key for key in keys if key in hashed
+                      and all(held[(artists[key][0].split, name)] >= 2 for name in classes[key])]
+            if held[(split, genre)] or not donors:
                 continue
             chosen = min(donors, key=lambda key: (split_distance(key, split, ratios), key))
             for row in every_row[chosen]:

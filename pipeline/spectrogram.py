@@ -278,7 +278,8 @@ def _decoded_by_ffmpeg(path: str | os.PathLike, spec: SpectrogramSpec, *, timeou
         raise SoxError(f"cannot decode {extension} files without FFmpeg: install it ({FFMPEG_INSTALL_HINT}) and run "
                        "the same command again", transient=True)
     started = time.monotonic()
-    descriptor, wav_path = tempfile.mkstemp(prefix="genreslice-", suffix=".wav")
+    folder = _decode_folder()
+    descriptor, wav_path = tempfile.mkstemp(prefix=f"{os.getpid()}-", suffix=".wav", dir=folder)
     os.close(descriptor)
     try:
         command = ffmpeg_command(path, wav_path, spec, ffmpeg_path=ffmpeg_path)
@@ -291,6 +292,39 @@ def _decoded_by_ffmpeg(path: str | os.PathLike, spec: SpectrogramSpec, *, timeou
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(wav_path)
+
+
+#: The folder, in the system's temporary folder, of FFmpeg's decoded WAV files; each is named after its process.
+DECODE_FOLDER = "genreslice-decoded"
+
+
+def _decode_folder() -> str:
+    """The folder for decoded WAV files, swept of those whose process is gone.
+
+    A worker killed mid-decode (a build stopped with Ctrl-C kills its workers) cannot remove its file, which may
+    hold a gigabyte of samples: the next decode anywhere on the machine removes it.
+    """
+    folder = os.path.join(tempfile.gettempdir(), DECODE_FOLDER)
+    os.makedirs(folder, exist_ok=True)
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            pid = name.split("-", 1)[0]
+            if name.endswith(".wav") and pid.isdigit() and not _process_exists(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
+    return folder
+
+
+def _process_exists(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) would send Ctrl-C there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's process, or a system that cannot tell: keep its file
+    return True
 
 
 def _render_sox(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str, timeout_s: float, budget_s: float,

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 
@@ -165,9 +166,16 @@ def accuracy_hint(state: dict) -> str:
     """When an epoch had a better validation accuracy than the kept one, which it was and how to keep it; empty
     otherwise. A network that grows overconfident raises its validation loss while its accuracy still climbs:
     judged by loss, such a run keeps one of its first epochs."""
+    choices = recorded_choices(state.get("settings"))
+    if choices["keep"] != "best" or choices["monitor"] != "val_loss":
+        return ""  # the last epoch is kept whatever the monitor, or accuracy already decides
     history, epoch = state["history"], kept_epoch(state)
     kept_accuracy = history[epoch - 1]["val_accuracy"]
-    best = max(range(len(history)), key=lambda k: (history[k]["val_accuracy"], -history[k]["val_loss"])) + 1
+    finite = [k for k in range(len(history)) if math.isfinite(history[k]["val_accuracy"])
+              and math.isfinite(history[k]["val_loss"])]
+    if not finite or not math.isfinite(kept_accuracy):
+        return ""
+    best = max(finite, key=lambda k: (history[k]["val_accuracy"], -history[k]["val_loss"])) + 1
     if history[best - 1]["val_accuracy"] <= kept_accuracy:
         return ""
     return (f"epoch {best} had a better val_accuracy ({history[best - 1]['val_accuracy']:.4f}, kept epoch "

@@ -180,7 +180,8 @@ def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, s
         **scores.metrics,
         "model": {"path": str(trained.model_dir.resolve()), "status": record.get("status"),
                   "best_epoch": record.get("best_epoch"),
-                  "kept_epoch": record.get("kept", {}).get("epoch", record.get("best_epoch"))},
+                  "kept_epoch": (record["kept"] if isinstance(record.get("kept"), dict) else {}).get(
+                      "epoch", record.get("best_epoch"))},
         "dataset": {"path": str(info.root.resolve()), "fingerprint": info.fingerprint,
                     "same_as_training": same_dataset},
         "seconds": round(time.monotonic() - started, 3),

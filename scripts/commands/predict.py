@@ -239,7 +239,7 @@ def prediction_lines(output_format: str, classes: tuple[str, ...], *, vote: str 
 
         return csv_line(columns), csv_row
     genre_width = max(len("genre"), len("too short"), *(len(name) for name in classes))
-    shown = min(top, max(TOP_DEFAULT, len(classes)))  # no more columns than genres; 3 as ever by default
+    shown = min(top, max(TOP_DEFAULT, len(classes)))  # the column is as wide as ever by default
     top_width = shown * (genre_width + 7)
 
     def table_row(song) -> str:
@@ -254,6 +254,6 @@ def prediction_lines(output_format: str, classes: tuple[str, ...], *, vote: str 
         return f"{line}  ({reason})" if reason else line
 
     ranking = "vote share" if vote == "majority" else "mean probability"
-    header = (f"{'genre':<{genre_width}}  {'share':>5}  {'slices':>6}  {f'top {shown} by {ranking}':<{top_width}}"
+    header = (f"{'genre':<{genre_width}}  {'share':>5}  {'slices':>6}  {f'top {min(shown, len(classes))} by {ranking}':<{top_width}}"
               "  file")
     return header, table_row

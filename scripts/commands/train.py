@@ -184,7 +184,7 @@ def _split_warnings(dataset_dir: Path) -> list[str]:
         table = {genre: {split: int(record["counts"]["tracks"][split].get(genre, 0)) for split in SPLITS}
                  for genre in record["classes"]}
         ratios = tuple(float(record["splits"]["ratios"][split]) for split in SPLITS)
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, UnicodeDecodeError, ValueError, OverflowError, KeyError, TypeError, AttributeError):
         return []
     return split_warnings(table, ratios)
 

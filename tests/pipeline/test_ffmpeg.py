@@ -81,7 +81,22 @@ def test_lossless_m4a_gives_the_slices_of_its_wav(tmp_path, wav, bits, monkeypat
     assert from_wav.slices.shape == from_m4a.slices.shape == (2, 128, 128)
     assert from_m4a.slices.tobytes() == from_wav.slices.tobytes()
     assert from_m4a.duration_s == from_wav.duration_s == 6.0
-    assert not list(scratch.iterdir())  # the decoded WAV is gone
+    assert [path.name for path in scratch.iterdir()] == [spectrogram.DECODE_FOLDER]
+    assert not list((scratch / spectrogram.DECODE_FOLDER).iterdir())  # the decoded WAV is gone
+
+
+def test_decoded_files_of_killed_processes_are_swept(tmp_path, wav, monkeypatch):
+    """A worker killed while FFmpeg decodes (Ctrl-C kills a build's workers) leaves its WAV; the next decode
+    removes the files of processes that are gone and leaves those of running ones."""
+    monkeypatch.setattr(tempfile, "tempdir", os.fspath(tmp_path))
+    folder = tmp_path / spectrogram.DECODE_FOLDER
+    folder.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (folder / f"{gone.pid}-left.wav").write_bytes(b"RIFF" + bytes(1000))
+    (folder / f"{os.getpid()}-mine.wav").write_bytes(b"RIFF")
+    render_slices(encode(wav, tmp_path / "x.m4a", "-c:a", "alac"), SPEC)
+    assert sorted(path.name for path in folder.iterdir()) == [f"{os.getpid()}-mine.wav"]
 
 
 def test_command_is_an_argument_list_with_absolute_file_paths(tmp_path):

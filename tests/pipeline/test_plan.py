@@ -238,3 +238,22 @@ def test_split_warnings_name_empty_and_thin_splits_and_ignore_splits_meant_to_be
         "Rock has no tracks in the validation split",
         "Rock has only 3 tracks in the test split",
     ]
+
+
+def test_a_move_never_empties_a_split_of_another_class():
+    """An artist of several genres moves with all its tracks: it is not taken from a split where it holds the only
+    tracks of one of its genres, and it counts for every genre it has tracks of."""
+    from genreslice.pipeline.splits import split_key
+
+    labels = {}
+    for number in range(40):  # many artists of several genres, so that the hash leaves gaps to fill
+        genres = ("Rock", "Jazz") if number % 3 == 0 else ("Folk",) if number % 3 == 1 else ("Jazz",)
+        for index, genre in enumerate(genres):
+            labels[f"{number}/{index}.mp3"] = TrackLabel(genre, f"player {number}", track_id=f"{number}-{index}")
+    for ratios in ((0.6, 0.2, 0.2), (0.8, 0.1, 0.1), (0.5, 0.25, 0.25)):
+        plan = plan_of(labels, split_ratios=ratios)
+        assert classes_per_split(plan) == {split: {"Rock", "Jazz", "Folk"} for split in ("train", "validation", "test")}
+        splits = collections.defaultdict(set)
+        for row in plan.rows:
+            splits[split_key(row.artist, row.track_id)].add(row.split)
+        assert all(len(names) == 1 for names in splits.values())

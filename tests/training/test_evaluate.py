@@ -382,3 +382,14 @@ def test_a_damaged_slice_says_how_to_render_it_anew(toy_model, tmp_path, batch_s
     assert message.endswith(f". To render it anew, delete its track folder {victim.parent} and run 'genreslice "
                             f"build' again with the same AUDIO_DIR and {data} as DATASET_DIR; then run the same "
                             "command again")
+
+
+@pytest.mark.parametrize("kept", [None, ["epoch", 3], "epoch 3"])
+def test_a_damaged_kept_record_does_not_lose_the_evaluation(toy_model, tmp_path, kept):
+    model = copy_model(toy_model, tmp_path / "model")
+    record = json.loads((model / "model.json").read_text())
+    record["kept"] = kept
+    (model / "model.json").write_text(json.dumps(record))
+    result = evaluate_model(toy_model / "dataset", model, split="validation")
+    saved = json.loads((result.out_dir / "metrics.json").read_text())
+    assert saved["model"]["kept_epoch"] == record.get("best_epoch") and saved["n_songs"] == 3

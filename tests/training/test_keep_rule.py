@@ -94,6 +94,7 @@ def test_keep_last_keeps_the_last_epoch_and_continues_so(small_dataset, tmp_path
     result = train_model(small_dataset, model_dir, TrainConfig(epochs=3, monitor="val_loss", keep="last", **RUN))
     assert result.best_epoch == 1 and result.kept_epoch == 3
     assert result.kept_message == "kept the last epoch's weights (epoch 3, --keep last)"
+    assert result.kept_hint == ""  # --monitor val_accuracy would not change what --keep last keeps
     last = weights(model_dir / "checkpoint" / "epoch-0003.keras")
     assert same_weights(weights(model_dir / "model.keras"), last)
     assert not same_weights(last, weights(model_dir / "checkpoint" / "epoch-0001.keras"))
@@ -102,6 +103,7 @@ def test_keep_last_keeps_the_last_epoch_and_continues_so(small_dataset, tmp_path
 
     continued = train_model(small_dataset, model_dir, TrainConfig(epochs=4, **RUN))  # keep as recorded
     assert continued.resumed_from == 3 and continued.kept_epoch == 4 and continued.best_epoch == 1
+    assert continued.kept_hint == ""
     assert same_weights(weights(model_dir / "model.keras"), weights(model_dir / "checkpoint" / "epoch-0004.keras"))
 
 
