@@ -112,12 +112,15 @@ def positive_float(text: str) -> float:
 
 def folder_kind(path: str | os.PathLike) -> str | None:
     """:data:`DATA_SET` for a folder made by ``genreslice build`` (it holds ``dataset.json``), :data:`MODEL_FOLDER`
-    for one made by ``genreslice train`` (``model.json``), None for any other path."""
+    for one made by ``genreslice train`` (``model.json``), None for any other path, and for a folder that cannot be
+    looked into (the command itself then says why it cannot read it)."""
     path = Path(path)
-    if (path / DATASET_JSON).is_file():
-        return DATA_SET
-    if (path / MODEL_JSON).is_file():
-        return MODEL_FOLDER
+    for name, kind in ((DATASET_JSON, DATA_SET), (MODEL_JSON, MODEL_FOLDER)):
+        try:
+            if (path / name).is_file():
+                return kind
+        except OSError:  # a folder without search permission: not ours to judge
+            return None
     return None
 
 
