@@ -3,6 +3,12 @@ runs it and prints its report. Also what their parsers share."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from pathlib import Path
+
+from genreslice.pipeline.layout import DATASET_JSON
+from genreslice.pipeline.splits import SPLITS, split_warnings
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -29,3 +35,16 @@ def print_split_warnings(warnings: list[str]) -> None:
         print(f"  {line}")
     if len(warnings) > 12:
         print(f"  ... and {len(warnings) - 12} more")
+
+
+def dataset_split_warnings(dataset_dir: str | os.PathLike) -> list[str]:
+    """Classes missing from a split of the data set, or thin there (see :func:`split_warnings`); none when
+    ``dataset.json`` lacks the counts (training then reports what is wrong with it)."""
+    try:
+        record = json.loads((Path(dataset_dir) / DATASET_JSON).read_text(encoding="utf-8"))
+        table = {genre: {split: int(record["counts"]["tracks"][split].get(genre, 0)) for split in SPLITS}
+                 for genre in record["classes"]}
+        ratios = tuple(float(record["splits"]["ratios"][split]) for split in SPLITS)
+    except (OSError, UnicodeDecodeError, ValueError, OverflowError, KeyError, TypeError, AttributeError):
+        return []
+    return split_warnings(table, ratios)

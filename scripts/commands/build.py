@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 from dataclasses import replace
-from pathlib import Path
 
 from genreslice.errors import ParameterError
 from genreslice.genre_getters import LABEL_SOURCES, LabelSource, make_label_source
@@ -17,11 +16,11 @@ from genreslice.pipeline.plan import BuildPlan, GenreSelection
 from genreslice.pipeline.sox import find_sox
 from genreslice.pipeline.spectrogram import RESAMPLE_QUALITIES, SOX_TIMEOUT_S, SpectrogramSpec
 from genreslice.pipeline.stock import MAX_FAILED_ATTEMPTS
-from genreslice.pipeline.splits import SPLITS, split_warnings
+from genreslice.pipeline.splits import SPLITS
 from genreslice.pipeline.tracks import TrackRow, read_tracks_csv
 from genreslice.scripts.argtypes import (DATA_SET, check_folder_kinds, genre_names, positive_int, split_ratios,
                                          timeout_seconds, worker_count)
-from genreslice.scripts.commands import HelpFormatter, print_split_warnings
+from genreslice.scripts.commands import HelpFormatter, dataset_split_warnings, print_split_warnings
 from genreslice.scripts.progress import TqdmObserver
 
 logger = logging.getLogger(__name__)
@@ -302,15 +301,6 @@ def print_summary(summary: BuildSummary) -> None:
     if summary.resplit:
         print(f"{plural(summary.resplit, 'built track')} changed split since the last build (other split ratios, "
               "labels or genres): train a new model on this data set rather than resuming one trained before.")
-    print_split_warnings(split_warnings(_built_balance(summary.out_dir), summary.plan.split_ratios))
+    print_split_warnings(dataset_split_warnings(summary.out_dir))
     if counts["failed"] or counts["skipped"] or counts["too_short"]:
         print(f"Reasons per file: {summary.out_dir / 'tracks.csv'} (columns status, reason).")
-
-
-def _built_balance(out_dir: Path) -> dict[str, dict[str, int]]:
-    """``{genre: {split: tracks}}`` of the tracks built, from the data set's ``tracks.csv``."""
-    table: dict[str, dict[str, int]] = {}
-    for row in read_tracks_csv(out_dir / TRACKS_CSV):
-        if row.status == "ok":
-            table.setdefault(row.genre, dict.fromkeys(SPLITS, 0))[row.split] += 1
-    return table

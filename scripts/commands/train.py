@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
 from genreslice.pipeline.layout import DATASET_JSON
-from genreslice.pipeline.splits import SPLITS, split_warnings
 from genreslice.scripts.argtypes import (
     DATA_SET,
     MODEL_FOLDER,
@@ -20,7 +18,7 @@ from genreslice.scripts.argtypes import (
     positive_int,
     worker_count,
 )
-from genreslice.scripts.commands import HelpFormatter, print_split_warnings
+from genreslice.scripts.commands import HelpFormatter, dataset_split_warnings, print_split_warnings
 from genreslice.scripts.progress import TqdmTrainObserver
 from genreslice.scripts.tensorflow_runtime import load_tensorflow
 from genreslice.training.errors import DatasetError
@@ -128,7 +126,7 @@ def train(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, config: 
     ``verbose`` shows TensorFlow's native start-up lines.
     """
     _check_folders(dataset_dir, model_dir)  # before TensorFlow's seconds of start-up
-    print_split_warnings(_split_warnings(Path(dataset_dir)))
+    print_split_warnings(dataset_split_warnings(dataset_dir))
     devices = load_tensorflow(verbose=verbose)
     from genreslice.training.train import train_model
 
@@ -174,17 +172,3 @@ def _check_folders(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike)
         raise DatasetError(f"{root}: no such data set folder")
     if not (root / DATASET_JSON).is_file():
         raise DatasetError(f"{root}: no {DATASET_JSON}; is this the output folder of 'genreslice build'?")
-
-
-def _split_warnings(dataset_dir: Path) -> list[str]:
-    """Classes missing from a split of the data set, or thin there (see :func:`split_warnings`); none when
-    ``dataset.json`` lacks the counts (training then reports what is wrong with it)."""
-    try:
-        record = json.loads((dataset_dir / DATASET_JSON).read_text(encoding="utf-8"))
-        table = {genre: {split: int(record["counts"]["tracks"][split].get(genre, 0)) for split in SPLITS}
-                 for genre in record["classes"]}
-        ratios = tuple(float(record["splits"]["ratios"][split]) for split in SPLITS)
-    except (OSError, UnicodeDecodeError, ValueError, OverflowError, KeyError, TypeError, AttributeError):
-        return []
-    return split_warnings(table, ratios)
-
