@@ -44,6 +44,7 @@ from genreslice.pipeline.errors import (
 from genreslice.pipeline.executors import ExecutorFactory, default_executor, kill_workers
 from genreslice.pipeline.journal import JournalRecord, JournalWriter, load_journal
 from genreslice.pipeline.plan import TO_BUILD, BuildPlan, GenreSelection, plan_build
+from genreslice.pipeline.progress import BuildProgress, ObserverGroup, check_verbose
 from genreslice.pipeline.sox import SoxInfo, find_sox
 from genreslice.pipeline.spectrogram import SOX_TIMEOUT_S, SpectrogramSpec, measure_columns_per_second
 from genreslice.pipeline.stock import Stock, prune_orphans, take_stock
@@ -165,7 +166,8 @@ def plan_dataset(
 def build_dataset(audio_dir: str | os.PathLike, out_dir: str | os.PathLike, label_source: LabelSource,
                   config: BuildConfig | None = None, *, selection: GenreSelection | None = None,
                   observer: BuildObserver | None = None, executor_factory: ExecutorFactory = default_executor,
-                  sox: SoxInfo | None = None, prune_missing: bool = False, retry_failed: bool = False) -> BuildSummary:
+                  sox: SoxInfo | None = None, prune_missing: bool = False, retry_failed: bool = False,
+                  verbose: int = 0) -> BuildSummary:
     """Build (or resume, or update) a slice data set.
 
     Parameters
@@ -183,6 +185,9 @@ def build_dataset(audio_dir: str | os.PathLike, out_dir: str | os.PathLike, labe
         output folder: only tracks not built before need audio work.
     observer : BuildObserver, optional
         Receives progress events.
+    verbose : {0, 1}
+        1: progress bars over the labelling and the audio work (widgets in a notebook). 0 (the default): print
+        nothing; the returned summary says what happened.
     executor_factory : callable, optional
         ``workers -> concurrent.futures.Executor``; by default the tracks run in this process for one
         worker and in a process pool for more.
@@ -210,13 +215,19 @@ def build_dataset(audio_dir: str | os.PathLike, out_dir: str | os.PathLike, labe
         of ``tracks.csv`` with status ``failed`` or ``skipped`` and a reason.
     """
     started = time.monotonic()
-    run = _BuildRun.prepare(audio_dir, out_dir, label_source, config or BuildConfig(), selection=selection,
-                            observer=observer or BuildObserver(), executor_factory=executor_factory, sox=sox)
-    with _prepared_output(run.out) as state:
-        _check_settings(run.out, state, run.settings)
-        stock = run.take_stock(prune_missing=prune_missing, retry_failed=retry_failed)
-        plan, work = run.plan_and_render(stock, selection)
-        summary = run.write_outputs(plan, work, stock, prune_missing=prune_missing)
+    progress = BuildProgress() if check_verbose(verbose) else None
+    try:
+        run = _BuildRun.prepare(audio_dir, out_dir, label_source, config or BuildConfig(), selection=selection,
+                                observer=ObserverGroup(observer, progress), executor_factory=executor_factory,
+                                sox=sox)
+        with _prepared_output(run.out) as state:
+            _check_settings(run.out, state, run.settings)
+            stock = run.take_stock(prune_missing=prune_missing, retry_failed=retry_failed)
+            plan, work = run.plan_and_render(stock, selection)
+            summary = run.write_outputs(plan, work, stock, prune_missing=prune_missing)
+    finally:
+        if progress is not None:
+            progress.close()
     summary.wall_seconds = time.monotonic() - started
     return summary
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import keras
+from genreslice.training.tf_modules import keras
 
 from genreslice.errors import ParameterError
 from genreslice.training.checkpoints import (

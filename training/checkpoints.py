@@ -16,7 +16,7 @@ import math
 import shutil
 from pathlib import Path
 
-import keras
+from genreslice.training.tf_modules import keras
 
 from genreslice.pipeline import layout
 from genreslice.training.dataset import DatasetInfo

@@ -10,7 +10,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import keras
+from genreslice.training.tf_modules import keras
 import numpy as np
 
 from genreslice.errors import ParameterError

@@ -1,7 +1,7 @@
 """The devices a training run uses, and the ``tf.distribute`` strategy that spreads it over them."""
 from __future__ import annotations
 
-import tensorflow as tf
+from genreslice.training.tf_modules import tf
 
 from genreslice.training.errors import TrainingError
 

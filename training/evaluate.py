@@ -29,12 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from genreslice.errors import ParameterError
 from genreslice.pipeline import layout
+from genreslice.pipeline.progress import ObserverGroup, check_verbose
 from genreslice.training.data_source import SliceDataSource, explain_slice_error
 from genreslice.training.dataset import check_split, load_dataset_info, read_split, reading_dataset
 from genreslice.training.errors import DatasetError, ModelDirError
@@ -46,7 +45,10 @@ from genreslice.training.model_dir import (
     writing,
 )
 from genreslice.training.plots import plot_confusion_matrix
+from genreslice.training.progress import EvaluateProgress
 from genreslice.training.settings import INFERENCE_BATCH_SIZE, default_loader_workers
+from genreslice.training.tensorflow_runtime import retracing_warnings_held
+from genreslice.training.tf_modules import keras, tf
 from genreslice.training.voting import SongScores, check_vote, score_songs
 
 EVAL_DIR = "eval"
@@ -101,7 +103,7 @@ class EvaluationResult:
 
 def evaluate_model(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, split: str = "test",
                    vote: str = "majority", batch_size: int = INFERENCE_BATCH_SIZE, loader_workers: int | None = None,
-                   observer: EvaluateObserver | None = None) -> EvaluationResult:
+                   observer: EvaluateObserver | None = None, verbose: int = 0) -> EvaluationResult:
     """Classify every slice of one split, vote per song, score and write the results.
 
     Parameters
@@ -119,6 +121,10 @@ def evaluate_model(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike,
         Slices per model call.
     loader_workers : int or None
         Threads reading slices ahead of the model (None: as for training).
+    observer : EvaluateObserver, optional
+        Told of the number of slices and batches, then of each batch classified.
+    verbose : {0, 1}
+        1: a progress bar over the batches (a widget in a notebook). 0 (the default): print nothing.
 
     Raises
     ------
@@ -133,11 +139,15 @@ def evaluate_model(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike,
     check_split(split)
     if batch_size < 1:
         raise ParameterError(f"batch_size={batch_size} must be at least 1")
-    observer = observer or EvaluateObserver()
-    # Held to the end, before anything is read: a build must not remove or re-render slices meanwhile.
-    with reading_dataset(dataset_dir):
-        return _evaluate(dataset_dir, model_dir, split=split, vote=vote, batch_size=batch_size,
-                         loader_workers=loader_workers, observer=observer)
+    progress = EvaluateProgress() if check_verbose(verbose) else None
+    try:
+        # Held to the end, before anything is read: a build must not remove or re-render slices meanwhile.
+        with reading_dataset(dataset_dir):
+            return _evaluate(dataset_dir, model_dir, split=split, vote=vote, batch_size=batch_size,
+                             loader_workers=loader_workers, observer=ObserverGroup(observer, progress))
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, split: str, vote: str,
@@ -158,7 +168,8 @@ def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, s
                              workers=loader_workers or default_loader_workers())
     observer.on_start(len(paths), len(source))
     try:
-        probabilities = trained.model.predict(source, verbose=0, callbacks=[_BatchProgress(observer)])
+        with retracing_warnings_held():
+            probabilities = trained.model.predict(source, verbose=0, callbacks=[_BatchProgress(observer)])
     except (DatasetError, tf.errors.OpError) as err:
         explained = explain_slice_error(err, (source,), info.root)
         if explained is None:

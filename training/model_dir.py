@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
+from genreslice.training.tf_modules import keras
 
 from genreslice.pipeline import layout
 from genreslice.training.dataset import DatasetInfo
@@ -155,7 +155,7 @@ def read_model_json(model_dir: str | os.PathLike) -> dict:
 def write_model_json(out: Path, info: DatasetInfo, config: TrainConfig, extra: dict, *, status: str) -> None:
     """Write ``model.json``: what the model was trained on and how, with ``extra`` (data set counts, devices,
     and once finished the stop reason and metrics) and ``status`` (``"training"`` or ``"finished"``)."""
-    import tensorflow as tf
+    from genreslice.training.tf_modules import tf
 
     record = {
         "format_version": MODEL_FORMAT_VERSION,

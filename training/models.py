@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from genreslice.errors import ParameterError
 
 if TYPE_CHECKING:
-    import keras
+    from genreslice.training.tf_modules import keras
 
 #: The optimizers a preset may name, and the ``keras.optimizers`` class of each (as help text spells it too).
 OPTIMIZERS = {"adam": "Adam", "rmsprop": "RMSprop"}
@@ -28,7 +28,7 @@ def build_despoisj(n_classes: int, slice_size: int = 128) -> keras.Model:
     a softmax over the classes. On 128x128 slices the dense layer alone has 32768 x 1024 weights (about
     34.2 M parameters in all).
     """
-    import keras
+    from genreslice.training.tf_modules import keras
     from keras import layers
 
     inputs = keras.Input((slice_size, slice_size, 1), name="slice")
@@ -53,7 +53,7 @@ def build_compact(n_classes: int, slice_size: int = 128) -> keras.Model:
     hundred steps of a small data set its moving statistics lag behind the weights, and validation accuracy
     stayed at chance in our trials while the same network without it reached 100% in three epochs.
     """
-    import keras
+    from genreslice.training.tf_modules import keras
     from keras import layers
 
     inputs = keras.Input((slice_size, slice_size, 1), name="slice")
@@ -108,7 +108,7 @@ class ModelPreset:
 
     def build(self, n_classes: int, *, slice_size: int = 128, learning_rate: float | None = None) -> keras.Model:
         """The network, compiled with this preset's optimizer (at ``learning_rate``, or the preset's when None)."""
-        import keras
+        from genreslice.training.tf_modules import keras
 
         model = self.builder(n_classes, slice_size)
         rate = self.learning_rate if learning_rate is None else learning_rate

@@ -30,6 +30,7 @@ from genreslice.pipeline.errors import AudioFolderError, ParameterError, SoxErro
 from genreslice.pipeline.executors import TaskWindow, done_future
 from genreslice.pipeline.layout import DATASET_JSON
 from genreslice.pipeline.png import to_model_input
+from genreslice.pipeline.progress import ObserverGroup, check_verbose
 from genreslice.pipeline.sox import find_sox
 from genreslice.pipeline.slicing import slice_spectrogram
 from genreslice.pipeline.spectrogram import (
@@ -42,7 +43,9 @@ from genreslice.pipeline.spectrogram import (
 )
 from genreslice.training.errors import ModelDirError
 from genreslice.training.model_dir import MODEL_JSON, load_trained_model, unfinished_training_note
+from genreslice.training.progress import PredictProgress
 from genreslice.training.settings import INFERENCE_BATCH_SIZE
+from genreslice.training.tensorflow_runtime import retracing_warnings_held
 from genreslice.training.voting import check_vote, vote_songs
 
 logger = logging.getLogger(__name__)
@@ -321,14 +324,15 @@ class Classifier:
         self.notes = tuple(note for note in notes if note)
 
     def classify(self, paths: Iterable[str | os.PathLike] | str | os.PathLike, *, vote: str = "majority",
-                 workers: int = 1, min_share: float = 0.0,
-                 observer: PredictObserver | None = None) -> list[SongPrediction]:
+                 workers: int = 1, min_share: float = 0.0, observer: PredictObserver | None = None,
+                 verbose: int = 0) -> list[SongPrediction]:
         """Classify files and folders; one record per file, in input order. See :meth:`iter_classify`."""
-        return list(self.iter_classify(paths, vote=vote, workers=workers, min_share=min_share, observer=observer))
+        return list(self.iter_classify(paths, vote=vote, workers=workers, min_share=min_share, observer=observer,
+                                       verbose=verbose))
 
     def iter_classify(self, paths: Iterable[str | os.PathLike] | str | os.PathLike, *, vote: str = "majority",
-                      workers: int = 1, min_share: float = 0.0,
-                      observer: PredictObserver | None = None) -> Iterator[SongPrediction]:
+                      workers: int = 1, min_share: float = 0.0, observer: PredictObserver | None = None,
+                      verbose: int = 0) -> Iterator[SongPrediction]:
         """Yield one :class:`SongPrediction` per file as soon as its batch is classified, in input order.
 
         Parameters
@@ -343,6 +347,10 @@ class Classifier:
         min_share : float
             In [0, 1]. A file whose best guess scores below it (its share of the slices under majority, its mean
             probability under mean) is ``unsure``: ``genre`` None, ``best_guess`` and the scores kept. 0: never.
+        observer : PredictObserver, optional
+            Told of the number of files, then of each record.
+        verbose : {0, 1}
+            1: a progress bar over the files (a widget in a notebook). 0 (the default): print nothing.
 
         A clip shorter than one slice is repeated to fill one slice and classified, with a note in its
         ``reason``. A file that cannot be read or holds no audio gets a record with its reason; the rest go on.
@@ -353,10 +361,19 @@ class Classifier:
         if isinstance(min_share, bool) or not (isinstance(min_share, (int, float)) and 0 <= min_share <= 1):
             raise ParameterError(f"min_share={min_share!r} must be a number from 0 to 1")
         min_share = float(min_share)
-        observer = observer or PredictObserver()
+        progress = PredictProgress() if check_verbose(verbose) else None
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         inputs = collect_audio(paths)
+        try:
+            yield from self._classified(inputs, vote, workers, min_share, ObserverGroup(observer, progress))
+        finally:
+            if progress is not None:
+                progress.close()
+
+    def _classified(self, inputs: list[AudioInput], vote: str, workers: int, min_share: float,
+                    observer: PredictObserver) -> Iterator[SongPrediction]:
+        """:meth:`iter_classify` of the checked arguments."""
         observer.on_start(len(inputs))
         waiting: list[tuple[AudioInput, AudioSlices | SongPrediction]] = []
         waiting_slices = 0
@@ -457,9 +474,10 @@ class Classifier:
     def predict_slices(self, slices: np.ndarray) -> np.ndarray:
         """Class probabilities of ``uint8`` slices ``(n, size, size)``, in model calls of ``batch_size``."""
         outputs = []
-        for start in range(0, len(slices), self.batch_size):
-            batch = to_model_input(slices[start : start + self.batch_size][..., None])
-            outputs.append(np.asarray(self.trained.model.predict_on_batch(batch)))
+        with retracing_warnings_held():
+            for start in range(0, len(slices), self.batch_size):
+                batch = to_model_input(slices[start : start + self.batch_size][..., None])
+                outputs.append(np.asarray(self.trained.model.predict_on_batch(batch)))
         if not outputs:
             return np.empty((0, len(self.classes)), dtype=np.float32)
         return np.concatenate(outputs)
@@ -495,8 +513,11 @@ class Classifier:
 
 def classify(paths: Iterable[str | os.PathLike] | str | os.PathLike, model_dir: str | os.PathLike, *,
              vote: str = "majority", workers: int = 1, batch_size: int = INFERENCE_BATCH_SIZE,
-             min_share: float = 0.0) -> list[SongPrediction]:
+             min_share: float = 0.0, observer: PredictObserver | None = None,
+             verbose: int = 0) -> list[SongPrediction]:
     """Classify audio files and folders with the model in ``model_dir``: one record per file, in input order.
+
+    Quiet unless ``verbose=1`` (a progress bar over the files); see :meth:`Classifier.iter_classify` for the rest.
 
     Loads the model each call; to classify several times, make one :class:`Classifier` and call its
     :meth:`Classifier.classify`.
@@ -507,4 +528,5 @@ def classify(paths: Iterable[str | os.PathLike] | str | os.PathLike, model_dir: 
     >>> [(song.path, song.genre, song.vote_share) for song in songs if song.ok]   # doctest: +SKIP
     """
     return Classifier(model_dir, batch_size=batch_size).classify(paths, vote=vote, workers=workers,
-                                                                 min_share=min_share)
+                                                                 min_share=min_share, observer=observer,
+                                                                 verbose=verbose)

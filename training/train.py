@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from genreslice.errors import ParameterError
+from genreslice.pipeline.progress import ObserverGroup, check_verbose
 from genreslice.training.callbacks import (
     EpochCheckpoint,
     GoalEarlyStopping,
@@ -57,7 +56,10 @@ from genreslice.training.model_dir import (
     writing,
 )
 from genreslice.training.models import build_model
+from genreslice.training.progress import TrainProgress
 from genreslice.training.settings import CLASS_WEIGHTS, STOP_MAX_EPOCHS, TrainConfig
+from genreslice.training.tensorflow_runtime import retracing_warnings_held
+from genreslice.training.tf_modules import keras, tf
 
 __all__ = ["TrainObserver", "TrainResult", "class_weights_for", "train_model"]
 
@@ -103,6 +105,7 @@ def train_model(
     config: TrainConfig | None = None,
     *,
     observer: TrainObserver | None = None,
+    verbose: int = 0,
 ) -> TrainResult:
     """Train a model on a built data set, or continue an interrupted run in ``model_dir``.
 
@@ -116,7 +119,11 @@ def train_model(
     config : TrainConfig, optional
         Training settings; defaults to ``TrainConfig()``.
     observer : TrainObserver, optional
-        Receives progress events.
+        Receives progress events (each epoch's history row, each batch's running loss and accuracy).
+    verbose : {0, 1, 2}
+        0 (the default): print nothing. 1: Keras-style progress, a bar over each epoch's batches (a widget in a
+        notebook) and a line per finished epoch, then which epoch's weights were kept. 2: the lines without bars.
+        Either way the same events reach ``observer``.
 
     Returns
     -------
@@ -135,10 +142,26 @@ def train_model(
         no intact copy of the epoch to continue from, or another run is training in it: nothing in ``model_dir``
         is changed. Or a file cannot be written (a full disk): the epochs committed so far are kept.
     """
+    verbose = check_verbose(verbose, (0, 1, 2))
     config = (config or TrainConfig()).resolved()
+    progress = TrainProgress(bars=verbose == 1) if verbose else None
+    try:
+        result = _train_model(dataset_dir, Path(model_dir), config, ObserverGroup(observer, progress))
+    finally:
+        if progress is not None:
+            progress.close()
+    if progress is not None:
+        done = "was already trained" if result.status == "already_finished" else "trained"
+        print(f"{result.model_dir} {done}: {result.epochs_run} epochs ({result.stop_message}); "
+              f"{result.kept_message}.", flush=True)
+    return result
+
+
+def _train_model(dataset_dir: str | os.PathLike, model_dir: Path, config: TrainConfig,
+                 observer: TrainObserver) -> TrainResult:
     # Held to the end, before anything is read: a build must not remove or re-render slices meanwhile.
     with reading_dataset(dataset_dir):
-        run = _prepare_run(dataset_dir, Path(model_dir), config, observer or TrainObserver())
+        run = _prepare_run(dataset_dir, model_dir, config, observer)
         check_model_dir_shape(run.out)
         check_recorded_model(run.out, run.info)
         _checked_run(run, load_state(run.out))  # before anything is created in the folder
@@ -270,16 +293,17 @@ def _fit(run: _Run, model: keras.Model, *, state: dict | None, stopper: GoalEarl
     write_model_json(run.out, run.info, run.config, _base_record(run), status="training")
     run.observer.on_run_start(_summary(run, epochs_done, resumed=bool(state)))
     try:
-        model.fit(
-            run.train_data,
-            validation_data=run.val_data,
-            epochs=run.config.epochs,
-            initial_epoch=epochs_done,
-            class_weight=class_weights_for(_class_counts(run), run.config.class_weights),
-            callbacks=callbacks,
-            shuffle=False,  # the data source permutes the samples itself, per epoch and seeded
-            verbose=0,
-        )
+        with retracing_warnings_held():
+            model.fit(
+                run.train_data,
+                validation_data=run.val_data,
+                epochs=run.config.epochs,
+                initial_epoch=epochs_done,
+                class_weight=class_weights_for(_class_counts(run), run.config.class_weights),
+                callbacks=callbacks,
+                shuffle=False,  # the data source permutes the samples itself, per epoch and seeded
+                verbose=0,
+            )
     except (DatasetError, tf.errors.OpError) as err:
         # A bad slice: Keras reads the first batches itself, the rest reach us wrapped in TensorFlow's errors.
         explained = explain_slice_error(err, (run.train_data, run.val_data), run.info.root)

@@ -21,7 +21,7 @@ from genreslice.pipeline.tracks import TrackRow, read_tracks_csv
 from genreslice.scripts.argtypes import (DATA_SET, check_folder_kinds, genre_names, positive_int, split_ratios,
                                          timeout_seconds, worker_count)
 from genreslice.scripts.commands import HelpFormatter, dataset_split_warnings, print_split_warnings
-from genreslice.scripts.progress import TqdmObserver
+from genreslice.pipeline.progress import BuildProgress
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def _running(config: BuildConfig, *, executor: str, scheduler: str | None, progr
             if not dry_run:
                 options["sox"] = find_sox()
                 cluster.check_sox(options["sox"])
-        observer = TqdmObserver(enabled=progress)
+        observer = BuildProgress(enabled=progress)
         try:
             yield config, options, observer
         finally:

@@ -7,8 +7,8 @@ import os
 from genreslice.pipeline.splits import SPLITS
 from genreslice.scripts.argtypes import DATA_SET, MODEL_FOLDER, check_folder_kinds, positive_int, worker_count
 from genreslice.scripts.commands import VOTE_HELP, HelpFormatter
-from genreslice.scripts.progress import TqdmEvaluateObserver
-from genreslice.scripts.tensorflow_runtime import load_tensorflow
+from genreslice.training.progress import EvaluateProgress
+from genreslice.training.tensorflow_runtime import load_tensorflow
 from genreslice.training.settings import INFERENCE_BATCH_SIZE, default_loader_workers
 from genreslice.training.voting import VOTES
 
@@ -58,10 +58,10 @@ def evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, sp
     ``loader_workers`` None: the default number of loader threads.
     """
     check_folders(dataset_dir, model_dir)
-    load_tensorflow(verbose=verbose)
+    load_tensorflow(quiet=not verbose)
     from genreslice.training.evaluate import evaluate_model
 
-    observer = TqdmEvaluateObserver(enabled=progress)
+    observer = EvaluateProgress(enabled=progress)
     try:
         result = evaluate_model(dataset_dir, model_dir, split=split, vote=vote, batch_size=batch_size,
                                 loader_workers=loader_workers, observer=observer)

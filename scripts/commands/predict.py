@@ -17,8 +17,8 @@ from genreslice.scripts.argtypes import positive_int, timeout_seconds, worker_co
 from genreslice.scripts.commands import VOTE_HELP, HelpFormatter
 from genreslice.errors import GenresliceError, ParameterError
 from genreslice.scripts.exit_status import EXIT_FATAL, EXIT_SOME_FAILED, EXIT_USAGE
-from genreslice.scripts.progress import TqdmPredictObserver
-from genreslice.scripts.tensorflow_runtime import load_tensorflow
+from genreslice.training.progress import PredictProgress
+from genreslice.training.tensorflow_runtime import load_tensorflow
 from genreslice.training.settings import INFERENCE_BATCH_SIZE
 from genreslice.training.voting import VOTES
 
@@ -168,7 +168,7 @@ def predict(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *,
             raise ParameterError(f"--output {os.fspath(output)!r}: its folder does not exist")
     paths = list(paths)
     check_model_dir(model_dir, paths)
-    load_tensorflow(verbose=verbose)
+    load_tensorflow(quiet=not verbose)
     from genreslice.training.predict import Classifier
 
     started = time.monotonic()
@@ -178,7 +178,7 @@ def predict(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *,
         print(f"genreslice predict: note: {note}", file=sys.stderr)
     header, line_of = prediction_lines(output_format, classifier.classes, vote=vote, top=top,
                                        min_share=min_share)
-    observer = TqdmPredictObserver(enabled=progress)
+    observer = PredictProgress(enabled=progress)
     counts = collections.Counter()
     with _output_stream(output) as stream:
         try:
@@ -207,7 +207,7 @@ def predict(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *,
     return EXIT_SOME_FAILED if failed and not allow_failures else 0
 
 
-def _write(line: str, stream, observer: TqdmPredictObserver | None) -> None:
+def _write(line: str, stream, observer: PredictProgress | None) -> None:
     """One line to ``stream``, or to standard output around the progress bar when ``stream`` is None."""
     if stream is not None:
         stream.write(line + "\n")

@@ -19,8 +19,8 @@ from genreslice.scripts.argtypes import (
     worker_count,
 )
 from genreslice.scripts.commands import HelpFormatter, dataset_split_warnings, print_split_warnings
-from genreslice.scripts.progress import TqdmTrainObserver
-from genreslice.scripts.tensorflow_runtime import load_tensorflow
+from genreslice.training.progress import TrainProgress
+from genreslice.training.tensorflow_runtime import load_tensorflow
 from genreslice.training.errors import DatasetError
 from genreslice.training.models import PRESETS
 from genreslice.training.settings import (
@@ -127,11 +127,11 @@ def train(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, config: 
     """
     _check_folders(dataset_dir, model_dir)  # before TensorFlow's seconds of start-up
     print_split_warnings(dataset_split_warnings(dataset_dir))
-    devices = load_tensorflow(verbose=verbose)
+    devices = load_tensorflow(quiet=not verbose)
     from genreslice.training.train import train_model
 
     print(f"TensorFlow sees {devices}.", flush=True)
-    observer = TqdmTrainObserver(enabled=progress)
+    observer = TrainProgress(bars=progress)
     try:
         result = train_model(dataset_dir, model_dir, config, observer=observer)
     finally:

@@ -1,13 +1,9 @@
 """Shared fixtures for training tests: small synthetic data sets in the build's layout."""
 from __future__ import annotations
 
-import os
+import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import pytest  # noqa: E402
-
-from benchmarks.synthetic_slices import write_synthetic_dataset  # noqa: E402
+from benchmarks.synthetic_slices import write_synthetic_dataset
 
 
 @pytest.fixture(scope="session")

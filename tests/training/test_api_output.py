@@ -1,0 +1,123 @@
+"""The Python API is quiet by default (no TensorFlow start-up lines, no progress) and shows Keras-style progress
+when asked with ``verbose``; an observer of one's own gets the events either way."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from genreslice.errors import ParameterError
+from genreslice.pipeline.progress import ObserverGroup, check_verbose
+
+
+def run_python(code: str, *, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``code`` in a new interpreter (TensorFlow not yet loaded), with TensorFlow's log setting unset."""
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env={**environment, **(env or {})}, timeout=600)
+
+
+def test_importing_the_api_prints_nothing():
+    result = run_python("""
+        from genreslice.training.predict import classify
+        from genreslice.training.train import train_model
+        from genreslice.training.evaluate import evaluate_model
+        import tensorflow as tf
+        print(len(tf.config.list_physical_devices()) > 0)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "True\n"
+    assert result.stderr == ""
+
+
+def test_tensorflow_log_level_set_by_the_user_shows_its_lines():
+    result = run_python("from genreslice.training.predict import classify",
+                        env={"TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr != ""  # TensorFlow's own lines (CPU instructions, CUDA) are left alone
+
+
+def test_the_api_is_quiet_by_default_and_shows_progress_when_asked(toy_model, tmp_path):
+    music, dataset = toy_model / "music", toy_model / "dataset"
+    result = run_python(f"""
+        import sys
+        from genreslice.training.evaluate import evaluate_model
+        from genreslice.training.predict import classify
+        from genreslice.training.settings import TrainConfig
+        from genreslice.training.train import train_model
+
+        class Songs:
+            def __init__(self):
+                self.seen = []
+            def on_song(self, song):
+                self.seen.append(song.path)
+
+        config = TrainConfig(epochs=2, batch_size=16, seed=0, patience=0)
+        quiet = train_model({str(dataset)!r}, {str(tmp_path / "quiet")!r}, config)
+        songs = Songs()
+        classified = classify({str(music)!r}, {str(toy_model / "model")!r}, observer=songs)
+        for _ in range(6):  # each call loads and traces the model anew: TensorFlow's retracing warnings held back
+            scores = evaluate_model({str(dataset)!r}, {str(toy_model / "model")!r})
+        sys.stdout.flush()
+        sys.stderr.flush()
+        print("QUIET", quiet.epochs_run, len(classified), songs.seen == [song.path for song in classified],
+              scores.metrics["song_accuracy_majority"] >= 0, flush=True)
+        print("QUIET", file=sys.stderr, flush=True)
+
+        class Seen:
+            def __init__(self):
+                self.events = []
+            def on_epoch_end(self, row):
+                self.events.append(row["epoch"])
+        seen = Seen()
+        lines = train_model({str(dataset)!r}, {str(tmp_path / "lines")!r}, config, verbose=2, observer=seen)
+        print("OBSERVER", seen.events, flush=True)
+        bars = train_model({str(dataset)!r}, {str(tmp_path / "bars")!r}, config, verbose=1)
+        classify({str(music)!r}, {str(toy_model / "model")!r}, verbose=1)
+        evaluate_model({str(dataset)!r}, {str(toy_model / "model")!r}, verbose=1)
+    """)
+    assert result.returncode == 0, result.stderr
+    quiet_out, verbose_out = result.stdout.split("QUIET 2 21 True True\n")
+    quiet_err, verbose_err = result.stderr.split("QUIET\n")
+    assert quiet_out == "" and quiet_err == ""  # nothing at all until asked
+
+    lines, bars = verbose_out.split("OBSERVER [1, 2]\n")
+    assert lines.startswith("Training compact on 48 slices, validating on 12;")
+    assert "epoch 1/2: loss " in lines and "epoch 2/2: loss " in lines
+    assert f"{tmp_path / 'lines'} trained: 2 epochs" in lines and "kept the weights of epoch" in lines
+    assert "epoch 2/2: loss " in bars and f"{tmp_path / 'bars'} trained: 2 epochs" in bars
+    # Bars go to standard error: one over each epoch's batches (verbose=1 only), the files, the slices.
+    assert "epoch 1/2" in verbose_err and "batch" in verbose_err
+    assert "files:" in verbose_err and "/21 [" in verbose_err
+    assert "24 slices:" in verbose_err
+
+
+@pytest.mark.parametrize("verbose", [3, -1, "1", 1.0, None])
+def test_a_verbose_that_is_not_a_level_is_refused(verbose):
+    with pytest.raises(ParameterError, match="verbose must be one of 0, 1"):
+        check_verbose(verbose)
+
+
+def test_levels_and_booleans_are_accepted():
+    assert [check_verbose(level, (0, 1, 2)) for level in (0, 1, 2, True, False)] == [0, 1, 2, 1, 0]
+
+
+def test_an_observer_group_passes_each_event_to_those_that_take_it():
+    class Counting:
+        def __init__(self):
+            self.seen = []
+
+        def on_song(self, song):
+            self.seen.append(song)
+
+    class Partial:
+        pass
+
+    first, second = Counting(), Counting()
+    group = ObserverGroup(first, None, Partial(), second)
+    group.on_song("a")
+    group.on_start(3)  # nobody takes it: nothing happens
+    assert first.seen == ["a"] and second.seen == ["a"]
