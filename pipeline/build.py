@@ -125,7 +125,8 @@ class BuildSummary:
 
 
 class BuildObserver:
-    """Hooks for progress display; the default does nothing (``scripts/`` draws the bars)."""
+    """Hooks for progress display; the default does nothing (``verbose=1`` draws bars with
+    :class:`~genreslice.pipeline.progress.BuildProgress`, as the command line does)."""
 
     def on_labels_start(self, total: int) -> None:
         """``total`` files are about to be labelled."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 import numbers
 
-from tqdm.auto import tqdm
+import numpy as np
 
 from genreslice.errors import ParameterError
 
@@ -19,21 +19,25 @@ __all__ = ["BuildProgress", "ObserverGroup", "ProgressBar", "check_verbose"]
 
 def check_verbose(verbose: int, allowed: tuple[int, ...] = (0, 1)) -> int:
     """``verbose`` as given; refused unless it is one of ``allowed`` (``True``/``False`` count as 1/0)."""
-    if isinstance(verbose, numbers.Integral) and int(verbose) in allowed:
+    if isinstance(verbose, (numbers.Integral, np.bool_)) and int(verbose) in allowed:
         return int(verbose)
     raise ParameterError(f"verbose must be one of {', '.join(map(str, allowed))} (0: silent), not {verbose!r}")
 
 
 class ProgressBar:
-    """One tqdm bar at a time, opened anew for each stage and closed when the work ends or fails."""
+    """One tqdm bar at a time, opened anew for each stage and closed when the work ends or fails.
+
+    tqdm is imported when the first bar opens: in a Jupyter kernel without ipywidgets, importing ``tqdm.auto``
+    warns, which a quiet API must not do until a bar is asked for.
+    """
 
     def __init__(self, *, enabled: bool = True) -> None:
         self.enabled = enabled
-        self.bar: tqdm | None = None
-        # No monitor thread: bars update per item anyway, and a single-threaded process can fork its workers.
-        tqdm.monitor_interval = 0
+        self.bar = None
 
     def open(self, total: int, desc: str, unit: str, **options) -> None:
+        from tqdm.auto import tqdm
+
         self.close()
         self.bar = tqdm(total=total, desc=desc, unit=unit, disable=not self.enabled, dynamic_ncols=True, **options)
 

@@ -14,8 +14,6 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from genreslice.training.tf_modules import keras
-
 from genreslice.errors import ParameterError
 from genreslice.training.checkpoints import (
     best_metrics,
@@ -41,6 +39,7 @@ from genreslice.training.model_dir import (
 )
 from genreslice.training.plots import plot_training_curves
 from genreslice.training.settings import MONITORS, STOP_DIVERGED, STOP_PATIENCE, STOP_TARGET, check_stop_rules
+from genreslice.training.tf_modules import keras
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,6 @@ import math
 import shutil
 from pathlib import Path
 
-from genreslice.training.tf_modules import keras
-
 from genreslice.pipeline import layout
 from genreslice.training.dataset import DatasetInfo
 from genreslice.training.errors import ModelDirError
@@ -33,6 +31,7 @@ from genreslice.training.model_dir import (
     writing,
 )
 from genreslice.training.settings import STOP_MAX_EPOCHS, STOP_REASONS, TrainConfig, recorded_choices
+from genreslice.training.tf_modules import keras
 
 logger = logging.getLogger(__name__)
 

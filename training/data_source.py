@@ -10,13 +10,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from genreslice.training.tf_modules import keras
 import numpy as np
 
 from genreslice.errors import ParameterError
 from genreslice.pipeline.png import decode_gray_png, to_model_input
 from genreslice.training.dataset import DatasetInfo, read_split
 from genreslice.training.errors import DatasetError
+from genreslice.training.tf_modules import keras
 
 
 def load_slices(paths, slice_size: int = 128) -> np.ndarray:

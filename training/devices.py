@@ -1,9 +1,8 @@
 """The devices a training run uses, and the ``tf.distribute`` strategy that spreads it over them."""
 from __future__ import annotations
 
-from genreslice.training.tf_modules import tf
-
 from genreslice.training.errors import TrainingError
+from genreslice.training.tf_modules import tf
 
 
 def training_devices(request: int | None = None) -> list[str]:

@@ -27,12 +27,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from genreslice.training.tf_modules import keras
-
 from genreslice.pipeline import layout
 from genreslice.training.dataset import DatasetInfo
 from genreslice.training.errors import ModelDirError
 from genreslice.training.settings import TrainConfig
+from genreslice.training.tf_modules import keras
 
 MODEL_FORMAT_VERSION = 1
 MODEL_FILE = "model.keras"

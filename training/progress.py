@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from tqdm.auto import tqdm
-
 from genreslice.pipeline.progress import ProgressBar
 
 __all__ = ["EvaluateProgress", "PredictProgress", "TrainProgress"]
@@ -72,6 +70,6 @@ class PredictProgress(ProgressBar):
 
     def write(self, line: str) -> None:
         if self.bar is not None and not self.bar.disable:
-            tqdm.write(line, file=sys.stdout)
+            self.bar.write(line, file=sys.stdout)
         else:
             print(line, flush=True)

@@ -13,6 +13,7 @@ from genreslice.pipeline.build import BuildConfig, BuildSummary, build_dataset, 
 from genreslice.pipeline.executors import dask_cluster
 from genreslice.pipeline.layout import TRACKS_CSV
 from genreslice.pipeline.plan import BuildPlan, GenreSelection
+from genreslice.pipeline.progress import BuildProgress
 from genreslice.pipeline.sox import find_sox
 from genreslice.pipeline.spectrogram import RESAMPLE_QUALITIES, SOX_TIMEOUT_S, SpectrogramSpec
 from genreslice.pipeline.stock import MAX_FAILED_ATTEMPTS
@@ -21,7 +22,6 @@ from genreslice.pipeline.tracks import TrackRow, read_tracks_csv
 from genreslice.scripts.argtypes import (DATA_SET, check_folder_kinds, genre_names, positive_int, split_ratios,
                                          timeout_seconds, worker_count)
 from genreslice.scripts.commands import HelpFormatter, dataset_split_warnings, print_split_warnings
-from genreslice.pipeline.progress import BuildProgress
 
 logger = logging.getLogger(__name__)
 

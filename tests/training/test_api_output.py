@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from genreslice.errors import ParameterError
@@ -33,11 +34,58 @@ def test_importing_the_api_prints_nothing():
     assert result.stderr == ""
 
 
-def test_tensorflow_log_level_set_by_the_user_shows_its_lines():
-    result = run_python("from genreslice.training.predict import classify",
-                        env={"TF_CPP_MIN_LOG_LEVEL": "0"})
+@pytest.mark.parametrize("level, shown", [("0", True), ("1", True), ("2", False), ("3", False)])
+def test_tensorflow_log_level_set_by_the_user_decides(level, shown):
+    """0 or 1 asks for TensorFlow's lines (left alone); 2 or 3, the usual way to silence it, must not get more."""
+    result = run_python("from genreslice.training.predict import classify", env={"TF_CPP_MIN_LOG_LEVEL": level})
     assert result.returncode == 0, result.stderr
-    assert result.stderr != ""  # TensorFlow's own lines (CPU instructions, CUDA) are left alone
+    assert (result.stderr != "") == shown, result.stderr
+
+
+def test_output_of_other_threads_while_tensorflow_loads_is_kept():
+    result = run_python("""
+        import sys, threading, time
+
+        def talk():
+            for count in range(30):
+                print("line", count, file=sys.stderr, flush=True)
+                time.sleep(0.1)
+
+        thread = threading.Thread(target=talk)
+        thread.start()
+        from genreslice.training.predict import classify
+        thread.join()
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"line {count}" for count in range(30)]
+
+
+@pytest.mark.parametrize("how", ["sys.stderr = None", "os.close(2)"])
+def test_importing_the_api_without_a_stderr_works(how):
+    result = run_python(f"""
+        import os, sys
+        {how}
+        from genreslice.training.predict import classify
+        print("imported")
+    """)
+    assert result.returncode == 0 and result.stdout == "imported\n", result.stderr
+
+
+def test_library_warnings_and_bars_wait_to_be_asked_for():
+    """No last-resort logging to stderr, and tqdm.auto (which warns in a notebook without ipywidgets) not imported
+    until a bar is drawn."""
+    result = run_python("""
+        import logging, sys
+        from genreslice.pipeline.build import build_dataset
+        from genreslice.training.predict import classify
+        logging.getLogger("genreslice.pipeline.plan").warning("a warning nobody configured logging for")
+        print("tqdm.auto" in sys.modules)
+        logging.basicConfig()
+        logging.getLogger("genreslice.pipeline.plan").warning("shown once logging is configured")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "False\n"
+    assert result.stderr == "WARNING:genreslice.pipeline.plan:shown once logging is configured\n"
 
 
 def test_the_api_is_quiet_by_default_and_shows_progress_when_asked(toy_model, tmp_path):
@@ -102,7 +150,8 @@ def test_a_verbose_that_is_not_a_level_is_refused(verbose):
 
 
 def test_levels_and_booleans_are_accepted():
-    assert [check_verbose(level, (0, 1, 2)) for level in (0, 1, 2, True, False)] == [0, 1, 2, 1, 0]
+    levels = (0, 1, 2, True, False, np.int64(2), np.True_)
+    assert [check_verbose(level, (0, 1, 2)) for level in levels] == [0, 1, 2, 1, 0, 2, 1]
 
 
 def test_an_observer_group_passes_each_event_to_those_that_take_it():
