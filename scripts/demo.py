@@ -167,6 +167,7 @@ def _report(out: Path, *, held_out: dict[str, str], records: list[dict], timings
     print(f"plots       {out / 'model' / 'curves.png'}  {out / 'model' / 'eval' / 'test' / 'confusion.png'}")
     print("time        " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
           + f"; {total:.0f} s in all")
-    print(f"caution     a toy: it knows {len(classes)} synthetic genres and calls any real recording (speech, birdsong, "
-          "a whale) one of them; predict --min-share answers 'unsure' below a share you choose")
+    print(f"caution     a toy: it knows {len(classes)} synthetic genres and calls any other sound (speech, birdsong, "
+          "noise) one of them, sure of it, which --min-share cannot catch; see the README's 'What the demo model "
+          "says about other sounds'")
     print("Next: the README's 'Use it on your own data' runs the same commands on FMA, MTG-Jamendo or your music.")

@@ -82,7 +82,8 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
                          help="answer 'unsure' for a file whose best genre scores below S (0 to 1): its share of "
                               "the slices under --vote majority, its mean probability under --vote mean. The scores "
                               "are still shown; json and csv add min_share, unsure and best_guess (the genre it "
-                              "would have been) and leave genre empty; 0 turns this off")
+                              "would have been) and leave genre empty; 0 turns this off. It flags songs between the "
+                              "model's genres, not sounds outside them, which a classifier scores as surely as music")
     predict.add_argument("-o", "--output", metavar="FILE",
                          help="write the results to FILE instead of standard output, replacing it once the run "
                               "ends (an interrupted run leaves FILE as it was); '-' is standard output")
