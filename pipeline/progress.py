@@ -8,6 +8,7 @@ own). Bars are ``tqdm.auto``'s: a widget in a Jupyter notebook, text in a termin
 from __future__ import annotations
 
 import collections
+import functools
 import numbers
 
 import numpy as np
@@ -24,11 +25,24 @@ def check_verbose(verbose: int, allowed: tuple[int, ...] = (0, 1)) -> int:
     raise ParameterError(f"verbose must be one of {', '.join(map(str, allowed))} (0: silent), not {verbose!r}")
 
 
+@functools.cache
+def _bar_class() -> type:
+    """``tqdm.auto``'s bar without tqdm's monitor thread: the bars update per item anyway, and a process with a
+    single thread forks its build workers (:func:`~genreslice.pipeline.executors.process_pool`). A subclass, so the
+    setting is not changed for anyone else's bars."""
+    from tqdm.auto import tqdm
+
+    class Bar(tqdm):
+        monitor_interval = 0
+
+    return Bar
+
+
 class ProgressBar:
     """One tqdm bar at a time, opened anew for each stage and closed when the work ends or fails.
 
-    tqdm is imported when the first bar opens: in a Jupyter kernel without ipywidgets, importing ``tqdm.auto``
-    warns, which a quiet API must not do until a bar is asked for.
+    tqdm is imported when the first enabled bar opens: in a Jupyter kernel without ipywidgets, importing
+    ``tqdm.auto`` warns, which a quiet API must not do until a bar is asked for. Disabled, nothing is drawn.
     """
 
     def __init__(self, *, enabled: bool = True) -> None:
@@ -36,10 +50,9 @@ class ProgressBar:
         self.bar = None
 
     def open(self, total: int, desc: str, unit: str, **options) -> None:
-        from tqdm.auto import tqdm
-
         self.close()
-        self.bar = tqdm(total=total, desc=desc, unit=unit, disable=not self.enabled, dynamic_ncols=True, **options)
+        if self.enabled:
+            self.bar = _bar_class()(total=total, desc=desc, unit=unit, dynamic_ncols=True, **options)
 
     def advance(self, count: int = 1) -> None:
         if self.bar is not None:

@@ -11,8 +11,6 @@ import signal
 import sys
 import threading
 
-from tqdm import tqdm
-
 from genreslice import __version__
 from genreslice.scripts.commands import build, demo, evaluate, predict, train
 from genreslice.scripts.exit_status import run_reporting_errors
@@ -103,8 +101,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="genreslice: %(levelname)s: %(message)s")
-    # No tqdm monitor thread: the bars update per item anyway, and a single-threaded process forks its workers.
-    tqdm.monitor_interval = 0
     # Dask logs every connection and worker start at INFO, in this process and in the workers it starts; its
     # warnings (a worker died and was restarted) stay. Read when Dask is first imported.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")

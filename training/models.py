@@ -21,7 +21,7 @@ OPTIMIZERS = {"adam": "Adam", "rmsprop": "RMSprop"}
 
 
 def build_despoisj(n_classes: int, slice_size: int = 128) -> keras.Model:
-    """The lineage's network (despoisj/DeepAudioClassification).
+    """The network of despoisj/DeepAudioClassification, the method genreslice descends from (README: How it works).
 
     Four blocks of Conv2D (2x2 kernel, 'same' padding as tflearn's default; 64, 128, 256, 512 filters; ELU,
     Xavier initialisation) each followed by 2x2 max-pooling, then Flatten, Dense 1024 (ELU), Dropout 0.5 and
@@ -125,7 +125,7 @@ PRESETS: dict[str, ModelPreset] = {preset.name: preset for preset in (
     ),
     ModelPreset(
         name="despoisj", builder=build_despoisj, optimizer="rmsprop", learning_rate=1e-3, batch_size=128,
-        about="the lineage's 4-block CNN with a 1024-unit dense layer, 34.2 M parameters",
+        about="DeepAudioClassification's 4-block CNN with a 1024-unit dense layer, 34.2 M parameters",
     ),
 )}
 

@@ -69,7 +69,7 @@ class PredictProgress(ProgressBar):
         self.advance()
 
     def write(self, line: str) -> None:
-        if self.bar is not None and not self.bar.disable:
+        if self.bar is not None:
             self.bar.write(line, file=sys.stdout)
         else:
             print(line, flush=True)

@@ -19,12 +19,13 @@ import tempfile
 
 __all__ = ["load_tensorflow", "native_stderr_captured", "retracing_warnings_held", "tensorflow_lines_wanted"]
 
-#: TensorFlow's native lines: absl's ``I0000 00:00:1795991614.316838   18159 cudart_stub.cc:31] ...``, the older
+#: TensorFlow's native lines (from its C++ sources, ``.cc``): absl's
+#: ``I0000 00:00:1795991614.316838   18159 cudart_stub.cc:31] ...``, the older
 #: ``2024-01-31 12:00:00.000000: I tensorflow/core/util/port.cc:113] ...``, absl's note before its set-up, and the
 #: second line of the CPU-instructions note.
 _TENSORFLOW_LINE = re.compile(
-    rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
-    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+:\d+\] "
+    rb"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+\.cc:\d+\] "
+    rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] \S+\.cc:\d+\] "
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|To enable the following instructions: .*(?:rebuild TensorFlow|compiler flags))"
 )
@@ -54,11 +55,13 @@ def native_stderr_captured(enabled: bool = True):
         except OSError:  # no descriptor 2 (started with 2>&-): nothing to hold back
             yield
             return
-        os.dup2(captured.fileno(), 2)
-        failed = True
+        failed = False
         try:
+            os.dup2(captured.fileno(), 2)
             yield
-            failed = False
+        except Exception:  # an import that fails shows everything; Ctrl-C is no failure of TensorFlow's
+            failed = True
+            raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)
@@ -93,7 +96,8 @@ def load_tensorflow(*, quiet: bool | None = None) -> str:
         import tensorflow as tf  # only what needs a model pays for this import
 
         kinds = collections.Counter(device.device_type for device in tf.config.list_physical_devices())
-    return " and ".join(f"{count} {kind}{'s' if count > 1 else ''}" for kind, count in sorted(kinds.items(), reverse=True))
+    shown = sorted(kinds.items(), reverse=True)
+    return " and ".join(f"{count} {kind}{'s' if count > 1 else ''}" for kind, count in shown)
 
 
 class _RetracingFilter(logging.Filter):

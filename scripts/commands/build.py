@@ -36,12 +36,13 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
         "build",
         help="turn a folder of audio files into a labelled data set of 128x128 spectrogram slices",
         description=(
-            "Find every audio file under AUDIO_DIR (mp3, wav, flac, ogg, aiff; recursively), label it (tags, or FMA / "
-            "MTG-Jamendo metadata) with one of 16 top-level genres, assign a train/validation/test split (official "
-            "when the metadata has one, else by artist), render its spectrogram with SoX and cut it into 128x128 "
-            "grayscale PNG slices in OUT_DIR. Interrupted builds resume: run the same command again. Labels, genre "
-            "selection and split ratios may change between runs; only tracks not built before are rendered. "
-            "Per-file problems are recorded in OUT_DIR/tracks.csv and do not stop the build."
+            "Find every audio file under AUDIO_DIR (mp3, wav, flac, ogg, aiff; m4a, aac, opus, wma with FFmpeg; "
+            "recursively), label it (tags, or FMA / MTG-Jamendo metadata) with one of 16 top-level genres, assign a "
+            "train/validation/test split (official when the metadata has one, else by artist, stratified by genre), "
+            "render its spectrogram with SoX and cut it into 128x128 grayscale PNG slices in OUT_DIR. Interrupted "
+            "builds resume: run the same command again. Labels, genre selection and split ratios may change between "
+            "runs; only tracks not built before are rendered. Per-file problems are recorded in OUT_DIR/tracks.csv "
+            "and do not stop the build."
         ),
         formatter_class=HelpFormatter,
     )

@@ -49,6 +49,8 @@ def test_output_of_other_threads_while_tensorflow_loads_is_kept():
         def talk():
             for count in range(30):
                 print("line", count, file=sys.stderr, flush=True)
+                # A line in absl's format, as absl-py logs it from Python: not TensorFlow's, kept.
+                print(f"I1129 23:18:42.123456 1400 script.py:{count}] mine", file=sys.stderr, flush=True)
                 time.sleep(0.1)
 
         thread = threading.Thread(target=talk)
@@ -57,7 +59,8 @@ def test_output_of_other_threads_while_tensorflow_loads_is_kept():
         thread.join()
     """)
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == [f"line {count}" for count in range(30)]
+    expected = [(f"line {count}", f"I1129 23:18:42.123456 1400 script.py:{count}] mine") for count in range(30)]
+    assert result.stderr.splitlines() == [line for pair in expected for line in pair]
 
 
 @pytest.mark.parametrize("how", ["sys.stderr = None", "os.close(2)"])
@@ -86,6 +89,31 @@ def test_library_warnings_and_bars_wait_to_be_asked_for():
     assert result.returncode == 0, result.stderr
     assert result.stdout == "False\n"
     assert result.stderr == "WARNING:genreslice.pipeline.plan:shown once logging is configured\n"
+
+
+def test_bars_start_no_thread_and_lines_only_import_no_tqdm():
+    """A bar of genreslice's starts no tqdm monitor thread (a single-threaded process forks its build workers),
+    leaves tqdm's own setting alone, and ``verbose=2`` (lines without bars) never imports tqdm."""
+    result = run_python("""
+        import sys, threading
+        from genreslice.training.progress import TrainProgress
+        lines = TrainProgress(bars=False)
+        lines.epochs = 1
+        lines.on_epoch_start(1, 3)
+        lines.on_batch_end(0, {"loss": 1.0, "accuracy": 0.5})
+        lines.close()
+        print("tqdm.auto" in sys.modules)
+        from genreslice.pipeline.progress import BuildProgress
+        bars = BuildProgress()
+        bars.on_start(3)
+        bars.advance()
+        print(threading.active_count())
+        bars.close()
+        from tqdm.auto import tqdm
+        print(tqdm.monitor_interval > 0)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "False\n1\nTrue\n"
 
 
 def test_the_api_is_quiet_by_default_and_shows_progress_when_asked(toy_model, tmp_path):
