@@ -396,6 +396,8 @@ def compare_values(a, b, where: str, report: Report, worst: list) -> None:
 #: model.json keys whose values are not results of the run (dotted paths), and why.
 VARYING_MODEL_JSON = {
     "training_seconds": "wall-clock time of the training",
+    "epoch_seconds": "wall-clock time of each epoch",
+    "peak_memory_mib": "peak resident memory of the training process",
     "keras_version": "the installed Keras, not genreslice",
     "tensorflow_version": "the installed TensorFlow, not genreslice",
 }
@@ -407,8 +409,8 @@ VARYING_MODEL_FILES = {
                    "(shared_object_id) and whose weights entry has the save time as zip date; compared instead: "
                    "model.weights.h5 byte for byte, config.json with the ids renumbered",
     "checkpoint/*.keras": "as model.keras (the last epoch; compared through model.keras and state.json)",
-    "checkpoint/state.json": "per-epoch wall-clock seconds and the SHA-256 of the checkpoint files (which hold "
-                             "the save date); compared instead with those fields dropped",
+    "checkpoint/state.json": "per-epoch wall-clock seconds and peak memory, and the SHA-256 of the checkpoint "
+                             "files (which hold the save date); compared instead with those fields dropped",
     "logs/*/events.out.tfevents.*": "TensorBoard event files: named by start time, host and pid, and hold "
                                     "wall-clock times",
 }
@@ -466,7 +468,8 @@ def model_manifest(model: Path, replacements: list[tuple[str, str]]) -> dict:
     state = None
     state_path = model / "checkpoint" / "state.json"
     if state_path.exists():
-        state = strip_keys(json.loads(state_path.read_text(encoding="utf-8")), {"seconds", "sha256", "checksums"})
+        state = strip_keys(json.loads(state_path.read_text(encoding="utf-8")),
+                           {"seconds", "peak_memory_mib", "sha256", "checksums"})
         state = normalise_paths(state, replacements)
     model_json = json.loads((model / "model.json").read_text(encoding="utf-8"))
     return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -230,9 +231,20 @@ class GoalEarlyStopping(keras.callbacks.Callback):
                         self.best_value)
 
 
+def peak_memory_mib() -> float | None:
+    """The peak resident memory of this process so far, in MiB; None where the system does not say (Windows)."""
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
 class EpochHistory(keras.callbacks.Callback):
-    """Appends one row per completed epoch to ``history``, as Keras's ``History`` does, with the learning rate and
-    the epoch's seconds.
+    """Appends one row per completed epoch to ``history``, as Keras's ``History`` does, with the learning rate,
+    the epoch's seconds and the training process's peak resident memory so far (``peak_memory_mib``, kept in the
+    run's state and ``model.json``, not in ``history.csv``).
 
     Parameters
     ----------
@@ -260,6 +272,7 @@ class EpochHistory(keras.callbacks.Callback):
             row[key] = float(logs[key]) if key in logs else None
         row["learning_rate"] = None if rate is None else float(rate)
         row["seconds"] = round(time.perf_counter() - self._epoch_started, 3)
+        row["peak_memory_mib"] = peak_memory_mib()
         self.history.append(row)
 
 

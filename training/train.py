@@ -387,6 +387,11 @@ def _finish(run: _Run, state: dict, history: list[dict]) -> tuple[dict, list[str
                      "message": kept_message(state), "hint": accuracy_hint(state)},
             "metrics": state["metrics"],
             "training_seconds": round(sum(row["seconds"] for row in history), 1),
+            "epoch_seconds": [row["seconds"] for row in history],
+            # The largest over every process that trained the run (a resumed run has several); None before
+            # genreslice recorded it, or where the system does not say.
+            "peak_memory_mib": max((row["peak_memory_mib"] for row in history
+                                    if row.get("peak_memory_mib") is not None), default=None),
         }
     )
     write_history_csv(run.out / HISTORY_CSV, history)

@@ -354,3 +354,27 @@ def test_damaged_tables_are_refused_with_their_names(small_dataset, tmp_path, da
     with pytest.raises(DatasetError, match=message):
         train_model(dataset, tmp_path / "model", TrainConfig(**RUN))
     assert not (tmp_path / "model").exists()
+
+
+def test_model_json_records_each_epochs_time_and_the_peak_memory_of_every_process(small_dataset, tmp_path):
+    """For ``genreslice compare``: wall time per epoch and in all, and the peak resident memory of the processes
+    that trained the run (the largest, over a resume)."""
+    model_dir = tmp_path / "model"
+    config = TrainConfig(epochs=3, **RUN)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(small_dataset, model_dir, config, observer=Interrupt(after_epoch=1))
+    state_path = model_dir / "checkpoint" / "state.json"
+    state = json.loads(state_path.read_text())
+    assert state["history"][0]["peak_memory_mib"] > 100  # TensorFlow alone takes more
+    # As if the first process had needed more memory than this one will.
+    state["history"][0]["peak_memory_mib"] = 123456.0
+    state_path.write_text(json.dumps(state))
+
+    result = train_model(small_dataset, model_dir, config)
+    record = json.loads((model_dir / "model.json").read_text())
+    assert record["epoch_seconds"] == [row["seconds"] for row in result.history] and len(result.history) == 3
+    assert record["training_seconds"] == round(sum(record["epoch_seconds"]), 1) > 0
+    assert record["peak_memory_mib"] == 123456.0
+    assert all(100 < row["peak_memory_mib"] < 123456.0 for row in result.history[1:])
+    with open(model_dir / "history.csv", newline="") as handle:
+        assert "peak_memory_mib" not in next(csv.reader(handle))  # the table's columns stay as they were
