@@ -250,7 +250,8 @@ class EpochHistory(keras.callbacks.Callback):
     ----------
     history : list of dict
         The run's history so far (a resumed run's committed rows); rows have the keys of
-        :data:`~genreslice.training.model_dir.HISTORY_COLUMNS`, ``None`` where Keras reported nothing.
+        :data:`~genreslice.training.model_dir.HISTORY_COLUMNS` and ``peak_memory_mib``, ``None`` where Keras (or
+        the system) reported nothing.
     """
 
     def __init__(self, history: list[dict]) -> None:

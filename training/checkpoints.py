@@ -96,7 +96,7 @@ def _history_problem(history, done: int) -> str:
     for number, row in enumerate(history, 1):
         if not isinstance(row, dict) or row.get("epoch") != number or not all(
                 _is_number(row.get(key)) for key in ("val_loss", "val_accuracy", "seconds")) or not all(
-                row.get(key) is None or _is_number(row[key]) for key in HISTORY_COLUMNS):
+                row.get(key) is None or _is_number(row[key]) for key in (*HISTORY_COLUMNS, "peak_memory_mib")):
             return (f"history row {number} must be epoch {number} with numbers for {', '.join(HISTORY_COLUMNS[1:])}. "
                     f"Received: {repr(row)[:80]}")
     return ""

@@ -6,7 +6,8 @@ writes and ``genreslice evaluate`` and ``genreslice predict`` read::
     model.keras      the kept epoch so far (the best by the monitored metric, or the last with --keep last);
                      the final model when training ends
     model.json       classes in output order, the data set's spectrogram settings and fingerprint,
-                     the training settings, status and final metrics
+                     the training settings, status and final metrics, wall time per epoch and in all,
+                     peak memory
     history.csv      one row per completed epoch
     curves.png       loss and accuracy per epoch, training and validation
     logs/            TensorBoard logs (``tensorboard --logdir MODEL_DIR/logs``)
@@ -42,7 +43,8 @@ LOG_DIR = "logs"
 CHECKPOINT_DIR = "checkpoint"
 STATE_JSON = "state.json"
 LOCK_FILE = "lock"
-#: The columns of ``history.csv``, and the keys of each row of a run's history.
+#: The columns of ``history.csv``, and the keys of each row of a run's history (which also has ``peak_memory_mib``,
+#: kept in ``checkpoint/state.json`` and summed up in ``model.json``, not a column).
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
 #: What a folder without ``model.json`` may hold and still be a model folder (a run interrupted early).
 _OWN_NAMES = {MODEL_FILE, MODEL_JSON, HISTORY_CSV, CURVES_PNG, LOG_DIR, CHECKPOINT_DIR, LOCK_FILE}

@@ -388,8 +388,8 @@ def _finish(run: _Run, state: dict, history: list[dict]) -> tuple[dict, list[str
             "metrics": state["metrics"],
             "training_seconds": round(sum(row["seconds"] for row in history), 1),
             "epoch_seconds": [row["seconds"] for row in history],
-            # The largest over every process that trained the run (a resumed run has several); None before
-            # genreslice recorded it, or where the system does not say.
+            # The largest over every process that trained the run (a resumed run has several); None where the
+            # system does not say. A run begun by a version that did not record it counts its later epochs only.
             "peak_memory_mib": max((row["peak_memory_mib"] for row in history
                                     if row.get("peak_memory_mib") is not None), default=None),
         }

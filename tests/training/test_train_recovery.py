@@ -190,6 +190,7 @@ def test_no_intact_copy_left_is_refused_with_the_damaged_files(request, small_da
     (lambda state: state["history"][1].pop("val_loss"), "history row 2 must be epoch 2 with numbers for loss"),
     (lambda state: state["history"][0].pop("seconds"), "history row 1 must be epoch 1 with numbers for loss"),
     (lambda state: state["history"][0].update(loss="x"), "history row 1 must be epoch 1 with numbers for loss"),
+    (lambda state: state["history"][0].update(peak_memory_mib="x"), "history row 1 must be epoch 1 with numbers"),
     (lambda state: state.update(stop_reason=""), "stop_reason='' must be none or one of target, patience"),
     (lambda state: state.update(stop_reason="bored"), "stop_reason='bored' must be none or one of target"),
     (lambda state: state.update(last="../model.keras"), "last='../model.keras' is not 'epoch-0002.keras'"),
