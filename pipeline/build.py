@@ -44,7 +44,7 @@ from genreslice.pipeline.errors import (
 from genreslice.pipeline.executors import ExecutorFactory, default_executor, kill_workers
 from genreslice.pipeline.journal import JournalRecord, JournalWriter, load_journal
 from genreslice.pipeline.plan import TO_BUILD, BuildPlan, GenreSelection, plan_build
-from genreslice.pipeline.progress import BuildProgress, ObserverGroup, check_verbose
+from genreslice.pipeline.progress import BuildProgress, check_verbose, observed
 from genreslice.pipeline.sox import SoxInfo, find_sox
 from genreslice.pipeline.spectrogram import SOX_TIMEOUT_S, SpectrogramSpec, measure_columns_per_second
 from genreslice.pipeline.stock import Stock, prune_orphans, take_stock
@@ -217,18 +217,14 @@ def build_dataset(audio_dir: str | os.PathLike, out_dir: str | os.PathLike, labe
     """
     started = time.monotonic()
     progress = BuildProgress() if check_verbose(verbose) else None
-    try:
+    with observed(observer, progress) as observers:
         run = _BuildRun.prepare(audio_dir, out_dir, label_source, config or BuildConfig(), selection=selection,
-                                observer=ObserverGroup(observer, progress), executor_factory=executor_factory,
-                                sox=sox)
+                                observer=observers, executor_factory=executor_factory, sox=sox)
         with _prepared_output(run.out) as state:
             _check_settings(run.out, state, run.settings)
             stock = run.take_stock(prune_missing=prune_missing, retry_failed=retry_failed)
             plan, work = run.plan_and_render(stock, selection)
             summary = run.write_outputs(plan, work, stock, prune_missing=prune_missing)
-    finally:
-        if progress is not None:
-            progress.close()
     summary.wall_seconds = time.monotonic() - started
     return summary
 

@@ -8,6 +8,7 @@ own). Bars are ``tqdm.auto``'s: a widget in a Jupyter notebook, text in a termin
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import numbers
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from genreslice.errors import ParameterError
 
-__all__ = ["BuildProgress", "ObserverGroup", "ProgressBar", "check_verbose"]
+__all__ = ["BuildProgress", "ObserverGroup", "ProgressBar", "check_verbose", "observed"]
 
 
 def check_verbose(verbose: int, allowed: tuple[int, ...] = (0, 1)) -> int:
@@ -105,3 +106,14 @@ class ObserverGroup:
                     method(*args, **kwargs)
 
         return call
+
+
+@contextlib.contextmanager
+def observed(observer, progress: ProgressBar | None):
+    """The observer to hand the work: ``observer`` (one's own, or None) and ``progress`` (the bars of ``verbose``, or
+    None) together; the bars are closed when the block ends, however it ends."""
+    try:
+        yield ObserverGroup(observer, progress)
+    finally:
+        if progress is not None:
+            progress.close()

@@ -33,7 +33,7 @@ import numpy as np
 
 from genreslice.errors import ParameterError
 from genreslice.pipeline import layout
-from genreslice.pipeline.progress import ObserverGroup, check_verbose
+from genreslice.pipeline.progress import check_verbose, observed
 from genreslice.training.data_source import SliceDataSource, explain_slice_error
 from genreslice.training.dataset import check_split, load_dataset_info, read_split, reading_dataset
 from genreslice.training.errors import DatasetError, ModelDirError
@@ -140,14 +140,10 @@ def evaluate_model(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike,
     if batch_size < 1:
         raise ParameterError(f"batch_size={batch_size} must be at least 1")
     progress = EvaluateProgress() if check_verbose(verbose) else None
-    try:
-        # Held to the end, before anything is read: a build must not remove or re-render slices meanwhile.
-        with reading_dataset(dataset_dir):
-            return _evaluate(dataset_dir, model_dir, split=split, vote=vote, batch_size=batch_size,
-                             loader_workers=loader_workers, observer=ObserverGroup(observer, progress))
-    finally:
-        if progress is not None:
-            progress.close()
+    # The data set is held to the end, before anything is read: a build must not remove or re-render slices meanwhile.
+    with observed(observer, progress) as observers, reading_dataset(dataset_dir):
+        return _evaluate(dataset_dir, model_dir, split=split, vote=vote, batch_size=batch_size,
+                         loader_workers=loader_workers, observer=observers)
 
 
 def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, split: str, vote: str,

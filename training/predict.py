@@ -30,7 +30,7 @@ from genreslice.pipeline.errors import AudioFolderError, ParameterError, SoxErro
 from genreslice.pipeline.executors import TaskWindow, done_future
 from genreslice.pipeline.layout import DATASET_JSON
 from genreslice.pipeline.png import to_model_input
-from genreslice.pipeline.progress import ObserverGroup, check_verbose
+from genreslice.pipeline.progress import check_verbose, observed
 from genreslice.pipeline.sox import find_sox
 from genreslice.pipeline.slicing import slice_spectrogram
 from genreslice.pipeline.spectrogram import (
@@ -365,11 +365,8 @@ class Classifier:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         inputs = collect_audio(paths)
-        try:
-            yield from self._classified(inputs, vote, workers, min_share, ObserverGroup(observer, progress))
-        finally:
-            if progress is not None:
-                progress.close()
+        with observed(observer, progress) as observers:
+            yield from self._classified(inputs, vote, workers, min_share, observers)
 
     def _classified(self, inputs: list[AudioInput], vote: str, workers: int, min_share: float,
                     observer: PredictObserver) -> Iterator[SongPrediction]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from genreslice.errors import ParameterError
-from genreslice.pipeline.progress import ObserverGroup, check_verbose
+from genreslice.pipeline.progress import check_verbose, observed
 from genreslice.training.callbacks import (
     EpochCheckpoint,
     GoalEarlyStopping,
@@ -145,11 +145,8 @@ def train_model(
     verbose = check_verbose(verbose, (0, 1, 2))
     config = (config or TrainConfig()).resolved()
     progress = TrainProgress(bars=verbose == 1) if verbose else None
-    try:
-        result = _train_model(dataset_dir, Path(model_dir), config, ObserverGroup(observer, progress))
-    finally:
-        if progress is not None:
-            progress.close()
+    with observed(observer, progress) as observers:
+        result = _train_model(dataset_dir, Path(model_dir), config, observers)
     if progress is not None:
         done = "was already trained" if result.status == "already_finished" else "trained"
         print(f"{result.model_dir} {done}: {result.epochs_run} epochs ({result.stop_message}); "
