@@ -6,9 +6,15 @@ Generates 30-second MP3 files (44.1 kHz stereo, 192 kbps) and measures, in one r
 * the predecessor's procedure: re-encode to a temporary mono MP3, ``sox ... spectrogram`` to a PNG file, slice
   with PIL;
 * ``genreslice build`` (the real command, in a subprocess) with 1 and with 2 workers;
-* parts of the cost: SoX's resampler at each quality, and slice PNG writes at several zlib levels.
+* ``genreslice build --features mel`` with 1 worker, and each build of the first file alone: the fixed cost of a
+  build (start-up; for mel also loading librosa, once per build) and the cost of each further file;
+* parts of the cost: SoX's resampler at each quality, the mel step (SoX's samples, then the mel spectrogram
+  computed as genreslice does and as ``librosa.feature.melspectrogram`` does), and slice PNG writes at several
+  zlib levels.
 
-Every figure is seconds per file, the best of ``--repeat`` runs; targets are ratios within this one run.
+Every figure is seconds per file, the best of ``--repeat`` runs; targets are ratios within this one run. The floor
+and the one-worker ``sox`` and ``mel`` builds take turns, run by run, so that a change in the machine's load weighs
+on them alike.
 """
 from __future__ import annotations
 
@@ -63,6 +69,15 @@ def best_of(repeat: int, action) -> float:
     return min(run_times(repeat, action))
 
 
+def best_of_alternated(repeat: int, actions: dict) -> dict[str, float]:
+    """The best of ``repeat`` runs of each action, the actions taking turns (one run of each per round)."""
+    times: dict[str, list[float]] = {name: [] for name in actions}
+    for _ in range(repeat):
+        for name, action in actions.items():
+            times[name].extend(run_times(1, action))
+    return {name: min(runs) for name, runs in times.items()}
+
+
 def decode_floor(paths: list[Path], sox: str) -> None:
     for path in paths:
         subprocess.run([sox, "--no-glob", os.fspath(path), "-n"], check=True, capture_output=True)
@@ -86,11 +101,39 @@ def predecessor(paths: list[Path], sox: str, scratch: Path) -> None:
                 image.crop((start, 1, start + 128, 129)).save(scratch / f"{index}_{slice_index}.png")
 
 
-def genreslice_build(audio: Path, out: Path, workers: int, quality: str) -> None:
+def genreslice_build(audio: Path, out: Path, workers: int, quality: str, features: str = "sox") -> None:
     shutil.rmtree(out, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "genreslice", "build", os.fspath(audio), os.fspath(out), "--workers",
-                    str(workers), "--resample-quality", quality], check=True, capture_output=True,
-                   cwd=Path(__file__).parents[1])
+                    str(workers), "--resample-quality", quality, "--features", features], check=True,
+                   capture_output=True, cwd=Path(__file__).parents[1])
+
+
+def mel_parts(paths: list[Path], sox: str, repeat: int) -> dict[str, float]:
+    """Per file: SoX streaming the samples, genreslice's mel spectrogram of them, librosa's own
+    (``feature.melspectrogram``, ``power_to_db``) of the same samples."""
+    import librosa
+
+    from genreslice.pipeline.mel import full_scale_power, mel_gray
+
+    spec = SpectrogramSpec(features="mel")
+    decoded = [np.frombuffer(data, dtype="<f4") for data in sox_step(paths, sox, spec)]
+
+    def ours() -> None:
+        for samples in decoded:
+            mel_gray(samples, sample_rate=spec.sample_rate, hop_length=spec.hop_length, n_mels=spec.slice_size,
+                     settings=spec.mel, max_columns=200_000)
+
+    def librosas() -> None:
+        for samples in decoded:
+            power = librosa.feature.melspectrogram(y=samples, sr=spec.sample_rate, n_fft=spec.mel.n_fft,
+                                                   hop_length=spec.hop_length, n_mels=spec.slice_size)
+            librosa.power_to_db(power, ref=full_scale_power(spec.mel.n_fft), top_db=None)
+
+    ours()  # imports and filterbank, once
+    n = len(paths)
+    return {"mel step: SoX to samples alone": best_of(repeat, lambda: sox_step(paths, sox, spec)) / n,
+            "mel step: genreslice mel spectrogram": best_of(repeat, ours) / n,
+            "mel step: librosa.feature.melspectrogram": best_of(repeat, librosas) / n}
 
 
 def sox_step(paths: list[Path], sox: str, spec: SpectrogramSpec) -> list[bytes]:
@@ -128,24 +171,38 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Generating {args.files} x {args.seconds:g} s MP3 (44.1 kHz stereo, 192 kbps) in {audio} ...", flush=True)
     paths = make_corpus(audio, args.files, args.seconds, sox)
     n = len(paths)
-    per_file = {}
-    per_file["floor: sox FILE -n"] = best_of(args.repeat, lambda: decode_floor(paths, sox)) / n
+    # The floor and the one-worker builds of both representations take turns, so that a change in the machine's
+    # load during the run (other work on a shared machine) weighs on them alike. Builds of the first file alone
+    # give each command's fixed cost (start-up; for mel, loading librosa), and so the cost of each further file.
+    single = workdir / "single"
+    single.mkdir(exist_ok=True)
+    shutil.copy(paths[0], single / paths[0].name)
+    alternated = best_of_alternated(args.repeat, {
+        "floor: sox FILE -n": lambda: decode_floor(paths, sox),
+        "genreslice build, 1 worker": lambda: genreslice_build(audio, workdir / "out1", 1, spec.resample_quality),
+        "genreslice build --features mel, 1 worker": lambda: genreslice_build(
+            audio, workdir / "mel1", 1, spec.resample_quality, "mel"),
+        "sox, one file": lambda: genreslice_build(single, workdir / "single-sox", 1, spec.resample_quality),
+        "mel, one file": lambda: genreslice_build(single, workdir / "single-mel", 1, spec.resample_quality, "mel"),
+    })
+    per_file = {"floor: sox FILE -n": alternated["floor: sox FILE -n"] / n}
     per_file["predecessor: mono MP3 + spectrogram + PIL"] = best_of(
         args.repeat, lambda: predecessor(paths, sox, workdir / "predecessor")) / n
     for quality in RESAMPLE_QUALITIES:
         quality_spec = SpectrogramSpec(resample_quality=quality)
         per_file[f"SoX step alone, rate {quality}"] = best_of(
             args.repeat, lambda: sox_step(paths, sox, quality_spec)) / n
-    per_file["genreslice build, 1 worker"] = best_of(
-        args.repeat, lambda: genreslice_build(audio, workdir / "out1", 1, spec.resample_quality)) / n
+    per_file["genreslice build, 1 worker"] = alternated["genreslice build, 1 worker"] / n
     per_file["genreslice build, 2 workers"] = best_of(
         args.repeat, lambda: genreslice_build(audio, workdir / "out2", 2, spec.resample_quality)) / n
+    per_file["genreslice build --features mel, 1 worker"] = alternated["genreslice build --features mel, 1 worker"] / n
+    per_file.update(mel_parts(paths, sox, args.repeat))
 
     floor = per_file["floor: sox FILE -n"]
     print(f"\nSeconds per file (best of {args.repeat}, {n} files of {args.seconds:g} s; "
           f"default resample quality: {spec.resample_quality}):")
     for name, seconds in per_file.items():
-        print(f"  {name:45s} {seconds * 1000:8.1f} ms   {seconds / floor:5.2f}x floor")
+        print(f"  {name:48s} {seconds * 1000:8.1f} ms   {seconds / floor:5.2f}x floor")
 
     build1, build2 = per_file["genreslice build, 1 worker"], per_file["genreslice build, 2 workers"]
     old = per_file["predecessor: mono MP3 + spectrogram + PIL"]
@@ -154,6 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  predecessor / build (1 worker)        = {old / build1:5.2f}  (target >= 2.5)")
     print(f"  build 1 worker / build 2 workers      = {build1 / build2:5.2f}  (target >= 1.8)")
     print(f"  audio hours per wall hour (2 workers) = {args.seconds / build2:5.0f}")
+    mel1 = per_file["genreslice build --features mel, 1 worker"]
+    print(f"  mel build (1 worker) / decode floor   = {mel1 / floor:5.2f}  (target <= 1.8)")
+    print(f"\nEach file beyond the first, and the fixed cost of a build (1 worker; a build of {n} files against "
+          "one of the first file alone):")
+    for name, total, one in (("sox", alternated["genreslice build, 1 worker"], alternated["sox, one file"]),
+                             ("mel", alternated["genreslice build --features mel, 1 worker"],
+                              alternated["mel, one file"])):
+        marginal = (total - one) / (n - 1)
+        print(f"  {name}: {marginal * 1000:6.1f} ms per file = {marginal / floor:4.2f}x floor; "
+              f"fixed {one - marginal:4.2f} s")
 
     pngs = sox_step(paths[:10], sox, spec)
     slices = np.concatenate([slice_spectrogram(decode_sox_png(data), spec.slice_size) for data in pngs])

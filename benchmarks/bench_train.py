@@ -12,6 +12,12 @@ Writes synthetic slice data sets in the build's layout (``benchmarks.synthetic_s
 
 Targets, as ratios within this run: throughput >= 3,000 slices/s; lazy/in-memory epoch <= 1.10; peak memory of
 the large run <= 1.15x the small run.
+
+With ``--presets [NAME ...]`` it measures the model presets instead (all of them without names): for each, its
+parameters on 128x128 slices with 4 classes and its training speed, slices per second over one epoch of
+``--preset-slices`` training slices at the preset's own batch size, in this one process, fed by the lazy data
+source (the epoch after a first one that traces the model); then the data source's throughput with every
+augmentation on (``--augment offset,gain,specaugment``) against none.
 """
 from __future__ import annotations
 
@@ -118,6 +124,77 @@ def measure_epochs(dataset: Path, batch_size: int, workers: int, repeat: int) ->
     return lazy, memory, len(train_paths)
 
 
+def measure_presets(dataset: Path, names: list[str], workers: int) -> list[tuple[str, int, int, float]]:
+    """(name, parameters at 128x128 with 4 classes, batch size, training slices per second) of each preset."""
+    import keras
+
+    from genreslice.training.data_source import SliceDataSource
+    from genreslice.training.dataset import load_dataset_info
+    from genreslice.training.models import PRESETS, build_model
+
+    info = load_dataset_info(dataset)
+    rows = []
+    for name in names:
+        preset = PRESETS[name]
+        keras.utils.set_random_seed(0)
+        model = build_model(name, len(info.classes), slice_size=info.slice_size)
+        train = SliceDataSource.from_dataset(info, "train", batch_size=preset.batch_size, shuffle=True, seed=0,
+                                             workers=workers)
+        model.fit(train, epochs=1, verbose=0)  # traces the model and sets up the input pipeline
+        started = time.perf_counter()
+        model.fit(train, epochs=1, verbose=0)
+        speed = len(train.paths) / (time.perf_counter() - started)
+        rows.append((name, model.count_params(), preset.batch_size, speed))
+        print(f"  {name:10s} {model.count_params():>12,d} parameters  batch {preset.batch_size:3d}  "
+              f"{speed:8.1f} slices/s ({len(train.paths)} slices)", flush=True)
+        keras.backend.clear_session()
+    return rows
+
+
+def measure_augmented_throughput(dataset: Path, batch_size: int, repeat: int) -> tuple[float, float]:
+    """Slices per second one thread reads through ``__getitem__`` without augmentation and with all of it."""
+    from genreslice.training.data_source import SliceDataSource
+    from genreslice.training.dataset import load_dataset_info
+    from genreslice.training.settings import AUGMENTATIONS
+
+    info = load_dataset_info(dataset)
+    speeds = []
+    for augment in ((), AUGMENTATIONS):
+        source = SliceDataSource.from_dataset(info, "train", batch_size=batch_size, shuffle=True, seed=0,
+                                              augment=augment)
+        for index in range(len(source)):
+            source[index]
+        best = float("inf")
+        for _ in range(repeat):
+            started = time.perf_counter()
+            for index in range(len(source)):
+                source[index]
+            best = min(best, time.perf_counter() - started)
+        speeds.append(len(source.paths) / best)
+    return speeds[0], speeds[1]
+
+
+def presets_main(args: argparse.Namespace) -> int:
+    """``--presets``: each preset's parameters and training speed, then the augmentation's cost."""
+    from genreslice.training.models import PRESETS
+
+    names = args.presets or list(PRESETS)
+    unknown = sorted(set(names) - set(PRESETS))
+    if unknown:
+        raise SystemExit(f"--presets: {', '.join(unknown)} is not one of {', '.join(PRESETS)}")
+    with tempfile.TemporaryDirectory(prefix="genreslice-bench-presets-") as scratch:
+        # 8/1/1 tracks per genre to train, validate, test: the training split is 80% of the slices written.
+        dataset = make_dataset(Path(scratch) / "presets", round(args.preset_slices / 0.8))
+        print(f"Training speed, one epoch of the training split of a synthetic data set (128x128 slices, 4 genres, "
+              f"about {args.preset_slices} training slices), one process, {args.loader_workers} loader threads, "
+              "TensorFlow's default threads:", flush=True)
+        measure_presets(dataset, names, args.loader_workers)
+        plain, augmented = measure_augmented_throughput(dataset, 32, args.repeat)
+        print(f"Data source, 1 thread, batch 32: {plain:,.0f} slices/s without augmentation, {augmented:,.0f} with "
+              f"offset, gain and specaugment ({augmented / plain:.2f}x).", flush=True)
+    return 0
+
+
 # A small process runs the measured command and reports its children's peak RSS. The benchmark itself holds
 # TensorFlow and arrays; Linux counts a parent's resident memory at fork into the child's ru_maxrss, so the
 # measured process must not be forked from it.
@@ -168,7 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64, compact's own)")
     parser.add_argument("--loader-workers", type=int, default=2, help="loader threads (default: 2)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the two genreslice train runs")
+    parser.add_argument("--presets", nargs="*", metavar="NAME",
+                        help="measure the model presets instead (all without names): parameters and training speed")
+    parser.add_argument("--preset-slices", type=int, default=512,
+                        help="training slices of the --presets epoch (default: 512)")
     args = parser.parse_args(argv)
+    if args.presets is not None:
+        return presets_main(args)
 
     with tempfile.TemporaryDirectory(prefix="genreslice-bench-train-") as scratch:
         scratch = Path(scratch)

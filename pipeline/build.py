@@ -46,7 +46,13 @@ from genreslice.pipeline.journal import JournalRecord, JournalWriter, load_journ
 from genreslice.pipeline.plan import TO_BUILD, BuildPlan, GenreSelection, plan_build
 from genreslice.pipeline.progress import BuildProgress, check_verbose, observed
 from genreslice.pipeline.sox import SoxInfo, find_sox
-from genreslice.pipeline.spectrogram import SOX_TIMEOUT_S, SpectrogramSpec, measure_columns_per_second
+from genreslice.pipeline.spectrogram import (
+    SOX_TIMEOUT_S,
+    SpectrogramSpec,
+    measure_columns_per_second,
+    prepare_rendering,
+    spectrogram_differences,
+)
 from genreslice.pipeline.stock import Stock, prune_orphans, take_stock
 from genreslice.pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS
 from genreslice.pipeline.tracks import TRACK_COLUMNS, TrackRow, count_split_changes, read_tracks_csv
@@ -253,6 +259,8 @@ class _BuildRun:
         (selection or GenreSelection()).resolve(label_source.taxonomy)  # a bad name fails before any work
         scan = _scan(audio_root)
         sox = sox or find_sox()
+        # mel: librosa is loaded here, once, for the workers forked later, and bad settings refused before any work.
+        prepare_rendering(config.spec)
         return cls(out=Path(out_dir), audio_root=audio_root, scan=scan, label_source=label_source, config=config,
                    sox=sox, settings=_build_settings(config, sox, label_source), observer=observer,
                    executor_factory=executor_factory)
@@ -562,12 +570,17 @@ def _check_settings(out: Path, state: Path, settings: dict) -> None:
     if recorded is None:
         _write_settings(settings_path, settings)
         return
-    differences = sorted(layout.setting_differences(recorded, settings))
+    differences = sorted([
+        *((f"spectrogram.{key}", old, new)
+          for key, old, new in spectrogram_differences(recorded["spectrogram"], settings["spectrogram"])),
+        *layout.setting_differences(recorded, {key: value for key, value in settings.items() if key != "spectrogram"}),
+    ])
     if differences:
         listed = "; ".join(f"{key}: built with {old!r}, now {new!r}" for key, old, new in differences)
         raise SettingsMismatchError(
             f"{out} was built with different settings ({listed}). "
-            "Re-run with the original settings (spectrogram options, --labels) to resume, or build into a new folder."
+            "Re-run with the original settings (--features and the other spectrogram options, --labels) to resume, or "
+            "build into a new folder."
         )
     if problems:
         logger.warning("recovered the build settings of %s from %s (%s)", out, layout.DATASET_JSON, problems[0])

@@ -1,5 +1,10 @@
 """One SoX process per track: decode, mix to mono, resample, render a gray spectrogram.
 
+Two representations (:data:`FEATURES`, ``SpectrogramSpec.features``): ``sox``, SoX's own linear-frequency
+spectrogram, described below; and ``mel``, a log-mel spectrogram, for which SoX stops after resampling and streams
+the samples to :mod:`genreslice.pipeline.mel` through a pipe. Both give the same image contract: ``slice_size + 1``
+rows of 8-bit gray, louder brighter, silence black, low frequencies at the bottom, row 0 dropped by slicing.
+
 Formats SoX cannot read (:data:`~genreslice.pipeline.discovery.FFMPEG_EXTENSIONS`: AAC or ALAC in ``.m4a``, ``.aac``,
 ``.opus``, ``.wma``) are first decoded by FFmpeg into a temporary WAV file at their own sample rate and channels
 (32-bit float, so no sample loses precision), which the same SoX command then reads: downmix, resampling and
@@ -21,12 +26,14 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from genreslice.pipeline import layout
 from genreslice.pipeline.discovery import FFMPEG_EXTENSIONS
 from genreslice.pipeline.errors import ParameterError, SoxError
+from genreslice.pipeline.mel import PCM_OUTPUT, SOX_BUFFER_BYTES, MelSettings, load_mel_tools, mel_gray
 from genreslice.pipeline.png import read_png_rows
 from genreslice.pipeline.slicing import slice_spectrogram
 from genreslice.pipeline.sox import FFMPEG_INSTALL_HINT, dies_with_parent, find_ffmpeg
@@ -35,7 +42,20 @@ from genreslice.pipeline.sox import FFMPEG_INSTALL_HINT, dies_with_parent, find_
 RESAMPLE_QUALITIES = {"quick": "-q", "low": "-l", "medium": "-m", "high": "-h", "very-high": "-v"}
 #: SoX's spectrogram effect renders at most this many columns and silently stops there.
 SOX_MAX_COLUMNS = 200_000
+#: The representations a data set can hold, by the name ``--features`` takes.
+FEATURES = {
+    "sox": "SoX's linear-frequency spectrogram",
+    "mel": "a log-mel spectrogram (librosa's mel filterbank and dB scale on SoX's resampled samples)",
+}
+#: The format of a ``sox`` spectrogram block, as every genreslice wrote it before ``mel`` existed.
 SPEC_FORMAT_VERSION = 1
+#: The format of a ``mel`` block: a genreslice that knows only version 1 refuses it instead of reading it as ``sox``.
+MEL_SPEC_FORMAT_VERSION = 2
+#: The settings of every block, in the order they are recorded (``features`` and ``mel`` only in a mel block).
+_SHARED_SETTINGS = ("sample_rate", "pixels_per_second", "slice_size", "height_target", "resample_quality")
+#: Keys of a block that follow from its representation (the last two are the build's measure of the column
+#: rate): where two blocks differ in ``features``, only that is named, not these.
+_FOLLOW_FEATURES = ("format_version", "mel", "sox_effects", "columns_per_second", "slice_seconds")
 #: Seconds SoX may spend on one file by default before the file is reported as failed.
 SOX_TIMEOUT_S = 600.0
 #: What SoX's libpng says when the audio is shorter than one spectrogram column.
@@ -60,9 +80,17 @@ class SpectrogramSpec:
         Width and height of a square slice in pixels; SoX renders ``slice_size + 1`` rows and the top
         (Nyquist) row is dropped.
     height_target : int
-        SoX ``-Y``: the total height SoX aims at; it picks the largest ``2**k + 1`` rows not above it.
+        SoX ``-Y``: the total height SoX aims at; it picks the largest ``2**k + 1`` rows not above it (``sox``
+        only; recorded for ``mel`` too).
     resample_quality : str
         One of ``RESAMPLE_QUALITIES``: SoX ``rate`` quality.
+    features : str
+        The representation, one of :data:`FEATURES`: ``"sox"`` (SoX's spectrogram) or ``"mel"`` (log-mel; then
+        ``sample_rate / pixels_per_second`` must be a whole number of samples, the hop, and ``slice_size`` is the
+        number of mel bands).
+    mel : MelSettings
+        FFT size, frequency range and dB-to-gray mapping of ``mel`` (its ``fmax`` filled in); left at its defaults
+        for ``sox``.
     """
 
     sample_rate: int = 22050
@@ -70,6 +98,8 @@ class SpectrogramSpec:
     slice_size: int = 128
     height_target: int = 200
     resample_quality: str = "high"
+    features: str = "sox"
+    mel: MelSettings = field(default_factory=MelSettings)
 
     def __post_init__(self) -> None:
         if not 4000 <= self.sample_rate <= 192_000:
@@ -87,11 +117,35 @@ class SpectrogramSpec:
                 f"height_target={self.height_target} must make SoX render slice_size + 1 = "
                 f"{self.slice_size + 1} rows (between {self.slice_size + 1} and {2 * self.slice_size})"
             )
+        if self.features not in FEATURES:
+            raise ParameterError(f"features={self.features!r} must be one of {', '.join(FEATURES)}")
+        if not isinstance(self.mel, MelSettings):
+            raise ParameterError(f"mel={self.mel!r} must be a MelSettings")
+        if self.features == "sox":
+            if self.mel != MelSettings():
+                raise ParameterError(f"mel settings apply to features='mel' only, not to 'sox'. Received: {self.mel}")
+            return
+        if self.sample_rate % self.pixels_per_second:
+            raise ParameterError(
+                f"pixels_per_second={self.pixels_per_second} must divide sample_rate={self.sample_rate} for mel "
+                f"features: a column is a hop of sample_rate / pixels_per_second samples, a whole number (e.g. 50 "
+                f"at 22050 Hz)")
+        object.__setattr__(self, "mel", self.mel.resolved(sample_rate=self.sample_rate, hop_length=self.hop_length,
+                                                          n_mels=self.slice_size))
+
+    @property
+    def hop_length(self) -> int:
+        """Samples between two columns of a ``mel`` spectrogram: ``sample_rate / pixels_per_second``."""
+        return self.sample_rate // self.pixels_per_second
 
     def sox_effects(self) -> list[str]:
-        """The SoX effect chain, as arguments, that renders a PNG to standard output."""
-        return ["channels", "1", "rate", RESAMPLE_QUALITIES[self.resample_quality], str(self.sample_rate),
-                *self.spectrogram_effect()]
+        """The SoX effect chain, as arguments: for ``sox``, the one that renders a PNG to standard output; for
+        ``mel``, the one that resamples, stopping after the samples of :data:`SOX_MAX_COLUMNS` columns."""
+        resample = ["channels", "1", "rate", RESAMPLE_QUALITIES[self.resample_quality], str(self.sample_rate)]
+        if self.features == "mel":
+            # The last column analysed needs half a window of audio after its centre.
+            return [*resample, "trim", "0", f"{SOX_MAX_COLUMNS * self.hop_length + self.mel.n_fft // 2}s"]
+        return [*resample, *self.spectrogram_effect()]
 
     def spectrogram_effect(self) -> list[str]:
         """SoX's ``spectrogram`` effect with its arguments: monochrome, raw (no axes), the PNG to standard output."""
@@ -102,13 +156,29 @@ class SpectrogramSpec:
         (:func:`measure_columns_per_second`)."""
         return self.slice_size / columns_per_second
 
+    def columns_per_second(self) -> float | None:
+        """The column rate of ``mel``, exactly ``sample_rate / hop_length``; None for ``sox``, whose rate SoX
+        chooses (:func:`measure_columns_per_second`)."""
+        return self.sample_rate / self.hop_length if self.features == "mel" else None
+
     def to_dict(self) -> dict:
-        """JSON-ready description, with the effect chain for the record."""
-        return {"format_version": SPEC_FORMAT_VERSION, **asdict(self), "sox_effects": self.sox_effects()}
+        """JSON-ready description, with the effect chain for the record.
+
+        A ``sox`` block is what every genreslice wrote before ``mel`` existed (format version 1, no ``features``);
+        a ``mel`` block has format version 2, ``"features": "mel"`` and a ``mel`` sub-block.
+        """
+        shared = {name: getattr(self, name) for name in _SHARED_SETTINGS}
+        if self.features == "sox":
+            return {"format_version": SPEC_FORMAT_VERSION, **shared, "sox_effects": self.sox_effects()}
+        mel = self.mel.to_dict(sample_rate=self.sample_rate, hop_length=self.hop_length, n_mels=self.slice_size)
+        return {"format_version": MEL_SPEC_FORMAT_VERSION, **shared, "features": self.features, "mel": mel,
+                "sox_effects": self.sox_effects()}
 
     @classmethod
     def from_dict(cls, record: dict) -> SpectrogramSpec:
         """The spec a recorded ``spectrogram`` block (``dataset.json``, ``model.json``) describes.
+
+        A block without ``features`` is ``sox``.
 
         Raises
         ------
@@ -117,21 +187,47 @@ class SpectrogramSpec:
         """
         if not isinstance(record, dict):
             raise ParameterError(f"spectrogram settings must be a JSON object. Received: {record!r}")
-        if record.get("format_version", SPEC_FORMAT_VERSION) != SPEC_FORMAT_VERSION:
+        features = record.get("features", "sox")
+        if features not in FEATURES:
+            raise ParameterError(f"spectrogram features={features!r} is not one of {', '.join(FEATURES)}; it was "
+                                 "written by another version of genreslice")
+        version = MEL_SPEC_FORMAT_VERSION if features == "mel" else SPEC_FORMAT_VERSION
+        if record.get("format_version", SPEC_FORMAT_VERSION) != version:
             raise ParameterError(
-                f"spectrogram format_version={record.get('format_version')!r} is not {SPEC_FORMAT_VERSION}; "
-                "it was written by another version of genreslice"
+                f"spectrogram format_version={record.get('format_version')!r} is not {version} (features "
+                f"{features!r}); it was written by another version of genreslice"
             )
-        missing = [field.name for field in fields(cls) if field.name not in record]
+        names = (*_SHARED_SETTINGS, "mel") if features == "mel" else _SHARED_SETTINGS
+        missing = [name for name in names if name not in record]
         if missing:
             raise ParameterError(f"spectrogram settings lack {', '.join(missing)}")
         values = {}
-        for field in fields(cls):
-            value, wanted = record[field.name], str if field.type == "str" else int
+        for name in _SHARED_SETTINGS:
+            value, wanted = record[name], str if name == "resample_quality" else int
             if not isinstance(value, wanted) or isinstance(value, bool):
-                raise ParameterError(f"spectrogram setting {field.name}={value!r} is not {wanted.__name__}")
-            values[field.name] = value
+                raise ParameterError(f"spectrogram setting {name}={value!r} is not {wanted.__name__}")
+            values[name] = value
+        if features == "mel":
+            values.update(features=features, mel=MelSettings.from_dict(record["mel"]))
         return cls(**values)
+
+
+def spectrogram_differences(recorded: object, current: object) -> list[tuple[str, object, object]]:
+    """Where two recorded ``spectrogram`` blocks differ, as ``(key, recorded value, current value)`` on the keys
+    of ``current`` (see :func:`genreslice.pipeline.layout.setting_differences`); keys are dotted from the block.
+
+    A block without ``features`` is ``sox``, so a ``sox`` block and a ``mel`` block differ in ``features`` (named
+    with both values) whichever is which; what follows from the representation (format version, ``mel``
+    settings, SoX effects, column rate) is not listed besides it.
+    """
+    def named(block: object) -> object:
+        return {"features": "sox", **block} if isinstance(block, dict) else block
+
+    differences = list(layout.setting_differences(named(recorded), named(current)))
+    if isinstance(recorded, dict) and any(key == "features" for key, _, _ in differences):
+        differences = [(key, old, new) for key, old, new in differences
+                       if key.split(".", 1)[0] not in _FOLLOW_FEATURES]
+    return differences
 
 
 @dataclass(frozen=True)
@@ -156,7 +252,8 @@ class AudioSlices:
         """Why only part of the file was analysed; empty if all of it was."""
         if not self.truncated:
             return ""
-        return f"only the first {self.duration_s:g} s were analysed (SoX renders at most {SOX_MAX_COLUMNS} columns)"
+        return (f"only the first {self.duration_s:g} s were analysed (at most {SOX_MAX_COLUMNS} spectrogram columns "
+                "are rendered)")
 
 
 def too_short_reason(duration_s: float, slice_seconds: float) -> str:
@@ -165,12 +262,17 @@ def too_short_reason(duration_s: float, slice_seconds: float) -> str:
 
 
 def sox_command(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str = "sox") -> list[str]:
-    """The argument list for one track.
+    """The argument list for one track: for ``sox``, SoX writes the spectrogram PNG to standard output; for
+    ``mel``, the resampled mono samples as raw 32-bit floats (:data:`~genreslice.pipeline.mel.PCM_OUTPUT`).
 
     The path is made absolute so a name with a leading dash is never read as an option, and ``--no-glob``
     stops SoX from expanding ``[`` ``*`` ``?`` in real file names. ``-R`` seeds SoX's generators.
     """
-    # -D: SoX would dither the samples on their way to the null output, after the spectrogram: pure cost.
+    # -D: SoX would dither the samples on their way to the null output, after the spectrogram: pure cost (and
+    # for mel, floats need no dither).
+    if spec.features == "mel":
+        return [sox_path, "-R", "-D", "-V2", "--buffer", str(SOX_BUFFER_BYTES), "--no-glob",
+                os.path.abspath(os.fspath(path)), *PCM_OUTPUT, *spec.sox_effects()]
     return [sox_path, "-R", "-D", "-V2", "--no-glob", os.path.abspath(os.fspath(path)), "-n", *spec.sox_effects()]
 
 
@@ -202,7 +304,10 @@ def measure_columns_per_second(spec: SpectrogramSpec, *, sox_path: str = "sox", 
     SoX advances a whole number of samples per column, so the rate is ``sample_rate / step`` for a step it
     chooses: at 22050 Hz and 50 pixels per second it renders 50.1136 columns per second, not 50. Durations
     and slice start times use this rate. SoX reports it (at verbosity 3) only when it differs from the request.
+    A ``mel`` spectrogram's rate is exactly ``sample_rate / hop_length``, known without SoX.
     """
+    if spec.columns_per_second() is not None:
+        return spec.columns_per_second()
     command = [sox_path, "-R", "-D", "-V3", "-r", str(spec.sample_rate), "-c", "1", "-n", "-n", "synth", "0.1",
                "sine", "440", *spec.spectrogram_effect()]
     try:
@@ -245,7 +350,8 @@ def render_spectrogram(
     -------
     np.ndarray
         ``uint8`` array of shape ``(spec.slice_size + 1, n_columns)``: true gray levels, 0 = silence,
-        row 0 = highest frequency (Nyquist), ``n_columns = floor(duration_s * spec.pixels_per_second)``.
+        row 0 = highest frequency (Nyquist; black for ``mel``), the last row the lowest,
+        ``n_columns = floor(duration_s * spec.pixels_per_second)``, at most :data:`SOX_MAX_COLUMNS`.
 
     Raises
     ------
@@ -253,11 +359,26 @@ def render_spectrogram(
         SoX failed, timed out, or wrote something that is not the expected PNG; carries SoX's stderr. Or FFmpeg
         failed on the file, or is not installed (a transient failure).
     """
+    render = _render_mel if spec.features == "mel" else _render_sox
     if needs_ffmpeg(path):
         with _decoded_by_ffmpeg(path, spec, timeout_s=timeout_s, on_start=on_start) as (wav_path, left_s):
-            return _render_sox(wav_path, spec, sox_path=sox_path, timeout_s=left_s, budget_s=timeout_s,
-                               on_start=on_start)
-    return _render_sox(path, spec, sox_path=sox_path, timeout_s=timeout_s, budget_s=timeout_s, on_start=on_start)
+            return render(wav_path, spec, sox_path=sox_path, timeout_s=left_s, budget_s=timeout_s, on_start=on_start)
+    return render(path, spec, sox_path=sox_path, timeout_s=timeout_s, budget_s=timeout_s, on_start=on_start)
+
+
+def prepare_rendering(spec: SpectrogramSpec) -> None:
+    """Load now what rendering ``spec`` needs besides SoX: for ``mel``, librosa and the filterbank (a second or two,
+    once per process); nothing for ``sox``. For a build before its workers start (they inherit it), and a caller
+    about to render from several threads at once.
+
+    Raises
+    ------
+    ParameterError
+        Settings the filterbank refuses (a mel band without a frequency bin).
+    """
+    if spec.features == "mel":
+        load_mel_tools(sample_rate=spec.sample_rate, hop_length=spec.hop_length, n_mels=spec.slice_size,
+                       settings=spec.mel)
 
 
 @contextlib.contextmanager
@@ -338,6 +459,19 @@ def _render_sox(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str
         return np.zeros((spec.slice_size + 1, 0), dtype=np.uint8)
     _check_sox_exit(finished)
     return _spectrogram_image(finished, spec)
+
+
+def _render_mel(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str, timeout_s: float, budget_s: float,
+                on_start: Callable[[subprocess.Popen], None] | None) -> np.ndarray:
+    """:func:`render_spectrogram` of a file SoX reads, for ``mel``: SoX's samples through a pipe, then
+    :func:`genreslice.pipeline.mel.mel_gray`. SoX stops after :data:`SOX_MAX_COLUMNS` columns of samples
+    (:meth:`SpectrogramSpec.sox_effects`), so at most about 350 MB of float32 samples are held."""
+    finished = _run_sox(sox_command(path, spec, sox_path=sox_path), timeout_s=timeout_s, on_start=on_start,
+                        budget_s=budget_s)
+    _check_sox_exit(finished)
+    samples = np.frombuffer(finished.stdout, dtype="<f4", count=len(finished.stdout) // 4)
+    return mel_gray(samples, sample_rate=spec.sample_rate, hop_length=spec.hop_length, n_mels=spec.slice_size,
+                    settings=spec.mel, max_columns=SOX_MAX_COLUMNS)
 
 
 def _run_sox(command: list[str], *, timeout_s: float, on_start: Callable[[subprocess.Popen], None] | None,

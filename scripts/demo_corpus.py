@@ -246,17 +246,114 @@ def _folk(rng: np.random.Generator, seconds: float) -> np.ndarray:
     return track.audio
 
 
+def _hip_hop(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """Boom-bap: kick on 1 and the "and" of 2, snare on 2 and 4, swung sixteenth hats, a long sub bass, sparse
+    minor piano chords. Shares its kick, snare and hats with Rock and Electronic, its piano with Jazz."""
+    bpm = rng.uniform(82, 98)
+    beat = 60 / bpm
+    swing = rng.uniform(0.55, 0.65)
+    root = 36 + int(rng.integers(0, 12))
+    loop = MINOR_LOOPS[rng.integers(len(MINOR_LOOPS))]
+    track = _Track(seconds)
+    kick, snare = _kick(), _snare(rng)
+    piano = (1.0, 0.4, 0.2, 0.1)
+    for index in range(int(seconds / beat) + 1):
+        start = index * beat
+        chord = root + loop[(index // 4) % 4]
+        if index % 2 == 0:
+            track.add(start, kick, 1.0)
+            track.add(start + 1.5 * beat, kick, 0.7)
+            track.add(start, _tone(_midi_hz(chord), beat * 1.8, harmonics=(1.0, 0.15), attack=0.01, decay=0.9),
+                      0.45)
+        else:
+            track.add(start, snare, 0.8)
+        for step in range(2):
+            offset = (0 if step == 0 else swing) * beat
+            track.add(start + offset, _hat(rng), 0.5 if step == 0 else 0.3)
+        if index % 4 == 0 and rng.random() < 0.7:
+            for interval in (12, 15, 19):
+                track.add(start, _tone(_midi_hz(chord + interval), beat * 2, harmonics=piano, attack=0.005,
+                                       decay=0.7), 0.07)
+    return track.audio
+
+
+def _blues(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """A twelve-bar shuffle: swung eighths of dominant-seventh chords on a lightly overdriven guitar, a bass on the
+    beat, kick and snare with a swung ride or hat. Shares its swing with Jazz and its guitar with Rock."""
+    bpm = rng.uniform(80, 125)
+    beat = 60 / bpm
+    swing = rng.uniform(0.62, 0.7)
+    root = 40 + int(rng.integers(0, 10))
+    drive = rng.uniform(1.2, 2.5)
+    twelve_bars = (0, 0, 0, 0, 5, 5, 0, 0, 7, 5, 0, 7)
+    cymbal = _ride if rng.random() < 0.5 else None
+    track = _Track(seconds)
+    kick, snare = _kick(), _snare(rng, soft=rng.random() < 0.5)
+    for index in range(int(seconds / beat) + 1):
+        start = index * beat
+        chord = root + twelve_bars[(index // 4) % 12]
+        track.add(start, kick if index % 2 == 0 else snare, 0.7)
+        for step, length in ((0.0, swing), (swing, 1 - swing)):
+            track.add(start + step * beat, cymbal(rng) if cymbal else _hat(rng), 0.4)
+            shape = (0, 7, 10) if (index + (step > 0)) % 2 == 0 else (0, 7, 9)
+            strum = sum(_saw(_midi_hz(chord + 12 + interval), length * beat, attack=0.004, decay=0.3, brightness=8)
+                        for interval in shape)
+            track.add(start + step * beat, np.tanh(drive * strum) * 0.2)
+        track.add(start, _tone(_midi_hz(chord - 12 + (0, 4, 7, 9)[index % 4]), beat,
+                               harmonics=(1.0, 0.35, 0.1), attack=0.01, decay=0.3), 0.45)
+    return track.audio
+
+
 STYLES = {"Electronic": _electronic, "Folk": _folk, "Jazz": _jazz, "Rock": _rock}
+#: The harder corpus of ``make bench-models``: two more genres, each sharing instruments with the others.
+HARD_STYLES = {**STYLES, "Blues": _blues, "Hip-Hop": _hip_hop}
+HARD_GENRES = tuple(sorted(HARD_STYLES))
 
 
-def synthesize_song(genre: str, rng: np.random.Generator, seconds: float = 30.0) -> np.ndarray:
-    """One song of ``genre`` as float mono samples at :data:`RATE` Hz, peak-normalised to 0.8 with a faint
-    noise floor (a recording, not a digital silence)."""
-    if genre not in STYLES:
-        raise ValueError(f"genre={genre!r} must be one of {', '.join(STYLES)}")
-    audio = STYLES[genre](rng, seconds)
+def synthesize_song(genre: str, rng: np.random.Generator, seconds: float = 30.0, *, hard: bool = False) -> np.ndarray:
+    """One song of ``genre`` as float mono samples at :data:`RATE` Hz, peak-normalised to 0.6-0.9 with a faint
+    noise floor (a recording, not a digital silence).
+
+    With ``hard``, the genres of :data:`HARD_STYLES` are allowed and every song goes through :func:`_produce`:
+    another genre's arrangement mixed in quietly (shared instruments) and a random production (tone, room, noise
+    floor, compression), so genres overlap the way real collections do.
+    """
+    styles = HARD_STYLES if hard else STYLES
+    if genre not in styles:
+        raise ValueError(f"genre={genre!r} must be one of {', '.join(styles)}")
+    audio = styles[genre](rng, seconds)
+    if hard:
+        audio = _produce(audio, genre, rng, seconds)
     audio = audio / max(1e-9, np.abs(audio).max()) * rng.uniform(0.6, 0.9)
     return audio + rng.normal(0, 10 ** (rng.uniform(-4, -3)), len(audio))
+
+
+def _produce(audio: np.ndarray, genre: str, rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """The hard corpus's variety: a borrowed arrangement of another genre at 15-45% of the song's level (a
+    collaboration, a sample, a crossover), then a random tilt (a one-pole low-pass at 1.5-9 kHz, or none), a
+    room (a decaying-noise impulse response of 0.2-1.5 s, 0-35% wet), a noise floor at -55 to -30 dB (tape hiss, a
+    live room) and soft compression of random depth."""
+    audio = audio / max(1e-9, np.abs(audio).max())
+    other = rng.choice([name for name in HARD_STYLES if name != genre])
+    borrowed = HARD_STYLES[other](rng, seconds)
+    audio = audio + rng.uniform(0.15, 0.45) * borrowed / max(1e-9, np.abs(borrowed).max())
+    if rng.random() < 0.6:
+        coefficient = np.exp(-2 * np.pi * rng.uniform(1500, 9000) / RATE)
+        from scipy.signal import lfilter
+
+        audio = lfilter([1 - coefficient], [1, -coefficient], audio)
+    wet = rng.uniform(0.0, 0.35)
+    if wet > 0.05:
+        length = int(rng.uniform(0.2, 1.5) * RATE)
+        response = rng.normal(0, 1, length) * np.exp(-np.arange(length) / (length / 5))
+        from scipy.signal import fftconvolve
+
+        room = fftconvolve(audio, response)[: len(audio)]
+        audio = (1 - wet) * audio + wet * room * np.abs(audio).max() / max(1e-9, np.abs(room).max())
+    audio = audio / max(1e-9, np.abs(audio).max())
+    audio = audio + rng.normal(0, 10 ** (rng.uniform(-55, -30) / 20), len(audio))
+    depth = rng.uniform(1.0, 4.0)
+    return np.tanh(depth * audio) / np.tanh(depth)
 
 
 def _write_wav(path: Path, audio: np.ndarray) -> None:
@@ -299,7 +396,8 @@ def write_demo_corpus(
     seconds: float = 30.0,
     seed: int = 0,
     split_ratios: tuple[float, float, float] = (0.6, 0.2, 0.2),
-    genres: tuple[str, ...] = GENRES,
+    genres: tuple[str, ...] | None = None,
+    hard: bool = False,
 ) -> list[DemoSong]:
     """Write a tagged MP3 corpus laid out like a music folder: ``ARTIST/ALBUM/NN TITLE.mp3``.
 
@@ -317,6 +415,11 @@ def write_demo_corpus(
     split_ratios : tuple of float
         The ``--split-ratios`` the corpus will be built with: artist names are chosen so that the build's artist
         hash spreads each genre's artists over the splits in these proportions.
+    genres : tuple of str, optional
+        The genres to write; default :data:`GENRES`, or :data:`HARD_GENRES` with ``hard``.
+    hard : bool
+        Write the harder corpus of ``make bench-models`` (see :func:`synthesize_song`), where a good model does
+        not already score 1.0.
 
     Returns
     -------
@@ -324,6 +427,7 @@ def write_demo_corpus(
         The files written, genre by genre.
     """
     folder = Path(folder)
+    genres = genres or (HARD_GENRES if hard else GENRES)
     if -(-songs_per_genre // songs_per_artist) < len(split_ratios):
         # Every split needs an artist of every genre (the splits are by artist): a small corpus gets one song per
         # artist rather than a split without a genre, or without songs at all.
@@ -342,7 +446,7 @@ def write_demo_corpus(
                             f"{artist_index * songs_per_artist + track + 1}"
                     path = folder / artist / album / f"{track + 1:02d} {title}.mp3"
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    _write_wav(wav, synthesize_song(genre, rng, seconds))
+                    _write_wav(wav, synthesize_song(genre, rng, seconds, hard=hard))
                     subprocess.run(["sox", "-R", "--no-glob", os.fspath(wav), "-C", "128", os.path.abspath(path)],
                                    check=True, capture_output=True, timeout=300)
                     _tag(path, genre=genre, artist=artist, album=album, title=title)

@@ -231,6 +231,75 @@ class GoalEarlyStopping(keras.callbacks.Callback):
                         self.best_value)
 
 
+class PlateauSchedule(keras.callbacks.Callback):
+    """Lower the learning rate when the monitored metric stops improving (``--lr-schedule plateau``), as Keras's
+    ``ReduceLROnPlateau`` does, with a state that a resumed run rebuilds from its history.
+
+    After every epoch: an epoch better than the best so far (a lower ``val_loss``, or a higher ``val_accuracy``)
+    resets the count; otherwise the count grows, and when it reaches ``patience`` the optimizer's rate is
+    multiplied by ``factor`` (not below ``min_rate``) and the count starts again. The rate itself lives in the
+    optimizer, whose state each epoch's checkpoint saves: a resumed run keeps the rate it reached and
+    :meth:`replay` recounts the epochs without improvement from its history. Place it after the callback that
+    records the epoch's rate (:class:`EpochHistory`) and before the checkpoint: the history shows the rate the
+    epoch trained with, the checkpoint the rate the next epoch starts from.
+
+    Parameters
+    ----------
+    monitor : str
+        ``"val_loss"`` or ``"val_accuracy"``.
+    factor : float
+        What the rate is multiplied by, between 0 and 1.
+    patience : int
+        Epochs without improvement before the rate is lowered; at least 1.
+    min_rate : float
+        The lowest rate it lowers to.
+    """
+
+    def __init__(self, *, monitor: str = "val_loss", factor: float = 0.5, patience: int = 2,
+                 min_rate: float = 1e-6) -> None:
+        super().__init__()
+        if monitor not in MONITORS:
+            raise ParameterError(f"monitor={monitor!r} must be one of {', '.join(MONITORS)}")
+        if not 0 < factor < 1:
+            raise ParameterError(f"factor={factor} must be between 0 and 1")
+        if patience < 1:
+            raise ParameterError(f"patience={patience} must be at least 1")
+        self.monitor, self.factor, self.patience, self.min_rate = monitor, float(factor), int(patience), min_rate
+        self.best: float | None = None
+        self.wait = 0
+
+    def count(self, value: float) -> bool:
+        """Count one epoch whose monitored metric is ``value``; True when the rate is to be lowered now."""
+        if math.isfinite(value) and (self.best is None
+                                     or (value < self.best if self.monitor == "val_loss" else value > self.best)):
+            self.best, self.wait = value, 0
+            return False
+        self.wait += 1
+        if self.wait < self.patience:
+            return False
+        self.wait = 0
+        return True
+
+    def replay(self, history: Sequence[Mapping]) -> None:
+        """Set the count to what the epochs of ``history`` (rows with the monitored metric) left it at."""
+        self.best, self.wait = None, 0
+        for row in history:
+            self.count(float(row[self.monitor]))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise ValueError(f"PlateauSchedule needs {self.monitor} in the epoch's logs. Received logs with keys: "
+                             f"{sorted(logs)}")
+        if self.count(float(logs[self.monitor])):
+            rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            lowered = max(rate * self.factor, self.min_rate)
+            if lowered < rate:
+                self.model.optimizer.learning_rate = lowered
+                logger.info("epoch %d: %s has not improved for %d epochs; learning rate %.3g -> %.3g", epoch + 1,
+                            self.monitor, self.patience, rate, lowered)
+
+
 def peak_memory_mib() -> float | None:
     """The peak resident memory of this process so far, in MiB; None where the system does not say (Windows)."""
     try:
@@ -449,17 +518,20 @@ class ProgressReport(keras.callbacks.Callback):
 
 
 def epoch_callbacks(model_dir: Path, *, stopper: GoalEarlyStopping, checkpoint: EpochCheckpoint,
-                    observer: TrainObserver, n_batches: int) -> list[keras.callbacks.Callback]:
+                    observer: TrainObserver, n_batches: int,
+                    schedule: PlateauSchedule | None = None) -> list[keras.callbacks.Callback]:
     """The callbacks of a run, in the order Keras must call them after each epoch.
 
     The stop rule first (the checkpoint records its verdict); the history row before the files made from it;
-    the commit (``checkpoint``) before the derived files; the observer once the epoch is on disk; TensorBoard
-    last.
+    the learning-rate ``schedule`` (if any) after the row records the epoch's rate and before the commit saves
+    the optimizer; the commit (``checkpoint``) before the derived files; the observer once the epoch is on disk;
+    TensorBoard last.
     """
     history = checkpoint.history
     return [
         stopper,
         EpochHistory(history),
+        *([schedule] if schedule is not None else []),
         checkpoint,
         HistoryCSV(model_dir / HISTORY_CSV, history=history),
         TrainingCurves(model_dir / CURVES_PNG, history=history),

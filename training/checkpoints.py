@@ -30,7 +30,13 @@ from genreslice.training.model_dir import (
     write_record,
     writing,
 )
-from genreslice.training.settings import STOP_MAX_EPOCHS, STOP_REASONS, TrainConfig, recorded_choices
+from genreslice.training.settings import (
+    STOP_MAX_EPOCHS,
+    STOP_REASONS,
+    TrainConfig,
+    recorded_choices,
+    recorded_settings,
+)
 from genreslice.training.tf_modules import keras
 
 logger = logging.getLogger(__name__)
@@ -214,9 +220,10 @@ def check_resumable(out: Path, state: dict | None, info: DatasetInfo, config: Tr
             "started); train into a new folder"
         )
     recorded = state.get("settings")
-    if isinstance(recorded, dict):  # a run of an earlier version monitored the loss and kept its best epoch
-        recorded = {**recorded, **recorded_choices(recorded)}
-    differences = list(layout.setting_differences(recorded, config.run_settings()))
+    if isinstance(recorded, dict):  # a run of an earlier version monitored the loss, kept its best epoch, and
+        recorded = recorded_settings(recorded)  # had the defaults of the options added since
+    # In full on both sides: a setting at its default is not recorded, and must differ from a recorded one.
+    differences = list(layout.setting_differences(recorded, recorded_settings(config.run_settings())))
     if differences:
         listed = "; ".join(f"{key}: was {old!r}, now {new!r}" for key, old, new in differences)
         raise ModelDirError(

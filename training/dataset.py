@@ -44,6 +44,11 @@ class DatasetInfo:
     def slice_size(self) -> int:
         return int(self.spectrogram.get("slice_size", 128))
 
+    @property
+    def features(self) -> str:
+        """The representation of the slices, ``"sox"`` or ``"mel"`` (a block without ``features`` is ``sox``)."""
+        return str(self.spectrogram.get("features", "sox"))
+
 
 @contextlib.contextmanager
 def reading_dataset(dataset_dir: str | os.PathLike) -> Iterator[None]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genreslice.pipeline import layout
+from genreslice.pipeline.spectrogram import spectrogram_differences
 from genreslice.training.dataset import DatasetInfo
 from genreslice.training.errors import ModelDirError
 from genreslice.training.settings import TrainConfig
@@ -181,7 +182,8 @@ def unfinished_training_note(record: dict) -> str:
 
 
 def check_compatible(record: dict, info: DatasetInfo, *, where: str, fewer_classes: bool = False) -> None:
-    """Refuse a model whose classes or spectrogram settings differ from the data set's.
+    """Refuse a model whose classes or spectrogram settings (its representation, ``sox`` or ``mel``, included)
+    differ from the data set's.
 
     Parameters
     ----------
@@ -206,9 +208,10 @@ def check_compatible(record: dict, info: DatasetInfo, *, where: str, fewer_class
     if model_classes != data_classes and (unknown or not fewer_classes):
         lacked = f" (the model was not trained on {unknown})" if unknown and fewer_classes else ""
         problems.append(f"classes: model {record.get('classes')}, data set {data_classes}{lacked}")
+    # A block without "features" is sox: a sox model and a mel data set (or the reverse) differ in features.
     spectrogram = [f"spectrogram.{key}: model {model_value!r}, data set {data_value!r}"
-                   for key, model_value, data_value in layout.setting_differences(record.get("spectrogram"),
-                                                                                 info.spectrogram)]
+                   for key, model_value, data_value in spectrogram_differences(record.get("spectrogram"),
+                                                                               info.spectrogram)]
     if spectrogram:
         raise ModelDirError(
             f"{where} holds a model for another data set ({'; '.join(problems + spectrogram)}); slices made "

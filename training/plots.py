@@ -193,3 +193,136 @@ def write_png_atomic(image: Image.Image, path: str | os.PathLike) -> None:
     image.save(buffer, format="PNG")
     write_bytes_atomic(path, buffer.getvalue())
 
+
+
+def time_unit(seconds: float) -> tuple[str, float]:
+    """The unit a duration reads best in (``s`` below 10 minutes, ``min`` below 10 hours, else ``h``), and its
+    length in seconds."""
+    if seconds < 600:
+        return "s", 1.0
+    if seconds < 36000:
+        return "min", 60.0
+    return "h", 3600.0
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds for reading: ``73 s``, ``12.5 min``, ``2.3 h``; ``-`` for a number that is not finite."""
+    if not math.isfinite(seconds):
+        return "-"
+    unit, length = time_unit(seconds)
+    return f"{seconds:.0f} s" if unit == "s" else f"{seconds / length:.1f} {unit}"
+
+
+def plot_comparison(labels: Sequence[str], accuracies: dict[str, Sequence[float | None]],
+                    seconds: Sequence[float | None], path: str | os.PathLike, *, title: str = "") -> None:
+    """Draw grouped accuracy bars per model, with each model's training time on a second axis, as a PNG.
+
+    Parameters
+    ----------
+    labels : sequence of str
+        One name per model, drawn under its bars (turned upright when too long for its slot).
+    accuracies : dict
+        Series name (e.g. ``"majority vote"``) -> one accuracy in [0, 1] per model; None draws no bar.
+    seconds : sequence of float or None
+        Each model's training time in seconds, drawn as a diamond against the right axis and written beside it;
+        None draws nothing.
+    path : str or os.PathLike
+        Where the PNG goes (written atomically).
+    title : str
+        Drawn above the chart.
+    """
+    n = len(labels)
+    if any(len(values) != n for values in accuracies.values()) or len(seconds) != n:
+        raise ValueError(f"every series needs one value per label ({n}). Received: "
+                         f"{[len(v) for v in accuracies.values()]} accuracies and {len(seconds)} times")
+    title_font, label_font, small_font = _font(18), _font(14), _font(12)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def text_width(text: str, font) -> int:
+        left, _, right, _ = measure.textbbox((0, 0), text, font=font)
+        return int(right - left)
+
+    slot = 150
+    upright = any(text_width(label, label_font) > slot - 10 for label in labels)
+    label_space = (max((text_width(label, label_font) for label in labels), default=0) + 16) if upright else 30
+    plot_left, plot_top = 80, 90
+    width = max(plot_left + n * slot + 90, text_width(title, title_font) + 40, 640)
+    plot_right = width - 90
+    slot = (plot_right - plot_left) / max(n, 1)
+    plot_bottom = plot_top + 320
+    height = plot_bottom + label_space + 20
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((width // 2, 10), title, fill=_AXIS, font=title_font, anchor="mt")
+
+    def accuracy_y(value: float) -> float:
+        return plot_bottom - min(max(value, 0.0), 1.0) * (plot_bottom - plot_top)
+
+    for step in range(6):
+        y = accuracy_y(step / 5)
+        draw.line([(plot_left, y), (plot_right, y)], fill=_GRID)
+        draw.text((plot_left - 6, y), f"{step / 5:.1f}", fill=_AXIS, font=small_font, anchor="rm")
+    axis = Image.new("RGB", (text_width("song accuracy", label_font) + 4, 22), "white")
+    ImageDraw.Draw(axis).text((0, 11), "song accuracy", fill=_AXIS, font=label_font, anchor="lm")
+    axis = axis.rotate(90, expand=True)
+    image.paste(axis, (6, plot_top + (plot_bottom - plot_top - axis.height) // 2))
+
+    known = [value for value in seconds if value is not None and math.isfinite(value)]
+    unit, unit_seconds = time_unit(max(known, default=0.0))
+    time_ticks = _nice_ticks(0.0, max(known, default=1.0) / unit_seconds or 1.0)
+    time_top = time_ticks[-1] if time_ticks else 1.0
+    for tick in time_ticks:
+        y = plot_bottom - tick / time_top * (plot_bottom - plot_top)
+        draw.line([(plot_right, y), (plot_right + 4, y)], fill=_AXIS)
+        draw.text((plot_right + 7, y), f"{tick:g}", fill=_AXIS, font=small_font, anchor="lm")
+    axis = Image.new("RGB", (text_width(f"training time ({unit})", label_font) + 4, 22), "white")
+    ImageDraw.Draw(axis).text((0, 11), f"training time ({unit})", fill=_AXIS, font=label_font, anchor="lm")
+    axis = axis.rotate(270, expand=True)
+    image.paste(axis, (width - 28, plot_top + (plot_bottom - plot_top - axis.height) // 2))
+
+    time_colour = _SERIES_COLOURS[3]
+    n_series = max(len(accuracies), 1)
+    bar = min(48.0, slot * 0.7 / n_series)
+    for index, label in enumerate(labels):
+        centre = plot_left + (index + 0.5) * slot
+        for position, values in enumerate(accuracies.values()):
+            value = values[index]
+            left = centre + (position - n_series / 2) * bar
+            if value is None or not math.isfinite(value):
+                draw.text((left + bar / 2, plot_bottom - 4), "-", fill=_AXIS, font=small_font, anchor="mb")
+                continue
+            draw.rectangle([left + 1, accuracy_y(value), left + bar - 1, plot_bottom],
+                           fill=_SERIES_COLOURS[position % len(_SERIES_COLOURS)])
+            draw.text((left + bar / 2, accuracy_y(value) - 3), f"{value:.2f}", fill=_AXIS, font=small_font,
+                      anchor="mb")
+        value = seconds[index]
+        if value is not None and math.isfinite(value):
+            y = plot_bottom - value / unit_seconds / time_top * (plot_bottom - plot_top)
+            draw.polygon([(centre, y - 7), (centre + 7, y), (centre, y + 7), (centre - 7, y)], fill=time_colour,
+                         outline="white")
+            shown = duration_text(value)
+            # On a white box: the label may fall on a bar.
+            box = draw.textbbox((centre + 11, y), shown, font=small_font, anchor="lm")
+            draw.rectangle([box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2], fill="white", outline=time_colour)
+            draw.text((centre + 11, y), shown, fill=time_colour, font=small_font, anchor="lm")
+        if upright:
+            strip = Image.new("RGB", (text_width(label, label_font) + 4, 22), "white")
+            ImageDraw.Draw(strip).text((0, 11), label, fill=_AXIS, font=label_font, anchor="lm")
+            turned = strip.rotate(90, expand=True)
+            image.paste(turned, (int(centre - turned.width / 2), plot_bottom + 8))
+        else:
+            draw.text((centre, plot_bottom + 8), label, fill=_AXIS, font=label_font, anchor="mt")
+    draw.rectangle([plot_left, plot_top, plot_right, plot_bottom], outline=_AXIS)
+
+    legend = [(name, _SERIES_COLOURS[position % len(_SERIES_COLOURS)], "bar")
+              for position, name in enumerate(accuracies)] + [("training time", time_colour, "diamond")]
+    x = plot_left
+    for name, colour, kind in legend:
+        y = 52
+        if kind == "bar":
+            draw.rectangle([x, y - 7, x + 16, y + 7], fill=colour)
+        else:
+            draw.polygon([(x + 8, y - 7), (x + 15, y), (x + 8, y + 7), (x + 1, y)], fill=colour)
+        draw.text((x + 22, y), name, fill=_AXIS, font=label_font, anchor="lm")
+        x += 22 + text_width(name, label_font) + 24
+    write_png_atomic(image, path)

@@ -1,8 +1,9 @@
 """``genreslice predict``: the genre of audio files, by slice voting, straight from audio.
 
-Each file is rendered with SoX and cut into slices in memory, with the spectrogram settings recorded in the
-model's ``model.json`` (those of the data set it was trained on), so a song is seen exactly as the build
-would have sliced it; no PNG is written. SoX runs in a pool of threads (``workers``) while the model
+Each file is rendered with SoX (and, for a ``mel`` data set, librosa) and cut into slices in memory, with the
+spectrogram settings recorded in the model's ``model.json`` (those of the data set it was trained on: its
+representation, ``sox`` or ``mel``, and every setting of it), so a song is seen exactly as the build would have
+sliced it; no PNG is written. SoX runs in a pool of threads (``workers``) while the model
 classifies the slices of many songs per call.
 
 >>> from genreslice.training.predict import classify
@@ -38,6 +39,7 @@ from genreslice.pipeline.spectrogram import (
     SOX_TIMEOUT_S,
     AudioSlices,
     SpectrogramSpec,
+    prepare_rendering,
     render_spectrogram,
     too_short_reason,
 )
@@ -312,7 +314,8 @@ class Classifier:
                     "Restore the file from a backup, or copy the value from the 'spectrogram' block of the data "
                     f"set's {DATASET_JSON}"
                 )
-        columns_per_second = recorded.get("columns_per_second") or self.spec.pixels_per_second
+        columns_per_second = (recorded.get("columns_per_second") or self.spec.columns_per_second()
+                              or self.spec.pixels_per_second)
         self.slice_seconds = float(recorded.get("slice_seconds") or self.spec.slice_seconds(columns_per_second))
         self.classes = self.trained.classes
         self.batch_size = int(batch_size)
@@ -322,6 +325,10 @@ class Classifier:
             notes.append(f"the model's data set was built with SoX {recorded['sox_version']}, this is SoX "
                          f"{self.sox.version}; spectrograms may differ slightly")
         self.notes = tuple(note for note in notes if note)
+        try:
+            prepare_rendering(self.spec)  # here, not in each of the decoding threads at once
+        except ParameterError as err:
+            raise ModelDirError(f"{self.trained.model_dir / MODEL_JSON}: {err}") from err
 
     def classify(self, paths: Iterable[str | os.PathLike] | str | os.PathLike, *, vote: str = "majority",
                  workers: int = 1, min_share: float = 0.0, observer: PredictObserver | None = None,

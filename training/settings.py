@@ -1,7 +1,9 @@
 """Training settings, importable without TensorFlow (the command line parses options before loading it)."""
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from genreslice.errors import ParameterError
@@ -31,6 +33,19 @@ NEW_RUN_CHOICES = {"monitor": "val_loss", "keep": "best"}
 #: What a run recorded before ``monitor`` and ``keep`` existed did, and does when continued.
 EARLIER_RUN_CHOICES = {"monitor": "val_loss", "keep": "best"}
 
+#: How the learning rate changes over a run: ``constant``; ``plateau`` halves it when the monitored metric has not
+#: improved for 2 epochs (down to 1e-6); ``cosine`` decays it along a half cosine to 0 at the run's last step.
+LR_SCHEDULES = ("constant", "plateau", "cosine")
+#: On-the-fly changes of the training slices (never of the validation, test or predicted ones), in the order they
+#: are applied: ``offset`` crops the slice at a random column offset from it and its neighbour in the track;
+#: ``gain`` adds a random offset in gray levels (a gain in dB); ``specaugment`` zeroes random bands of rows and
+#: columns (see :mod:`genreslice.training.data_source`).
+AUGMENTATIONS = ("offset", "gain", "specaugment")
+#: The training options added with the model presets, and their values when not given. A run's settings record
+#: them only where they differ from these, so a run with the defaults records what earlier versions did, and a
+#: run recorded before they existed continues with these (see :func:`recorded_settings`).
+OPTION_DEFAULTS = {"l2": 0.0, "lr_schedule": "constant", "width": 1.0, "augment": []}
+
 
 def default_loader_workers() -> int:
     """Loader threads by default: the cores, at most 4 (decoding is cheap next to the model's work)."""
@@ -47,6 +62,35 @@ def check_stop_rules(target_accuracy: float | None, target_loss: float | None, p
         raise ParameterError(f"patience={patience} must be 0 or more")
 
 
+def augment_names(augment: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The augmentations of ``augment`` in the order they are applied (:data:`AUGMENTATIONS`), without repeats.
+
+    Parameters
+    ----------
+    augment : str or sequence of str or None
+        Names, or a comma-separated list of them (``"specaugment,gain"``); ``"none"``, an empty string or list,
+        or None mean no augmentation.
+
+    Raises
+    ------
+    ParameterError
+        A name that is not one of :data:`AUGMENTATIONS`, or ``none`` listed with others.
+    """
+    if augment is None:
+        return ()
+    names = [name.strip().lower() for name in (augment.split(",") if isinstance(augment, str) else augment)]
+    names = [name for name in names if name]
+    if "none" in names:
+        if len(names) > 1:
+            raise ParameterError(f"augment={augment!r}: 'none' cannot be listed with other augmentations")
+        return ()
+    unknown = [name for name in names if name not in AUGMENTATIONS]
+    if unknown:
+        raise ParameterError(f"augment={augment!r}: {', '.join(map(repr, unknown))} is not one of "
+                             f"{', '.join(AUGMENTATIONS)} (or none)")
+    return tuple(name for name in AUGMENTATIONS if name in names)
+
+
 def _check_at_least_one(name: str, value: int | None) -> None:
     """Raise ParameterError unless ``value`` (None: not set) is at least 1."""
     if value is not None and value < 1:
@@ -57,7 +101,8 @@ def _check_at_least_one(name: str, value: int | None) -> None:
 class TrainConfig:
     """Settings of one training run.
 
-    Everything except ``epochs``, ``loader_workers`` and ``devices`` must stay the same for a run to be resumed.
+    Everything except ``epochs``, ``loader_workers`` and ``devices`` must stay the same for a run to be resumed:
+    a run continued with another ``l2``, ``lr_schedule``, ``width`` or ``augment`` is refused, naming it.
 
     Attributes
     ----------
@@ -88,6 +133,22 @@ class TrainConfig:
         How many GPUs (or CPUs, when TensorFlow sees no GPU) to train on, with one model replica each; None takes
         all. ``batch_size`` is per device: a step takes ``batch_size * devices`` slices. A resumed run may use
         another number of devices.
+    l2 : float
+        Factor of an L2 penalty on the kernels of every convolution, dense and recurrent layer of the network;
+        0 (the default) adds none.
+    lr_schedule : str
+        One of :data:`LR_SCHEDULES`. ``plateau`` halves the rate after 2 epochs without a better ``monitor``
+        value (not below 1e-6); a resumed run keeps the rate it reached (in the optimizer's saved state) and counts
+        the epochs without improvement again from its history. ``cosine`` decays the rate from ``learning_rate``
+        to 0 over ``epochs`` times the batches of an epoch, as a function of the optimizer's step count, so a
+        resumed run continues the same curve; a run continued with a higher ``epochs`` stretches the curve to the
+        new end from the step reached (the rate then jumps to the stretched curve's value).
+    width : float
+        Multiplies the filters of every convolution and the units of every recurrent layer:
+        ``max(1, round(n * width))``; 1 is the network as published.
+    augment : tuple of str
+        Augmentations of the training slices, of :data:`AUGMENTATIONS` (a comma-separated string is accepted);
+        empty (the default) for none. Seeded by ``seed`` and the epoch, so a resumed run sees the same slices.
     """
 
     model: str = "compact"
@@ -103,6 +164,10 @@ class TrainConfig:
     class_weights: str = "balanced"
     loader_workers: int = field(default_factory=default_loader_workers)
     devices: int | None = None
+    l2: float = 0.0
+    lr_schedule: str = "constant"
+    width: float = 1.0
+    augment: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.model not in PRESETS:
@@ -120,6 +185,15 @@ class TrainConfig:
         for name in ("loader_workers", "devices"):
             _check_at_least_one(name, getattr(self, name))
         check_stop_rules(self.target_accuracy, self.target_loss, self.patience)
+        if not (isinstance(self.l2, (int, float)) and math.isfinite(self.l2) and self.l2 >= 0):
+            raise ParameterError(f"l2={self.l2!r} must be a number, 0 or more")
+        if not (isinstance(self.width, (int, float)) and math.isfinite(self.width) and self.width > 0):
+            raise ParameterError(f"width={self.width!r} must be a positive number")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ParameterError(f"lr_schedule={self.lr_schedule!r} must be one of {', '.join(LR_SCHEDULES)}")
+        object.__setattr__(self, "l2", float(self.l2))
+        object.__setattr__(self, "width", float(self.width))
+        object.__setattr__(self, "augment", augment_names(self.augment))
 
     def resolved(self) -> TrainConfig:
         """The same settings with the model's default batch size and learning rate filled in."""
@@ -145,10 +219,15 @@ class TrainConfig:
 
     def run_settings(self) -> dict:
         """The settings a resumed run must share with the run it continues (``monitor`` and ``keep`` left None
-        are those of a new run)."""
+        are those of a new run), as ``checkpoint/state.json`` and ``model.json`` record them: the options of
+        :data:`OPTION_DEFAULTS` only where they differ from their defaults (``augment`` as a list)."""
         settings = asdict(self.resolved().for_run(None) if self.monitor is None or self.keep is None
                           else self.resolved())
         del settings["epochs"], settings["loader_workers"], settings["devices"]
+        settings["augment"] = list(settings["augment"])
+        for key, default in OPTION_DEFAULTS.items():
+            if settings[key] == default:
+                del settings[key]
         return settings
 
 
@@ -156,3 +235,11 @@ def recorded_choices(settings) -> dict:
     """``monitor`` and ``keep`` of a run's recorded settings; :data:`EARLIER_RUN_CHOICES` where not recorded."""
     settings = settings if isinstance(settings, dict) else {}
     return {key: settings.get(key) or default for key, default in EARLIER_RUN_CHOICES.items()}
+
+
+def recorded_settings(settings) -> dict:
+    """A run's recorded settings (``state.json``'s ``settings``, ``model.json``'s ``training``) in full: the
+    options of :data:`OPTION_DEFAULTS` that it does not record have their defaults, and ``monitor`` and ``keep``
+    are as :func:`recorded_choices` says. Not a dict (a damaged record): the defaults alone."""
+    settings = settings if isinstance(settings, dict) else {}
+    return {**OPTION_DEFAULTS, **settings, **recorded_choices(settings)}

@@ -19,6 +19,7 @@ from genreslice.pipeline.progress import check_verbose, observed
 from genreslice.training.callbacks import (
     EpochCheckpoint,
     GoalEarlyStopping,
+    PlateauSchedule,
     TrainObserver,
     epoch_callbacks,
     write_history_csv,
@@ -55,7 +56,7 @@ from genreslice.training.model_dir import (
     write_model_json,
     writing,
 )
-from genreslice.training.models import build_model
+from genreslice.training.models import build_model, learning_rate_schedule
 from genreslice.training.progress import TrainProgress
 from genreslice.training.settings import CLASS_WEIGHTS, STOP_MAX_EPOCHS, TrainConfig
 from genreslice.training.tensorflow_runtime import retracing_warnings_held
@@ -196,7 +197,9 @@ def _prepare_run(dataset_dir: str | os.PathLike, out: Path, config: TrainConfig,
     devices = training_devices(config.devices)
     # Each device takes batch_size slices of every step.
     common = {"batch_size": config.batch_size * len(devices), "workers": config.loader_workers}
-    train_data = SliceDataSource.from_dataset(info, "train", shuffle=True, seed=config.seed, **common)
+    # Only the training slices are augmented: validation (and evaluation, prediction) see them as they are.
+    train_data = SliceDataSource.from_dataset(info, "train", shuffle=True, seed=config.seed, augment=config.augment,
+                                              **common)
     val_data = SliceDataSource.from_dataset(info, "validation", shuffle=False, **common)
     return _Run(out=out, info=info, config=config, train_data=train_data, val_data=val_data, devices=devices,
                 observer=observer)
@@ -233,12 +236,28 @@ def _train(run: _Run, state: dict | None) -> TrainResult:
     if state:
         model, state, notes = _resume(run.out, state, stopper, strategy)
     keras.utils.set_random_seed(config.seed + (state["epochs_done"] if state else 0))
+    total_steps = config.epochs * len(run.train_data)
     if not state:
         with strategy.scope():  # variables made in the scope are mirrored on every device
             model = build_model(
-                config.model, len(run.info.classes), slice_size=run.info.slice_size, learning_rate=config.learning_rate
+                config.model, len(run.info.classes), slice_size=run.info.slice_size,
+                learning_rate=learning_rate_schedule(config.lr_schedule, config.learning_rate, total_steps=total_steps),
+                width=config.width, l2=config.l2,
             )
+    elif config.lr_schedule == "cosine":
+        _stretch_cosine(run.out, model, total_steps)
     return _fit(run, model, state=state, stopper=stopper, notes=notes)
+
+
+def _stretch_cosine(out: Path, model: keras.Model, total_steps: int) -> None:
+    """Make a resumed run's cosine decay end at its last step: the same curve when ``epochs`` and the batches per
+    epoch are those it started with, stretched to the new end (from the step reached) when they changed."""
+    schedule = model.optimizer._learning_rate  # the schedule object; the public attribute is its current value
+    if isinstance(schedule, keras.optimizers.schedules.CosineDecay) and schedule.decay_steps != total_steps:
+        logger.info("%s: the cosine learning-rate decay now ends at step %d (it ended at %d)", out, total_steps,
+                    schedule.decay_steps)
+        config = {**schedule.get_config(), "decay_steps": total_steps}
+        model.optimizer.learning_rate = keras.optimizers.schedules.CosineDecay.from_config(config)
 
 
 def _conclude(run: _Run, state: dict) -> TrainResult:
@@ -284,8 +303,13 @@ def _fit(run: _Run, model: keras.Model, *, state: dict | None, stopper: GoalEarl
     run.train_data.set_epoch(epochs_done)
     checkpoint = EpochCheckpoint(run.out, history=history, stopper=stopper, settings=run.config.run_settings(),
                                  fingerprint=run.info.fingerprint, state=state)
+    schedule = None
+    if run.config.lr_schedule == "plateau":
+        # The rate reached is in the optimizer's saved state; the epochs without improvement are recounted.
+        schedule = PlateauSchedule(monitor=run.config.monitor)
+        schedule.replay(history)
     callbacks = epoch_callbacks(run.out, stopper=stopper, checkpoint=checkpoint, observer=run.observer,
-                                n_batches=len(run.train_data))
+                                n_batches=len(run.train_data), schedule=schedule)
     # Until this run finishes, model.json must not claim an earlier finish (a continued run changes model.keras).
     write_model_json(run.out, run.info, run.config, _base_record(run), status="training")
     run.observer.on_run_start(_summary(run, epochs_done, resumed=bool(state)))

@@ -15,12 +15,13 @@ from genreslice.pipeline.layout import TRACKS_CSV
 from genreslice.pipeline.plan import BuildPlan, GenreSelection
 from genreslice.pipeline.progress import BuildProgress
 from genreslice.pipeline.sox import find_sox
-from genreslice.pipeline.spectrogram import RESAMPLE_QUALITIES, SOX_TIMEOUT_S, SpectrogramSpec
+from genreslice.pipeline.mel import MelSettings
+from genreslice.pipeline.spectrogram import FEATURES, RESAMPLE_QUALITIES, SOX_TIMEOUT_S, SpectrogramSpec
 from genreslice.pipeline.stock import MAX_FAILED_ATTEMPTS
 from genreslice.pipeline.splits import SPLITS
 from genreslice.pipeline.tracks import TrackRow, read_tracks_csv
-from genreslice.scripts.argtypes import (DATA_SET, check_folder_kinds, genre_names, positive_int, split_ratios,
-                                         timeout_seconds, worker_count)
+from genreslice.scripts.argtypes import (DATA_SET, check_folder_kinds, genre_names, number, positive_int,
+                                         split_ratios, timeout_seconds, worker_count)
 from genreslice.scripts.commands import HelpFormatter, dataset_split_warnings, print_split_warnings
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
             "Find every audio file under AUDIO_DIR (mp3, wav, flac, ogg, aiff; m4a, aac, opus, wma with FFmpeg; "
             "recursively), label it (tags, or FMA / MTG-Jamendo metadata) with one of 16 top-level genres, assign a "
             "train/validation/test split (official when the metadata has one, else by artist, stratified by genre), "
-            "render its spectrogram with SoX and cut it into 128x128 grayscale PNG slices in OUT_DIR. Interrupted "
+            "render its spectrogram (SoX's, or a log-mel one with --features mel) and cut it into 128x128 grayscale "
+            "PNG slices in OUT_DIR. Interrupted "
             "builds resume: run the same command again. Labels, genre selection and split ratios may change between "
             "runs; only tracks not built before are rendered. Per-file problems are recorded in OUT_DIR/tracks.csv "
             "and do not stop the build."
@@ -112,6 +114,42 @@ def _add_spectrogram_options(build: argparse.ArgumentParser) -> None:
                        help="SoX rate-effect quality; see the README's performance section for the cost")
     build.add_argument("--timeout", type=timeout_seconds, default=SOX_TIMEOUT_S,
                        help="seconds SoX may spend on one file before it is recorded as failed")
+    features = build.add_argument_group("representation")
+    features.add_argument("--features", choices=list(FEATURES), default=defaults.features,
+                          help="what the slices show: sox = SoX's linear-frequency spectrogram (one row per "
+                               f"{defaults.sample_rate / 2 / defaults.slice_size:.0f} Hz at the default rate); mel = a "
+                               "log-mel spectrogram (librosa's Slaney mel filterbank, 128 bands, 2048-point FFT, dB "
+                               "against a fixed full-scale reference, so louder songs are brighter), which spends its "
+                               "rows on the low and middle frequencies as hearing does. Both are 8-bit gray, louder "
+                               "brighter, silence black, low frequencies at the bottom; a model is trained for one")
+    features.add_argument("--mel-fmin", type=hertz, metavar="HZ",
+                          help=f"--features mel: lowest frequency of the mel bands (default: {MelSettings().fmin:g})")
+    features.add_argument("--mel-fmax", type=hertz, metavar="HZ",
+                          help="--features mel: highest frequency of the mel bands, at most half of --sample-rate "
+                               "(default: half of --sample-rate)")
+
+
+def hertz(text: str) -> float:
+    """``--mel-fmin``, ``--mel-fmax``: a frequency in Hz, 0 or more."""
+    return number(text)
+
+
+def spectrogram_spec(args: argparse.Namespace) -> SpectrogramSpec:
+    """The spectrogram settings of the options.
+
+    Raises
+    ------
+    ParameterError
+        A mel option without ``--features mel``, or settings the spec refuses.
+    """
+    mel_options = {"fmin": args.mel_fmin, "fmax": args.mel_fmax}
+    given = {name: value for name, value in mel_options.items() if value is not None}
+    if given and args.features != "mel":
+        raise ParameterError(f"{', '.join('--mel-' + name for name in given)} applies to --features mel only "
+                             f"(this build uses --features {args.features})")
+    return SpectrogramSpec(sample_rate=args.sample_rate, pixels_per_second=args.pixels_per_second,
+                           resample_quality=args.resample_quality, features=args.features,
+                           mel=MelSettings(**given))
 
 
 def _add_rerun_options(build: argparse.ArgumentParser) -> None:
@@ -132,8 +170,7 @@ def _add_rerun_options(build: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``genreslice build``: the settings from the options, then the build (or its dry run) and its report."""
     check_folder_kinds(USAGE, [(args.audio_dir, "folder of audio files"), (args.out_dir, DATA_SET)])
-    spec = SpectrogramSpec(sample_rate=args.sample_rate, pixels_per_second=args.pixels_per_second,
-                           resample_quality=args.resample_quality)
+    spec = spectrogram_spec(args)
     if args.scheduler is not None and args.workers is not None:
         raise ParameterError("--workers applies to this machine only; with --scheduler the cluster's workers run "
                              "the build (start them with: dask worker SCHEDULER --nthreads 1 --nworkers N)")

@@ -52,9 +52,10 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
         "predict",
         help="the genre of audio files and folders, by voting over their slices",
         description=(
-            "Classify audio files with the model in MODEL_DIR. Each file is rendered with SoX and cut into slices "
-            "in memory with the spectrogram settings of the model's data set (from MODEL_DIR/model.json); no "
-            "files are written. Folders are searched recursively for audio files ("
+            "Classify audio files with the model in MODEL_DIR. Each file is rendered and cut into slices in memory "
+            "with the spectrogram settings of the model's data set (from MODEL_DIR/model.json: SoX's spectrogram, "
+            "or the log-mel one of a data set built with --features mel); no files are written. Folders are "
+            "searched recursively for audio files ("
             + ", ".join(sorted(ext.lstrip(".") for ext in AUDIO_EXTENSIONS)) + "); a file given twice is "
             "classified once. "
             "For each file: the predicted genre, the share of its slices that voted for it, the votes and mean "

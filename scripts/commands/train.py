@@ -6,12 +6,14 @@ import os
 from pathlib import Path
 
 from genreslice.pipeline.layout import DATASET_JSON
+from genreslice.errors import ParameterError
 from genreslice.scripts.argtypes import (
     DATA_SET,
     MODEL_FOLDER,
     check_folder_kinds,
     device_count,
     non_negative_int,
+    number,
     optional_fraction,
     optional_loss,
     positive_float,
@@ -24,11 +26,14 @@ from genreslice.training.tensorflow_runtime import load_tensorflow
 from genreslice.training.errors import DatasetError
 from genreslice.training.models import PRESETS
 from genreslice.training.settings import (
+    AUGMENTATIONS,
     CLASS_WEIGHTS,
     KEEP_RULES,
+    LR_SCHEDULES,
     MONITORS,
     NEW_RUN_CHOICES,
     TrainConfig,
+    augment_names,
     default_loader_workers,
 )
 
@@ -64,15 +69,54 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
                        help="most epochs in all; a continued run counts the epochs done before, and a run that "
                             "stopped at this limit continues when given a higher one")
     train.add_argument("--batch-size", type=positive_int, metavar="N",
-                       help="slices per batch (default: the model's own, 64 for compact, 128 for despoisj)")
+                       help="slices per batch (default: the model's own, in brackets after each --model above)")
     train.add_argument("--learning-rate", type=positive_float, metavar="RATE",
-                       help="optimizer learning rate (default: the model's own, 0.001)")
+                       help="optimizer learning rate; with --lr-schedule, the rate it starts from (default: the "
+                            "model's own, in brackets after each --model above)")
     train.add_argument("--seed", type=non_negative_int, default=defaults.seed,
-                       help="seeds weight initialisation, dropout and the per-epoch shuffle of the samples")
+                       help="seeds weight initialisation, dropout, the per-epoch shuffle of the samples, and "
+                            "--augment")
+    _add_model_options(train, defaults)
     _add_stopping_options(train, defaults)
     _add_resource_options(train, defaults)
     train.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch remains)")
     train.set_defaults(handler=run)
+
+
+def augment_list(text: str) -> tuple[str, ...]:
+    """``--augment``: a comma-separated list of augmentations, or ``none``."""
+    try:
+        return augment_names(text)
+    except ParameterError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def non_negative_float(text: str) -> float:
+    return number(text)
+
+
+def _add_model_options(train: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    options = train.add_argument_group(
+        "training options", "A run continued with other values of these is refused: train into a new folder.")
+    options.add_argument("--l2", type=non_negative_float, default=defaults.l2, metavar="FACTOR",
+                         help="L2 weight regularisation: adds FACTOR x the sum of the squared kernel weights of every "
+                              "convolution, dense and recurrent layer to the loss (typical: 1e-4 to 1e-2); 0 = none")
+    options.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default=defaults.lr_schedule,
+                         help="how the learning rate changes: constant; plateau = halved when the --monitor metric "
+                              "has not improved for 2 epochs (not below 1e-6); cosine = a half cosine from "
+                              "--learning-rate down to 0 at the last batch of --epochs. The rate of each epoch is in "
+                              "history.csv")
+    options.add_argument("--width", type=positive_float, default=defaults.width, metavar="FACTOR",
+                         help="multiplies the filters of every convolution and the units of every recurrent layer "
+                              "(rounded, at least 1): 0.5 = half as many; a filter sweep is a loop of runs into "
+                              "separate folders")
+    options.add_argument("--augment", type=augment_list, default=defaults.augment, metavar="LIST",
+                         help="augment the training slices on the fly (never the validation slices; the files stay "
+                              "as they are), a comma-separated list: offset = crop at a random column offset from "
+                              "the slice and its neighbour in the track; gain = a random brightness (gain) of up to "
+                              "+-16 gray levels, silence stays black; specaugment = zero 2 random bands of rows "
+                              "and 2 of columns, each up to 1/8 of the slice. Seeded by --seed and the epoch. "
+                              f"'none' (the default) for none. Choices: {', '.join(AUGMENTATIONS)}")
 
 
 def _add_stopping_options(train: argparse.ArgumentParser, defaults: TrainConfig) -> None:
@@ -115,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
                          learning_rate=args.learning_rate, seed=args.seed, target_accuracy=args.target_accuracy,
                          target_loss=args.target_loss, patience=args.patience, monitor=args.monitor,
                          keep=args.keep, class_weights=args.class_weights, loader_workers=args.loader_workers,
-                         devices=args.devices)
+                         devices=args.devices, l2=args.l2, lr_schedule=args.lr_schedule, width=args.width,
+                         augment=args.augment)
     return train(args.dataset_dir, args.model_dir, config, progress=not args.no_progress, verbose=args.verbose)
 
 

@@ -109,6 +109,12 @@ def test_dataset_json(built, sox_info):
     assert dataset["format_version"] == 1
     assert dataset["classes"] == ["Jazz", "Pop", "Rock"] == summary.classes
     spectrogram = dataset["spectrogram"]
+    # The sox block of every earlier version, no key added (mel blocks add features and mel), so data sets and
+    # models stay compatible across versions.
+    assert sorted(spectrogram) == ["columns_per_second", "format_version", "height_target", "pixels_per_second",
+                                   "resample_quality", "sample_rate", "slice_seconds", "slice_size", "sox_effects",
+                                   "sox_version"]
+    assert spectrogram["format_version"] == 1
     assert (spectrogram["sample_rate"], spectrogram["pixels_per_second"], spectrogram["slice_size"]) == (22050, 50, 128)
     assert spectrogram["sox_version"] == sox_info.version and spectrogram["resample_quality"] == "high"
     tracks = read_csv(out / "tracks.csv")
@@ -239,6 +245,9 @@ def test_different_settings_are_refused_and_nothing_changes(built, corpus, sox_i
     before = tree_digest(out)
     with pytest.raises(SettingsMismatchError, match="pixels_per_second: built with 50, now 25"):
         build_dataset(corpus, out, LABELS, BuildConfig(spec=SpectrogramSpec(pixels_per_second=25)), sox=sox_info)
+    mel = SpectrogramSpec(features="mel")
+    with pytest.raises(SettingsMismatchError, match=r"\(spectrogram.features: built with 'sox', now 'mel'\)"):
+        build_dataset(corpus, out, LABELS, BuildConfig(spec=mel), sox=sox_info)
     newer_sox = SoxInfo(path=sox_info.path, version="99.0", formats=sox_info.formats)
     with pytest.raises(SettingsMismatchError, match="sox_version"):
         build_dataset(corpus, out, LABELS, BuildConfig(), sox=newer_sox)

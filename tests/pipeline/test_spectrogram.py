@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -172,3 +175,15 @@ def test_render_slices_cuts_whole_slices(tmp_path):
     np.testing.assert_array_equal(audio.slices, slice_spectrogram(render_spectrogram(tmp_path / "seven seconds.mp3",
                                                                                      SPEC), 128))
     assert too_short_reason(1.5, 2.5542) == "1.5 s of audio is shorter than one slice (2.55 s)"
+
+
+def test_the_sox_block_is_what_every_earlier_version_wrote():
+    """Data sets and models made before the mel representation existed stay readable and compatible: a sox
+    block has no new key, and a block without ``features`` is sox."""
+    block = SPEC.to_dict()
+    assert json.dumps(block) == (
+        '{"format_version": 1, "sample_rate": 22050, "pixels_per_second": 50, "slice_size": 128, "height_target": '
+        '200, "resample_quality": "high", "sox_effects": ["channels", "1", "rate", "-h", "22050", "spectrogram", '
+        '"-Y", "200", "-X", "50", "-m", "-r", "-o", "-"]}')
+    assert SpectrogramSpec.from_dict(block) == SPEC and SPEC.features == "sox"
+    assert sox_command("a.mp3", SPEC)[5:7] == [os.path.abspath("a.mp3"), "-n"]

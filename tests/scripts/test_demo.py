@@ -10,7 +10,7 @@ import pytest
 from mutagen.id3 import ID3
 
 from genreslice.pipeline.splits import assign_split, split_key
-from genreslice.scripts.demo_corpus import GENRES, synthesize_song, write_demo_corpus
+from genreslice.scripts.demo_corpus import GENRES, HARD_GENRES, synthesize_song, write_demo_corpus
 from tests.helpers import genreslice, help_of
 
 
@@ -50,6 +50,33 @@ def test_genres_differ_and_songs_vary():
         np.testing.assert_array_equal(synthesize_song(genre, np.random.default_rng(1), 5.0), audio[0])
     with pytest.raises(ValueError, match="genre='Polka'"):
         synthesize_song("Polka", rng)
+
+
+def test_the_hard_corpus_adds_genres_and_mixes_each_song_with_another_genre(tmp_path, sox_info):
+    """make bench-models's corpus: six genres, seeded; each song carries a quieter arrangement of another genre,
+    so its spectrum is closer to the other genres' than the same song's plain version is."""
+    assert set(HARD_GENRES) == set(GENRES) | {"Blues", "Hip-Hop"}
+    songs = write_demo_corpus(tmp_path / "music", songs_per_genre=3, seconds=3.0, seed=5, hard=True)
+    assert collections.Counter(song.genre for song in songs) == {genre: 3 for genre in HARD_GENRES}
+    assert all(ID3(song.path)["TCON"].text == [song.genre] for song in songs)
+
+    def spectrum(audio):
+        frames = audio[: len(audio) // 1024 * 1024].reshape(-1, 1024)
+        power = (np.abs(np.fft.rfft(frames, axis=1)) ** 2).mean(axis=0)
+        return power / power.sum()
+
+    def distance_to_other_genres(genre, hard):
+        own = spectrum(synthesize_song(genre, np.random.default_rng(11), 8.0, hard=hard))
+        others = [spectrum(synthesize_song(other, np.random.default_rng(12), 8.0)) for other in GENRES
+                  if other != genre]
+        return float(np.mean([np.abs(own - other).sum() for other in others]))
+
+    closer = [distance_to_other_genres(genre, True) < distance_to_other_genres(genre, False) for genre in GENRES]
+    assert sum(closer) >= 3, closer
+    hard = synthesize_song("Hip-Hop", np.random.default_rng(1), 4.0, hard=True)
+    np.testing.assert_array_equal(synthesize_song("Hip-Hop", np.random.default_rng(1), 4.0, hard=True), hard)
+    with pytest.raises(ValueError, match="genre='Blues'"):
+        synthesize_song("Blues", np.random.default_rng(1), 4.0)  # not in the demo's corpus
 
 
 @pytest.mark.slow

@@ -32,14 +32,14 @@ def test_bare_genreslice_prints_the_help():
     result = genreslice()
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: genreslice") and result.stderr == ""
-    for command in ("build", "train", "evaluate", "predict", "demo", "--verbose"):
+    for command in ("build", "train", "evaluate", "predict", "compare", "demo", "--verbose"):
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["build", "train", "evaluate", "predict", "demo"])
+@pytest.mark.parametrize("command", ["build", "train", "evaluate", "predict", "compare", "demo"])
 def test_verbose_is_accepted_before_and_after_every_command(command):
     positionals = {"build": ["a", "b"], "train": ["a", "b"], "evaluate": ["a", "b"], "predict": ["a", "b"],
-                   "demo": []}[command]
+                   "compare": ["a"], "demo": []}[command]
     parser = make_parser()
     assert parser.parse_args([command, *positionals, "-v"]).verbose is True
     assert parser.parse_args([command, *positionals, "--verbose"]).verbose is True

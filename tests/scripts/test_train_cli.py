@@ -32,8 +32,9 @@ def built(tmp_path_factory, sox_info):
 @pytest.mark.slow
 def test_train_from_the_command_line(built):
     model_dir = built / "my model"
-    result = genreslice("train", str(built / "dataset"), str(model_dir), "--epochs", "2", "--patience", "0",
-                        "--target-accuracy", "off", "--no-progress", "--batch-size", "8")
+    options = ["--epochs", "2", "--patience", "0", "--target-accuracy", "off", "--no-progress", "--batch-size", "8",
+               "--l2", "1e-4", "--lr-schedule", "cosine", "--width", "0.5", "--augment", "specaugment,gain"]
+    result = genreslice("train", str(built / "dataset"), str(model_dir), *options)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "TensorFlow sees" in out and "Training compact on" in out and "starting at epoch 1 of at most 2" in out
@@ -52,15 +53,19 @@ def test_train_from_the_command_line(built):
     dataset = json.loads((built / "dataset" / "dataset.json").read_text())
     assert record["classes"] == dataset["classes"] == sorted(GENRES)
     assert record["spectrogram"] == dataset["spectrogram"] and record["training"]["batch_size"] == 8
-    assert [row["epoch"] for row in csv.DictReader(open(model_dir / "history.csv", newline=""))] == ["1", "2"]
+    assert {key: record["training"][key] for key in ("l2", "lr_schedule", "width", "augment")} == {
+        "l2": 1e-4, "lr_schedule": "cosine", "width": 0.5, "augment": ["gain", "specaugment"]}
+    rows = list(csv.DictReader(open(model_dir / "history.csv", newline="")))
+    assert [row["epoch"] for row in rows] == ["1", "2"] and float(rows[-1]["learning_rate"]) == pytest.approx(0)
 
-    again = genreslice("train", str(built / "dataset"), str(model_dir), "--epochs", "2", "--patience", "0",
-                       "--target-accuracy", "off", "--no-progress", "--batch-size", "8")
+    again = genreslice("train", str(built / "dataset"), str(model_dir), *options)
     assert again.returncode == 0 and "is already trained (2 epochs" in again.stdout
 
     refused = genreslice("train", str(built / "dataset"), str(model_dir), "--epochs", "3", "--no-progress")
     assert refused.returncode == 1
     assert "holds a run with other settings" in refused.stderr and "batch_size: was 8, now 64" in refused.stderr
+    assert "augment: was ['gain', 'specaugment'], now []" in refused.stderr
+    assert "width: was 0.5, now 1.0" in refused.stderr
 
 
 def test_train_errors_name_the_problem(tmp_path):
@@ -76,6 +81,10 @@ def test_train_errors_name_the_problem(tmp_path):
     (["--model", "vgg"], "invalid choice: 'vgg'"),
     (["--learning-rate", "0"], "0 must be more than 0"),
     (["--class-weights", "sometimes"], "invalid choice: 'sometimes'"),
+    (["--width", "0"], "0 must be more than 0"),
+    (["--l2", "-0.1"], "-0.1 must be 0 or more"),
+    (["--lr-schedule", "step"], "invalid choice: 'step'"),
+    (["--augment", "gain,mixup"], "'mixup' is not one of offset, gain, specaugment (or none)"),
 ])
 def test_bad_train_arguments_exit_2(tmp_path, args, message):
     result = genreslice("train", str(tmp_path), str(tmp_path / "model"), *args)
@@ -83,7 +92,7 @@ def test_bad_train_arguments_exit_2(tmp_path, args, message):
 
 
 def test_train_help_explains_every_option():
-    text = help_of("train", 13)
+    text = help_of("train", 17)
     assert "(default: 0)" in text  # the seed's default is shown although it is falsy
 
 

@@ -1,4 +1,4 @@
-"""The early-stop rule, driven with synthetic validation logs (no training)."""
+"""The early-stop rule and the plateau learning-rate schedule, driven with synthetic validation logs (no training)."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from genreslice.training.callbacks import STOP_PATIENCE, STOP_TARGET, GoalEarlyStopping
+from genreslice.training.callbacks import STOP_PATIENCE, STOP_TARGET, GoalEarlyStopping, PlateauSchedule
 
 
 def tiny_model() -> keras.Model:
@@ -162,3 +162,54 @@ def test_without_restoring_the_last_weights_stay():
     model = tiny_model()
     drive(stopper, [(0.75, 0.5), (0.5, 0.9), (0.25, 1.2)], model)
     assert stopper.best_epoch == 0 and weights_epoch(model) == 2.0
+
+
+def compiled(rate: float) -> keras.Model:
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse")
+    return model
+
+
+def drive_schedule(schedule: PlateauSchedule, values: list[float], rate: float = 1e-3) -> list[float]:
+    """Report ``values`` of the monitored metric epoch after epoch; returns the rate after each."""
+    model = compiled(rate)
+    schedule.set_model(model)
+    rates = []
+    for epoch, value in enumerate(values):
+        schedule.on_epoch_end(epoch, {"val_loss": value, "val_accuracy": value})
+        rates.append(float(model.optimizer.learning_rate))
+    return rates
+
+
+def test_plateau_halves_the_rate_after_two_epochs_without_improvement():
+    losses = [1.0, 0.9, 0.95, 0.97, 0.8, 0.85, 0.9, 0.99, 1.0]
+    rates = drive_schedule(PlateauSchedule(monitor="val_loss"), losses)
+    # epochs 3-4 do not beat 0.9: halved after 4; 5 is better; 6-7 are not: halved; 8-9: halved again
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4, 5e-4, 5e-4, 2.5e-4, 2.5e-4, 1.25e-4])
+    accuracies = [0.5, 0.6, 0.55, 0.6]  # higher is better, and an equal value is no improvement
+    assert drive_schedule(PlateauSchedule(monitor="val_accuracy"), accuracies) == pytest.approx([1e-3, 1e-3, 1e-3,
+                                                                                              5e-4])
+
+
+def test_plateau_never_goes_below_its_floor():
+    rates = drive_schedule(PlateauSchedule(patience=1, min_rate=1e-6), [1.0, 2.0, 3.0, 4.0], rate=3e-6)
+    assert rates == pytest.approx([3e-6, 1.5e-6, 1e-6, 1e-6])
+
+
+def test_replaying_a_history_gives_the_plateau_count_back():
+    values = [1.0, 0.9, 0.95, 0.97, 0.99]
+    live = PlateauSchedule()
+    drive_schedule(live, values)
+    replayed = PlateauSchedule()
+    replayed.replay([{"val_loss": value, "val_accuracy": 0.0} for value in values])
+    assert (replayed.best, replayed.wait) == (live.best, live.wait) == (0.9, 1)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"monitor": "loss"}, "monitor='loss' must be one of"),
+    ({"factor": 1.0}, "factor=1.0 must be between 0 and 1"),
+    ({"patience": 0}, "patience=0 must be at least 1"),
+])
+def test_bad_plateau_settings_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        PlateauSchedule(**options)

@@ -15,7 +15,7 @@ import pytest
 
 from genreslice.pipeline.layout import SLICES_CSV
 from tests.helpers import synth, toy_song, unprivileged
-from genreslice.training.data_source import load_slices
+from genreslice.training.data_source import load_gray, load_slices
 from genreslice.training.dataset import load_dataset_info
 from genreslice.training.errors import ModelDirError
 from genreslice.training.predict import Classifier, classify, collect_audio
@@ -377,3 +377,69 @@ def test_folders_that_cannot_be_read_are_reported_as_failed_inputs(tmp_path):
         [[f"{root}/locked", "cannot read this folder: Permission denied"], [f"{root}/open/a.wav", ""]],  # in a folder
         [[f"{root}/locked", "cannot read this folder: Permission denied"]],  # given itself
     ]
+
+
+@pytest.fixture(scope="module")
+def mel_toy(toy_model, tmp_path_factory, sox_info):
+    """The toy songs built again with ``--features mel``, and a copy of the toy model folder whose model.json
+    records that data set's spectrogram block (the sox-trained network stands in for a mel model: only the
+    slicing is under test)."""
+    from genreslice.genre_getters import make_label_source
+    from genreslice.pipeline.build import BuildConfig, build_dataset
+    from genreslice.pipeline.spectrogram import SpectrogramSpec
+    from tests.helpers import TOY_SPLIT_RATIOS
+
+    root = tmp_path_factory.mktemp("mel toy")
+    build_dataset(toy_model / "music", root / "dataset", make_label_source("id3"),
+                  BuildConfig(spec=SpectrogramSpec(features="mel"), split_ratios=TOY_SPLIT_RATIOS, workers=2),
+                  sox=sox_info)
+    model = root / "model"
+    shutil.copytree(toy_model / "model", model, ignore=shutil.ignore_patterns("logs", "eval"))
+    record = json.loads((model / "model.json").read_text())
+    record["spectrogram"] = load_dataset_info(root / "dataset").spectrogram
+    (model / "model.json").write_text(json.dumps(record, indent=2))
+    return root
+
+
+def test_in_memory_mel_slices_are_the_builds_pngs(toy_model, mel_toy):
+    """predict renders a mel model's songs with the settings of its model.json, pixel for pixel as the build."""
+    mel_classifier = Classifier(mel_toy / "model")
+    assert mel_classifier.spec.features == "mel" and mel_classifier.slice_seconds == 2.56
+    info = load_dataset_info(mel_toy / "dataset")
+    rows = [line.split(",") for line in (mel_toy / "dataset" / "tracks.csv").read_text().splitlines()[1:]][:3]
+    model = keras.models.load_model(toy_model / "model" / "model.keras")
+    from genreslice.pipeline.spectrogram import render_slices
+
+    for row in rows:
+        track_id, audio = row[0], toy_model / "music" / row[1]
+        paths = [str(info.root / line.split(",")[0])
+                 for line in (mel_toy / "dataset" / SLICES_CSV).read_text().splitlines()[1:]
+                 if line.split(",")[1] == track_id]
+        in_memory = render_slices(audio, mel_classifier.spec).slices
+        assert in_memory.shape == (len(paths), 128, 128) == (4, 128, 128)
+        assert np.array_equal(in_memory, load_gray(paths))
+        [song] = mel_classifier.classify(audio)  # the Classifier's own path: same probabilities as the PNGs'
+        assert song.ok and song.n_slices == 4
+        np.testing.assert_allclose(list(song.mean_probability.values()),
+                                   model.predict(load_slices(paths), verbose=0).mean(axis=0), atol=1e-4)
+
+
+def test_one_representation_refuses_a_model_or_a_run_of_the_other(toy_model, mel_toy, tmp_path):
+    from genreslice.training.evaluate import evaluate_model
+    from genreslice.training.model_dir import check_compatible, read_model_json
+    from genreslice.training.settings import TrainConfig
+    from genreslice.training.train import train_model
+
+    sox_model, mel_model = toy_model / "model", mel_toy / "model"
+    mel_data, sox_data = load_dataset_info(mel_toy / "dataset"), load_dataset_info(toy_model / "dataset")
+    assert (mel_data.features, sox_data.features) == ("mel", "sox")
+    with pytest.raises(ModelDirError, match=r"\(spectrogram.features: model 'sox', data set 'mel'\)"):
+        check_compatible(read_model_json(sox_model), mel_data, where=str(sox_model))
+    with pytest.raises(ModelDirError, match=r"\(spectrogram.features: model 'mel', data set 'sox'\)"):
+        evaluate_model(toy_model / "dataset", mel_model)
+    with pytest.raises(ModelDirError, match=r"\(spectrogram.features: model 'sox', data set 'mel'\)"):
+        evaluate_model(mel_toy / "dataset", sox_model)
+    run = tmp_path / "run"  # a sox run to resume, with its state
+    shutil.copytree(sox_model, run, ignore=shutil.ignore_patterns("logs", "eval"))
+    with pytest.raises(ModelDirError, match=r"\(spectrogram.features: model 'sox', data set 'mel'\)"):
+        train_model(mel_toy / "dataset", run, TrainConfig(epochs=1))

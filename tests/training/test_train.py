@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from benchmarks.synthetic_slices import write_synthetic_dataset
 from tests.helpers import RUN, digest, hold_lock
 from genreslice.training.dataset import load_dataset_info
 from genreslice.training.errors import DatasetError, ModelDirError
-from genreslice.training.settings import TrainConfig
+from genreslice.errors import ParameterError
+from genreslice.training.data_source import SliceDataSource
+from genreslice.training.settings import TrainConfig, recorded_settings
 from genreslice.training.train import TrainObserver, class_weights_for, train_model
 
 class Interrupt(TrainObserver):
@@ -378,3 +381,110 @@ def test_model_json_records_each_epochs_time_and_the_peak_memory_of_every_proces
     assert all(100 < row["peak_memory_mib"] < 123456.0 for row in result.history[1:])
     with open(model_dir / "history.csv", newline="") as handle:
         assert "peak_memory_mib" not in next(csv.reader(handle))  # the table's columns stay as they were
+
+
+def force_logged_val_losses(monkeypatch, losses: list[float]) -> None:
+    """Make every callback of a run (the stop rule, the history, the learning-rate schedule, the checkpoint) see
+    ``losses[k]`` as epoch ``k + 1``'s validation loss."""
+    dispatch = keras.callbacks.CallbackList.on_epoch_end
+
+    def forced(self, epoch, logs=None):
+        return dispatch(self, epoch, {**(logs or {}), "val_loss": losses[epoch]})
+
+    monkeypatch.setattr(keras.callbacks.CallbackList, "on_epoch_end", forced)
+
+
+def history_rates(model_dir: Path) -> list[float]:
+    with open(model_dir / "history.csv", newline="") as handle:
+        return [float(row["learning_rate"]) for row in csv.DictReader(handle)]
+
+
+def test_a_resumed_run_continues_the_cosine_curve_and_the_augmentation_of_its_epochs(small_dataset, tmp_path,
+                                                                                      monkeypatch):
+    served = []
+    augmented = SliceDataSource._augmented
+
+    def recording(self, chosen, epoch):
+        served.append((len(self.paths), len(chosen), epoch))
+        return augmented(self, chosen, epoch)
+
+    monkeypatch.setattr(SliceDataSource, "_augmented", recording)
+    model_dir = tmp_path / "model"
+    # 3 batches per epoch, 6 in all; mfcc_cnn is a fast network (Adam 1e-4)
+    config = TrainConfig(model="mfcc_cnn", epochs=2, batch_size=32, lr_schedule="cosine",
+                         augment="offset,gain,specaugment", **RUN)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(small_dataset, model_dir, config, observer=Interrupt(after_epoch=1))
+    first_run, served[:] = list(served), []
+    result = train_model(small_dataset, model_dir, config)
+    assert result.resumed_from == 1 and result.epochs_run == 2
+    # the rate after each epoch: 1e-4 * (1 + cos(pi * step / 6)) / 2 at steps 3 and 6
+    assert history_rates(model_dir) == pytest.approx([5e-5, 0.0], abs=1e-10)
+    assert [row["learning_rate"] for row in result.history] == pytest.approx([5e-5, 0.0], abs=1e-10)
+    # The 96 training slices, 3 batches per epoch, augmented as that epoch's, the resumed run's epoch 2 too; the 32
+    # validation slices never. (Keras first peeks at a batch of the source as it stands, to learn its shapes.)
+    assert {paths for paths, _, _ in first_run + served} == {96}
+    assert first_run.count((96, 32, 1)) == 3 and served.count((96, 32, 2)) == 3
+    assert {epoch for _, _, epoch in first_run} == {0, 1} and {epoch for _, _, epoch in served} == {1, 2}
+    training = json.loads((model_dir / "model.json").read_text())["training"]
+    assert training["lr_schedule"] == "cosine" and training["learning_rate"] == 1e-4
+    assert training["augment"] == ["offset", "gain", "specaugment"]
+    assert "l2" not in training and "width" not in training  # at their defaults: recorded as earlier versions did
+
+
+def test_plateau_halves_the_rate_and_a_resumed_run_keeps_its_count(small_dataset, tmp_path, monkeypatch):
+    force_logged_val_losses(monkeypatch, [1.0, 2.0, 3.0, 4.0, 5.0])  # never better than epoch 1
+    model_dir = tmp_path / "model"
+    # mfcc_cnn: a fast network (Adam 1e-4); one batch per epoch
+    config = TrainConfig(model="mfcc_cnn", epochs=5, batch_size=96, lr_schedule="plateau", **RUN)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(small_dataset, model_dir, config, observer=Interrupt(after_epoch=4))
+    train_model(small_dataset, model_dir, config)
+    # halved after epochs 3 and 5, the second and fourth epochs without improvement: the resumed run counted
+    # epoch 4 as one already. Each row has the rate the epoch trained with; the checkpoint the next one's.
+    assert history_rates(model_dir) == pytest.approx([1e-4, 1e-4, 1e-4, 5e-5, 5e-5])
+    last = keras.models.load_model(model_dir / "checkpoint" / "epoch-0005.keras")
+    assert float(last.optimizer.learning_rate) == pytest.approx(2.5e-5)
+
+
+def test_a_run_continued_with_other_training_options_is_refused_naming_them(trained, small_dataset, tmp_path):
+    model_dir, _ = trained
+    before = digest(model_dir)
+    other = TrainConfig(epochs=3, l2=0.01, lr_schedule="cosine", width=0.5, augment="gain", **RUN)
+    with pytest.raises(ModelDirError, match=re.escape(
+            "other settings (augment: was [], now ['gain']; l2: was 0.0, now 0.01; lr_schedule: was 'constant', "
+            "now 'cosine'; width: was 1.0, now 0.5)")):
+        train_model(small_dataset, model_dir, other)
+    assert digest(model_dir) == before
+    # and a run recorded with an option is not continued without it
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir, copy)
+    state_path = copy / "checkpoint" / "state.json"
+    state = json.loads(state_path.read_text())
+    state["settings"]["width"] = 2.0
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(ModelDirError, match=re.escape("other settings (width: was 2.0, now 1.0)")):
+        train_model(small_dataset, copy, TrainConfig(epochs=3, **RUN))
+
+
+def test_default_options_are_recorded_as_earlier_versions_did_and_read_back_in_full():
+    settings = TrainConfig(**RUN).run_settings()
+    assert not {"l2", "lr_schedule", "width", "augment"} & settings.keys()
+    options = TrainConfig(l2=1e-3, lr_schedule="plateau", width=0.5, augment="specaugment", **RUN).run_settings()
+    assert {key: options[key] for key in ("l2", "lr_schedule", "width", "augment")} == {
+        "l2": 0.001, "lr_schedule": "plateau", "width": 0.5, "augment": ["specaugment"]}
+    earlier = {"model": "compact", "batch_size": 64}  # a run recorded before monitor, keep and the options
+    assert recorded_settings(earlier) == {"model": "compact", "batch_size": 64, "l2": 0.0, "lr_schedule": "constant",
+                                          "width": 1.0, "augment": [], "monitor": "val_loss", "keep": "best"}
+    assert recorded_settings(options)["width"] == 0.5
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"l2": -1.0}, "l2=-1.0 must be a number, 0 or more"),
+    ({"width": 0}, "width=0 must be a positive number"),
+    ({"width": float("nan")}, "width=nan must be a positive number"),
+    ({"lr_schedule": "step"}, "lr_schedule='step' must be one of constant, plateau, cosine"),
+])
+def test_bad_training_options_are_refused(options, message):
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        TrainConfig(**options)
