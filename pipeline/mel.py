@@ -67,7 +67,7 @@ class MelSettings:
         (resolved by :class:`~genreslice.pipeline.spectrogram.SpectrogramSpec`).
     max_db : float
         The level drawn white, in dB relative to a full-scale sine at the peak of its STFT bin. A 0 dBFS sine
-        reads between about -17 dB (bands near 1 kHz) and -24 dB (near 5 kHz) under Slaney's area-normalised
+        reads about -13 to -16 dB (bands near 1 kHz) and -19 to -23 dB (near 5 kHz) under Slaney's area-normalised
         bands, louder music a few dB less; -10 leaves headroom.
     top_db : float
         The range of dB drawn in gray: ``max_db - top_db`` and below is black; above 0, at most 200.
@@ -104,7 +104,8 @@ class MelSettings:
             raise ParameterError(f"mel top_db={self.top_db!r} must be above 0 and at most 200")
         if hop_length > self.n_fft:
             raise ParameterError(f"mel n_fft={self.n_fft} must be at least the hop of {hop_length} samples "
-                                 "(sample_rate / pixels_per_second), or audio between frames is never analysed")
+                                 "(sample_rate / pixels_per_second), or audio between frames is never analysed: "
+                                 "raise --pixels-per-second or lower --sample-rate")
         if n_mels > self.n_fft // 2:
             raise ParameterError(f"mel n_fft={self.n_fft} gives {self.n_fft // 2 + 1} frequency bins, too few for "
                                  f"{n_mels} mel bands (slice_size)")

@@ -465,7 +465,8 @@ def _render_mel(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str
                 on_start: Callable[[subprocess.Popen], None] | None) -> np.ndarray:
     """:func:`render_spectrogram` of a file SoX reads, for ``mel``: SoX's samples through a pipe, then
     :func:`genreslice.pipeline.mel.mel_gray`. SoX stops after :data:`SOX_MAX_COLUMNS` columns of samples
-    (:meth:`SpectrogramSpec.sox_effects`), so at most about 350 MB of float32 samples are held."""
+    (:meth:`SpectrogramSpec.sox_effects`): at most about 350 MB of float32 samples, held twice while they are read
+    (``communicate`` joins its chunks), about 0.7 GB at the cap."""
     finished = _run_sox(sox_command(path, spec, sox_path=sox_path), timeout_s=timeout_s, on_start=on_start,
                         budget_s=budget_s)
     _check_sox_exit(finished)
@@ -613,8 +614,10 @@ def summarize_sox_stderr(stderr: str, *, limit: int = 300) -> str:
     """The useful part of SoX's stderr: its FAIL lines, else its last line, shortened.
 
     A line that ends at a colon (SoX names the file but not the problem) says so instead of stopping there.
+    SoX's warning that a ``trim`` ends after the audio is left out.
     """
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    # The mel chain's "trim" (the column cap) warns on every file shorter than the cap: never the reason.
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and "WARN trim:" not in line]
     fail_lines = [line for line in lines if " FAIL " in f" {line} "]
     text = "; ".join(line + _SOX_GAVE_NO_REASON if line.endswith(":") else line
                      for line in fail_lines or lines[-1:]) or "no message"

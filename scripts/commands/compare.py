@@ -31,7 +31,7 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
         description=(
             "Put the models in the MODEL_DIR folders side by side, one row per folder: the data set and its "
             "representation (features), the model preset and its number of parameters, the training settings "
-            "that differ between the rows ('-' where a model did not record one), epochs trained of the limit and "
+            "that differ between the rows (an option a run left at its default shows the default; '-' where a model's version did not have the setting), epochs trained of the limit and "
             "why training stopped, training time, peak memory of the training process, and on one split: slice "
             "accuracy, song accuracy under the majority and the mean vote, and macro-F1 at song level. Scores come "
             "from MODEL_DIR/eval/SPLIT/ (written by 'genreslice evaluate'); a model without them, or whose "
@@ -49,7 +49,7 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("model_dirs", metavar="MODEL_DIR", nargs="+",
                          help="model folders made by 'genreslice train', each once")
     compare.add_argument("--split", choices=list(SPLITS), default="test", help="the split every model is scored on")
-    compare.add_argument("--dataset", action="append", default=[], metavar="DIR", dest="datasets",
+    compare.add_argument("--dataset", action="append", default=None, metavar="DIR", dest="datasets",
                          help="evaluate on this data set (made by 'genreslice build') the models that have no "
                               "evaluation of the split, or one made on another data set; may be given once per "
                               "data set: each model gets the one it was trained on, else one with its spectrogram "
@@ -80,7 +80,7 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``genreslice compare``: :func:`compare` with the options."""
-    return compare(args.model_dirs, split=args.split, datasets=args.datasets, allow_mixed=args.allow_mixed,
+    return compare(args.model_dirs, split=args.split, datasets=args.datasets or (), allow_mixed=args.allow_mixed,
                    evaluate_missing=not args.no_evaluate, vote=args.vote, format=args.format, out=args.out,
                    chart=args.chart, progress=not args.no_progress, verbose=args.verbose)
 

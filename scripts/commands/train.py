@@ -104,8 +104,9 @@ def _add_model_options(train: argparse.ArgumentParser, defaults: TrainConfig) ->
     options.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), default=defaults.lr_schedule,
                          help="how the learning rate changes: constant; plateau = halved when the --monitor metric "
                               "has not improved for 2 epochs (not below 1e-6); cosine = a half cosine from "
-                              "--learning-rate down to 0 at the last batch of --epochs. The rate of each epoch is in "
-                              "history.csv")
+                              "--learning-rate down to 0 at the last batch of --epochs. history.csv's learning_rate "
+                              "column holds the rate at each epoch's end (for cosine, the rate reached at its last "
+                              "batch)")
     options.add_argument("--width", type=positive_float, default=defaults.width, metavar="FACTOR",
                          help="multiplies the filters of every convolution and the units of every recurrent layer "
                               "(rounded, at least 1): 0.5 = half as many; a filter sweep is a loop of runs into "

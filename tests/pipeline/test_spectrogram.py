@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -85,6 +86,24 @@ def test_stereo_is_mixed_to_mono(tmp_path, sox_info):
     path = synth(tmp_path / "stereo.wav", 6.0, "sine", "1000", "sine", "5000")
     profile = row_profile(path)
     assert profile[expected_row(1000.0)] > 150 and profile[expected_row(5000.0)] > 150
+
+
+def test_a_killed_mel_render_reports_the_kill_not_the_trim_warning(tmp_path, sox_info):
+    """The mel chain's trim (the column cap) warns on every file; a SoX killed mid-file must say it was killed,
+    not that warning (the last line of its stderr)."""
+    import signal
+
+    from genreslice.pipeline.spectrogram import summarize_sox_stderr
+
+    stderr = "sox WARN trim: End position is after expected end of audio.\n"
+    assert summarize_sox_stderr(stderr) == "no message"
+    assert summarize_sox_stderr("sox WARN mp3: MAD lost sync\n" + stderr) == "sox WARN mp3: MAD lost sync"
+    path = tmp_path / "long.wav"
+    subprocess.run(["sox", "-n", "-r", "22050", str(path), "synth", "300", "sine", "440"], check=True)
+    with pytest.raises(SoxError) as caught:
+        render_spectrogram(path, SpectrogramSpec(features="mel"), on_start=lambda process: process.send_signal(
+            signal.SIGKILL))
+    assert "killed by SIGKILL" in str(caught.value) and "trim" not in str(caught.value), str(caught.value)
 
 
 def test_failure_carries_sox_stderr_and_command(tmp_path, sox_info):
