@@ -3,8 +3,8 @@
 Generates the demo synthesizer's harder corpus (:func:`genreslice.scripts.demo_corpus.write_demo_corpus` with
 ``hard=True``: six genres that share instruments, a borrowed arrangement of another genre in every song, random
 tone, room, noise floor and compression; short clips), builds it once per representation (``--features sox`` and
-``mel``) with the default artist-disjoint split, trains every model preset on each data set (plus the default
-preset with augmentation), one ``genreslice train`` process per model so each row's peak memory is its own, and
+``mel``) with the default artist-disjoint split, trains every model preset on each data set (plus the best
+preset with augmentation, to see whether it helps), one ``genreslice train`` process per model so each row's peak memory is its own, and
 prints the ``genreslice compare`` table of the test split (song accuracy by majority and mean vote, macro-F1,
 parameters, epochs, training time and peak memory) and writes its chart.
 
@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="corpus seed; training uses seed 0 (7)")
     parser.add_argument("--features", default="sox,mel", help="representations to build (sox,mel)")
     parser.add_argument("--models", default=",".join(PRESETS), help=f"presets to train ({','.join(PRESETS)})")
-    parser.add_argument("--augmented", default="compact",
-                        help="presets also trained with --augment on every representation (compact); '' for none")
+    parser.add_argument("--augmented", default="mel:crnn",
+                        help="presets also trained with --augment: PRESET on every representation or FEATURES:PRESET "
+                             "on one (mel:crnn); '' for none")
     parser.add_argument("--augment", default="specaugment,gain,offset", help="the --augment value of those runs")
     parser.add_argument("--epochs", type=int, default=20, help="most epochs per model (20)")
     parser.add_argument("--only-sox", default="despoisj",
@@ -84,7 +85,10 @@ def main(argv: list[str] | None = None) -> int:
                               "--split-ratios", SPLIT_RATIOS, "--no-progress", log=log)
         print(f"== built {dataset.name} in {seconds:.0f} s", flush=True)
         runs = [(name, ()) for name in args.models.split(",") if name]
-        runs += [(name, ("--augment", args.augment)) for name in args.augmented.split(",") if name]
+        for item in filter(None, args.augmented.split(",")):
+            only, _, name = item.rpartition(":")
+            if only in ("", features):
+                runs.append((name, ("--augment", args.augment)))
         for name, extra in runs:
             if features != "sox" and name in args.only_sox.split(","):
                 continue

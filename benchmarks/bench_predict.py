@@ -56,7 +56,7 @@ def make_model(root: Path) -> Path:
     from genreslice.training.train import train_model
 
     dataset = write_synthetic_dataset(root / "dataset", tracks_per_genre=4, slices_per_track=8, split_tracks=(2, 1, 1))
-    train_model(dataset, root / "model", TrainConfig(epochs=1, patience=0, target_accuracy=None))
+    train_model(dataset, root / "model", TrainConfig(model="compact", epochs=1, patience=0, target_accuracy=None))
     return root / "model"
 
 

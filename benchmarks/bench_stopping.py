@@ -38,7 +38,7 @@ def run(root: Path, corpus: str, seed: int, patience_values: list[int], seconds:
     for patience in patience_values:
         model = folder / f"model-p{patience}"
         started = time.perf_counter()
-        result = train_model(folder / "dataset", model, TrainConfig(seed=seed, patience=patience))
+        result = train_model(folder / "dataset", model, TrainConfig(model="compact", seed=seed, patience=patience))
         seconds_taken = time.perf_counter() - started
         scores = evaluate_model(folder / "dataset", model).metrics
         rows.append({

@@ -219,7 +219,7 @@ def peak_rss_mib(command: list[str]) -> tuple[float, float]:
 def peak_rss_of_train(dataset: Path, model_dir: Path, workers: int) -> tuple[float, float]:
     """Peak resident MiB and wall seconds of ``genreslice train`` for one epoch, in its own process."""
     return peak_rss_mib([sys.executable, "-m", "genreslice", "train", os.fspath(dataset), os.fspath(model_dir),
-                         "--epochs", "1", "--patience", "0", "--target-accuracy", "off", "--no-progress",
+                         "--model", "compact", "--epochs", "1", "--patience", "0", "--target-accuracy", "off", "--no-progress",
                          "--loader-workers", str(workers)])
 
 

@@ -50,7 +50,7 @@ FIXED_MTIME_NS = 1_700_000_000 * 10**9
 #: stop is the epoch limit whatever the losses are.
 SPLIT_RATIOS = "0.6,0.2,0.2"
 BUILD_OPTS = ["--workers", "2", "--no-progress", "--split-ratios", SPLIT_RATIOS]
-TRAIN_OPTS = ["--seed", "0", "--epochs", "8", "--batch-size", "32", "--target-accuracy", "off",
+TRAIN_OPTS = ["--model", "compact", "--seed", "0", "--epochs", "8", "--batch-size", "32", "--target-accuracy", "off",
               "--patience", "0", "--loader-workers", "2", "--no-progress"]
 PREDICT_OPTS = ["--format", "json", "--workers", "2", "--no-progress"]
 

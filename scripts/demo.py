@@ -19,6 +19,7 @@ from genreslice.genre_getters import make_label_source
 from genreslice.pipeline.build import BuildConfig
 from genreslice.pipeline.layout import TRACKS_CSV, write_text_atomic
 from genreslice.pipeline.plan import GenreSelection
+from genreslice.pipeline.spectrogram import SpectrogramSpec
 from genreslice.pipeline.splits import SPLITS
 from genreslice.pipeline.tracks import TrackRow, read_tracks_csv
 from genreslice.scripts.commands import build, evaluate, predict, train
@@ -28,6 +29,9 @@ from genreslice.training.settings import TrainConfig
 
 DEMO_JSON = "demo.json"
 SPLIT_RATIOS = (0.6, 0.2, 0.2)
+#: The demo's representation: log-mel slices, on which the default model (the CRNN) did best in
+#: ``make bench-models``; ``genreslice build`` itself keeps SoX's spectrogram as its default.
+FEATURES = "mel"
 
 
 class DemoError(GenresliceError):
@@ -90,13 +94,14 @@ def run_demo(out: str | os.PathLike, config: DemoConfig, *, workers: int, progre
     timings["corpus"] = time.monotonic() - started
     quiet = [] if progress else ["--no-progress"]
     steps = [
-        (["build", str(music), str(dataset), "--split-ratios", ",".join(map(str, SPLIT_RATIOS)),
-          "--workers", str(workers), *quiet],
+        (["build", str(music), str(dataset), "--features", FEATURES, "--split-ratios",
+          ",".join(map(str, SPLIT_RATIOS)), "--workers", str(workers), *quiet],
          lambda: build.build(music, dataset, make_label_source("id3"),
-                             BuildConfig(split_ratios=SPLIT_RATIOS, workers=workers), selection=GenreSelection(),
-                             progress=progress)),
-        (["train", str(dataset), str(model), "--model", "compact", "--seed", str(config.seed), *quiet],
-         lambda: train.train(dataset, model, TrainConfig(model="compact", seed=config.seed), progress=progress)),
+                             BuildConfig(split_ratios=SPLIT_RATIOS, workers=workers,
+                                         spec=SpectrogramSpec(features=FEATURES)),
+                             selection=GenreSelection(), progress=progress)),
+        (["train", str(dataset), str(model), "--seed", str(config.seed), *quiet],
+         lambda: train.train(dataset, model, TrainConfig(seed=config.seed), progress=progress)),
         (["evaluate", str(dataset), str(model), *quiet],
          lambda: evaluate.evaluate(dataset, model, progress=progress)),
     ]

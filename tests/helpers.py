@@ -305,8 +305,9 @@ def toy_song(path, genre: str, pitch: float, seconds: float = 12.0, artist: str 
 
 # Training runs from Python.
 
-# Fast settings: no stop rule fires unless a test asks for one.
-RUN = {"target_accuracy": None, "patience": 0, "loader_workers": 2}
+# Fast settings: the small preset (these tests are about how a run goes, not which network), and no stop rule
+# fires unless a test asks for one.
+RUN = {"model": "compact", "target_accuracy": None, "patience": 0, "loader_workers": 2}
 
 
 def digest(folder: Path) -> dict[str, str]:

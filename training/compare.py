@@ -738,6 +738,8 @@ def _setting_text(value) -> str:
         return "none"
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return ",".join(value) if value else "none"  # --augment's list, as the option takes it
     if isinstance(value, (list, dict)):
         return json.dumps(value, separators=(",", ":"))
     return str(value)

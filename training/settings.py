@@ -9,6 +9,9 @@ from dataclasses import asdict, dataclass, field, replace
 from genreslice.errors import ParameterError
 from genreslice.training.models import PRESETS
 
+#: The preset a new run trains when none is named: the CRNN, best of the presets on ``make bench-models``'s
+#: comparison (README, "Which representation and model") and a few minutes of training on a CPU.
+DEFAULT_MODEL = "crnn"
 CLASS_WEIGHTS = ("balanced", "none")
 #: Slices per model call when evaluating and predicting (no gradients: larger than training batches).
 INFERENCE_BATCH_SIZE = 256
@@ -106,8 +109,9 @@ class TrainConfig:
 
     Attributes
     ----------
-    model : str
-        A name in :data:`~genreslice.training.models.PRESETS`.
+    model : str or None
+        A name in :data:`~genreslice.training.models.PRESETS`. None: the model the run being continued recorded,
+        or :data:`DEFAULT_MODEL` for a new run (see :meth:`for_folder`).
     epochs : int
         Most epochs to train in all (a resumed run counts the epochs done before).
     batch_size, learning_rate : int or None, float or None
@@ -151,7 +155,7 @@ class TrainConfig:
         empty (the default) for none. Seeded by ``seed`` and the epoch, so a resumed run sees the same slices.
     """
 
-    model: str = "compact"
+    model: str | None = None
     epochs: int = 50
     batch_size: int | None = None
     learning_rate: float | None = None
@@ -170,7 +174,7 @@ class TrainConfig:
     augment: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.model not in PRESETS:
+        if self.model is not None and self.model not in PRESETS:
             raise ParameterError(f"model={self.model!r} is not one of {', '.join(sorted(PRESETS))}")
         for name in ("epochs", "batch_size"):
             _check_at_least_one(name, getattr(self, name))
@@ -195,11 +199,21 @@ class TrainConfig:
         object.__setattr__(self, "width", float(self.width))
         object.__setattr__(self, "augment", augment_names(self.augment))
 
+    def for_folder(self, recorded_model: str | None) -> TrainConfig:
+        """The same settings with ``model``, where None, the one the run in the model folder recorded
+        (``recorded_model``; None or not a preset: :data:`DEFAULT_MODEL`)."""
+        if self.model is not None:
+            return self
+        return replace(self, model=recorded_model if recorded_model in PRESETS else DEFAULT_MODEL)
+
     def resolved(self) -> TrainConfig:
-        """The same settings with the model's default batch size and learning rate filled in."""
-        preset = PRESETS[self.model]
+        """The same settings with the model (None: :data:`DEFAULT_MODEL`) and its default batch size and learning
+        rate filled in."""
+        model = self.model or DEFAULT_MODEL
+        preset = PRESETS[model]
         return replace(
             self,
+            model=model,
             batch_size=self.batch_size or preset.batch_size,
             learning_rate=self.learning_rate or preset.learning_rate,
         )

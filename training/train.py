@@ -42,7 +42,7 @@ from genreslice.training.checkpoints import (
 from genreslice.training.data_source import SliceDataSource, explain_slice_error
 from genreslice.training.dataset import DatasetInfo, load_dataset_info, reading_dataset
 from genreslice.training.devices import distribution_strategy, training_devices
-from genreslice.training.errors import DatasetError
+from genreslice.training.errors import DatasetError, ModelDirError
 from genreslice.training.model_dir import (
     CHECKPOINT_DIR,
     CURVES_PNG,
@@ -144,7 +144,7 @@ def train_model(
         is changed. Or a file cannot be written (a full disk): the epochs committed so far are kept.
     """
     verbose = check_verbose(verbose, (0, 1, 2))
-    config = (config or TrainConfig()).resolved()
+    config = (config or TrainConfig()).for_folder(_recorded_model(Path(model_dir))).resolved()
     progress = TrainProgress(bars=verbose == 1) if verbose else None
     with observed(observer, progress) as observers:
         result = _train_model(dataset_dir, Path(model_dir), config, observers)
@@ -153,6 +153,17 @@ def train_model(
         print(f"{result.model_dir} {done}: {result.epochs_run} epochs ({result.stop_message}); "
               f"{result.kept_message}.", flush=True)
     return result
+
+
+def _recorded_model(model_dir: Path) -> str | None:
+    """The preset the run in ``model_dir`` recorded, which a run given no model continues; None when there is no
+    readable run (a new folder: the default; a damaged state is refused, by name, further on)."""
+    try:
+        state = load_state(model_dir)
+    except (ModelDirError, OSError):
+        return None
+    settings = state.get("settings") if state else None
+    return settings.get("model") if isinstance(settings, dict) else None
 
 
 def _train_model(dataset_dir: str | os.PathLike, model_dir: Path, config: TrainConfig,

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from genreslice.errors import GenresliceError
 from genreslice.pipeline.layout import write_text_atomic
 from genreslice.pipeline.splits import SPLITS
 from genreslice.scripts.argtypes import DATA_SET, MODEL_FOLDER, check_folder_kinds
@@ -21,6 +22,10 @@ FORMATS = ("table", "csv", "json", "markdown")
 USAGE = "genreslice compare MODEL_DIR [MODEL_DIR ...]"
 #: The format an ``--out`` file's extension asks for when ``--format`` is not given.
 FORMAT_OF_EXTENSION = {".csv": "csv", ".json": "json", ".md": "markdown", ".markdown": "markdown"}
+
+
+class CompareOutputError(GenresliceError):
+    """The --out table or the --chart picture cannot be written."""
 
 
 def register_subcommand(commands: argparse._SubParsersAction) -> None:
@@ -117,15 +122,24 @@ def compare(model_dirs: Sequence[str | os.PathLike], *, split: str = "test",
     finally:
         observer.close()
     if out:
-        write_text_atomic(out, table.to_text(format))
+        _write(out, "--out", lambda: write_text_atomic(out, table.to_text(format)))
         print(table.to_text("table"), end="")
     else:
         print(table.to_text(format), end="")
     if chart:
-        table.write_chart(chart)
+        _write(chart, "--chart", lambda: table.write_chart(chart))
     for note in table.notes:
         print(f"Note: {note}.", file=sys.stderr)
     written = [str(path) for path in (out, chart) if path]
     if written:
         print(f"Wrote {' and '.join(written)}", file=sys.stderr)
     return 0
+
+
+def _write(path: str | os.PathLike, option: str, write) -> None:
+    """Run ``write``; an OSError names ``path`` (not the temporary file beside it) and what to do."""
+    try:
+        write()
+    except OSError as err:
+        raise CompareOutputError(f"{option} {path}: cannot be written ({err.strerror or err}); choose a folder "
+                                 "that exists and is writable, or free space, and run the same command again") from err

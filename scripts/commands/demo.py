@@ -18,9 +18,10 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
             "Generate a small labelled corpus offline (Electronic, Folk, Jazz and Rock songs as tagged MP3s in an "
             "ARTIST/ALBUM folder tree; the genres differ in instruments, rhythm, tempo and harmony, and every song "
             "varies in key, tempo, melody and instruments), then run the real commands on it: 'genreslice build' "
-            "(ID3 labels, splits by artist), 'train' (compact model, early stop), 'evaluate' (song accuracy by "
-            "voting) and 'predict' on the songs of the test split, and print a report. About a minute on two "
-            "cores. Running it again in the same folder reuses what is done."
+            "(log-mel slices, ID3 labels, splits by artist), 'train' (the default model, the CRNN, early stop), "
+            "'evaluate' (song accuracy by voting) and 'predict' on the songs of the test split, and print a "
+            "report. About a minute and a half on two cores. Running it again in the same folder reuses what is "
+            "done."
         ),
         formatter_class=HelpFormatter,
     )

@@ -28,6 +28,7 @@ from genreslice.training.models import PRESETS
 from genreslice.training.settings import (
     AUGMENTATIONS,
     CLASS_WEIGHTS,
+    DEFAULT_MODEL,
     KEEP_RULES,
     LR_SCHEDULES,
     MONITORS,
@@ -63,7 +64,8 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
     train.add_argument("model_dir", metavar="MODEL_DIR",
                        help="output folder: new, empty, or an interrupted run of the same settings to continue")
     train.add_argument("--model", choices=sorted(PRESETS), default=defaults.model,
-                       help="network: " + "; ".join(f"{name} = {preset.description}"
+                       help=f"network (default: {DEFAULT_MODEL} for a new run, the best on 'make bench-models'; a "
+                            "continued run keeps the one it recorded): " + "; ".join(f"{name} = {preset.description}"
                                                     for name, preset in sorted(PRESETS.items())))
     train.add_argument("--epochs", type=positive_int, default=defaults.epochs,
                        help="most epochs in all; a continued run counts the epochs done before, and a run that "

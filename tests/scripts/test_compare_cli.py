@@ -179,6 +179,18 @@ def test_bad_folders_get_one_line_and_an_exit_status(toy_model, models, evaluate
         assert err.startswith("genreslice compare: error: ") and str(folder) in err and expected in err
 
 
+def test_an_output_that_cannot_be_written_is_named_with_what_to_do(models, evaluated, tmp_path, capsys):
+    first, _ = models
+    for option, path in [("--out", tmp_path / "no such folder" / "table.md"),
+                         ("--chart", tmp_path / "no such folder" / "chart.png")]:
+        assert main(["compare", str(first), option, str(path)]) == EXIT_FATAL
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and ".tmp" not in err, err
+        assert err.startswith(f"genreslice compare: error: {option} {path}: cannot be written (No such file or "
+                              "directory); choose a folder that exists and is writable")
+    assert not (tmp_path / "no such folder").exists()
+
+
 def test_exit_status_of_the_process(models, evaluated):
     first, _ = models
     result = genreslice("compare", str(first), str(first))

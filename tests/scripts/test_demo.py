@@ -90,6 +90,12 @@ def test_a_reduced_demo_runs_end_to_end(tmp_path):
                  "== Demo report"):
         assert step in text
     assert "corpus      32 songs of 4 genres (Electronic, Folk, Jazz, Rock)" in text
+    # The demo builds log-mel slices and trains the default model, the CRNN, with the commands it shows.
+    assert f"== genreslice build {out / 'music'} {out / 'dataset'} --features mel " in text
+    assert f"== genreslice train {out / 'dataset'} {out / 'model'} --seed 0 --no-progress\n" in text
+    assert json.loads((out / "dataset" / "dataset.json").read_text())["spectrogram"]["features"] == "mel"
+    assert json.loads((out / "model" / "model.json").read_text())["training"]["model"] == "crnn"
+    assert "training    crnn model, " in text
     metrics = json.loads((out / "model" / "eval" / "test" / "metrics.json").read_text())
     assert metrics["n_songs"] == 8 and metrics["classes"] == list(GENRES)
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
@@ -153,8 +159,8 @@ def test_a_failing_step_is_reported_as_its_command_reports_it(earlier_demo, monk
                  "--workers", "1"]) == 1
     output = capsys.readouterr()
     music, dataset = earlier_demo / "music", earlier_demo / "dataset"
-    assert output.out == (f"\n== genreslice build {music} {dataset} --split-ratios 0.6,0.2,0.2 --workers 1 "
-                          "--no-progress\n")
+    assert output.out == (f"\n== genreslice build {music} {dataset} --features mel --split-ratios 0.6,0.2,0.2 "
+                          "--workers 1 --no-progress\n")
     assert output.err == (f"genreslice build: error: {music}: no audio files\n"
                           "genreslice demo: error: 'genreslice build' failed with exit status 1; see its message "
                           "above\n")

@@ -146,8 +146,8 @@ def test_sigterm_stops_training_and_a_rerun_continues(tmp_path, sox_info):
 
     dataset = write_synthetic_dataset(tmp_path / "dataset", tracks_per_genre=4, slices_per_track=16,
                                       split_tracks=(3, 1, 0), seed=2)
-    command = ["train", str(dataset), str(tmp_path / "model"), "--epochs", "2", "--patience", "0",
-               "--target-accuracy", "off", "--batch-size", "8", "--no-progress"]
+    command = ["train", str(dataset), str(tmp_path / "model"), "--model", "compact", "--epochs", "2",
+               "--patience", "0", "--target-accuracy", "off", "--batch-size", "8", "--no-progress"]
     process = start(command, dict(os.environ))
     deadline = time.monotonic() + 120
     while not (tmp_path / "model/checkpoint/state.json").exists():  # the first epoch is committed

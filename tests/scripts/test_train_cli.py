@@ -37,7 +37,7 @@ def test_train_from_the_command_line(built):
     result = genreslice("train", str(built / "dataset"), str(model_dir), *options)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "TensorFlow sees" in out and "Training compact on" in out and "starting at epoch 1 of at most 2" in out
+    assert "TensorFlow sees" in out and "Training crnn on" in out and "starting at epoch 1 of at most 2" in out
     assert "epoch 1/2: loss" in out and "epoch 2/2: loss" in out and "validation loss" in out
     # Every genre of this small data set has 1 or 2 tracks in validation and test: said before training starts.
     tracks = json.loads((built / "dataset" / "dataset.json").read_text())["counts"]["tracks"]
@@ -63,7 +63,7 @@ def test_train_from_the_command_line(built):
 
     refused = genreslice("train", str(built / "dataset"), str(model_dir), "--epochs", "3", "--no-progress")
     assert refused.returncode == 1
-    assert "holds a run with other settings" in refused.stderr and "batch_size: was 8, now 64" in refused.stderr
+    assert "holds a run with other settings" in refused.stderr and "batch_size: was 8, now 32" in refused.stderr
     assert "augment: was ['gain', 'specaugment'], now []" in refused.stderr
     assert "width: was 0.5, now 1.0" in refused.stderr
 

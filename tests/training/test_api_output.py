@@ -131,7 +131,7 @@ def test_the_api_is_quiet_by_default_and_shows_progress_when_asked(toy_model, tm
             def on_song(self, song):
                 self.seen.append(song.path)
 
-        config = TrainConfig(epochs=2, batch_size=16, seed=0, patience=0)
+        config = TrainConfig(model="compact", epochs=2, batch_size=16, seed=0, patience=0)
         quiet = train_model({str(dataset)!r}, {str(tmp_path / "quiet")!r}, config)
         songs = Songs()
         classified = classify({str(music)!r}, {str(toy_model / "model")!r}, observer=songs)

@@ -106,6 +106,21 @@ def test_text_formats_carry_the_same_values(pair):
         table.to_text("html")
 
 
+def test_augment_lists_read_as_the_option_is_given(toy_model, pair, tmp_path):
+    first, _, _ = pair
+    augmented = model_copy(toy_model, tmp_path / "augmented",
+                           lambda record: record["training"].update(augment=["offset", "specaugment"]))
+    shutil.copytree(first / "eval", augmented / "eval")  # the same weights: the same evaluation
+    table = compare_models([first, augmented])
+    assert table.option_keys == ("augment",)
+    assert [row["options"] for row in table.rows] == [{"augment": []}, {"augment": ["offset", "specaugment"]}]
+    markdown = table.to_text("markdown").splitlines()
+    assert markdown[2].startswith("| base model | dataset | sox | compact | 134.5k | none |")
+    assert markdown[3].startswith("| augmented | dataset | sox | compact | 134.5k | offset,specaugment |")
+    rows = list(csv.DictReader(table.to_text("csv").splitlines()))
+    assert [row["options.augment"] for row in rows] == ["none", "offset,specaugment"]
+
+
 def test_existing_evaluations_are_read_without_tensorflow(pair):
     first, second, _ = pair
     code = ("import sys; from genreslice.training.compare import compare_models; "

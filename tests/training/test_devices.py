@@ -16,7 +16,7 @@ from genreslice.training.settings import TrainConfig
 from genreslice.training.train import train_model
 
 REPO = Path(__file__).parents[2]
-RUN = {"target_accuracy": None, "patience": 0, "loader_workers": 2, "epochs": 2, "batch_size": 16}
+RUN = {"model": "compact", "target_accuracy": None, "patience": 0, "loader_workers": 2, "epochs": 2, "batch_size": 16}
 
 # Logical devices can only be configured before TensorFlow starts, so the 2-device run has a process of its own.
 TWO_CPUS = r"""

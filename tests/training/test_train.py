@@ -18,7 +18,7 @@ from genreslice.training.dataset import load_dataset_info
 from genreslice.training.errors import DatasetError, ModelDirError
 from genreslice.errors import ParameterError
 from genreslice.training.data_source import SliceDataSource
-from genreslice.training.settings import TrainConfig, recorded_settings
+from genreslice.training.settings import DEFAULT_MODEL, TrainConfig, recorded_settings
 from genreslice.training.train import TrainObserver, class_weights_for, train_model
 
 class Interrupt(TrainObserver):
@@ -94,7 +94,7 @@ def test_training_writes_every_artifact(trained, small_dataset):
 
 def test_target_rule_ends_training_and_drops_resume_copies(small_dataset, tmp_path):
     model_dir = tmp_path / "model"
-    config = TrainConfig(epochs=5, target_accuracy=0.0, target_loss=None, patience=0)  # any accuracy will do
+    config = TrainConfig(model="compact", epochs=5, target_accuracy=0.0, target_loss=None, patience=0)  # any accuracy
     result = train_model(small_dataset, model_dir, config)
     assert result.epochs_run == 1 and result.stop_reason == "target"
     assert "stopped after epoch 1 by the target rule" in result.stop_message
@@ -109,7 +109,8 @@ def test_target_rule_ends_training_and_drops_resume_copies(small_dataset, tmp_pa
 
 def test_patience_rule_ends_training(small_dataset, tmp_path):
     # A learning rate this small barely moves the loss; with min_delta 0, one worse epoch is enough.
-    config = TrainConfig(epochs=6, target_accuracy=None, patience=1, learning_rate=1e-9, seed=3, monitor="val_loss")
+    config = TrainConfig(model="compact", epochs=6, target_accuracy=None, patience=1, learning_rate=1e-9, seed=3,
+                         monitor="val_loss")
     result = train_model(small_dataset, tmp_path / "model", config)
     losses = [row["val_loss"] for row in result.history]
     assert result.stop_reason == "patience" and result.epochs_run < 6
@@ -333,7 +334,7 @@ def test_a_second_run_in_the_same_folder_is_refused(trained, small_dataset, tmp_
 
 def test_a_run_interrupted_after_its_last_epoch_is_finished_without_training(small_dataset, tmp_path):
     model_dir = tmp_path / "model"
-    config = TrainConfig(epochs=1, target_accuracy=0.0, target_loss=None, patience=0)
+    config = TrainConfig(model="compact", epochs=1, target_accuracy=0.0, target_loss=None, patience=0)
     with pytest.raises(KeyboardInterrupt):  # epoch 1 committed (the target rule fired), final files not written
         train_model(small_dataset, model_dir, config, observer=Interrupt(after_epoch=1))
     assert json.loads((model_dir / "model.json").read_text())["status"] == "training"
@@ -411,8 +412,8 @@ def test_a_resumed_run_continues_the_cosine_curve_and_the_augmentation_of_its_ep
     monkeypatch.setattr(SliceDataSource, "_augmented", recording)
     model_dir = tmp_path / "model"
     # 3 batches per epoch, 6 in all; mfcc_cnn is a fast network (Adam 1e-4)
-    config = TrainConfig(model="mfcc_cnn", epochs=2, batch_size=32, lr_schedule="cosine",
-                         augment="offset,gain,specaugment", **RUN)
+    config = TrainConfig(**{**RUN, "model": "mfcc_cnn"}, epochs=2, batch_size=32, lr_schedule="cosine",
+                         augment="offset,gain,specaugment")
     with pytest.raises(KeyboardInterrupt):
         train_model(small_dataset, model_dir, config, observer=Interrupt(after_epoch=1))
     first_run, served[:] = list(served), []
@@ -436,7 +437,7 @@ def test_plateau_halves_the_rate_and_a_resumed_run_keeps_its_count(small_dataset
     force_logged_val_losses(monkeypatch, [1.0, 2.0, 3.0, 4.0, 5.0])  # never better than epoch 1
     model_dir = tmp_path / "model"
     # mfcc_cnn: a fast network (Adam 1e-4); one batch per epoch
-    config = TrainConfig(model="mfcc_cnn", epochs=5, batch_size=96, lr_schedule="plateau", **RUN)
+    config = TrainConfig(**{**RUN, "model": "mfcc_cnn"}, epochs=5, batch_size=96, lr_schedule="plateau")
     with pytest.raises(KeyboardInterrupt):
         train_model(small_dataset, model_dir, config, observer=Interrupt(after_epoch=4))
     train_model(small_dataset, model_dir, config)
@@ -465,6 +466,27 @@ def test_a_run_continued_with_other_training_options_is_refused_naming_them(trai
     state_path.write_text(json.dumps(state))
     with pytest.raises(ModelDirError, match=re.escape("other settings (width: was 2.0, now 1.0)")):
         train_model(small_dataset, copy, TrainConfig(epochs=3, **RUN))
+
+
+def test_a_new_run_trains_the_default_model_and_a_continued_run_keeps_its_own(small_dataset, tmp_path):
+    assert TrainConfig().model is None and TrainConfig().resolved().model == DEFAULT_MODEL == "crnn"
+    assert TrainConfig().for_folder("compact").model == "compact"
+    assert TrainConfig().for_folder(None).model == TrainConfig().for_folder("no such preset").model == "crnn"
+    assert TrainConfig(model="dance").for_folder("compact").model == "dance"  # named: checked against the run
+
+    unnamed = {key: value for key, value in RUN.items() if key != "model"}
+    new = train_model(small_dataset, tmp_path / "new", TrainConfig(epochs=1, **unnamed))
+    assert json.loads((new.model_dir / "model.json").read_text())["training"]["model"] == "crnn"
+    assert json.loads((new.model_dir / "checkpoint" / "state.json").read_text())["settings"]["batch_size"] == 32
+
+    earlier = tmp_path / "earlier"  # a run of an earlier version, whose default was compact
+    train_model(small_dataset, earlier, TrainConfig(epochs=1, **RUN))
+    continued = train_model(small_dataset, earlier, TrainConfig(epochs=2, **unnamed))
+    assert continued.epochs_this_call == 1 and continued.epochs_run == 2
+    record = json.loads((earlier / "model.json").read_text())
+    assert record["training"]["model"] == "compact" and record["training"]["batch_size"] == 64
+    with pytest.raises(ModelDirError, match=re.escape("other settings (")):
+        train_model(small_dataset, earlier, TrainConfig(model="crnn", epochs=3, **unnamed))
 
 
 def test_default_options_are_recorded_as_earlier_versions_did_and_read_back_in_full():

@@ -303,7 +303,8 @@ from genreslice.training.train import train_model
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 try:
-    train_model(sys.argv[1], sys.argv[2], TrainConfig(epochs=3, target_accuracy=None, patience=0, loader_workers=2))
+    train_model(sys.argv[1], sys.argv[2], TrainConfig(model="compact", epochs=3, target_accuracy=None, patience=0,
+                                                      loader_workers=2))
 except TrainingError as err:
     print(err, file=sys.stderr)
     sys.exit(1)
