@@ -43,6 +43,16 @@ def _genreslice(*args: str, log: Path | None = None) -> float:
     return time.perf_counter() - started
 
 
+def _names(text: str, known, option: str) -> list[str]:
+    """The comma-separated names of ``text``, stripped, each once; a name not in ``known`` (when given) ends the
+    run before any work, naming the option."""
+    names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if known is not None and name not in known]
+    if unknown:
+        raise SystemExit(f"bench_models: {option}: {', '.join(unknown)} is not one of {', '.join(known)}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     from genreslice.training.models import PRESETS
 
@@ -63,6 +73,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="presets trained on the sox data set only (despoisj: the lineage's network on its own "
                              "spectrograms; its 34 M parameters cost a third of the run); '' for none")
     args = parser.parse_args(argv)
+    features_list = _names(args.features, ("sox", "mel"), "--features")
+    models_list = _names(args.models, PRESETS, "--models")
+    only_sox = _names(args.only_sox, PRESETS, "--only-sox")
+    augmented = []  # (features or "", preset), checked before an hour of work rather than after it
+    for item in _names(args.augmented, None, "--augmented"):
+        only, _, name = item.rpartition(":")
+        if only not in ("", *features_list) or name not in PRESETS:
+            parser.error(f"--augmented {item!r}: give PRESET or FEATURES:PRESET, with FEATURES of --features "
+                         f"({','.join(features_list)}) and PRESET one of {', '.join(PRESETS)}")
+        augmented.append((only, name))
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -79,18 +99,15 @@ def main(argv: list[str] | None = None) -> int:
                           hard=True, split_ratios=tuple(float(share) for share in SPLIT_RATIOS.split(",")))
         os.replace(partial, music)
     models = []
-    for features in args.features.split(","):
+    for features in features_list:
         dataset = work / f"dataset-{features}"
         seconds = _genreslice("build", str(music), str(dataset), "--features", features, "--workers", "2",
                               "--split-ratios", SPLIT_RATIOS, "--no-progress", log=log)
         print(f"== built {dataset.name} in {seconds:.0f} s", flush=True)
-        runs = [(name, ()) for name in args.models.split(",") if name]
-        for item in filter(None, args.augmented.split(",")):
-            only, _, name = item.rpartition(":")
-            if only in ("", features):
-                runs.append((name, ("--augment", args.augment)))
-        for name, extra in runs:
-            if features != "sox" and name in args.only_sox.split(","):
+        runs = [(name, ()) for name in models_list]
+        runs += [(name, ("--augment", args.augment)) for only, name in augmented if only in ("", features)]
+        for name, extra in dict.fromkeys(runs):  # each run once, in order
+            if features != "sox" and name in only_sox:
                 continue
             model = work / f"{features}-{name}{'-augment' if extra else ''}"
             seconds = _genreslice("train", str(dataset), str(model), "--model", name, "--epochs", str(args.epochs),

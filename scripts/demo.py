@@ -30,7 +30,8 @@ from genreslice.training.settings import TrainConfig
 DEMO_JSON = "demo.json"
 SPLIT_RATIOS = (0.6, 0.2, 0.2)
 #: The demo's representation: log-mel slices, on which the default model (the CRNN) did best in
-#: ``make bench-models``; ``genreslice build`` itself keeps SoX's spectrogram as its default.
+#: ``make bench-models``; ``genreslice build`` itself keeps SoX's spectrogram as its default. A folder whose data
+#: set an earlier version's demo built (SoX's slices, the compact model) keeps its own (see :func:`_features`).
 FEATURES = "mel"
 
 
@@ -81,6 +82,7 @@ def run_demo(out: str | os.PathLike, config: DemoConfig, *, workers: int, progre
     timings: dict[str, float] = {}
     started = time.monotonic()
     music, dataset, model = out / "music", out / "dataset", out / "model"
+    features = _features(dataset)
     if not _prepare_folder(out, config):
         print(f"== Making {config.songs_per_genre * len(GENRES)} songs of {config.seconds:g} s in {music} "
               f"({', '.join(GENRES)}; tagged MP3s, seed {config.seed}) ...", flush=True)
@@ -94,11 +96,11 @@ def run_demo(out: str | os.PathLike, config: DemoConfig, *, workers: int, progre
     timings["corpus"] = time.monotonic() - started
     quiet = [] if progress else ["--no-progress"]
     steps = [
-        (["build", str(music), str(dataset), "--features", FEATURES, "--split-ratios",
+        (["build", str(music), str(dataset), "--features", features, "--split-ratios",
           ",".join(map(str, SPLIT_RATIOS)), "--workers", str(workers), *quiet],
          lambda: build.build(music, dataset, make_label_source("id3"),
                              BuildConfig(split_ratios=SPLIT_RATIOS, workers=workers,
-                                         spec=SpectrogramSpec(features=FEATURES)),
+                                         spec=SpectrogramSpec(features=features)),
                              selection=GenreSelection(), progress=progress)),
         (["train", str(dataset), str(model), "--seed", str(config.seed), *quiet],
          lambda: train.train(dataset, model, TrainConfig(seed=config.seed), progress=progress)),
@@ -122,6 +124,17 @@ def run_demo(out: str | os.PathLike, config: DemoConfig, *, workers: int, progre
     _succeeded("predict", status)
     _report(out, held_out=held_out, records=records, timings=timings, total=time.monotonic() - started)
     return 0
+
+
+def _features(dataset: Path) -> str:
+    """The representation to build: that of the data set an earlier run of the demo built in the folder (the
+    demo of earlier versions built SoX's slices; its re-run reuses them and their model), else :data:`FEATURES`."""
+    try:
+        settings = json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))
+        features = settings["spectrogram"].get("features", "sox")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        return FEATURES  # none yet, or damaged: the build says what it finds
+    return features if features in ("sox", "mel") else FEATURES
 
 
 def _run_step(command: str, step: Callable[[], int], timings: dict[str, float]) -> int:

@@ -758,7 +758,8 @@ def _markdown_cell(text: str) -> str:
 
 
 def _flat(row: dict, columns: list[str]) -> dict:
-    """A row's values under the CSV columns (options by ``options.KEY``), JSON text for lists and dicts."""
+    """A row's values under the CSV columns (options by ``options.KEY``); lists and dicts as the table shows them
+    (:func:`_setting_text`: ``--augment``'s list comma-joined, ``none`` when empty; others as JSON text)."""
     flat = {}
     for column in columns:
         if column.startswith("options."):

@@ -204,7 +204,8 @@ class TrainConfig:
         (``recorded_model``; None or not a preset: :data:`DEFAULT_MODEL`)."""
         if self.model is not None:
             return self
-        return replace(self, model=recorded_model if recorded_model in PRESETS else DEFAULT_MODEL)
+        known = isinstance(recorded_model, str) and recorded_model in PRESETS
+        return replace(self, model=recorded_model if known else DEFAULT_MODEL)
 
     def resolved(self) -> TrainConfig:
         """The same settings with the model (None: :data:`DEFAULT_MODEL`) and its default batch size and learning

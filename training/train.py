@@ -163,7 +163,8 @@ def _recorded_model(model_dir: Path) -> str | None:
     except (ModelDirError, OSError):
         return None
     settings = state.get("settings") if state else None
-    return settings.get("model") if isinstance(settings, dict) else None
+    model = settings.get("model") if isinstance(settings, dict) else None
+    return model if isinstance(model, str) else None  # anything else: refused as other settings further on
 
 
 def _train_model(dataset_dir: str | os.PathLike, model_dir: Path, config: TrainConfig,

@@ -48,7 +48,7 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
         ),
         epilog=(f"Exit status: 0 when the table was made, {EXIT_FATAL} when it cannot be (a folder that is not a model "
                 f"folder, a damaged model.json, no data set for a model to evaluate, models scored on different "
-                f"songs), {EXIT_USAGE} for bad options, a folder given twice or a data set given as a model folder."),
+                f"songs, an --out or --chart file that cannot be written), {EXIT_USAGE} for bad options, a folder given twice or a data set given as a model folder."),
         formatter_class=HelpFormatter,
     )
     compare.add_argument("model_dirs", metavar="MODEL_DIR", nargs="+",
@@ -122,8 +122,8 @@ def compare(model_dirs: Sequence[str | os.PathLike], *, split: str = "test",
     finally:
         observer.close()
     if out:
+        print(table.to_text("table"), end="", flush=True)  # shown even when the file cannot be written
         _write(out, "--out", lambda: write_text_atomic(out, table.to_text(format)))
-        print(table.to_text("table"), end="")
     else:
         print(table.to_text(format), end="")
     if chart:

@@ -184,7 +184,9 @@ def test_an_output_that_cannot_be_written_is_named_with_what_to_do(models, evalu
     for option, path in [("--out", tmp_path / "no such folder" / "table.md"),
                          ("--chart", tmp_path / "no such folder" / "chart.png")]:
         assert main(["compare", str(first), option, str(path)]) == EXIT_FATAL
-        err = capsys.readouterr().err
+        shown = capsys.readouterr()
+        err = shown.err
+        assert shown.out.startswith("test split (6 songs) of dataset:")  # the table is still shown
         assert len(err.splitlines()) == 1 and ".tmp" not in err, err
         assert err.startswith(f"genreslice compare: error: {option} {path}: cannot be written (No such file or "
                               "directory); choose a folder that exists and is writable")

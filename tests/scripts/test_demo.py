@@ -166,6 +166,35 @@ def test_a_failing_step_is_reported_as_its_command_reports_it(earlier_demo, monk
                           "above\n")
 
 
+@pytest.mark.parametrize("recorded, features", [
+    ({"spectrogram": {"sample_rate": 22050, "slice_size": 128}}, "sox"),  # an earlier version's demo: SoX's slices
+    ({"spectrogram": {"features": "mel", "sample_rate": 22050}}, "mel"),
+    (None, "mel"),  # no data set yet
+    ("{ damaged", "mel"),  # the build says what it finds
+])
+def test_a_rerun_builds_the_representation_of_the_folders_data_set(earlier_demo, monkeypatch, capsys, recorded,
+                                                                     features):
+    from genreslice.errors import GenresliceError
+    from genreslice.scripts.cli import main
+    from genreslice.scripts.commands import build
+
+    if recorded is not None:
+        (earlier_demo / "dataset").mkdir()
+        (earlier_demo / "dataset" / "dataset.json").write_text(
+            recorded if isinstance(recorded, str) else json.dumps(recorded))
+    built = []
+
+    def stop(music, dataset, labels, config, **options):
+        built.append(config.spec.features)
+        raise GenresliceError("stopped by the test")
+
+    monkeypatch.setattr(build, "build", stop)
+    assert main(["demo", "--out", str(earlier_demo), "--songs-per-genre", "4", "--seconds", "3", "--no-progress",
+                 "--workers", "1"]) == 1
+    assert built == [features]
+    assert f" --features {features} --split-ratios " in capsys.readouterr().out
+
+
 def test_ctrl_c_in_a_step_is_reported_once_by_the_demo(earlier_demo, monkeypatch, capsys):
     from genreslice.scripts.cli import main
     from genreslice.scripts.commands import build

@@ -487,6 +487,13 @@ def test_a_new_run_trains_the_default_model_and_a_continued_run_keeps_its_own(sm
     assert record["training"]["model"] == "compact" and record["training"]["batch_size"] == 64
     with pytest.raises(ModelDirError, match=re.escape("other settings (")):
         train_model(small_dataset, earlier, TrainConfig(model="crnn", epochs=3, **unnamed))
+    state_path = earlier / "checkpoint" / "state.json"
+    state = json.loads(state_path.read_text())
+    for damaged in (["compact"], {"name": "compact"}, 7, None):  # a damaged record: refused by name, no traceback
+        state["settings"]["model"] = damaged
+        state_path.write_text(json.dumps(state))
+        with pytest.raises(ModelDirError, match=re.escape(f"model: was {damaged!r}, now 'crnn'")):
+            train_model(small_dataset, earlier, TrainConfig(epochs=3, **unnamed))
 
 
 def test_default_options_are_recorded_as_earlier_versions_did_and_read_back_in_full():
