@@ -186,6 +186,7 @@ def _report(out: Path, *, held_out: dict[str, str], records: list[dict], timings
     print("time        " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
           + f"; {total:.0f} s in all")
     print(f"caution     a toy: it knows {len(classes)} synthetic genres and calls any other sound (speech, birdsong, "
-          "noise) one of them, sure of it, which --min-share cannot catch; see the README's 'What the demo model "
+          "noise) one of them, often sure of it, and --min-share cannot be relied on to catch it; see the "
+          "README's 'What the demo model "
           "says about other sounds'")
     print("Next: the README's 'Use it on your own data' runs the same commands on FMA, MTG-Jamendo or your music.")
