@@ -211,13 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  predecessor / build (1 worker)        = {old / build1:5.2f}  (target >= 2.5)")
     print(f"  build 1 worker / build 2 workers      = {build1 / build2:5.2f}  (target >= 1.8)")
     print(f"  audio hours per wall hour (2 workers) = {args.seconds / build2:5.0f}")
-    mel1 = per_file["genreslice build --features mel, 1 worker"]
-    print(f"  mel build (1 worker) / decode floor   = {mel1 / floor:5.2f}  (target <= 1.8)")
+    mel_total, mel_one = alternated["genreslice build --features mel, 1 worker"], alternated["mel, one file"]
+    # The measure for mel: the cost of each file, without the fixed cost of loading librosa once per build.
+    print(f"  mel build (1 worker), each file beyond the first / decode floor "
+          f"= {(mel_total - mel_one) / (n - 1) / floor:5.2f}  (target <= 1.8)")
     print(f"\nEach file beyond the first, and the fixed cost of a build (1 worker; a build of {n} files against "
           "one of the first file alone):")
     for name, total, one in (("sox", alternated["genreslice build, 1 worker"], alternated["sox, one file"]),
-                             ("mel", alternated["genreslice build --features mel, 1 worker"],
-                              alternated["mel, one file"])):
+                             ("mel", mel_total, mel_one)):
         marginal = (total - one) / (n - 1)
         print(f"  {name}: {marginal * 1000:6.1f} ms per file = {marginal / floor:4.2f}x floor; "
               f"fixed {one - marginal:4.2f} s")

@@ -21,6 +21,7 @@ import contextlib
 import io
 import os
 import re
+import selectors
 import signal
 import subprocess
 import tempfile
@@ -33,7 +34,7 @@ import numpy as np
 from genreslice.pipeline import layout
 from genreslice.pipeline.discovery import FFMPEG_EXTENSIONS
 from genreslice.pipeline.errors import ParameterError, SoxError
-from genreslice.pipeline.mel import PCM_OUTPUT, SOX_BUFFER_BYTES, MelSettings, load_mel_tools, mel_gray
+from genreslice.pipeline.mel import PCM_OUTPUT, SOX_BUFFER_BYTES, MelSettings, MelStream, load_mel_tools
 from genreslice.pipeline.png import read_png_rows
 from genreslice.pipeline.slicing import slice_spectrogram
 from genreslice.pipeline.sox import FFMPEG_INSTALL_HINT, dies_with_parent, find_ffmpeg
@@ -463,22 +464,24 @@ def _render_sox(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str
 
 def _render_mel(path: str | os.PathLike, spec: SpectrogramSpec, *, sox_path: str, timeout_s: float, budget_s: float,
                 on_start: Callable[[subprocess.Popen], None] | None) -> np.ndarray:
-    """:func:`render_spectrogram` of a file SoX reads, for ``mel``: SoX's samples through a pipe, then
-    :func:`genreslice.pipeline.mel.mel_gray`. SoX stops after :data:`SOX_MAX_COLUMNS` columns of samples
-    (:meth:`SpectrogramSpec.sox_effects`): at most about 350 MB of float32 samples, held twice while they are read
-    (``communicate`` joins its chunks), about 0.7 GB at the cap."""
+    """:func:`render_spectrogram` of a file SoX reads, for ``mel``: SoX's samples through a pipe into a
+    :class:`genreslice.pipeline.mel.MelStream`, which computes the spectrogram while SoX decodes the rest of the
+    file, holding a block of samples at a time. SoX stops after :data:`SOX_MAX_COLUMNS` columns of samples
+    (:meth:`SpectrogramSpec.sox_effects`)."""
+    stream = MelStream(sample_rate=spec.sample_rate, hop_length=spec.hop_length, n_mels=spec.slice_size,
+                       settings=spec.mel, max_columns=SOX_MAX_COLUMNS)
     finished = _run_sox(sox_command(path, spec, sox_path=sox_path), timeout_s=timeout_s, on_start=on_start,
-                        budget_s=budget_s)
+                        budget_s=budget_s, stdout_to=stream)
     _check_sox_exit(finished)
-    samples = np.frombuffer(finished.stdout, dtype="<f4", count=len(finished.stdout) // 4)
-    return mel_gray(samples, sample_rate=spec.sample_rate, hop_length=spec.hop_length, n_mels=spec.slice_size,
-                    settings=spec.mel, max_columns=SOX_MAX_COLUMNS)
+    return stream.finish()
 
 
 def _run_sox(command: list[str], *, timeout_s: float, on_start: Callable[[subprocess.Popen], None] | None,
-             program: str = "SoX", budget_s: float | None = None) -> subprocess.CompletedProcess:
-    """Run SoX (or FFmpeg, named by ``program``) to its end: its stdout (bytes), its stderr decoded; killed after
-    ``timeout_s``. ``budget_s``, when larger, is the timeout reported (the file's, of which ``timeout_s`` is left).
+             program: str = "SoX", budget_s: float | None = None,
+             stdout_to: MelStream | None = None) -> subprocess.CompletedProcess:
+    """Run SoX (or FFmpeg, named by ``program``) to its end: its stdout (bytes; empty when ``stdout_to`` takes it
+    as it comes), its stderr decoded; killed after ``timeout_s``. ``budget_s``, when larger, is the timeout
+    reported (the file's, of which ``timeout_s`` is left).
 
     Raises
     ------
@@ -497,7 +500,10 @@ def _run_sox(command: list[str], *, timeout_s: float, on_start: Callable[[subpro
         try:
             if on_start is not None:
                 on_start(process)
-            stdout, stderr_bytes = process.communicate(timeout=timeout_s)
+            if stdout_to is None:
+                stdout, stderr_bytes = process.communicate(timeout=timeout_s)
+            else:
+                stdout, stderr_bytes = b"", _stream_stdout(process, stdout_to, timeout_s=timeout_s)
         except subprocess.TimeoutExpired as err:
             process.kill()
             process.communicate()
@@ -509,6 +515,41 @@ def _run_sox(command: list[str], *, timeout_s: float, on_start: Callable[[subpro
             raise
     stderr = stderr_bytes.decode("utf-8", errors="replace")
     return subprocess.CompletedProcess(command, process.returncode, stdout=stdout, stderr=stderr)
+
+
+def _stream_stdout(process: subprocess.Popen, stream: MelStream, *, timeout_s: float) -> bytes:
+    """Read the process's stdout into ``stream`` as it comes, and its stderr, until both close and it exits:
+    ``Popen.communicate`` for a caller that uses the output while the process still runs. Returns the stderr.
+
+    Raises
+    ------
+    subprocess.TimeoutExpired
+        Both were not closed and the process had not exited after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    stderr: list[bytes] = []
+    with selectors.PollSelector() if hasattr(selectors, "PollSelector") else selectors.SelectSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        selector.register(process.stderr, selectors.EVENT_READ)
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(process.args, timeout_s)
+            for key, _ in selector.select(left):
+                if key.fileobj is process.stdout:
+                    n_bytes = os.readv(key.fd, [stream.space()])
+                    if n_bytes:
+                        stream.advance(n_bytes)
+                        continue
+                else:
+                    data = os.read(key.fd, 32768)
+                    if data:
+                        stderr.append(data)
+                        continue
+                selector.unregister(key.fileobj)
+                key.fileobj.close()
+    process.wait(timeout=max(deadline - time.monotonic(), 0.001))
+    return b"".join(stderr)
 
 
 def _check_sox_exit(finished: subprocess.CompletedProcess, *, program: str = "SoX") -> None:

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from PIL import Image
 from genreslice.pipeline import layout, spectrogram
 from genreslice.pipeline.build import BuildConfig, build_dataset
 from genreslice.pipeline.errors import ParameterError, SettingsMismatchError, SoxError
-from genreslice.pipeline.mel import MelSettings, db_to_gray, full_scale_power
+from genreslice.pipeline.mel import MelSettings, MelStream, db_to_gray, full_scale_power, mel_gray
 from genreslice.pipeline.spectrogram import (
     SpectrogramSpec,
     measure_columns_per_second,
@@ -97,6 +98,60 @@ def test_pixels_are_librosas_mel_spectrogram_in_db(tmp_path, sox_info):
     assert gray.shape == (129, n_columns) and 200 <= n_columns <= 202  # MP3 padding adds a few ms
     difference = np.abs(gray[1:].astype(int) - expected)
     assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+
+
+def samples_of(path: Path, spec: SpectrogramSpec = MEL) -> np.ndarray:
+    """SoX's samples for ``spec``, as a mel render reads them."""
+    return np.frombuffer(subprocess.run(sox_command(path, spec), capture_output=True, check=True).stdout, "<f4")
+
+
+@pytest.mark.parametrize("n_fft, rate, pixels", [(2048, 22050, 50), (512, 22050, 50), (256, 8000, 250)])
+def test_a_stream_read_in_any_pieces_gives_the_pixels_of_all_the_samples_at_once(tmp_path, sox_info, n_fft, rate,
+                                                                                  pixels):
+    # n_fft 512 at a hop of 441 samples: frames barely overlap, the case where a column needs samples past the next
+    spec = SpectrogramSpec(features="mel", mel=MelSettings(n_fft=n_fft), sample_rate=rate, pixels_per_second=pixels)
+    samples = samples_of(synth(tmp_path / "chord.wav", 9.3, "sawtooth", "220", "sine", "1500", "pinknoise",
+                               volume=0.3), spec)
+    settings = dict(sample_rate=spec.sample_rate, hop_length=spec.hop_length, n_mels=spec.slice_size,
+                    settings=spec.mel)
+    raw, rng = samples.tobytes(), np.random.default_rng(n_fft)
+    whole_columns = len(samples) // spec.hop_length
+    for max_columns in (1, 127, 128, 300, whole_columns - 1, whole_columns, 10 * whole_columns):
+        stream, offset = MelStream(**settings, max_columns=max_columns), 0
+        while offset < len(raw):  # pieces of 1 byte to 70 kB: samples split across reads, reads across blocks
+            space = stream.space()
+            n_bytes = min(len(space), len(raw) - offset, int(rng.choice([1, 3, 4, 4097, 70_000])))
+            space[:n_bytes] = raw[offset : offset + n_bytes]
+            stream.advance(n_bytes)
+            offset += n_bytes
+        expected = mel_gray(samples, **settings, max_columns=max_columns)
+        assert expected.shape == (spec.slice_size + 1, min(max_columns, whole_columns))
+        np.testing.assert_array_equal(stream.finish(), expected, err_msg=f"max_columns={max_columns}")
+    for length in (0, 1, spec.hop_length - 1, spec.hop_length, 3 * spec.hop_length + 7):  # shorter than a block
+        stream = MelStream(**settings, max_columns=10**6)
+        stream.feed(samples[:length])
+        np.testing.assert_array_equal(stream.finish(), mel_gray(samples[:length], **settings, max_columns=10**6))
+    # Each column is its own: the columns of the first 5 s (but those whose frame reaches past 5 s) are the whole
+    # file's.
+    alone = 5 * pixels - -(-n_fft // 2 // spec.hop_length)
+    np.testing.assert_array_equal(mel_gray(samples[: 5 * rate], **settings, max_columns=10**6)[:, :alone],
+                                  expected[:, :alone])
+
+
+def test_a_long_file_is_analysed_without_holding_its_samples(tmp_path, sox_info):
+    path = synth(tmp_path / "ten minutes.wav", 600.0, "sine", "440", "pinknoise", channels=1, rate=8000,
+                 volume=0.3)
+    spectrogram.prepare_rendering(MEL)  # librosa's import is not what is measured
+    tracemalloc.start()
+    try:
+        audio = render_slices(path, MEL)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    samples_bytes = 600 * MEL.sample_rate * 4  # 52.9 MB of float32 samples went through the pipe
+    image_bytes = 600 * 50 * (MEL.slice_size + 1)  # 3.9 MB of gray image, the slices as much again
+    assert audio.slices.shape == (234, 128, 128) and audio.slices.std() > 1
+    assert peak < 4 * image_bytes + 8 * 2**20 < samples_bytes / 2, peak
 
 
 def test_columns_durations_and_the_cap_on_long_files(tmp_path, sox_info, monkeypatch):
