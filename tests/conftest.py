@@ -39,7 +39,7 @@ def toy_model(tmp_path_factory, sox_info):
     build_dataset(root / "music", root / "dataset", make_label_source("id3"),
                   BuildConfig(split_ratios=TOY_SPLIT_RATIOS, workers=2))
     result = train_model(root / "dataset", root / "model",
-                         TrainConfig(model="compact", epochs=40, batch_size=16, seed=0, target_accuracy=1.0,
+                         TrainConfig(model="compact", epochs=40, batch_size=8, seed=0, target_accuracy=1.0,
                                      target_loss=0.1, patience=0))
     assert result.metrics["val_accuracy"] == 1.0, result.metrics
     return root

@@ -78,9 +78,10 @@ def test_table_after_evaluating_on_demand(toy_model, models, evaluated):
     assert [row["model"] for row in rows] == ["run 1", "run $(2) 'big batch'"]
     # Only the settings that differ have columns: the batch size, and the width (the first model records none:
     # it had the default).
-    assert [(row["batch_size"], row["width"]) for row in rows] == [("16", "1"), ("64", "2")]
-    assert "learning_rate" not in rows[0] and "seed" not in rows[0]
     record = json.loads((first / "model.json").read_text())
+    assert [(row["batch_size"], row["width"]) for row in rows] == [(str(record["training"]["batch_size"]), "1"),
+                                                                   ("64", "2")]
+    assert "learning_rate" not in rows[0] and "seed" not in rows[0]
     for folder, row in zip(models, rows):
         metrics = eval_metrics(folder)
         assert row["slice acc"] == f"{metrics['slice_accuracy']:.4f}"
@@ -108,7 +109,9 @@ def test_csv_json_markdown_and_files(models, evaluated, tmp_path, capsys):
     markdown = capsys.readouterr().out.splitlines()
     assert markdown[0].split(" | ")[-1] == "macro-F1 mean |"
     assert markdown[1] == "|" + "|".join(["---"] * 4 + ["---:"] + ["---"] * 2 + ["---:"] + ["---"] + ["---:"] * 6) + "|"
-    assert markdown[3].startswith("| run $(2) 'big batch' | dataset | sox | compact | 134.5k | 64 | 2 | 40/40 |")
+    record = json.loads((second / "model.json").read_text())
+    assert markdown[3].startswith("| run $(2) 'big batch' | dataset | sox | compact | 134.5k | 64 | 2 | "
+                                  f"{record['epochs_run']}/40 |")
 
     out, chart = tmp_path / "table.csv", tmp_path / "chart.png"
     assert main(["compare", str(first), str(second), "--out", str(out), "--chart", str(chart)]) == 0
@@ -116,7 +119,8 @@ def test_csv_json_markdown_and_files(models, evaluated, tmp_path, capsys):
     assert shown.out.startswith("test split (6 songs) of dataset:") and f"Wrote {out} and {chart}" in shown.err
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [(row["model"], row["options.batch_size"], row["options.width"]) for row in rows] == [
-        ("run 1", "16", "1.0"), ("run $(2) 'big batch'", "64", "2.0")]
+        ("run 1", f"{json.loads((first / 'model.json').read_text())['training']['batch_size']}", "1.0"),
+        ("run $(2) 'big batch'", "64", "2.0")]
     assert float(rows[1]["song_accuracy_mean"]) == eval_metrics(second)["song_accuracy_mean"]
     with Image.open(chart) as image:
         assert image.format == "PNG" and image.size[0] >= 640 and image.size[1] >= 400

@@ -50,11 +50,11 @@ def test_compact_is_small_and_uses_global_pooling():
 def test_compact_learns_a_separable_problem():
     rng = np.random.default_rng(0)
     keras.utils.set_random_seed(0)
-    labels = rng.integers(0, 2, 128)
-    x = rng.random((128, 128, 128, 1), dtype=np.float32) * 0.2
+    labels = rng.integers(0, 2, 64)
+    x = rng.random((64, 128, 128, 1), dtype=np.float32) * 0.2
     x[labels == 1, 40:60] += 0.7  # a bright band of rows for class 1
     model = build_model("compact", 2)
-    history = model.fit(x, labels, epochs=8, batch_size=32, verbose=0)
+    history = model.fit(x, labels, epochs=8, batch_size=16, verbose=0)  # 1.0 from epoch 6
     assert history.history["accuracy"][-1] > 0.9
 
 
