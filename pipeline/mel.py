@@ -49,8 +49,8 @@ AMIN = 1e-10
 #: Columns per block of the STFT: 128 (about 3 s at 50 columns per second). Its work arrays (about 2 MB at n_fft
 #: 2048) stay in the processor's caches, and :class:`MelStream` computes a block soon after SoX wrote its samples,
 #: so little is left to compute when SoX ends (measured, 20 files of 30 s rendered in one process: 32 to 256 give
-#: the same wall time within the noise, 512 about 10% more; 16 and 32 cost 10 to 20 ms more CPU per file in
-#: numpy's per-call overhead).
+#: the same wall time within the noise, 512 about 10% more; below 64, numpy's per-call overhead costs CPU: 10 ms
+#: more per file at 32, 20 ms at 16).
 _BLOCK_FRAMES = 128
 #: The most bytes of samples read from SoX's pipe at once: its buffer (:data:`SOX_BUFFER_BYTES`).
 _READ_BYTES = SOX_BUFFER_BYTES
@@ -256,6 +256,11 @@ class MelStream:
             data = data[n_bytes:]
             self.advance(n_bytes)
 
+    @property
+    def computed_columns(self) -> int:
+        """Columns computed so far; the next block waits until its last column's samples have all arrived."""
+        return self._next
+
     def finish(self) -> np.ndarray:
         """The image, once every sample has arrived: :func:`mel_gray`'s of all the samples received."""
         n_columns = min(self._received // 4 // self._hop, self._max_columns)
@@ -270,11 +275,13 @@ class MelStream:
 
 
 def _image(blocks: list[np.ndarray], n_mels: int) -> np.ndarray:
-    """The image of gray blocks ``(columns, n_mels)``: ``(n_mels + 1, columns)``, lowest band last, row 0 black."""
-    n_columns = sum(len(block) for block in blocks)
-    gray = np.zeros((n_mels + 1, n_columns), dtype=np.uint8)
-    if n_columns:
-        gray[1:] = np.concatenate(blocks).T[::-1]
+    """The image of gray blocks ``(columns, n_mels)``: ``(n_mels + 1, columns)``, lowest band last, row 0 black.
+    Each block is copied into place, so the image is held twice at most while it is put together."""
+    gray = np.zeros((n_mels + 1, sum(len(block) for block in blocks)), dtype=np.uint8)
+    start = 0
+    for block in blocks:
+        gray[1:, start : start + len(block)] = block.T[::-1]
+        start += len(block)
     return gray
 
 

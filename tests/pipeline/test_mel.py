@@ -22,7 +22,7 @@ from PIL import Image
 from genreslice.pipeline import layout, spectrogram
 from genreslice.pipeline.build import BuildConfig, build_dataset
 from genreslice.pipeline.errors import ParameterError, SettingsMismatchError, SoxError
-from genreslice.pipeline.mel import MelSettings, MelStream, db_to_gray, full_scale_power, mel_gray
+from genreslice.pipeline.mel import _BLOCK_FRAMES, MelSettings, MelStream, db_to_gray, full_scale_power, mel_gray
 from genreslice.pipeline.spectrogram import (
     SpectrogramSpec,
     measure_columns_per_second,
@@ -154,6 +154,26 @@ def test_a_stream_read_in_any_pieces_gives_the_pixels_of_all_the_samples_at_once
     alone = 5 * pixels - -(-n_fft // 2 // spec.hop_length)
     np.testing.assert_array_equal(mel_gray(samples[: 5 * rate], **settings, max_columns=10**6)[:, :alone],
                                   expected[:, :alone])
+
+
+@pytest.mark.parametrize("n_fft, pixels", [(2048, 50), (512, 50)])  # hop 441: under n_fft / 2, then over it
+def test_a_block_is_computed_as_soon_as_its_last_sample_arrives_and_not_before(n_fft, pixels):
+    spec = SpectrogramSpec(features="mel", mel=MelSettings(n_fft=n_fft), pixels_per_second=pixels)
+    hop, half, block = spec.hop_length, n_fft // 2, _BLOCK_FRAMES
+    settings = dict(sample_rate=spec.sample_rate, hop_length=hop, n_mels=spec.slice_size, settings=spec.mel)
+    samples = np.random.default_rng(0).standard_normal(3 * block * hop + n_fft).astype(np.float32) * 0.1
+    stream, fed = MelStream(**settings, max_columns=10**6), 0
+    for done in (1, 2):
+        # The last column of the block is centred on sample (stop - 1) * hop and reaches to (stop - 1) * hop + half;
+        # and the file must be long enough to have a column at stop - 1 (stop * hop samples).
+        needed = max((done * block - 1) * hop + half, done * block * hop)
+        stream.feed(samples[fed : needed - 1])
+        assert stream.computed_columns == (done - 1) * block
+        stream.feed(samples[needed - 1 : needed])
+        assert stream.computed_columns == done * block
+        fed = needed
+    stream.feed(samples[fed:])
+    np.testing.assert_array_equal(stream.finish(), mel_gray(samples, **settings, max_columns=10**6))
 
 
 def test_a_long_file_is_analysed_without_holding_its_samples(tmp_path, sox_info):
