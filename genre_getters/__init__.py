@@ -7,24 +7,29 @@ class in ``LABEL_SOURCES``.
 from __future__ import annotations
 
 import inspect
+import os
 
 from genreslice.errors import ParameterError
 from genreslice.genre_getters.base import SPLITS, LabelSource, TrackLabel
 from genreslice.genre_getters.fma import FmaLabelSource
+from genreslice.genre_getters.folders import FolderLabelSource
 from genreslice.genre_getters.id3 import Id3LabelSource
 from genreslice.genre_getters.jamendo import JamendoLabelSource
 from genreslice.metadata import MetadataError
 
 LABEL_SOURCES: dict[str, type] = {
-    source.name: source for source in (Id3LabelSource, FmaLabelSource, JamendoLabelSource)
+    source.name: source for source in (Id3LabelSource, FmaLabelSource, JamendoLabelSource, FolderLabelSource)
 }
 
 __all__ = ["LABEL_SOURCES", "SPLITS", "LabelSource", "TrackLabel", "MetadataError", "Id3LabelSource",
-           "FmaLabelSource", "JamendoLabelSource", "make_label_source"]
+           "FmaLabelSource", "JamendoLabelSource", "FolderLabelSource", "make_label_source"]
 
 
-def make_label_source(name: str, **options) -> LabelSource:
+def make_label_source(name: str, *, audio_dir: str | os.PathLike | None = None, **options) -> LabelSource:
     """Instantiate the label source registered as ``name`` with its keyword options (``None`` values dropped).
+
+    ``audio_dir``, the folder being built, goes to the sources that read its layout (``folders``) and is ignored
+    by the others.
 
     Raises
     ------
@@ -42,4 +47,8 @@ def make_label_source(name: str, **options) -> LabelSource:
     unused = sorted(key for key in options if key not in accepted)
     if unused:
         raise ParameterError(f"--labels {name} does not use {', '.join('--' + key.replace('_', '-') for key in unused)}")
+    if "audio_dir" in accepted:
+        if audio_dir is None:
+            raise ParameterError(f"--labels {name} needs the audio folder (audio_dir)")
+        return source_class(audio_dir, **options)
     return source_class(**options)

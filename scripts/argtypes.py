@@ -66,13 +66,15 @@ def genre_names(text: str) -> tuple[str, ...]:
     return names
 
 
-def whole_number(text: str, *, minimum: int) -> int:
+def whole_number(text: str, *, minimum: int, maximum: int | None = None) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < minimum:
         raise argparse.ArgumentTypeError(f"{value} must be {minimum} or more")
+    if maximum is not None and value > maximum:
+        raise argparse.ArgumentTypeError(f"{value} must be {maximum} or less")
     return value
 
 

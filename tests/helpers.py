@@ -396,4 +396,8 @@ def fixture_source(name: str, folder: Path) -> LabelSource:
         return make_label_source("fma", metadata=write_fma_metadata(folder))
     if name == "jamendo":
         return make_label_source("jamendo", metadata=JAMENDO_SPLIT)
+    if name == "folders":  # the class folders of the contract's relative paths
+        for folder_name in ("000", "11", "41", "51", "not", "Rock"):
+            (folder / "audio" / folder_name).mkdir(parents=True, exist_ok=True)
+        return make_label_source("folders", audio_dir=folder / "audio")
     return make_label_source(name)

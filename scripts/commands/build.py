@@ -21,7 +21,7 @@ from genreslice.pipeline.stock import MAX_FAILED_ATTEMPTS
 from genreslice.pipeline.splits import SPLITS
 from genreslice.pipeline.tracks import TrackRow, read_tracks_csv
 from genreslice.scripts.argtypes import (DATA_SET, check_folder_kinds, genre_names, number, positive_int,
-                                         split_ratios, timeout_seconds, worker_count)
+                                         split_ratios, timeout_seconds, whole_number, worker_count)
 from genreslice.scripts.commands import HelpFormatter, dataset_split_warnings, print_split_warnings
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ def _add_label_options(build: argparse.ArgumentParser) -> argparse._ArgumentGrou
     labels.add_argument("--labels", choices=sorted(LABEL_SOURCES), default="id3",
                         help="where genre, artist and split come from: id3 = the tags inside each file; fma = FMA's "
                              "tracks.csv (official split); jamendo = MTG-Jamendo genre TSVs (official split from a "
-                             "split folder)")
+                             "split folder); folders = the name of the folder each file lies in (GTZAN's "
+                             "genres/jazz/jazz.00042.wav is jazz; the classes are the folder names, artist from the "
+                             "tags when present)")
     labels.add_argument("--metadata", metavar="PATH",
                         help="fma: fma_metadata/ or its tracks.csv; jamendo: autotagging_genre.tsv or a split folder "
                              "(splits/split-0/) holding autotagging_genre-{train,validation,test}.tsv")
@@ -76,10 +78,14 @@ def _add_label_options(build: argparse.ArgumentParser) -> argparse._ArgumentGrou
     labels.add_argument("--genre-map", metavar="FILE",
                         help="CSV 'tag,genre': jamendo: replaces the shipped tag map; id3: names looked up before "
                              "the FMA hierarchy (may add genres)")
+    labels.add_argument("--folder-depth", type=lambda text: whole_number(text, minimum=1, maximum=32), metavar="N",
+                        help="folders only: the class is the name of the folder N levels below AUDIO_DIR (1 = the "
+                             "folders right in it; files above that level are skipped) (default: 1)")
     labels.add_argument("--genres", type=genre_names, default=(), metavar="A,B,...",
-                        help="keep only these top-level genres (default: all)")
+                        help="keep only these top-level genres (with --labels folders: these classes) "
+                             "(default: all)")
     labels.add_argument("--exclude-genres", type=genre_names, default=(), metavar="A,B,...",
-                        help="leave out these top-level genres")
+                        help="leave out these top-level genres (with --labels folders: these classes)")
     labels.add_argument("--max-tracks-per-genre", type=positive_int, metavar="N",
                         help="keep at most N tracks of each genre in each split, chosen by a stable hash of the "
                              "track id (default: no cap)")
@@ -178,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
     config = BuildConfig(spec=spec, split_ratios=args.split_ratios, workers=workers, timeout_s=args.timeout)
     selection = GenreSelection(genres=args.genres, exclude_genres=args.exclude_genres,
                                max_tracks_per_genre=args.max_tracks_per_genre)
-    source = make_label_source(args.labels, metadata=args.metadata, subset=args.subset, genre_map=args.genre_map)
+    source = make_label_source(args.labels, audio_dir=args.audio_dir, metadata=args.metadata, subset=args.subset,
+                               genre_map=args.genre_map, folder_depth=args.folder_depth)
     where = {"executor": args.executor, "scheduler": args.scheduler, "progress": not args.no_progress}
     if args.dry_run:
         with _running(config, dry_run=True, **where) as (config, options, observer):
