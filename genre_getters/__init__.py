@@ -11,6 +11,7 @@ import os
 
 from genreslice.errors import ParameterError
 from genreslice.genre_getters.base import SPLITS, LabelSource, TrackLabel
+from genreslice.genre_getters.csv_labels import CsvLabelSource
 from genreslice.genre_getters.fma import FmaLabelSource
 from genreslice.genre_getters.folders import FolderLabelSource
 from genreslice.genre_getters.id3 import Id3LabelSource
@@ -18,11 +19,13 @@ from genreslice.genre_getters.jamendo import JamendoLabelSource
 from genreslice.metadata import MetadataError
 
 LABEL_SOURCES: dict[str, type] = {
-    source.name: source for source in (Id3LabelSource, FmaLabelSource, JamendoLabelSource, FolderLabelSource)
+    source.name: source for source in (Id3LabelSource, FmaLabelSource, JamendoLabelSource, FolderLabelSource,
+                                            CsvLabelSource)
 }
 
 __all__ = ["LABEL_SOURCES", "SPLITS", "LabelSource", "TrackLabel", "MetadataError", "Id3LabelSource",
-           "FmaLabelSource", "JamendoLabelSource", "FolderLabelSource", "make_label_source"]
+           "FmaLabelSource", "JamendoLabelSource", "FolderLabelSource", "CsvLabelSource",
+           "make_label_source"]
 
 
 def make_label_source(name: str, *, audio_dir: str | os.PathLike | None = None, **options) -> LabelSource:

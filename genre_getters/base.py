@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol, runtime_checkable
 
 from genreslice.metadata import Taxonomy
@@ -87,3 +87,14 @@ _SPACES = re.compile(r"\s+")
 def normalize_text(value: str) -> str:
     """Strip, drop NULs and collapse runs of whitespace to one space."""
     return _SPACES.sub(" ", value.replace("\x00", " ")).strip()
+
+
+def inside_audio_folder(rel_path: str) -> str | None:
+    """A metadata file's path of an audio file, as the POSIX path relative to the audio folder it must be; None when
+    it is empty or could lead outside that folder (absolute, ``..``, ``~``, a backslash or a NUL)."""
+    if not rel_path or "\\" in rel_path or "\x00" in rel_path:
+        return None
+    pure = PurePosixPath(rel_path)
+    if pure.is_absolute() or ".." in pure.parts or rel_path.startswith("~"):
+        return None
+    return pure.as_posix()

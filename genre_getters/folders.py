@@ -1,13 +1,13 @@
 """Classes from folder names: a file's class is the name of the folder it lies in below the audio folder.
 
-The layout of GTZAN and of most hand-made collections: ``genres/jazz/jazz.00042.wav`` is a ``jazz`` track when
+The layout of GTZAN and of most hand-made collections: ``genres/jazz/jazz.00042.au`` is a ``jazz`` track when
 ``genres`` is the audio folder. ``folder_depth`` picks the level for nested layouts: 1 (the default) is the folders
 right below the audio folder, 2 the folders inside those (``ballroom/Waltz/...`` at depth 2 is ``Waltz``), and so
 on; a file anywhere below its class folder belongs to it. A file above that depth (directly in the audio folder at
 depth 1) has no class and is skipped with the reason.
 
 The classes are the folder names as they are: no genre taxonomy, no mapping. ``--genres`` and ``--exclude-genres``
-select among them (case, spacing and punctuation ignored, as for genres). A folder name that is not text (bytes
+select among them by exact name, or with case, spacing and punctuation ignored when that matches one class only. A folder name that is not text (bytes
 that are not UTF-8) or holds control characters (a newline, a tab) cannot be a class: its files are skipped with
 the reason, and renaming the folder brings them in.
 
@@ -17,6 +17,7 @@ read is still labelled by its folder: whether its audio is usable is SoX's call.
 """
 from __future__ import annotations
 
+import numbers
 import os
 import unicodedata
 from pathlib import Path, PurePosixPath
@@ -35,7 +36,7 @@ def class_name_problem(name: str) -> str:
         name.encode("utf-8")
     except UnicodeEncodeError:
         return f"its class folder name {name!r} is not UTF-8 text; rename the folder"
-    if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in name):
+    if any(unicodedata.category(char) in ("Cc", "Zl", "Zp") for char in name):
         return f"its class folder name {name!r} holds control characters; rename the folder"
     if not name.strip():
         return f"its class folder name {name!r} is blank; rename the folder"
@@ -43,16 +44,17 @@ def class_name_problem(name: str) -> str:
 
 
 def folder_classes(audio_dir: str | os.PathLike, folder_depth: int) -> tuple[str, ...]:
-    """The names of the folders ``folder_depth`` levels below ``audio_dir`` that can be classes, sorted (links to
-    folders count); folders that cannot be listed, and hidden ones (``.`` first), are passed over."""
+    """The names of the folders ``folder_depth`` levels below ``audio_dir`` that can be classes, sorted. Folders that
+    cannot be listed, hidden ones (``.`` first) and links are passed over, at every level: the build lists a file
+    reached through a link inside ``audio_dir`` under its path without links, and none outside it."""
     level = [Path(audio_dir)]
-    for depth in range(1, folder_depth + 1):
+    for _ in range(folder_depth):
         below = []
         for folder in level:
             try:
                 with os.scandir(folder) as entries:
                     below.extend(Path(entry.path) for entry in entries
-                                 if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=True))
+                                 if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False))
             except OSError:
                 continue
         level = below
@@ -72,7 +74,7 @@ class FolderLabelSource:
     Raises
     ------
     ParameterError
-        ``folder_depth`` is not a whole number from 1 to 32.
+        ``folder_depth`` is not a whole number from 1 to 32, or no folder at that depth can be a class.
     """
 
     name = "folders"
@@ -80,10 +82,18 @@ class FolderLabelSource:
     metadata_problems: tuple[str, ...] = ()
 
     def __init__(self, audio_dir: str | os.PathLike, *, folder_depth: int = 1) -> None:
-        if isinstance(folder_depth, bool) or not isinstance(folder_depth, int) or not 1 <= folder_depth <= 32:
+        if isinstance(folder_depth, bool) or not isinstance(folder_depth, numbers.Integral) \
+                or not 1 <= folder_depth <= 32:
             raise ParameterError(f"folder_depth={folder_depth!r} must be a whole number from 1 to 32")
+        folder_depth = int(folder_depth)
         self.folder_depth = folder_depth
         classes = folder_classes(audio_dir, folder_depth)
+        if not classes:
+            raise ParameterError(
+                f"{os.fspath(audio_dir)}: no class folders {folder_depth} level{'s' if folder_depth > 1 else ''} "
+                "down: with --labels folders each file lies in a folder named after its class (genres/jazz/"
+                "jazz.00042.au), and AUDIO_DIR is the folder holding the class folders"
+                + (", or lower --folder-depth" if folder_depth > 1 else ""))
         self.taxonomy = Taxonomy(genres=classes, aliases={genre_key(name): name for name in reversed(classes)})
 
     def settings(self) -> dict:
@@ -106,9 +116,14 @@ class FolderLabelSource:
                                      f"level{'s' if depth > 1 else ''} below the audio folder (--folder-depth "
                                      f"{depth}), and this file lies {where}")
         name = folders[self.folder_depth - 1]
-        problem = class_name_problem(name)
+        problem = class_name_problem(name) or next(
+            (f"it lies in the hidden folder {folder!r}" for folder in folders[: self.folder_depth - 1]
+             if folder.startswith(".")), "")
         if problem:
             return TrackLabel(genre=None, artist=None, reason=problem)
+        if name not in self.taxonomy.genres:  # a folder made after the build started
+            return TrackLabel(genre=None, artist=None,
+                              reason=f"its class folder {name!r} was not there when the build started; run it again")
         return TrackLabel(genre=name, artist=_tag_artist(path))
 
 

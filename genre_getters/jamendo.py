@@ -15,11 +15,11 @@ from __future__ import annotations
 import collections
 import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import NamedTuple
 
 from genreslice.errors import ParameterError
-from genreslice.genre_getters.base import TrackLabel
+from genreslice.genre_getters.base import TrackLabel, inside_audio_folder
 from genreslice.metadata import MetadataError, Taxonomy, genre_key, load_genre_map, map_taxonomy, open_metadata
 
 HEADER = ("TRACK_ID", "ARTIST_ID", "ALBUM_ID", "PATH", "DURATION", "TAGS")
@@ -60,12 +60,9 @@ def find_tsv_files(path: str | os.PathLike) -> list[tuple[Path, str | None]]:
 
 def audio_key(rel_path: str) -> str | None:
     """How a ``PATH`` value or an audio file's relative path is matched; None for a path outside the audio folder."""
-    if not rel_path or "\\" in rel_path or "\x00" in rel_path:
+    key = inside_audio_folder(rel_path)
+    if key is None:
         return None
-    pure = PurePosixPath(rel_path)
-    if pure.is_absolute() or ".." in pure.parts or rel_path.startswith("~"):
-        return None
-    key = pure.as_posix()
     return key[: -len(".low.mp3")] + ".mp3" if key.endswith(".low.mp3") else key
 
 

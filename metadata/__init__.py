@@ -67,9 +67,17 @@ class Taxonomy:
         return self.aliases.get(genre_key(name))
 
     def top_level(self, name: str) -> str | None:
-        """The top-level genre called ``name`` (case, spacing and punctuation ignored), or None."""
+        """The top-level genre called ``name``: exactly, else the one whose name differs only in case, spacing and
+        punctuation; None when there is none, or several (:meth:`alike` lists them)."""
+        if name in self.genres:
+            return name
+        alike = self.alike(name)
+        return alike[0] if len(alike) == 1 else None
+
+    def alike(self, name: str) -> list[str]:
+        """The top-level genres whose names differ from ``name`` only in case, spacing and punctuation."""
         key = genre_key(name)
-        return next((genre for genre in self.genres if genre_key(genre) == key), None)
+        return [genre for genre in self.genres if genre_key(genre) == key]
 
 
 def genre_key(name: str) -> str:

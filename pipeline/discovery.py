@@ -12,7 +12,7 @@ from genreslice.pipeline.errors import AudioFolderError
 logger = logging.getLogger(__name__)
 
 #: Extensions (lower case) SoX reads itself.
-SOX_EXTENSIONS = frozenset({".mp3", ".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff"})
+SOX_EXTENSIONS = frozenset({".mp3", ".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".au"})
 #: Extensions (lower case) FFmpeg decodes for SoX: AAC or ALAC in MP4 (.m4a), raw AAC (ADTS), Opus, WMA.
 FFMPEG_EXTENSIONS = frozenset({".m4a", ".aac", ".opus", ".wma"})
 #: Extensions (lower case) the build picks up; matched case-insensitively.

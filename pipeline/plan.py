@@ -83,6 +83,11 @@ class GenreSelection:
             found, unknown = set(), []
             for name in names:
                 genre = taxonomy.top_level(name)
+                alike = taxonomy.alike(name)
+                if genre is None and len(alike) > 1:
+                    raise ParameterError(f"{option}: {name!r} matches the classes {', '.join(map(repr, alike))}, "
+                                         "whose names differ only in case, spacing or punctuation; give one exactly "
+                                         "as it is written")
                 if genre is None:
                     parent = taxonomy.resolve(name)
                     unknown.append(f"{name!r}" + (f" (part of {parent}; select {parent})" if parent else ""))

@@ -68,11 +68,13 @@ def _add_label_options(build: argparse.ArgumentParser) -> argparse._ArgumentGrou
                         help="where genre, artist and split come from: id3 = the tags inside each file; fma = FMA's "
                              "tracks.csv (official split); jamendo = MTG-Jamendo genre TSVs (official split from a "
                              "split folder); folders = the name of the folder each file lies in (GTZAN's "
-                             "genres/jazz/jazz.00042.wav is jazz; the classes are the folder names, artist from the "
-                             "tags when present)")
+                             "genres/jazz/jazz.00042.au is jazz; the classes are the folder names, artist from the "
+                             "tags when present); csv = a CSV of your own with the columns path and label "
+                             "(optional: artist, split) given as --metadata")
     labels.add_argument("--metadata", metavar="PATH",
                         help="fma: fma_metadata/ or its tracks.csv; jamendo: autotagging_genre.tsv or a split folder "
-                             "(splits/split-0/) holding autotagging_genre-{train,validation,test}.tsv")
+                             "(splits/split-0/) holding autotagging_genre-{train,validation,test}.tsv; csv: the CSV "
+                             "file (paths relative to AUDIO_DIR)")
     labels.add_argument("--subset", choices=["small", "medium", "large"],
                         help="fma only: keep this subset (subsets nest: medium includes small) (default: all tracks)")
     labels.add_argument("--genre-map", metavar="FILE",

@@ -21,11 +21,12 @@ CLASSES = ("$(rock) 'n' roll", "-blues", "hip hop", "jazz")  # sorted; odd but v
 
 @pytest.fixture(scope="module")
 def gtzan(tmp_path_factory, sox_info) -> Path:
-    """A GTZAN-like folder: ``genres/<class>/<class>.0000N.wav``, 5 songs per class, and one stray file."""
+    """A GTZAN-like folder: ``genres/<class>/<class>.0000N.au`` (GTZAN's own format), 5 songs per class, and one
+    stray file."""
     root = tmp_path_factory.mktemp("gtzan layout") / "genres"
     for index, name in enumerate(CLASSES):
         for number in range(5):
-            synth(root / name / f"{name}.{number:05d}.wav", 3.0, "sine", f"{200 + 90 * index + 11 * number}",
+            synth(root / name / f"{name}.{number:05d}.au", 3.0, "sine", f"{200 + 90 * index + 11 * number}",
                   channels=1, rate=22050)
     synth(root / "stray.wav", 3.0, channels=1, rate=22050)  # directly in the audio folder: no class
     return root
@@ -44,7 +45,7 @@ def test_a_gtzan_layout_builds_with_its_folder_names_as_classes(gtzan, tmp_path)
     assert len(rows) == 21
     for name in CLASSES:
         for number in range(5):
-            row = rows[f"{name}/{name}.{number:05d}.wav"]
+            row = rows[f"{name}/{name}.{number:05d}.au"]
             assert (row["genre"], row["status"], row["artist"]) == (name, "ok", "")  # no tags: split on its own
     assert rows["stray.wav"]["status"] == "skipped"
     assert rows["stray.wav"]["reason"] == (
@@ -62,6 +63,43 @@ def test_genres_select_among_the_folder_names(gtzan):
     refused = genreslice("build", str(gtzan), "unused", "--labels", "folders", "--genres", "polka", "--dry-run")
     assert refused.returncode != 0
     assert f"unknown genre 'polka'; valid genres: {', '.join(CLASSES)}" in refused.stderr
+
+
+def test_classes_whose_names_differ_only_in_case_are_selected_by_their_exact_names(tmp_path, sox_info):
+    for name in ("Hip Hop", "hip-hop", "jazz"):
+        synth(tmp_path / "audio" / name / "song.wav", 3.0, channels=1, rate=22050)
+    for option, chosen in (("hip-hop", "hip-hop"), ("Hip Hop", "Hip Hop"), ("JAZZ", "jazz")):
+        result = genreslice("build", str(tmp_path / "audio"), "unused", "--labels", "folders", "--genres", option,
+                            "--dry-run", "--no-progress")
+        assert result.returncode == 0, result.stderr
+        assert [line.split("  ")[0] for line in result.stdout.splitlines()].count(chosen) == 1
+        assert "1 tracks would be built" in result.stdout
+    ambiguous = genreslice("build", str(tmp_path / "audio"), "unused", "--labels", "folders", "--exclude-genres",
+                           "HIPHOP", "--dry-run")
+    assert ambiguous.returncode != 0 and ("--exclude-genres: 'HIPHOP' matches the classes 'Hip Hop', 'hip-hop'"
+                                          in ambiguous.stderr)
+
+
+def test_hidden_folders_links_and_a_folder_without_class_folders(tmp_path, sox_info):
+    audio = tmp_path / "audio"
+    for rel in ("ballroom/Waltz/a.wav", ".old/Polka/b.wav"):
+        synth(audio / rel, 3.0, channels=1, rate=22050)
+    (audio / "latin").mkdir()
+    (audio / "latin" / "Salsa").symlink_to(audio / "ballroom" / "Waltz")  # a link is not a class of its own
+    source = make_label_source("folders", audio_dir=audio, folder_depth=2)
+    assert source.taxonomy.genres == ("Waltz",)
+    assert source.label(audio / ".old/Polka/b.wav", ".old/Polka/b.wav").reason == "it lies in the hidden folder '.old'"
+    late = source.label(audio / "x", "ballroom/Tango/c.wav")
+    assert late.genre is None and late.reason == ("its class folder 'Tango' was not there when the build started; "
+                                                  "run it again")
+    for loop in ("x", "y"):  # links back to the top are not followed: no endless (or exponential) walk
+        (audio / loop).symlink_to(audio)
+    with pytest.raises(ParameterError, match="no class folders 32 levels down.*or lower --folder-depth"):
+        make_label_source("folders", audio_dir=audio, folder_depth=32)
+    with pytest.raises(ParameterError, match="no class folders 1 level down: with --labels folders each file lies"):
+        make_label_source("folders", audio_dir=audio / "ballroom" / "Waltz")
+    refused = genreslice("build", str(audio / "ballroom" / "Waltz"), str(tmp_path / "out"), "--labels", "folders")
+    assert refused.returncode != 0 and "no class folders 1 level down" in refused.stderr
 
 
 def test_folder_depth_picks_the_level_of_a_nested_layout(tmp_path):

@@ -188,5 +188,5 @@ def test_empty_audio_folder_is_an_error(tmp_path):
     (tmp_path / "audio").mkdir()
     (tmp_path / "audio" / "readme.txt").write_text("no music here")
     result = genreslice("build", str(tmp_path / "audio"), str(tmp_path / "out"), "--no-progress")
-    assert result.returncode == 1 and "no audio files (aac, aif, aiff, flac, m4a, mp3, oga, ogg, opus, wav, wma)" in result.stderr
+    assert result.returncode == 1 and "no audio files (aac, aif, aiff, au, flac, m4a, mp3, oga, ogg, opus, wav, wma)" in result.stderr
     assert not (tmp_path / "out").exists()
