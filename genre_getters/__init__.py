@@ -32,7 +32,7 @@ def make_label_source(name: str, *, audio_dir: str | os.PathLike | None = None, 
     """Instantiate the label source registered as ``name`` with its keyword options (``None`` values dropped).
 
     ``audio_dir``, the folder being built, goes to the sources that read its layout (``folders``) and is ignored
-    by the others.
+    by the others; such a source without it raises ``ParameterError``.
 
     Raises
     ------

@@ -43,10 +43,11 @@ def class_name_problem(name: str) -> str:
     return ""
 
 
-def folder_classes(audio_dir: str | os.PathLike, folder_depth: int) -> tuple[str, ...]:
-    """The names of the folders ``folder_depth`` levels below ``audio_dir`` that can be classes, sorted. Folders that
-    cannot be listed, hidden ones (``.`` first) and links are passed over, at every level: the build lists a file
-    reached through a link inside ``audio_dir`` under its path without links, and none outside it."""
+def folder_classes(audio_dir: str | os.PathLike, folder_depth: int) -> tuple[tuple[str, ...], list[str]]:
+    """The names of the folders ``folder_depth`` levels below ``audio_dir`` that can be classes, sorted, and why the
+    others at that level cannot (:func:`class_name_problem`). Folders that cannot be listed, hidden ones (``.``
+    first) and links are passed over, at every level: the build lists a file reached through a link inside
+    ``audio_dir`` under its path without links, and none outside it."""
     level = [Path(audio_dir)]
     for _ in range(folder_depth):
         below = []
@@ -58,7 +59,8 @@ def folder_classes(audio_dir: str | os.PathLike, folder_depth: int) -> tuple[str
             except OSError:
                 continue
         level = below
-    return tuple(sorted({path.name for path in level if not class_name_problem(path.name)}))
+    problems = sorted({class_name_problem(path.name) for path in level} - {""})
+    return tuple(sorted({path.name for path in level if not class_name_problem(path.name)})), problems
 
 
 class FolderLabelSource:
@@ -67,7 +69,7 @@ class FolderLabelSource:
     Parameters
     ----------
     audio_dir : str or os.PathLike
-        The audio folder; its folders ``folder_depth`` levels down name the classes.
+        The audio folder; its folders ``folder_depth`` levels down name the classes (links to folders do not).
     folder_depth : int
         Which level of folders names the class: 1 (default) the folders right below ``audio_dir``.
 
@@ -87,7 +89,11 @@ class FolderLabelSource:
             raise ParameterError(f"folder_depth={folder_depth!r} must be a whole number from 1 to 32")
         folder_depth = int(folder_depth)
         self.folder_depth = folder_depth
-        classes = folder_classes(audio_dir, folder_depth)
+        classes, problems = folder_classes(audio_dir, folder_depth)
+        if not classes and problems:
+            raise ParameterError(f"{os.fspath(audio_dir)}: no folder {folder_depth} level"
+                                 f"{'s' if folder_depth > 1 else ''} down can be a class; for example, the "
+                                 f"{problems[0].removeprefix('its ')}")
         if not classes:
             raise ParameterError(
                 f"{os.fspath(audio_dir)}: no class folders {folder_depth} level{'s' if folder_depth > 1 else ''} "

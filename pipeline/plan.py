@@ -85,7 +85,7 @@ class GenreSelection:
                 genre = taxonomy.top_level(name)
                 alike = taxonomy.alike(name)
                 if genre is None and len(alike) > 1:
-                    raise ParameterError(f"{option}: {name!r} matches the classes {', '.join(map(repr, alike))}, "
+                    raise ParameterError(f"{option}: {name!r} matches {', '.join(map(repr, alike))}, "
                                          "whose names differ only in case, spacing or punctuation; give one exactly "
                                          "as it is written")
                 if genre is None:

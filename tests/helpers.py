@@ -401,7 +401,7 @@ def fixture_source(name: str, folder: Path) -> LabelSource:
         folder.mkdir(parents=True, exist_ok=True)
         metadata.write_text("path,label,artist,split\n000/000002.mp3,Hip-Hop,a1,train\n41/241.mp3,waltz,,test\n"
                             "11/121111.mp3,tango;salsa,a2,\n", encoding="utf-8")
-        return make_label_source("csv", audio_dir=folder, metadata=metadata)
+        return make_label_source("csv", audio_dir=folder, metadata=metadata)  # audio_dir: ignored
     if name == "folders":  # the class folders of the contract's relative paths
         for folder_name in ("000", "11", "41", "51", "not", "Rock"):
             (folder / "audio" / folder_name).mkdir(parents=True, exist_ok=True)

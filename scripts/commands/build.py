@@ -37,8 +37,9 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
         "build",
         help="turn a folder of audio files into a labelled data set of 128x128 spectrogram slices",
         description=(
-            "Find every audio file under AUDIO_DIR (mp3, wav, flac, ogg, aiff; m4a, aac, opus, wma with FFmpeg; "
-            "recursively), label it (tags, or FMA / MTG-Jamendo metadata) with one of 16 top-level genres, assign a "
+            "Find every audio file under AUDIO_DIR (mp3, wav, flac, ogg, aiff, au; m4a, aac, opus, wma with FFmpeg; "
+            "recursively), label it (tags, or FMA / MTG-Jamendo metadata, with one of 16 top-level genres; or your "
+            "own classes from its folder's name or a CSV), assign a "
             "train/validation/test split (official when the metadata has one, else by artist, stratified by genre), "
             "render its spectrogram (SoX's, or a log-mel one with --features mel) and cut it into 128x128 grayscale "
             "PNG slices in OUT_DIR. Interrupted "

@@ -4,6 +4,7 @@ Real files in (a CSV-labelled dance-style corpus of SoX-synthesised WAVs, hostil
 """
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def test_a_csv_labelled_corpus_builds_with_its_labels_as_classes(dances, tmp_pat
     assert "malformed metadata rows (skipped): 5" in report
     for problem in ("path '../outside.wav' is empty or leads outside", "path '/etc/passwd' is empty or leads outside",
                     "empty label", "split 'holdout' is not one of train, validation, test",
-                    "1 fields, fewer than the header's"):
+                    "1 fields, too few for the columns path, label, artist, split"):
         assert problem in report, problem
 
 
@@ -81,14 +82,17 @@ def test_several_rows_of_one_path_merge_their_labels_and_must_agree(tmp_path):
                         "d.wav,a\x01b,\n", encoding="utf-8")     # a control character
     problems: list[str] = []
     tracks = read_label_csv(metadata, problems)
-    assert tracks["a.wav"].labels == ("rock", "pop") and tracks["b.wav"].artist == "x"
+    assert tracks["a.wav"].labels == ("rock", "pop") and not tracks["a.wav"].conflict
     assert tracks["c.wav"].labels == ("hip hop",) and "d.wav" not in tracks
-    assert problems == [f"{metadata}: line 5: path 'b.wav' is also at line 4 with another artist or split; row skipped",
-                        f"{metadata}: line 7: a control character in its label or artist; "
-                        "row skipped"]
-    source = make_label_source("csv", audio_dir=tmp_path, metadata=metadata)
-    assert source.taxonomy.genres == ("hip hop", "jazz")  # rock and pop only label a track with two
+    assert problems == [f"{metadata}: line 5: path 'b.wav' is also at line 4 with another artist or split; the "
+                        "track is skipped; row skipped",
+                        f"{metadata}: line 7: a control character in its label or artist; row skipped"]
+    source = make_label_source("csv", metadata=metadata)
+    assert source.taxonomy.genres == ("hip hop",)  # rock and pop label a track with two; b.wav's rows disagree
     assert source.label(tmp_path / "c.wav", "c.wav").genre == "hip hop"
+    assert source.label(tmp_path / "b.wav", "b.wav").reason == (
+        f"its rows at lines 4 and 5 of {metadata} give another artist or split")
+    assert source.missing_audio(set()) == ["a.wav"]  # the build asked about b.wav and c.wav: found
 
 
 @pytest.mark.parametrize("text, message", [
@@ -108,7 +112,37 @@ def test_an_unterminated_quote_swallows_the_rows_after_it_and_is_reported(tmp_pa
     metadata.write_text('path,label\n"a.wav,rock\nb.wav,jazz\n', encoding="utf-8")
     problems: list[str] = []
     assert read_label_csv(metadata, problems) == {}
-    assert problems == [f"{metadata}: lines 2-3: 1 fields, fewer than the header's; row skipped"]
+    assert problems == [f"{metadata}: lines 2-3: a quoted field runs over these lines (an unterminated quote?); row "
+                        "skipped, and the rows it swallowed"]
+    metadata.write_text('path,label\n"a.wav,rock\n' + "b.wav,jazz\n" * 20_000, encoding="utf-8")  # > 128 KiB
+    old = csv.field_size_limit(131072)  # the csv module's default (the fma source raises it for the process)
+    try:
+        with pytest.raises(MetadataError, match="from line 2: not readable as CSV: field larger than field limit"):
+            read_label_csv(metadata, [])
+    finally:
+        csv.field_size_limit(old)
+
+
+def test_paths_match_whatever_the_unicode_normal_form_and_odd_rows_are_reported(tmp_path):
+    import unicodedata
+
+    metadata = tmp_path / "labels.csv"
+    metadata.write_text(f"path,label\n{unicodedata.normalize('NFC', 'Café.wav')},jazz\npath,label\n"
+                        "sub\\y.wav,rock\n", encoding="utf-8")
+    source = make_label_source("csv", metadata=metadata)
+    assert source.label(tmp_path / "x", unicodedata.normalize("NFD", "Café.wav")).genre == "jazz"
+    assert source.metadata_problems == (
+        f"{metadata}: line 3: the header again (two CSV files joined?); row skipped",
+        f"{metadata}: line 4: path 'sub\\\\y.wav' is empty or leads outside the audio folder; write paths with /; "
+        "row skipped")
+    metadata.write_text("path,label,Label\na.wav,x,y\n", encoding="utf-8")
+    with pytest.raises(MetadataError, match="line 1: the header names the column label twice"):
+        make_label_source("csv", metadata=metadata)
+    metadata.write_text("path,label\na.wav,x;y\nb.wav,\n", encoding="utf-8")
+    with pytest.raises(MetadataError, match=r"no track has exactly one label, and a single-label data set needs "
+                                            r"them: 1 tracks listed, 1 with several labels, 1 rows reported \(the "
+                                            r"first: .*line 3: empty label"):
+        make_label_source("csv", metadata=metadata)
 
 
 def test_a_csv_that_is_not_utf8_and_a_missing_metadata_option_are_refused(tmp_path):

@@ -76,7 +76,7 @@ def test_classes_whose_names_differ_only_in_case_are_selected_by_their_exact_nam
         assert "1 tracks would be built" in result.stdout
     ambiguous = genreslice("build", str(tmp_path / "audio"), "unused", "--labels", "folders", "--exclude-genres",
                            "HIPHOP", "--dry-run")
-    assert ambiguous.returncode != 0 and ("--exclude-genres: 'HIPHOP' matches the classes 'Hip Hop', 'hip-hop'"
+    assert ambiguous.returncode != 0 and ("--exclude-genres: 'HIPHOP' matches 'Hip Hop', 'hip-hop'"
                                           in ambiguous.stderr)
 
 
@@ -100,6 +100,11 @@ def test_hidden_folders_links_and_a_folder_without_class_folders(tmp_path, sox_i
         make_label_source("folders", audio_dir=audio / "ballroom" / "Waltz")
     refused = genreslice("build", str(audio / "ballroom" / "Waltz"), str(tmp_path / "out"), "--labels", "folders")
     assert refused.returncode != 0 and "no class folders 1 level down" in refused.stderr
+    only_bad = tmp_path / "only bad names"
+    synth(only_bad / os.fsdecode(b"caf\xe9") / "song.wav", 1.0)
+    with pytest.raises(ParameterError, match=r"no folder 1 level down can be a class; for example, the class folder "
+                                             r"name 'caf\\udce9' is not UTF-8 text; rename the folder"):
+        make_label_source("folders", audio_dir=only_bad)
 
 
 def test_folder_depth_picks_the_level_of_a_nested_layout(tmp_path):
