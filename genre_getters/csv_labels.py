@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from genreslice.errors import ParameterError
 from genreslice.genre_getters.base import SPLITS, TrackLabel, inside_audio_folder, normalize_text
-from genreslice.metadata import MetadataError, Taxonomy, genre_key, open_metadata
+from genreslice.metadata import MetadataError, Taxonomy, open_metadata
 
 REQUIRED = ("path", "label")
 OPTIONAL = ("artist", "split")
@@ -182,8 +182,7 @@ class CsvLabelSource:
                 f"{self.metadata}: no track has exactly one label, and a single-label data set needs them: "
                 f"{len(self._tracks)} tracks listed, {several} with several labels, {len(problems)} rows reported"
                 + (f" (the first: {problems[0]})" if problems else ""))
-        classes = sorted({track.labels[0] for track in single})
-        self.taxonomy = Taxonomy(genres=tuple(classes), aliases={genre_key(name): name for name in reversed(classes)})
+        self.taxonomy = Taxonomy.of_classes(track.labels[0] for track in single)
 
     def settings(self) -> dict:
         return {"source": self.name, "taxonomy": "csv", "metadata": os.fspath(Path(self.metadata).absolute()),

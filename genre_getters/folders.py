@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from genreslice.errors import ParameterError
 from genreslice.genre_getters.base import TrackLabel, normalize_text
 from genreslice.genre_getters.id3 import read_tag_values
-from genreslice.metadata import Taxonomy, genre_key
+from genreslice.metadata import Taxonomy
 
 
 def class_name_problem(name: str) -> str:
@@ -100,7 +100,7 @@ class FolderLabelSource:
                 "down: with --labels folders each file lies in a folder named after its class (genres/jazz/"
                 "jazz.00042.au), and AUDIO_DIR is the folder holding the class folders"
                 + (", or lower --folder-depth" if folder_depth > 1 else ""))
-        self.taxonomy = Taxonomy(genres=classes, aliases={genre_key(name): name for name in reversed(classes)})
+        self.taxonomy = Taxonomy.of_classes(classes)
 
     def settings(self) -> dict:
         return {"source": self.name, "taxonomy": "folders", "folder_depth": self.folder_depth}

@@ -62,6 +62,13 @@ class Taxonomy:
     genres: tuple[str, ...]
     aliases: Mapping[str, str]
 
+    @classmethod
+    def of_classes(cls, names: Iterable[str]) -> Taxonomy:
+        """The taxonomy of classes that are names of their own (folder names, a CSV's labels): sorted, each its
+        own top level; where two differ only in case and punctuation, the first sorted is the alias."""
+        genres = tuple(sorted(set(names)))
+        return cls(genres=genres, aliases={genre_key(name): name for name in reversed(genres)})
+
     def resolve(self, name: str) -> str | None:
         """The top-level genre ``name`` belongs to (case, spacing and punctuation ignored), or None."""
         return self.aliases.get(genre_key(name))
