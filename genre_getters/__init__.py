@@ -29,7 +29,8 @@ __all__ = ["LABEL_SOURCES", "SPLITS", "LabelSource", "TrackLabel", "MetadataErro
 
 
 def make_label_source(name: str, *, audio_dir: str | os.PathLike | None = None, **options) -> LabelSource:
-    """Instantiate the label source registered as ``name`` with its keyword options (``None`` values dropped).
+    """Instantiate the label source registered as ``name`` with its keyword options (``None`` and ``False`` values
+    dropped: an option left at its default).
 
     ``audio_dir``, the folder being built, goes to the sources that read its layout (``folders``) and is ignored
     by the others; such a source without it raises ``ParameterError``.
@@ -45,8 +46,13 @@ def make_label_source(name: str, *, audio_dir: str | os.PathLike | None = None, 
         source_class = LABEL_SOURCES[name]
     except KeyError:
         raise ParameterError(f"label source {name!r} is unknown; choose one of {', '.join(sorted(LABEL_SOURCES))}") from None
-    options = {key: value for key, value in options.items() if value is not None}
+    options = {key: value for key, value in options.items() if value is not None and value is not False}
     accepted = inspect.signature(source_class).parameters
+    if options.get("multilabel") and "multilabel" not in accepted:
+        several = sorted(key for key, value in LABEL_SOURCES.items()
+                         if "multilabel" in inspect.signature(value).parameters)
+        raise ParameterError(f"--task multilabel needs a source that gives a track several labels (--labels "
+                             f"{' or '.join(several)}); --labels {name} gives one")
     unused = sorted(key for key in options if key not in accepted)
     if unused:
         raise ParameterError(f"--labels {name} does not use {', '.join('--' + key.replace('_', '-') for key in unused)}")

@@ -20,7 +20,8 @@ class TrackLabel:
     Attributes
     ----------
     genre : str or None
-        Top-level genre (one of the source's ``taxonomy.genres``), or None when the track has no usable genre.
+        Top-level genre (one of the source's ``taxonomy.genres``), or None when the track has no usable genre (and
+        in a multi-label source's labels, which set ``tags``).
     artist : str or None
         Artist name or id (splits are drawn by artist), or None when unknown.
     reason : str
@@ -34,6 +35,9 @@ class TrackLabel:
     failed : bool
         True when the file could not be read or parsed at all (``reason`` says why): the build records the track
         as ``failed``, not ``skipped`` (which means "no usable label").
+    tags : tuple of str
+        A multi-label source's labels of the track (classes of its ``taxonomy``, in the metadata's order, without
+        repeats); empty in single-label sources, and when the track has none (``reason`` says why).
     """
 
     genre: str | None
@@ -43,6 +47,12 @@ class TrackLabel:
     split: str | None = None
     unlisted: bool = False
     failed: bool = False
+    tags: tuple[str, ...] = ()
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the track has a label to build with: a genre, or (multi-label) at least one tag."""
+        return bool(self.genre or self.tags)
 
 
 @runtime_checkable
@@ -60,6 +70,9 @@ class LabelSource(Protocol):
         The top-level genres labels are drawn from (``--genres`` names are checked against it).
     metadata_problems : tuple of str
         Metadata rows that were reported and skipped while loading (file, line and what is wrong).
+    multilabel : bool, optional
+        True when ``label`` gives ``tags`` (several classes per track) rather than one ``genre``; a source without
+        the attribute is single-label.
     """
 
     name: str

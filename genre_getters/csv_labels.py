@@ -6,8 +6,9 @@ without one is split on its own) and ``split`` (``train``, ``validation`` or ``t
 keeps) are optional. Other columns are ignored (their names are recorded in ``dataset.json``).
 
 A track may carry several labels, ``;``-separated in one row or in several rows for one path; their artist and
-split must agree. This single-label source labels a track that has exactly one; a track with several is skipped
-with them in its reason. The classes are the labels found, as written (spaces collapsed), sorted; no genre map.
+split must agree. A single-label build labels a track that has exactly one; a track with several is skipped
+with them in its reason. A multi-label one (``multilabel=True``, ``--task multilabel``) labels every track with all
+of its labels. The classes are the labels found, as written (spaces collapsed), sorted; no genre map.
 
 A bad row is reported with its file and line and skipped, the build goes on: a path that is empty or could lead
 outside the audio folder (absolute, ``..``, ``~``, a backslash), an empty label, an unknown split, a control
@@ -165,7 +166,7 @@ class CsvLabelSource:
     name = "csv"
     reads_audio = False
 
-    def __init__(self, *, metadata: str | os.PathLike | None = None) -> None:
+    def __init__(self, *, metadata: str | os.PathLike | None = None, multilabel: bool = False) -> None:
         if metadata is None:
             raise ParameterError("--labels csv needs --metadata pointing at a CSV file with the columns path and "
                                  "label (optional: artist, split)")
@@ -175,11 +176,21 @@ class CsvLabelSource:
         self._tracks = read_label_csv(metadata, problems, self.ignored_columns)
         self.metadata_problems = tuple(problems)
         self._asked: set[str] = set()  # the paths label() was asked about: the build's audio files
+        self.multilabel = bool(multilabel)
+        if self.multilabel:
+            usable = [track for track in self._tracks.values() if track.labels and not track.conflict]
+            if not usable:
+                raise MetadataError(f"{self.metadata}: no track has a usable label: {len(self._tracks)} tracks "
+                                    f"listed, {len(problems)} rows reported"
+                                    + (f" (the first: {problems[0]})" if problems else ""))
+            self.taxonomy = Taxonomy.of_classes(label for track in usable for label in track.labels)
+            return
         single = [track for track in self._tracks.values() if len(track.labels) == 1 and not track.conflict]
         if not single:
             several = sum(1 for track in self._tracks.values() if len(track.labels) > 1)
             raise MetadataError(
-                f"{self.metadata}: no track has exactly one label, and a single-label data set needs them: "
+                f"{self.metadata}: no track has exactly one label, and a single-label data set needs them "
+                "(--task multilabel takes tracks with several): "
                 f"{len(self._tracks)} tracks listed, {several} with several labels, {len(problems)} rows reported"
                 + (f" (the first: {problems[0]})" if problems else ""))
         self.taxonomy = Taxonomy.of_classes(track.labels[0] for track in single)
@@ -196,10 +207,13 @@ class CsvLabelSource:
             return TrackLabel(genre=None, artist=None, reason=f"not listed in {self.metadata}", unlisted=True)
         if track.conflict:
             return TrackLabel(genre=None, artist=None, reason=track.conflict)
+        if self.multilabel:
+            return TrackLabel(genre=None, tags=track.labels, artist=track.artist, split=track.split)
         if len(track.labels) > 1:
             shown = ", ".join(repr(label) for label in track.labels[:5])
             return TrackLabel(genre=None, artist=track.artist, split=track.split,
-                              reason=f"several labels ({shown}): a single-label data set takes tracks with one")
+                              reason=f"several labels ({shown}): a single-label data set takes tracks with one "
+                                     "(--task multilabel uses them all)")
         return TrackLabel(genre=track.labels[0], artist=track.artist, split=track.split)
 
     def missing_audio(self, labelled_ids: set[str]) -> list[str]:

@@ -1,13 +1,22 @@
-"""Genre, artist and official split of MTG-Jamendo tracks from its genre TSV files.
+"""Labels, artist and official split of MTG-Jamendo tracks from its autotagging TSV files.
 
 A TSV (``autotagging_genre.tsv``, or ``autotagging_genre-{train,validation,test}.tsv`` in a split folder such as
 ``splits/split-0/``) has the header ``TRACK_ID ARTIST_ID ALBUM_ID PATH DURATION TAGS``, tab-separated, CRLF line
 endings, and one extra column per tag (``genre---rock``): a row has six fields or more. ``PATH`` is relative to
-the audio folder (``41/241.mp3``; the low-quality copy ``41/241.low.mp3`` matches it too). Tags without the
-``genre---`` prefix (mood, instrument) are ignored.
+the audio folder (``41/241.mp3``; the low-quality copy ``41/241.low.mp3`` matches it too).
 
-Tags map to top-level genres through ``metadata/jamendo_genre_map.csv`` (or ``--genre-map FILE``). The label is
-the genre most of a track's mapped tags name; on a tie, the genre whose first row comes earliest in the map.
+The category (``--category``) chooses the files and the tags read: ``genre`` (``autotagging_genre``),
+``mood/theme`` (``autotagging_moodtheme``), ``instrument`` (``autotagging_instrument``), ``top50``
+(``autotagging_top50tags``: the 50 most frequent tags of every kind) and ``all`` (``autotagging``: every tag).
+Tags of other kinds in a row are ignored.
+
+Genre, single-label (the default): tags map to top-level genres through ``metadata/jamendo_genre_map.csv`` (or
+``--genre-map FILE``). The label is the genre most of a track's mapped tags name; on a tie, the genre whose first
+row comes earliest in the map. Every other category, and every category with ``multilabel=True``
+(``--task multilabel``), takes the raw tags as the classes, named as the data set and its published baselines name
+them (``mood/theme---happy``): a multi-label build labels a track with all of them, a single-label one takes the
+tracks that have exactly one.
+
 Files in a split folder give the official split; a single TSV gives none (the build draws one by artist).
 """
 from __future__ import annotations
@@ -23,10 +32,17 @@ from genreslice.genre_getters.base import TrackLabel, inside_audio_folder
 from genreslice.metadata import MetadataError, Taxonomy, genre_key, load_genre_map, map_taxonomy, open_metadata
 
 HEADER = ("TRACK_ID", "ARTIST_ID", "ALBUM_ID", "PATH", "DURATION", "TAGS")
-SPLIT_FILES = {"train": "autotagging_genre-train.tsv", "validation": "autotagging_genre-validation.tsv",
-               "test": "autotagging_genre-test.tsv"}
-SINGLE_FILE = "autotagging_genre.tsv"
+#: ``--category`` -> (stem of its TSV files, prefix of the tags it reads; empty: every tag).
+CATEGORIES = {
+    "genre": ("autotagging_genre", "genre---"),
+    "mood/theme": ("autotagging_moodtheme", "mood/theme---"),
+    "instrument": ("autotagging_instrument", "instrument---"),
+    "top50": ("autotagging_top50tags", ""),
+    "all": ("autotagging", ""),
+}
 GENRE_PREFIX = "genre---"
+#: What separates a tag's kind from its name (``genre---rock``).
+KIND_SEPARATOR = "---"
 _TRACK_ID = re.compile(r"^track_[0-9]{1,12}$")
 _ARTIST_ID = re.compile(r"^artist_[0-9]{1,12}$")
 
@@ -42,19 +58,26 @@ class _Row(NamedTuple):
     line: int
 
 
-def find_tsv_files(path: str | os.PathLike) -> list[tuple[Path, str | None]]:
-    """``(file, official split or None)`` for a TSV file or a split folder."""
+def split_files(category: str = "genre") -> dict[str, str]:
+    """``split -> file name`` of a category's files in a split folder."""
+    stem = CATEGORIES[category][0]
+    return {split: f"{stem}-{split}.tsv" for split in ("train", "validation", "test")}
+
+
+def find_tsv_files(path: str | os.PathLike, category: str = "genre") -> list[tuple[Path, str | None]]:
+    """``(file, official split or None)`` for a TSV file or a split folder (the files of ``category``)."""
     path = Path(path)
     if path.is_file():
         return [(path, None)]
+    names, single = split_files(category), f"{CATEGORIES[category][0]}.tsv"
     if path.is_dir():
-        if all((path / name).is_file() for name in SPLIT_FILES.values()):
-            return [(path / name, split) for split, name in SPLIT_FILES.items()]
-        if (path / SINGLE_FILE).is_file():
-            return [(path / SINGLE_FILE, None)]
+        if all((path / name).is_file() for name in names.values()):
+            return [(path / name, split) for split, name in names.items()]
+        if (path / single).is_file():
+            return [(path / single, None)]
     raise MetadataError(
-        f"MTG-Jamendo metadata {os.fspath(path)!r}: expected a genre TSV file, or a split folder holding "
-        f"{', '.join(SPLIT_FILES.values())} (or {SINGLE_FILE})"
+        f"MTG-Jamendo metadata {os.fspath(path)!r}: expected a {category} TSV file, or a split folder holding "
+        f"{', '.join(names.values())} (or {single})"
     )
 
 
@@ -66,8 +89,9 @@ def audio_key(rel_path: str) -> str | None:
     return key[: -len(".low.mp3")] + ".mp3" if key.endswith(".low.mp3") else key
 
 
-def read_tsv(path: Path, split: str | None, problems: list[str]) -> list[_Row]:
-    """Rows of one MTG-Jamendo genre TSV; bad rows are described in ``problems`` and left out.
+def read_tsv(path: Path, split: str | None, problems: list[str], prefix: str = GENRE_PREFIX) -> list[_Row]:
+    """Rows of one MTG-Jamendo TSV with their tags that start with ``prefix`` (whole, as ``genre---rock``; an empty
+    prefix keeps every tag of the form ``kind---name``); bad rows are described in ``problems`` and left out.
 
     Raises
     ------
@@ -103,8 +127,9 @@ def read_tsv(path: Path, split: str | None, problems: list[str]) -> list[_Row]:
         elif audio_key(rel_path) is None:
             report(number, f"PATH {rel_path[:80]!r} leaves the audio folder; it is never read")
         else:
-            tags = tuple(tag.strip()[len(GENRE_PREFIX):] for tag in fields[5:]
-                         if tag.strip().startswith(GENRE_PREFIX) and tag.strip() != GENRE_PREFIX)
+            tags = tuple(dict.fromkeys(tag for tag in (field.strip() for field in fields[5:])
+                                       if tag.startswith(prefix) and KIND_SEPARATOR in tag
+                                       and not tag.endswith(KIND_SEPARATOR)))
             rows.append(_Row(track_id, artist_id, rel_path, tags, split, number))
     return rows
 
@@ -119,38 +144,55 @@ def choose_genre(tags: tuple[str, ...], mapping: dict[str, str], rank: dict[str,
 
 
 class JamendoLabelSource:
-    """Labels, artists and official splits from MTG-Jamendo genre TSV files.
+    """Labels, artists and official splits from MTG-Jamendo autotagging TSV files.
 
     Parameters
     ----------
     metadata : str or os.PathLike
-        A genre TSV or a split folder (``splits/split-0/``).
+        A TSV of the category, or a split folder (``splits/split-0/``) holding its three split files.
     genre_map : str or os.PathLike, optional
-        A ``tag,genre`` CSV replacing ``metadata/jamendo_genre_map.csv``.
+        A ``tag,genre`` CSV replacing ``metadata/jamendo_genre_map.csv`` (single-label genre only).
+    category : str
+        One of :data:`CATEGORIES`.
+    multilabel : bool
+        Label each track with all its tags of the category (``TrackLabel.tags``), the raw tags being the classes.
+
+    Raises
+    ------
+    ParameterError
+        No ``metadata``, an unknown category, or a genre map where raw tags are the classes.
+    MetadataError
+        The files cannot be read; or raw-tag classes and no track has a usable tag.
     """
 
     name = "jamendo"
     reads_audio = False
 
     def __init__(self, *, metadata: str | os.PathLike | None = None,
-                 genre_map: str | os.PathLike | None = None) -> None:
+                 genre_map: str | os.PathLike | None = None, category: str = "genre",
+                 multilabel: bool = False) -> None:
         if metadata is None:
-            raise ParameterError("--labels jamendo needs --metadata pointing at a genre TSV or a split folder")
+            raise ParameterError("--labels jamendo needs --metadata pointing at an autotagging TSV or a split folder")
+        if category not in CATEGORIES:
+            raise ParameterError(f"--category {category!r} is unknown; choose one of {', '.join(CATEGORIES)}")
+        self.category = category
+        self.multilabel = bool(multilabel)
+        #: Raw tags are the classes: every category but single-label genre, which maps tags to top-level genres.
+        self.raw_tags = self.multilabel or category != "genre"
+        if self.raw_tags and genre_map is not None:
+            raise ParameterError("--genre-map applies to --labels jamendo --category genre without --task "
+                                 f"multilabel; with --category {category}"
+                                 f"{' and --task multilabel' if self.multilabel else ''} the raw tags are the classes")
         self.metadata = os.fspath(metadata)
-        self.files = find_tsv_files(metadata)
+        self.files = find_tsv_files(metadata, category)
         self.genre_map = None if genre_map is None else os.fspath(genre_map)
-        self.mapping = load_genre_map(genre_map)
-        self.taxonomy: Taxonomy = map_taxonomy(self.mapping)
-        self._rank = {}
-        for genre in self.mapping.values():
-            if genre:
-                self._rank.setdefault(genre, len(self._rank))
+        prefix = CATEGORIES[category][1]
         problems: list[str] = []
         self._rows: dict[str, _Row] = {}
         seen_ids: dict[str, _Row] = {}
         first_file: dict[_Row, Path] = {}
         for path, split in self.files:
-            for row in read_tsv(path, split, problems):
+            for row in read_tsv(path, split, problems, prefix):
                 key = audio_key(row.path)
                 first = seen_ids.get(row.track_id) or self._rows.get(key)
                 if first is not None:
@@ -162,22 +204,58 @@ class JamendoLabelSource:
                 first_file[row] = path
                 self._rows[key] = row
         self.metadata_problems = tuple(problems)
+        if self.raw_tags:
+            usable = [row.tags for row in self._rows.values() if len(row.tags) == 1 or self.multilabel and row.tags]
+            if not usable:
+                raise MetadataError(
+                    f"{self.metadata}: no track has a {self._kind} tag"
+                    + ("" if self.multilabel else " alone, and a single-label data set needs tracks with one "
+                       "(--task multilabel uses them all)")
+                    + f": {len(self._rows)} rows read, {len(problems)} reported")
+            self.mapping: dict[str, str] = {}
+            self.taxonomy: Taxonomy = Taxonomy.of_classes(tag for tags in usable for tag in tags)
+        else:
+            self.mapping = load_genre_map(genre_map)
+            self.taxonomy = map_taxonomy(self.mapping)
+        self._rank = {}
+        for genre in self.mapping.values():
+            if genre:
+                self._rank.setdefault(genre, len(self._rank))
+
+    @property
+    def _kind(self) -> str:
+        """How messages name the tags read: ``mood/theme``, or ``usable`` for the categories of every kind."""
+        return self.category if CATEGORIES[self.category][1] else "usable"
 
     def settings(self) -> dict:
-        return {"source": self.name, "metadata": [os.fspath(path.absolute()) for path, _ in self.files],
-                "genre_map": self.genre_map}
+        settings = {"source": self.name, "metadata": [os.fspath(path.absolute()) for path, _ in self.files],
+                    "genre_map": self.genre_map}
+        if self.category != "genre" or self.multilabel:  # a genre build's settings stay as they were
+            settings.update(category=self.category, taxonomy="tags")
+        return settings
 
     def label(self, path: Path, rel_path: str) -> TrackLabel:
         key = audio_key(rel_path)
         row = self._rows.get(key) if key else None
         if row is None:
             return TrackLabel(genre=None, artist=None, reason=f"not listed in {self.metadata}", unlisted=True)
-        genre = choose_genre(row.tags, self.mapping, self._rank)
-        if genre is None:
-            shown = ", ".join(row.tags[:5]) or "none"
-            return TrackLabel(genre=None, artist=row.artist_id, track_id=row.track_id, split=row.split,
-                              reason=f"no genre tag maps to a genre (tags: {shown})")
-        return TrackLabel(genre=genre, artist=row.artist_id, track_id=row.track_id, split=row.split)
+        known = {"artist": row.artist_id, "track_id": row.track_id, "split": row.split}
+        if not self.raw_tags:
+            tags = tuple(tag[len(GENRE_PREFIX):] for tag in row.tags)
+            genre = choose_genre(tags, self.mapping, self._rank)
+            if genre is None:
+                shown = ", ".join(tags[:5]) or "none"
+                return TrackLabel(genre=None, reason=f"no genre tag maps to a genre (tags: {shown})", **known)
+            return TrackLabel(genre=genre, **known)
+        if not row.tags:
+            return TrackLabel(genre=None, reason=f"no {self._kind} tag", **known)
+        if self.multilabel:
+            return TrackLabel(genre=None, tags=row.tags, **known)
+        if len(row.tags) > 1:
+            shown = ", ".join(row.tags[:5]) + (", ..." if len(row.tags) > 5 else "")
+            return TrackLabel(genre=None, reason=f"several tags ({shown}): a single-label data set takes tracks "
+                                                 "with one (--task multilabel uses them all)", **known)
+        return TrackLabel(genre=row.tags[0], **known)
 
     def missing_audio(self, labelled_ids: set[str]) -> list[str]:
         return sorted(row.track_id for row in self._rows.values() if row.track_id not in labelled_ids)

@@ -55,7 +55,7 @@ from genreslice.pipeline.spectrogram import (
 )
 from genreslice.pipeline.stock import Stock, prune_orphans, take_stock
 from genreslice.pipeline.splits import DEFAULT_SPLIT_RATIOS, SPLITS
-from genreslice.pipeline.tracks import TRACK_COLUMNS, TrackRow, count_split_changes, read_tracks_csv
+from genreslice.pipeline.tracks import MULTILABEL_TRACK_COLUMNS, TRACK_COLUMNS, TrackRow, count_split_changes, read_tracks_csv
 
 logger = logging.getLogger(__name__)
 
@@ -326,7 +326,7 @@ class _BuildRun:
         previous_classes = _recorded_classes(self.out)
         resplit = count_split_changes(_recorded_tracks(self.out), rows)
         settings = _dataset_settings(self.settings, label_source=self.label_source, config=self.config, plan=plan)
-        dataset = _write_outputs(self.out, rows, settings, scratch=self.scratch)
+        dataset = _write_outputs(self.out, rows, settings, scratch=self.scratch, multilabel=plan.multilabel)
         kept = [record.row for record in (*stock.reusable.values(), *stock.held, *work.done.values())]
         removed, unowned = prune_orphans(self.out, keep=kept, gone=[record.row for record in stock.gone],
                                           scratch=self.scratch, everything=prune_missing)
@@ -595,8 +595,14 @@ def _write_settings(path: Path, settings: dict) -> None:
                           "and run the same command again") from err
 
 
-def _write_outputs(out: Path, rows: list[TrackRow], settings: dict, *, scratch: Path) -> dict:
-    """Write ``tracks.csv``, ``slices.csv`` and, last, ``dataset.json``; each atomically."""
+def _write_outputs(out: Path, rows: list[TrackRow], settings: dict, *, scratch: Path,
+                   multilabel: bool = False) -> dict:
+    """Write ``tracks.csv``, ``slices.csv`` and, last, ``dataset.json``; each atomically.
+
+    A multi-label data set's two tables have a ``tags`` column after ``genre`` (which is empty), its
+    ``dataset.json`` says ``"task": "multilabel"``, its classes are the tags, and its counts count a track (and its
+    slices) once for each of its tags.
+    """
     slice_seconds = settings["spectrogram"]["slice_seconds"]
     slice_rows = []
     for row in rows:
@@ -607,22 +613,25 @@ def _write_outputs(out: Path, rows: list[TrackRow], settings: dict, *, scratch: 
                 "path": layout.slice_path(row.track_id, index),
                 "track_id": row.track_id,
                 "genre": row.genre,
+                "tags": row.tags,
                 "split": row.split,
                 "index": index,
                 "start_s": f"{index * slice_seconds:.2f}",
             })
     ok_rows = [row for row in rows if row.status == "ok"]
-    classes = sorted({row.genre for row in ok_rows})
+    classes = sorted({name for row in ok_rows for name in row.classes})
     counts = {
         "tracks": {split: {genre: 0 for genre in classes} for split in SPLITS},
         "slices": {split: {genre: 0 for genre in classes} for split in SPLITS},
     }
     for row in ok_rows:
-        counts["tracks"][row.split][row.genre] += 1
-        counts["slices"][row.split][row.genre] += int(row.n_slices)
+        for name in row.classes:
+            counts["tracks"][row.split][name] += 1
+            counts["slices"][row.split][name] += int(row.n_slices)
     status_counts = collections.Counter(row.status for row in rows)
     dataset = {
         **settings,
+        **({"task": "multilabel"} if multilabel else {}),
         "generator": GENERATOR,
         "classes": classes,
         "counts": counts,
@@ -633,11 +642,17 @@ def _write_outputs(out: Path, rows: list[TrackRow], settings: dict, *, scratch: 
         },
         "files": {"tracks": layout.TRACKS_CSV, "slices": layout.SLICES_CSV, "slice_dir": layout.SLICES_DIR},
     }
+    if multilabel:
+        dataset["totals"]["tracks_per_split"] = {split: sum(1 for row in ok_rows if row.split == split)
+                                                 for split in SPLITS}
+    track_columns = MULTILABEL_TRACK_COLUMNS if multilabel else TRACK_COLUMNS
+    slice_columns = layout.MULTILABEL_SLICE_COLUMNS if multilabel else layout.SLICE_COLUMNS
     try:
         # Temporary files live in the scratch folder, so a kill never leaves one in the data set's folder.
         layout.write_text_atomic(out / layout.TRACKS_CSV,
-                                 layout.csv_text(TRACK_COLUMNS, [row.to_csv_row() for row in rows]), scratch=scratch)
-        layout.write_text_atomic(out / layout.SLICES_CSV, layout.csv_text(layout.SLICE_COLUMNS, slice_rows),
+                                 layout.csv_text(track_columns, [row.to_csv_row(track_columns) for row in rows]),
+                                 scratch=scratch)
+        layout.write_text_atomic(out / layout.SLICES_CSV, layout.csv_text(slice_columns, slice_rows),
                                  scratch=scratch)
         layout.write_text_atomic(out / layout.DATASET_JSON, json.dumps(dataset, indent=2, sort_keys=True) + "\n",
                                  scratch=scratch)

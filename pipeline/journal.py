@@ -105,7 +105,8 @@ class JournalRecord:
         """The record a well-formed journal line (see :func:`record_problem`) holds; unknown keys are ignored."""
         sizes = record.get("slice_bytes")
         row = TrackRow(track_id=record["track_id"], path=record["path"], artist=record.get("artist", ""),
-                       genre=record.get("genre", ""), split=record.get("split", ""), status=record["status"],
+                       genre=record.get("genre", ""), tags=record.get("tags", ""), split=record.get("split", ""),
+                       status=record["status"],
                        reason=record["reason"], n_slices=record["n_slices"], duration_s=record["duration_s"])
         return cls(row=row, size=record["size"], mtime_ns=record["mtime_ns"],
                    slice_bytes=None if sizes is None else tuple(sizes), transient=record.get("transient", True),

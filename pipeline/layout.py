@@ -24,6 +24,8 @@ STATE_DIR = ".genreslice"  # lock, settings, journal and scratch space of the bu
 
 TRACK_COLUMNS = tracks.TRACK_COLUMNS  # defined by the fields of tracks.TrackRow
 SLICE_COLUMNS = ("path", "track_id", "genre", "split", "index", "start_s")
+#: A multi-label data set's slices.csv: its tags (joined by ``tracks.TAG_SEPARATOR``) after the (empty) genre.
+MULTILABEL_SLICE_COLUMNS = ("path", "track_id", "genre", "tags", "split", "index", "start_s")
 STATUSES = ("ok", "failed", "skipped", "too_short")
 
 _SAFE_TRACK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

@@ -41,7 +41,7 @@ from genreslice.pipeline.splits import (
     split_key,
     split_warnings,
 )
-from genreslice.pipeline.tracks import TrackRow
+from genreslice.pipeline.tracks import TAG_SEPARATOR, TrackRow
 
 logger = logging.getLogger(__name__)
 
@@ -51,25 +51,33 @@ TO_BUILD = "to_build"
 
 @dataclass(frozen=True)
 class GenreSelection:
-    """Which genres to keep and how many tracks of each.
+    """Which classes (genres, or a source's own classes) to keep and how many tracks of each.
 
     Attributes
     ----------
     genres : tuple of str
-        Keep only these top-level genres (empty: all).
+        Keep only these classes (empty: all).
     exclude_genres : tuple of str
-        Drop these top-level genres.
+        Drop these classes.
     max_tracks_per_genre : int or None
-        Keep at most this many tracks of each genre in each split, chosen by a hash of the track id.
+        Keep at most this many tracks of each class in each split, chosen by a hash of the track id (single-label
+        builds only).
+    min_tracks_per_class : int or None
+        Drop the classes that fewer tracks than this would be built with (over all splits, after the other
+        choices): their tracks are skipped, or in a multi-label build lose that tag (and are skipped when no tag
+        is left).
     """
 
     genres: tuple[str, ...] = ()
     exclude_genres: tuple[str, ...] = ()
     max_tracks_per_genre: int | None = None
+    min_tracks_per_class: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_tracks_per_genre is not None and self.max_tracks_per_genre < 1:
             raise ParameterError(f"max_tracks_per_genre={self.max_tracks_per_genre} must be at least 1")
+        if self.min_tracks_per_class is not None and self.min_tracks_per_class < 1:
+            raise ParameterError(f"min_tracks_per_class={self.min_tracks_per_class} must be at least 1")
 
     def resolve(self, taxonomy: Taxonomy) -> tuple[frozenset[str], frozenset[str]]:
         """Map the names onto top-level genres (case and spacing ignored).
@@ -106,8 +114,11 @@ class GenreSelection:
         return keep, drop
 
     def to_dict(self) -> dict:
-        return {"genres": list(self.genres), "exclude_genres": list(self.exclude_genres),
-                "max_tracks_per_genre": self.max_tracks_per_genre}
+        chosen = {"genres": list(self.genres), "exclude_genres": list(self.exclude_genres),
+                  "max_tracks_per_genre": self.max_tracks_per_genre}
+        if self.min_tracks_per_class is not None:  # recorded when used: earlier data sets' records stay the same
+            chosen["min_tracks_per_class"] = self.min_tracks_per_class
+        return chosen
 
 
 @dataclass
@@ -134,6 +145,10 @@ class BuildPlan:
         Track ids the metadata lists that have no audio file.
     metadata_problems : tuple of str
         Metadata rows reported and skipped while loading.
+    multilabel : bool
+        The rows carry tags (several classes per track), not a genre.
+    rare_classes : dict
+        ``class -> tracks`` of the classes ``--min-tracks-per-class`` dropped, sorted by name.
     """
 
     rows: list[TrackRow]
@@ -146,6 +161,8 @@ class BuildPlan:
     selection: dict = field(default_factory=dict)
     split_ratios: tuple[float, float, float] = DEFAULT_SPLIT_RATIOS
     balanced: int = 0
+    multilabel: bool = False
+    rare_classes: dict[str, int] = field(default_factory=dict)
 
     def split_warnings(self) -> list[str]:
         """Classes missing from a split, or with fewer than a handful of tracks there (see
@@ -153,11 +170,13 @@ class BuildPlan:
         return split_warnings(self.balance(), self.split_ratios)
 
     def balance(self, statuses: tuple[str, ...] = (TO_BUILD, "ok", "too_short")) -> dict[str, dict[str, int]]:
-        """``{genre: {split: tracks}}`` over rows with these statuses, genres sorted."""
+        """``{class: {split: tracks}}`` over rows with these statuses, classes sorted (a multi-label track counts
+        for each of its tags)."""
         table: dict[str, dict[str, int]] = {}
         for row in self.rows:
             if row.status in statuses:
-                table.setdefault(row.genre, dict.fromkeys(SPLITS, 0))[row.split] += 1
+                for name in row.classes:
+                    table.setdefault(name, dict.fromkeys(SPLITS, 0))[row.split] += 1
         return dict(sorted(table.items()))
 
     def not_built(self) -> list[tuple[str, str, int, str, str]]:
@@ -182,6 +201,7 @@ class BuildPlan:
             "audio_without_metadata": self.unlisted,
             "metadata_without_audio": len(self.missing_audio),
             "metadata_rows_skipped": len(self.metadata_problems),
+            **({"classes_below_min_tracks": self.rare_classes} if "min_tracks_per_class" in self.selection else {}),
         }
 
 
@@ -229,9 +249,13 @@ def plan_build(
     Raises
     ------
     ParameterError
-        ``selection`` names a genre the source cannot produce.
+        ``selection`` names a genre the source cannot produce, or caps a multi-label build's classes.
     """
     selection = selection or GenreSelection()
+    multilabel = bool(getattr(label_source, "multilabel", False))
+    if multilabel and selection.max_tracks_per_genre is not None:
+        raise ParameterError("--max-tracks-per-genre applies to single-label builds: a multi-label track counts for "
+                             "several classes; use --min-tracks-per-class, --genres or --exclude-genres to choose")
     keep, drop = selection.resolve(label_source.taxonomy)
     labels = list(_labels(files, label_source, workers=workers if label_source.reads_audio else 1, executor=executor,
                           on_labelled=on_labelled or (lambda count: None)))
@@ -239,6 +263,7 @@ def plan_build(
     labels_to_build = {row.path: label for row, (_, label) in zip(rows, labels) if row.status == TO_BUILD}
     split_counts, moved, hashed = _assign_splits(rows, labels_to_build, split_ratios)
     _select_genres(rows, keep=keep, drop=drop)
+    rare = {} if selection.min_tracks_per_class is None else _drop_rare_classes(rows, selection.min_tracks_per_class)
     balanced = _stratify(rows, hashed=hashed, ratios=split_ratios)  # after the selection: over its classes only
     if selection.max_tracks_per_genre is not None:
         _cap_tracks(rows, selection.max_tracks_per_genre)
@@ -253,6 +278,8 @@ def plan_build(
         metadata_problems=tuple(label_source.metadata_problems),
         selection=selection.to_dict(),
         split_ratios=split_ratios,
+        multilabel=multilabel,
+        rare_classes=rare,
     )
 
 
@@ -264,7 +291,7 @@ def _first_rows(labels: list[tuple[AudioFile, TrackLabel]], built_ids: Mapping[s
     rows = []
     for (audio, label), track_id in zip(labels, track_ids):
         row = TrackRow(track_id=track_id, path=audio.rel_path, artist=label.artist or "", genre=label.genre or "",
-                       status="skipped", reason=label.reason)
+                       tags=TAG_SEPARATOR.join(label.tags), status="skipped", reason=label.reason)
         if audio.problem:
             row.status, row.reason = "failed", audio.problem
         elif audio.size == 0:
@@ -273,9 +300,9 @@ def _first_rows(labels: list[tuple[AudioFile, TrackLabel]], built_ids: Mapping[s
             row.status = "failed"
         elif not layout.is_safe_track_id(track_id):
             row.status, row.reason = "failed", f"track id {track_id!r} cannot name a file"
-        elif label.genre and owners[track_id] != audio.rel_path:
+        elif label.labelled and owners[track_id] != audio.rel_path:
             row.status, row.reason = "failed", f"track id {track_id} is also used by {owners[track_id]}"
-        elif label.genre:
+        elif label.labelled:
             row.status, row.reason = TO_BUILD, ""
         rows.append(row)
     return rows
@@ -291,7 +318,7 @@ def _id_owners(labels: list[tuple[AudioFile, TrackLabel]], track_ids: list[str],
     present = {audio.rel_path for audio, _ in labels}
     claims: dict[str, list[tuple[bool, bool, int, str]]] = collections.defaultdict(list)
     for index, ((audio, label), track_id) in enumerate(zip(labels, track_ids)):
-        if label.genre and not audio.problem and audio.size:
+        if label.labelled and not audio.problem and audio.size:
             claims[track_id].append((built_ids.get(track_id) != audio.rel_path, ".low." in audio.rel_path.lower(),
                                      index, audio.rel_path))
     return {track_id: built_ids[track_id] if built_ids.get(track_id) in present else min(candidates)[3]
@@ -347,9 +374,9 @@ def _stratify(rows: list[TrackRow], *, hashed: set[str], ratios: tuple[float, fl
         if row.split:
             key = split_key(row.artist or None, row.track_id)
             every_row[key].append(row)
-            if row.status == TO_BUILD and row.genre:
+            if row.status == TO_BUILD and row.classes:
                 artists[key].append(row)
-    classes = {key: {row.genre for row in members} for key, members in artists.items()}
+    classes = {key: {name for row in members for name in row.classes} for key, members in artists.items()}
     moved = 0
     for genre in sorted({genre for genres in classes.values() for genre in genres}):
         keys = sorted(key for key, genres in classes.items() if genre in genres)
@@ -371,14 +398,50 @@ def _stratify(rows: list[TrackRow], *, hashed: set[str], ratios: tuple[float, fl
 
 
 def _select_genres(rows: list[TrackRow], *, keep: frozenset[str], drop: frozenset[str]) -> None:
-    """Skip the rows to build whose genre is not in ``keep`` (when it names any) or is in ``drop``."""
+    """Skip the rows to build whose genre is not in ``keep`` (when it names any) or is in ``drop``; a multi-label
+    row loses the tags not kept, and is skipped when none is left."""
     for row in rows:
         if row.status != TO_BUILD:
             continue
-        if keep and row.genre not in keep:
+        if row.tags:
+            tags = row.classes
+            chosen = [tag for tag in tags if (not keep or tag in keep) and tag not in drop]
+            row.tags = TAG_SEPARATOR.join(chosen)
+            if not chosen:
+                shown = ", ".join(tags[:5]) + (", ..." if len(tags) > 5 else "")
+                row.status, row.reason = "skipped", f"no tag selected (tags: {shown}; --genres, --exclude-genres)"
+        elif keep and row.genre not in keep:
             row.status, row.reason = "skipped", f"genre {row.genre} is not selected (--genres)"
         elif row.genre in drop:
             row.status, row.reason = "skipped", f"genre {row.genre} is excluded (--exclude-genres)"
+
+
+def _drop_rare_classes(rows: list[TrackRow], minimum: int) -> dict[str, int]:
+    """Drop the classes fewer than ``minimum`` tracks to build have; returns ``class -> tracks`` of those dropped.
+
+    A single-label track of such a class is skipped; a multi-label one loses the tag, and is skipped when it has
+    none left (which changes no other class's count).
+    """
+    counts = collections.Counter(name for row in rows if row.status == TO_BUILD for name in row.classes)
+    rare = {name: count for name, count in sorted(counts.items()) if count < minimum}
+    if not rare:
+        return rare
+    for row in rows:
+        if row.status != TO_BUILD or not set(row.classes) & rare.keys():
+            continue
+        if row.tags:
+            tags = row.classes
+            row.tags = TAG_SEPARATOR.join(tag for tag in tags if tag not in rare)
+            if row.tags:
+                continue
+            shown = ", ".join(f"{tag} ({rare[tag]})" for tag in tags[:5])
+            row.status, row.reason = "skipped", (f"every tag has fewer than --min-tracks-per-class {minimum} tracks "
+                                                 f"({shown})")
+        else:
+            row.status, row.reason = "skipped", (f"class {row.genre} has {rare[row.genre]} tracks, fewer than "
+                                                 f"--min-tracks-per-class {minimum}")
+    logger.info("%d classes with fewer than %d tracks dropped (--min-tracks-per-class)", len(rare), minimum)
+    return rare
 
 
 def _cap_tracks(rows: list[TrackRow], cap: int) -> None:

@@ -102,7 +102,7 @@ class Stock:
         for row in plan.rows:
             if row.path in self.unusable:
                 known = self.unusable[row.path].row
-                row.track_id, row.artist, row.genre = known.track_id, known.artist, known.genre
+                row.track_id, row.artist, row.genre, row.tags = known.track_id, known.artist, known.genre, known.tags
 
 
 def take_stock(records: dict[str, JournalRecord], *, scan: AudioScan, audio_root: Path, out: Path,

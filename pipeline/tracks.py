@@ -21,7 +21,10 @@ class TrackRow:
     path : str
         POSIX path relative to the audio folder (undecodable bytes as surrogates, see :meth:`to_csv_row`).
     artist, genre : str
-        From the label source; empty when unknown.
+        From the label source; empty when unknown (``genre`` is empty in a multi-label data set).
+    tags : str
+        A multi-label data set's labels of the track, joined by :data:`TAG_SEPARATOR`; empty in a single-label one
+        (whose ``tracks.csv`` has no such column).
     split : str
         ``train``, ``validation`` or ``test``; empty for a file without a genre.
     status : str
@@ -38,19 +41,27 @@ class TrackRow:
     path: str
     artist: str = ""
     genre: str = ""
+    tags: str = ""
     split: str = ""
     status: str = "skipped"
     reason: str = ""
     n_slices: int = 0
     duration_s: str = ""
 
-    def to_csv_row(self) -> tuple:
-        """The values of :data:`TRACK_COLUMNS`, in order, as ``tracks.csv`` holds them.
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The track's classes: its tags in a multi-label data set, else its genre (none when it has none)."""
+        if self.tags:
+            return tuple(self.tags.split(TAG_SEPARATOR))
+        return (self.genre,) if self.genre else ()
+
+    def to_csv_row(self, columns: tuple[str, ...] | None = None) -> tuple:
+        """The values of ``columns`` (default :data:`TRACK_COLUMNS`), in order, as ``tracks.csv`` holds them.
 
         A file name that is not valid UTF-8 keeps its odd bytes visible as ``\\xNN``, so the CSV stays valid UTF-8.
         """
         path = os.fsencode(self.path).decode("utf-8", errors="backslashreplace")
-        return tuple(path if column == "path" else getattr(self, column) for column in TRACK_COLUMNS)
+        return tuple(path if column == "path" else getattr(self, column) for column in columns or TRACK_COLUMNS)
 
     @classmethod
     def from_csv_row(cls, record: Mapping[str, str]) -> TrackRow:
@@ -58,7 +69,8 @@ class TrackRow:
 
         A path's escaped bytes stay escaped: ``to_csv_row`` of the result gives the record back.
         """
-        return cls(**{**{column: record[column] for column in TRACK_COLUMNS}, "n_slices": int(record["n_slices"])})
+        return cls(**{**{column: record[column] for column in TRACK_COLUMNS}, "tags": record.get("tags") or "",
+                      "n_slices": int(record["n_slices"])})
 
     def with_outcome(self, *, status: str, reason: str, n_slices: int, duration_s: str) -> TrackRow:
         """A copy holding the audio work's outcome."""
@@ -70,8 +82,12 @@ class TrackRow:
                                  duration_s=other.duration_s)
 
 
-#: The columns of ``tracks.csv``, in order.
-TRACK_COLUMNS = tuple(field.name for field in fields(TrackRow))
+#: What joins a track's tags in the ``tags`` column of ``tracks.csv`` and ``slices.csv``.
+TAG_SEPARATOR = ";"
+#: The columns of a multi-label data set's ``tracks.csv``, in order.
+MULTILABEL_TRACK_COLUMNS = tuple(field.name for field in fields(TrackRow))
+#: The columns of a single-label data set's ``tracks.csv``, in order.
+TRACK_COLUMNS = tuple(name for name in MULTILABEL_TRACK_COLUMNS if name != "tags")
 
 
 def read_tracks_csv(path: str | os.PathLike) -> list[TrackRow]:

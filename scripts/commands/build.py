@@ -9,10 +9,11 @@ from dataclasses import replace
 
 from genreslice.errors import ParameterError
 from genreslice.genre_getters import LABEL_SOURCES, LabelSource, make_label_source
+from genreslice.genre_getters.jamendo import CATEGORIES as JAMENDO_CATEGORIES
 from genreslice.pipeline.build import BuildConfig, BuildSummary, build_dataset, plan_dataset, plural
 from genreslice.pipeline.executors import dask_cluster
 from genreslice.pipeline.layout import TRACKS_CSV
-from genreslice.pipeline.plan import BuildPlan, GenreSelection
+from genreslice.pipeline.plan import TO_BUILD, BuildPlan, GenreSelection
 from genreslice.pipeline.progress import BuildProgress
 from genreslice.pipeline.sox import find_sox
 from genreslice.pipeline.mel import MelSettings
@@ -73,9 +74,19 @@ def _add_label_options(build: argparse.ArgumentParser) -> argparse._ArgumentGrou
                              "tags when present); csv = a CSV of your own with the columns path and label "
                              "(optional: artist, split) given as --metadata")
     labels.add_argument("--metadata", metavar="PATH",
-                        help="fma: fma_metadata/ or its tracks.csv; jamendo: autotagging_genre.tsv or a split folder "
-                             "(splits/split-0/) holding autotagging_genre-{train,validation,test}.tsv; csv: the CSV "
-                             "file (paths relative to AUDIO_DIR)")
+                        help="fma: fma_metadata/ or its tracks.csv; jamendo: a TSV of the --category "
+                             "(autotagging_genre.tsv) or a split folder (splits/split-0/) holding its "
+                             "-train, -validation and -test files; csv: the CSV file (paths relative to AUDIO_DIR)")
+    labels.add_argument("--category", choices=list(JAMENDO_CATEGORIES),
+                        help="jamendo only: which tags label the tracks: genre (mapped to 16 top-level genres, "
+                             "unless --task multilabel), mood/theme, instrument, top50 (the 50 most frequent tags of "
+                             "every kind) or all; the raw tags (mood/theme---happy) are the classes of every category "
+                             "but single-label genre; a single-label build takes the tracks with one such tag "
+                             "(default: genre)")
+    labels.add_argument("--task", choices=["single", "multilabel"], default="single",
+                        help="single: one class per track (a track with several is skipped); multilabel: every "
+                             "label of a track (--labels jamendo or csv), tracks.csv and slices.csv gain a tags "
+                             "column and training scores tags by ROC-AUC")
     labels.add_argument("--subset", choices=["small", "medium", "large"],
                         help="fma only: keep this subset (subsets nest: medium includes small) (default: all tracks)")
     labels.add_argument("--genre-map", metavar="FILE",
@@ -84,16 +95,20 @@ def _add_label_options(build: argparse.ArgumentParser) -> argparse._ArgumentGrou
     labels.add_argument("--folder-depth", type=lambda text: whole_number(text, minimum=1, maximum=32), metavar="N",
                         help="folders only: the class is the name of the folder N levels below AUDIO_DIR (1 = the "
                              "folders right in it; files above that level are skipped) (default: 1)")
-    labels.add_argument("--genres", type=genre_names, default=(), metavar="A,B,...",
-                        help="keep only these top-level genres (with --labels folders: these classes) "
-                             "(default: all)")
-    labels.add_argument("--exclude-genres", type=genre_names, default=(), metavar="A,B,...",
-                        help="leave out these top-level genres (with --labels folders: these classes)")
+    labels.add_argument("--genres", "--classes", dest="genres", type=genre_names, default=(), metavar="A,B,...",
+                        help="keep only these classes: top-level genres, or the source's own classes (folder names, "
+                             "CSV labels, MTG-Jamendo tags); a multi-label track keeps its selected tags (default: "
+                             "all)")
+    labels.add_argument("--exclude-genres", "--exclude-classes", dest="exclude_genres", type=genre_names, default=(),
+                        metavar="A,B,...", help="leave out these classes (genres, or the source's own)")
+    labels.add_argument("--min-tracks-per-class", type=positive_int, metavar="N",
+                        help="drop the classes that fewer than N tracks would be built with (all splits together, "
+                             "after --genres and --exclude-genres); the build reports them (default: keep all)")
     labels.add_argument("--max-tracks-per-genre", type=positive_int, metavar="N",
-                        help="keep at most N tracks of each genre in each split, chosen by a stable hash of the "
-                             "track id (default: no cap)")
+                        help="keep at most N tracks of each class in each split, chosen by a stable hash of the "
+                             "track id; single-label builds only (default: no cap)")
     labels.add_argument("--dry-run", action="store_true",
-                        help="label and split without touching audio or OUT_DIR; print tracks per genre and split "
+                        help="label and split without touching audio or OUT_DIR; print tracks per class and split "
                              "and what would be skipped")
     return labels
 
@@ -186,9 +201,11 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers or os.cpu_count() or 1
     config = BuildConfig(spec=spec, split_ratios=args.split_ratios, workers=workers, timeout_s=args.timeout)
     selection = GenreSelection(genres=args.genres, exclude_genres=args.exclude_genres,
-                               max_tracks_per_genre=args.max_tracks_per_genre)
+                               max_tracks_per_genre=args.max_tracks_per_genre,
+                               min_tracks_per_class=args.min_tracks_per_class)
     source = make_label_source(args.labels, audio_dir=args.audio_dir, metadata=args.metadata, subset=args.subset,
-                               genre_map=args.genre_map, folder_depth=args.folder_depth)
+                               genre_map=args.genre_map, folder_depth=args.folder_depth, category=args.category,
+                               multilabel=args.task == "multilabel")
     where = {"executor": args.executor, "scheduler": args.scheduler, "progress": not args.no_progress}
     if args.dry_run:
         with _running(config, dry_run=True, **where) as (config, options, observer):
@@ -217,6 +234,7 @@ def build(audio_dir: str | os.PathLike, out_dir: str | os.PathLike, source: Labe
     if summary.previous_classes is not None and summary.previous_classes != summary.classes:
         print(f"The genres changed: this folder held {', '.join(summary.previous_classes) or 'none'}; "
               f"now {', '.join(summary.classes) or 'none'}.")
+    print_rare_classes(summary.plan)
     print_metadata_report(summary.plan)
     return 0
 
@@ -256,11 +274,13 @@ def log_not_built(rows: list[TrackRow], audio_dir: str | os.PathLike) -> None:
 def print_plan(plan: BuildPlan, audio_dir: str | os.PathLike, labels: str) -> None:
     """The dry run's report: tracks per genre and split, what is left out and why, metadata coverage."""
     balance = plan.balance()
-    print(f"Dry run of {audio_dir} with --labels {labels}: {len(plan.rows)} audio files, "
-          f"{sum(sum(row.values()) for row in balance.values())} tracks would be built. Nothing was written.")
+    to_build = [row for row in plan.rows if row.status == TO_BUILD]
+    print(f"Dry run of {audio_dir} with --labels {labels}: {len(plan.rows)} audio files, {len(to_build)} tracks "
+          "would be built. Nothing was written.")
     if balance:
-        width = max(len("genre"), len("total"), *(len(genre) for genre in balance))
-        header = f"{'genre':<{width}}" + "".join(f"{name:>12}" for name in (*SPLITS, "total"))
+        what = "tag" if plan.multilabel else "genre"
+        width = max(len(what), len("total"), *(len(genre) for genre in balance))
+        header = f"{what:<{width}}" + "".join(f"{name:>12}" for name in (*SPLITS, "total"))
         print()
         print(header)
         print("-" * len(header))
@@ -270,7 +290,14 @@ def print_plan(plan: BuildPlan, audio_dir: str | os.PathLike, labels: str) -> No
             for split in SPLITS:
                 totals[split] += counts[split]
         print("-" * len(header))
-        print(f"{'total':<{width}}" + "".join(f"{totals[s]:>12}" for s in SPLITS) + f"{sum(totals.values()):>12}")
+        if plan.multilabel:  # a track counts once per tag above; here once
+            totals = {split: sum(1 for row in to_build if row.split == split) for split in SPLITS}
+            print(f"{'tracks':<{width}}" + "".join(f"{totals[s]:>12}" for s in SPLITS) + f"{sum(totals.values()):>12}")
+            tagged = sum(len(row.classes) for row in to_build)
+            print(f"\n{len(balance)} tags, {tagged / max(1, len(to_build)):.2f} per track on average.")
+        else:
+            print(f"{'total':<{width}}" + "".join(f"{totals[s]:>12}" for s in SPLITS)
+                  + f"{sum(totals.values()):>12}")
     sources = plan.split_counts
     print()
     print(f"Splits of the {sum(sources.values())} labelled tracks (before --genres and caps): {sources['official']} "
@@ -281,6 +308,7 @@ def print_plan(plan: BuildPlan, audio_dir: str | os.PathLike, labels: str) -> No
     if plan.balanced:
         print(f"  {plural(plan.balanced, 'track')} moved to another split with their artist so that every genre "
               "reaches every split.")
+    print_rare_classes(plan)
     print_split_warnings(plan.split_warnings())
     not_built = plan.not_built()
     if not_built:
@@ -292,6 +320,17 @@ def print_plan(plan: BuildPlan, audio_dir: str | os.PathLike, labels: str) -> No
         if len(not_built) > 15:
             print(f"  ... and {len(not_built) - 15} other kinds of reason")
     print_metadata_report(plan)
+
+
+def print_rare_classes(plan: BuildPlan) -> None:
+    """The classes ``--min-tracks-per-class`` dropped, with their tracks."""
+    if plan.rare_classes:
+        minimum = plan.selection.get("min_tracks_per_class")
+        shown = ", ".join(f"{name} ({count})" for name, count in list(plan.rare_classes.items())[:20])
+        more = f", and {len(plan.rare_classes) - 20} more" if len(plan.rare_classes) > 20 else ""
+        count = len(plan.rare_classes)
+        print(f"  {count} {'class' if count == 1 else 'classes'} with fewer than {minimum} tracks dropped "
+              f"(--min-tracks-per-class): {shown}{more}.")
 
 
 def print_metadata_report(plan: BuildPlan) -> None:
@@ -316,7 +355,7 @@ def print_summary(summary: BuildSummary) -> None:
     print(
         f"Built {summary.out_dir}: {counts['ok']} tracks ok, {counts['failed']} failed, "
         f"{counts['skipped']} skipped, {counts['too_short']} too short; {summary.n_slices} slices, "
-        f"{len(summary.classes)} genres."
+        f"{len(summary.classes)} {'tags' if summary.plan.multilabel else 'genres'}."
     )
     if summary.processed:
         again = [f"{count} {what}" for count, what in ((summary.retried, "failed before and tried again"),

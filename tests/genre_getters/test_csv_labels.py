@@ -63,7 +63,8 @@ def test_a_csv_labelled_corpus_builds_with_its_labels_as_classes(dances, tmp_pat
         for first, second in zip(songs[0:6:2], songs[1:6:2]):  # an artist's two songs share a split
             assert first["artist"] == second["artist"] and first["split"] == second["split"]
     assert rows["mixed.wav"]["status"] == "skipped"
-    assert rows["mixed.wav"]["reason"] == "several labels ('tango', 'waltz'): a single-label data set takes tracks with one"
+    assert rows["mixed.wav"]["reason"] == ("several labels ('tango', 'waltz'): a single-label data set takes tracks "
+                                           "with one (--task multilabel uses them all)")
     assert rows["unlisted.wav"]["status"] == "skipped" and "not listed in" in rows["unlisted.wav"]["reason"]
     report = result.stdout + result.stderr
     assert "malformed metadata rows (skipped): 5" in report
@@ -140,7 +141,7 @@ def test_paths_match_whatever_the_unicode_normal_form_and_odd_rows_are_reported(
         make_label_source("csv", metadata=metadata)
     metadata.write_text("path,label\na.wav,x;y\nb.wav,\n", encoding="utf-8")
     with pytest.raises(MetadataError, match=r"no track has exactly one label, and a single-label data set needs "
-                                            r"them: 1 tracks listed, 1 with several labels, 1 rows reported \(the "
+                                            r"them \(--task multilabel takes tracks with several\): 1 tracks listed, 1 with several labels, 1 rows reported \(the "
                                             r"first: .*line 3: empty label"):
         make_label_source("csv", metadata=metadata)
 
@@ -154,3 +155,45 @@ def test_a_csv_that_is_not_utf8_and_a_missing_metadata_option_are_refused(tmp_pa
         make_label_source("csv", audio_dir=tmp_path)
     result = genreslice("build", str(tmp_path), str(tmp_path / "out"), "--labels", "csv", "--dry-run")
     assert result.returncode != 0 and "--labels csv needs --metadata" in result.stderr
+
+
+def test_a_multilabel_build_keeps_every_label_in_a_tags_column(dances, tmp_path):
+    out = tmp_path / "out"
+    result = genreslice("build", str(dances / "music"), str(out), "--labels", "csv", "--metadata",
+                        str(dances / "labels.csv"), "--task", "multilabel", "--split-ratios", "0.5,0.25,0.25",
+                        "--min-tracks-per-class", "2", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "19 tracks ok" in result.stdout and "3 tags." in result.stdout
+    tracks = read_csv(out / "tracks.csv")
+    assert list(tracks[0]) == ["track_id", "path", "artist", "genre", "tags", "split", "status", "reason",
+                               "n_slices", "duration_s"]
+    rows = {row["path"]: row for row in tracks}
+    assert (rows["mixed.wav"]["tags"], rows["mixed.wav"]["genre"], rows["mixed.wav"]["status"]) == (
+        "tango;waltz", "", "ok")
+    assert rows["salsa set/song 0 $(x).wav"]["tags"] == "salsa"
+    slices = read_csv(out / "slices.csv")
+    assert list(slices[0]) == ["path", "track_id", "genre", "tags", "split", "index", "start_s"]
+    assert {row["tags"] for row in slices if row["track_id"] == rows["mixed.wav"]["track_id"]} == {"tango;waltz"}
+    dataset = json.loads((out / "dataset.json").read_text())
+    assert dataset["task"] == "multilabel" and dataset["classes"] == list(DANCES)
+    assert dataset["labels"]["selection"]["min_tracks_per_class"] == 2
+    # The counts are per tag and split: the mixed song counts for tango and for waltz, by hand from tracks.csv.
+    for split in ("train", "validation", "test"):
+        for dance in DANCES:
+            assert dataset["counts"]["tracks"][split][dance] == sum(
+                1 for row in tracks if row["status"] == "ok" and row["split"] == split
+                and dance in row["tags"].split(";"))
+    assert sum(dataset["totals"]["tracks_per_split"].values()) == 19
+    # A single-label build of the same files has no tags column (its files are as they always were).
+    single = genreslice("build", str(dances / "music"), str(tmp_path / "single"), "--labels", "csv", "--metadata",
+                        str(dances / "labels.csv"), "--no-progress")
+    assert single.returncode == 0, single.stderr
+    assert "tags" not in read_csv(tmp_path / "single" / "tracks.csv")[0]
+    assert "task" not in json.loads((tmp_path / "single" / "dataset.json").read_text())
+
+
+def test_multilabel_needs_a_source_with_several_labels(tmp_path):
+    result = genreslice("build", str(tmp_path), str(tmp_path / "out"), "--task", "multilabel", "--dry-run")
+    assert result.returncode == 2
+    assert "--task multilabel needs a source that gives a track several labels (--labels csv or jamendo); " \
+           "--labels id3 gives one" in result.stderr

@@ -176,3 +176,57 @@ def test_user_genre_map_replaces_the_shipped_one(tmp_path):
                                            ("", None)])
 def test_audio_key(rel_path, key):
     assert audio_key(rel_path) == key
+
+
+@pytest.mark.parametrize("category, rel_path, tags, split", [
+    ("mood/theme", "48/948.mp3", ("mood/theme---background",), "train"),
+    ("mood/theme", "58/16658.mp3", ("mood/theme---epic", "mood/theme---inspiring", "mood/theme---powerful",
+                                    "mood/theme---uplifting"), "validation"),
+    ("instrument", "11/121111.mp3", ("instrument---saxophone",), "train"),
+    ("top50", "46/946.mp3", ("genre---ambient", "genre---chillout", "genre---downtempo", "genre---easylistening",
+                             "genre---electronic", "genre---lounge", "instrument---synthesizer"), "train"),
+    ("genre", "51/851.mp3", ("genre---disco", "genre---funk", "genre---pop", "genre---rnb"), "train"),
+])
+def test_multilabel_categories_give_every_raw_tag_and_the_official_split(category, rel_path, tags, split):
+    source = JamendoLabelSource(metadata=JAMENDO_SPLIT, category=category, multilabel=True)
+    label = source.label(Path(rel_path), rel_path)
+    assert (label.genre, label.tags, label.split, label.reason) == (None, tags, split, "")
+    assert set(tags) <= set(source.taxonomy.genres) and source.multilabel
+    assert source.settings()["category"] == category and source.settings()["taxonomy"] == "tags"
+
+
+def test_single_label_categories_take_tracks_with_one_tag(tmp_path):
+    source = JamendoLabelSource(metadata=JAMENDO_SPLIT, category="mood/theme")
+    assert source.label(Path("30/9830.mp3"), "30/9830.mp3").genre == "mood/theme---heavy"
+    several = source.label(Path("39/11839.mp3"), "39/11839.mp3")
+    assert several.genre is None and several.tags == () and several.split == "test"
+    assert several.reason == ("several tags (mood/theme---calm, mood/theme---melodic, mood/theme---relaxing, "
+                              "mood/theme---soft): a single-label data set takes tracks with one (--task multilabel "
+                              "uses them all)")
+    # The classes are the tags of the tracks a single-label build can use.
+    assert source.taxonomy.genres == ("mood/theme---background", "mood/theme---heavy", "mood/theme---meditative",
+                                      "mood/theme---melodic")
+    # Rows of other kinds in a file are ignored; a row without a tag of the category is skipped with the reason.
+    tsv = write_tsv(tmp_path / "autotagging_instrument.tsv", [
+        "track_0000001\tartist_000001\talbum_000001\t01/1.mp3\t200.0\tgenre---jazz\tinstrument---piano",
+        "track_0000002\tartist_000001\talbum_000001\t02/2.mp3\t200.0\tgenre---rock\tinstrument---",
+    ])
+    source = JamendoLabelSource(metadata=tmp_path, category="instrument")
+    assert source.files == [(tsv, None)]
+    assert source.label(Path("01/1.mp3"), "01/1.mp3").genre == "instrument---piano"
+    assert source.label(Path("02/2.mp3"), "02/2.mp3").reason == "no instrument tag"
+
+
+def test_category_options_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="--category 'mood' is unknown; choose one of genre, mood/theme"):
+        JamendoLabelSource(metadata=JAMENDO_SPLIT, category="mood")
+    with pytest.raises(ValueError, match="--genre-map applies to --labels jamendo --category genre without"):
+        JamendoLabelSource(metadata=JAMENDO_SPLIT, category="genre", multilabel=True, genre_map=tmp_path / "x.csv")
+    with pytest.raises(MetadataError, match="autotagging_moodtheme-train.tsv"):
+        JamendoLabelSource(metadata=tmp_path, category="mood/theme")
+    write_tsv(tmp_path / "autotagging_moodtheme.tsv", [
+        "track_0000001\tartist_000001\talbum_000001\t01/1.mp3\t200.0\tmood/theme---happy\tmood/theme---sad"])
+    with pytest.raises(MetadataError, match="no track has a mood/theme tag alone.*--task multilabel uses them all"):
+        JamendoLabelSource(metadata=tmp_path, category="mood/theme")
+    assert JamendoLabelSource(metadata=tmp_path, category="mood/theme", multilabel=True).taxonomy.genres == (
+        "mood/theme---happy", "mood/theme---sad")

@@ -95,3 +95,42 @@ def test_shipped_fma_genres_are_the_real_file():
         rows = list(csv.DictReader(handle))
     assert len(rows) == 163 and sum(row["parent"] == "0" for row in rows) == 16
     assert len(load_fma_genres()) == 163
+
+
+#: ``--category -> (file stem, rows per split by the data set's README, tags)``.
+CATEGORY_FILES = {
+    "mood/theme": ("autotagging_moodtheme", {"train": 9949, "validation": 3802, "test": 4231}, 56),
+    "instrument": ("autotagging_instrument", {"train": 14395, "validation": 5466, "test": 5115}, 40),
+    "top50": ("autotagging_top50tags", {"train": 32136, "validation": 10888, "test": 11356}, 50),
+}
+
+
+@pytest.mark.parametrize("category", list(CATEGORY_FILES))
+def test_every_category_plans_every_row_with_its_tags_in_its_official_split(category):
+    stem, rows_per_split, n_tags = CATEGORY_FILES[category]
+    raw = {split: [line.split("\t") for line in (SPLIT_0 / f"{stem}-{split}.tsv").read_bytes().decode("utf-8")
+                   .split("\r\n")[1:] if line] for split in rows_per_split}
+    assert {split: len(rows) for split, rows in raw.items()} == rows_per_split
+    source = JamendoLabelSource(metadata=SPLIT_0, category=category, multilabel=True)
+    assert source.metadata_problems == () and len(source.taxonomy.genres) == n_tags
+    files = [AudioFile(path=Path("/audio") / row[3], rel_path=row[3], size=1, mtime_ns=1)
+             for rows in raw.values() for row in rows]
+    plan = plan_build(files, source)
+    # Every row is a track to build, with the tags of its row (by hand: the fields after DURATION) and its split.
+    by_path = {row[3]: (split, ";".join(row[5:])) for split, rows in raw.items() for row in rows}
+    assert len(plan.rows) == len(by_path) == sum(rows_per_split.values())
+    assert all(row.status == TO_BUILD and (row.split, row.tags) == by_path[row.path] for row in plan.rows)
+    assert plan.moved == 0 and plan.missing_audio == [] and plan.multilabel
+    splits_by_artist = collections.defaultdict(set)
+    for row in plan.rows:
+        splits_by_artist[row.artist].add(row.split)
+    assert all(len(splits) == 1 for splits in splits_by_artist.values())
+    # Tag counts per split, counted by hand, are the plan's balance.
+    by_hand = collections.Counter((tag, split) for split, rows in raw.items() for row in rows for tag in row[5:])
+    assert {(tag, split): count for tag, counts in plan.balance().items() for split, count in counts.items()
+            if count} == dict(by_hand)
+    # Single-label: the tracks with one tag of the category, the others skipped with them in the reason.
+    single = plan_build(files, JamendoLabelSource(metadata=SPLIT_0, category=category))
+    built = sum(row.status == TO_BUILD for row in single.rows)
+    assert built == sum(len(row) == 6 for rows in raw.values() for row in rows) > 0
+    assert all("several tags" in row.reason for row in single.rows if row.status != TO_BUILD)

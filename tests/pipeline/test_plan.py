@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from genreslice.genre_getters import TrackLabel
-from genreslice.metadata import fma_taxonomy
+from genreslice.metadata import Taxonomy, fma_taxonomy
 from genreslice.pipeline.discovery import AudioFile
 from genreslice.pipeline.errors import ParameterError
 from genreslice.pipeline.plan import TO_BUILD, GenreSelection, plan_build
@@ -257,3 +257,56 @@ def test_a_move_never_empties_a_split_of_another_class():
         for row in plan.rows:
             splits[split_key(row.artist, row.track_id)].add(row.split)
         assert all(len(names) == 1 for names in splits.values())
+
+
+class TagSource(TableSource):
+    """A multi-label ``TableSource``: its classes are the tags of its labels."""
+
+    multilabel = True
+
+    def __init__(self, labels: dict[str, TrackLabel]) -> None:
+        super().__init__(labels)
+        self.taxonomy = Taxonomy.of_classes(tag for label in labels.values() for tag in label.tags)
+
+
+def test_multilabel_rows_carry_their_tags_and_selection_removes_tags_not_tracks():
+    labels = {f"{artist}{n}.mp3": TrackLabel(None, artist, track_id=f"{artist}{n}", tags=tags, split=split)
+              for artist, split, tags in (("a", "train", ("piano", "happy")), ("b", "validation", ("piano",)),
+                                          ("c", "test", ("drums", "sad")), ("d", "train", ("sad",)))
+              for n in range(2)}
+    plan = plan_build(files_for(labels), TagSource(labels))
+    rows = by_path(plan)
+    assert plan.multilabel and rows["a0.mp3"].tags == "piano;happy" and rows["a0.mp3"].genre == ""
+    assert plan.balance() == {"drums": {"train": 0, "validation": 0, "test": 2},
+                              "happy": {"train": 2, "validation": 0, "test": 0},
+                              "piano": {"train": 2, "validation": 2, "test": 0},
+                              "sad": {"train": 2, "validation": 0, "test": 2}}
+    chosen = plan_build(files_for(labels), TagSource(labels),
+                        selection=GenreSelection(genres=("piano", "sad"), exclude_genres=("sad",)))
+    rows = by_path(chosen)
+    assert [rows[f"{artist}0.mp3"].tags for artist in "abc"] == ["piano", "piano", ""]
+    assert rows["c0.mp3"].status == rows["d0.mp3"].status == "skipped"
+    assert rows["c0.mp3"].reason == "no tag selected (tags: drums, sad; --genres, --exclude-genres)"
+    with pytest.raises(ParameterError, match="--max-tracks-per-genre applies to single-label builds"):
+        plan_build(files_for(labels), TagSource(labels), selection=GenreSelection(max_tracks_per_genre=1))
+
+
+def test_min_tracks_per_class_drops_rare_classes_with_a_report():
+    labels = {f"{genre}{n}.mp3": TrackLabel(genre, f"{genre}{n}", track_id=f"{genre}{n}")
+              for genre, count in (("Rock", 3), ("Jazz", 2), ("Pop", 1)) for n in range(count)}
+    plan = plan_of(labels, selection=GenreSelection(min_tracks_per_class=2))
+    assert plan.rare_classes == {"Pop": 1} and set(plan.balance()) == {"Jazz", "Rock"}
+    assert by_path(plan)["Pop0.mp3"].reason == "class Pop has 1 tracks, fewer than --min-tracks-per-class 2"
+    assert plan.summary()["classes_below_min_tracks"] == {"Pop": 1}
+    assert plan.selection["min_tracks_per_class"] == 2
+    assert "min_tracks_per_class" not in plan_of(labels).selection  # recorded only when asked for
+    # Multi-label: the rare tag goes; a track whose every tag is rare is skipped, with the counts.
+    tagged = {"x.mp3": TrackLabel(None, "a", track_id="x", tags=("piano", "harp")),
+              "y.mp3": TrackLabel(None, "b", track_id="y", tags=("piano",)),
+              "z.mp3": TrackLabel(None, "c", track_id="z", tags=("flute",))}
+    plan = plan_build(files_for(tagged), TagSource(tagged), selection=GenreSelection(min_tracks_per_class=2))
+    rows = by_path(plan)
+    assert plan.rare_classes == {"flute": 1, "harp": 1}
+    assert (rows["x.mp3"].tags, rows["x.mp3"].status) == ("piano", TO_BUILD)
+    assert rows["z.mp3"].status == "skipped"
+    assert rows["z.mp3"].reason == "every tag has fewer than --min-tracks-per-class 2 tracks (flute (1))"
