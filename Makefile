@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test demo example setup system-deps bench-build bench-labels bench-train bench-predict bench-dask bench-resume bench-stopping bench-models same-outputs clean
+.PHONY: test demo example setup system-deps bench-build bench-labels bench-train bench-predict bench-dask bench-resume bench-stopping bench-models bench-tagging same-outputs clean
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -40,7 +40,9 @@ example: setup
 #   bench-resume   what checking built tracks' slices costs per run (file count, sizes, full decode)
 #   bench-stopping the default --patience against others on a 3-artists-per-genre collection and the demo corpus
 #   bench-models   sox and mel data sets of a harder generated corpus, every model preset trained on each; compare table
-bench-build bench-labels bench-train bench-predict bench-dask bench-resume bench-stopping bench-models: bench-%: setup
+#   bench-tagging  a generated multi-label corpus against a shuffled-label control (ROC-AUC, PR-AUC); GTZAN-layout
+#                  folders and a CSV-labelled dance corpus end to end; dry runs over the real MTG-Jamendo categories
+bench-build bench-labels bench-train bench-predict bench-dask bench-resume bench-stopping bench-models bench-tagging: bench-%: setup
 	$(BIN)/python -m benchmarks.bench_$*
 
 # Same outputs: build, train and predict a fixed generated corpus; compare every output with the reference run.

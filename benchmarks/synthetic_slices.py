@@ -86,3 +86,63 @@ def write_synthetic_dataset(
     }
     layout.write_text_atomic(root / layout.DATASET_JSON, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return root
+
+
+def write_synthetic_tagged_dataset(
+    root: str | os.PathLike,
+    *,
+    tags: tuple[str, ...] = ("bright", "drums", "low", "pulse"),
+    tracks: int = 24,
+    slices_per_track: int = 6,
+    split_tracks: tuple[int, int, int] = (3, 1, 2),
+    seed: int = 0,
+    noise: float = 20.0,
+    shuffle_labels: bool = False,
+) -> Path:
+    """A multi-label data set (``"task": "multilabel"``) in the build's layout: each track has each tag with
+    probability one half (at least one), and its slices overlay the patterns of :func:`synthetic_slice` of its
+    tags (the brightest pixel of each). ``shuffle_labels`` gives the tracks each other's tag sets, so the labels
+    no longer match the slices: a control a model cannot learn. Returns ``root``."""
+    root = Path(root)
+    spec = SpectrogramSpec()
+    rng = np.random.default_rng(seed)
+    tags = tuple(sorted(tags))
+    total = sum(split_tracks)
+    chosen = []
+    for _ in range(tracks):
+        present = [index for index in range(len(tags)) if rng.random() < 0.5] or [int(rng.integers(len(tags)))]
+        chosen.append(present)
+    labels = [chosen[k] for k in rng.permutation(tracks)] if shuffle_labels else chosen
+    track_rows, slice_rows = [], []
+    counts = {kind: {split: {tag: 0 for tag in tags} for split in SPLIT_ORDER} for kind in ("tracks", "slices")}
+    bounds = np.cumsum(split_tracks) * tracks / total
+    for number, (present, labelled) in enumerate(zip(chosen, labels)):
+        split = SPLIT_ORDER[int(np.searchsorted(bounds, number, side="right"))]
+        track_id = f"t{number:05d}"
+        cell = ";".join(tags[index] for index in labelled)
+        (root / layout.track_slice_dir(track_id)).mkdir(parents=True, exist_ok=True)
+        for index in range(slices_per_track):
+            image = np.maximum.reduce([synthetic_slice(k, rng, size=spec.slice_size, noise=noise) for k in present])
+            write_slice_png(image, root / layout.slice_path(track_id, index))
+            slice_rows.append(f"{layout.slice_path(track_id, index)},{track_id},,{cell},{split},{index},"
+                              f"{index * 2.55:.2f}")
+        track_rows.append(f"{track_id},{track_id}.wav,artist {number},,{cell},{split},ok,,{slices_per_track},"
+                          f"{slices_per_track * 2.56:.2f}")
+        for index in labelled:
+            counts["tracks"][split][tags[index]] += 1
+            counts["slices"][split][tags[index]] += slices_per_track
+    layout.write_text_atomic(root / layout.SLICES_CSV, ",".join(layout.MULTILABEL_SLICE_COLUMNS) + "\n"
+                             + "\n".join(slice_rows) + "\n")
+    layout.write_text_atomic(root / layout.TRACKS_CSV, ",".join(layout.tracks.MULTILABEL_TRACK_COLUMNS) + "\n"
+                             + "\n".join(track_rows) + "\n")
+    meta = {
+        "format_version": 1,
+        "generator": "benchmarks.synthetic_slices",
+        "task": "multilabel",
+        "classes": list(tags),
+        "counts": counts,
+        "spectrogram": {**spec.to_dict(), "columns_per_second": 50.1136, "slice_seconds": 2.5542},
+        "totals": {"ok": len(track_rows), "slices": len(slice_rows)},
+    }
+    layout.write_text_atomic(root / layout.DATASET_JSON, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return root

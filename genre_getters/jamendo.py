@@ -127,9 +127,8 @@ def read_tsv(path: Path, split: str | None, problems: list[str], prefix: str = G
         elif audio_key(rel_path) is None:
             report(number, f"PATH {rel_path[:80]!r} leaves the audio folder; it is never read")
         else:
-            tags = tuple(dict.fromkeys(tag for tag in (field.strip() for field in fields[5:])
-                                       if tag.startswith(prefix) and KIND_SEPARATOR in tag
-                                       and not tag.endswith(KIND_SEPARATOR)))
+            tags = tuple(tag for tag in (field.strip() for field in fields[5:])
+                         if tag.startswith(prefix) and KIND_SEPARATOR in tag and not tag.endswith(KIND_SEPARATOR))
             rows.append(_Row(track_id, artist_id, rel_path, tags, split, number))
     return rows
 
@@ -193,6 +192,8 @@ class JamendoLabelSource:
         first_file: dict[_Row, Path] = {}
         for path, split in self.files:
             for row in read_tsv(path, split, problems, prefix):
+                if self.raw_tags:  # a tag repeated in a row is one class (the genre map's vote counts repeats)
+                    row = row._replace(tags=tuple(dict.fromkeys(row.tags)))
                 key = audio_key(row.path)
                 first = seen_ids.get(row.track_id) or self._rows.get(key)
                 if first is not None:

@@ -114,8 +114,11 @@ class JournalRecord:
 
     def to_json(self) -> dict:
         """The journal line, as :meth:`JournalWriter.append` takes it."""
+        row = asdict(self.row)
+        if not row["tags"]:
+            del row["tags"]  # a single-label build's journal lines stay as they were
         return {
-            **asdict(self.row),
+            **row,
             "size": self.size,
             "mtime_ns": self.mtime_ns,
             **({} if self.slice_bytes is None else {"slice_bytes": list(self.slice_bytes)}),

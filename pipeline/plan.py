@@ -63,9 +63,9 @@ class GenreSelection:
         Keep at most this many tracks of each class in each split, chosen by a hash of the track id (single-label
         builds only).
     min_tracks_per_class : int or None
-        Drop the classes that fewer tracks than this would be built with (over all splits, after the other
-        choices): their tracks are skipped, or in a multi-label build lose that tag (and are skipped when no tag
-        is left).
+        Drop the classes that fewer tracks than this would be built with (over all splits, after ``genres`` and
+        ``exclude_genres``, before the cap): their tracks are skipped, or in a multi-label build lose that tag (and
+        are skipped when no tag is left).
     """
 
     genres: tuple[str, ...] = ()

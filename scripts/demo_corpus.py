@@ -454,6 +454,83 @@ def write_demo_corpus(
     return songs
 
 
+#: The tags of :func:`write_tagged_corpus`: the instruments a song may have, and its mood.
+INSTRUMENT_TAGS = ("bass", "drums", "guitar", "piano", "synth")
+MOOD_TAGS = ("happy", "sad")
+
+
+def synthesize_tagged_song(rng: np.random.Generator, seconds: float = 10.0) -> tuple[np.ndarray, tuple[str, ...]]:
+    """One song of a multi-label corpus and its tags: each instrument of :data:`INSTRUMENT_TAGS` plays with
+    probability one half (at least one does), and the mood is ``happy`` (a major loop at 118-150 BPM) or ``sad``
+    (minor, 60-88 BPM). Samples are float mono at :data:`RATE` Hz, peak-normalised like :func:`synthesize_song`."""
+    happy = rng.random() < 0.5
+    playing = [name for name in INSTRUMENT_TAGS if rng.random() < 0.5]
+    if not playing:
+        playing = [str(rng.choice(INSTRUMENT_TAGS))]
+    beat = 60 / (rng.uniform(118, 150) if happy else rng.uniform(60, 88))
+    root = (45 if "bass" in playing else 50) + int(rng.integers(0, 10))
+    loop = (MAJOR_LOOPS if happy else MINOR_LOOPS)[rng.integers(4)]
+    third = 4 if happy else 3
+    track = _Track(seconds)
+    kick, snare = _kick(), _snare(rng)
+    for index in range(int(seconds / beat) + 1):
+        start = index * beat
+        chord = root + loop[(index // 4) % 4]
+        if "drums" in playing:
+            track.add(start, kick if index % 2 == 0 else snare, 0.8 if index % 2 == 0 else 0.6)
+            track.add(start + beat / 2, _hat(rng), 0.5)
+        if "bass" in playing:
+            track.add(start, _saw(_midi_hz(chord - 12), beat, attack=0.005, decay=0.3, brightness=5), 0.35)
+        if "piano" in playing and index % 2 == 0:
+            for interval in (0, third, 7):
+                track.add(start, _tone(_midi_hz(chord + 12 + interval), beat * 2, harmonics=(1.0, 0.5, 0.25, 0.12),
+                                       attack=0.004, decay=0.6), 0.12)
+        if "guitar" in playing:
+            for step, interval in enumerate((0, 7, 12, third + 12)):
+                track.add(start + step * beat / 4, _pluck(_midi_hz(chord + interval), beat, rng), 0.2)
+        if "synth" in playing and index % 2 == 1:
+            note = chord + 24 + int(rng.choice([0, third, 7]))
+            track.add(start, _square(_midi_hz(note), beat, attack=0.01, decay=0.4), 0.1)
+    audio = track.audio / max(1e-9, np.abs(track.audio).max()) * rng.uniform(0.6, 0.9)
+    audio = audio + rng.normal(0, 10 ** (rng.uniform(-4, -3)), len(audio))
+    return audio, (*playing, "happy" if happy else "sad")
+
+
+@dataclass(frozen=True)
+class TaggedSong:
+    """One file of :func:`write_tagged_corpus`: its path relative to the corpus folder, artist and tags."""
+
+    rel_path: str
+    artist: str
+    tags: tuple[str, ...]
+
+
+def write_tagged_corpus(folder: str | os.PathLike, *, songs: int = 120, songs_per_artist: int = 2,
+                        seconds: float = 10.0, seed: int = 0,
+                        split_ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> list[TaggedSong]:
+    """Write a multi-label corpus of WAV files, ``ARTIST/NN.wav``, with the tags of
+    :func:`synthesize_tagged_song`; the same seed writes the same files. Artist names are drawn so that the
+    build's artist hash splits them in ``split_ratios``. Writes no labels file (see :func:`labels_csv_text`)."""
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    n_artists = -(-songs // songs_per_artist)
+    written: list[TaggedSong] = []
+    for artist_index, artist in enumerate(_artists(n_artists, split_ratios, rng, set())):
+        for number in range(min(songs_per_artist, songs - artist_index * songs_per_artist)):
+            rel_path = f"{artist}/{number + 1:02d}.wav"
+            (folder / artist).mkdir(parents=True, exist_ok=True)
+            audio, tags = synthesize_tagged_song(rng, seconds)
+            _write_wav(folder / rel_path, audio)
+            written.append(TaggedSong(rel_path=rel_path, artist=artist, tags=tags))
+    return written
+
+
+def labels_csv_text(songs: list[TaggedSong]) -> str:
+    """The ``--labels csv`` file of a tagged corpus: ``path,label,artist`` with the tags ``;``-separated."""
+    return "path,label,artist\n" + "".join(f"{song.rel_path},{';'.join(song.tags)},{song.artist}\n"
+                                           for song in songs)
+
+
 def _tag(path: Path, *, genre: str, artist: str, album: str, title: str) -> None:
     """Write the ID3 tags a music library has: genre, artist, album, title."""
     from mutagen.id3 import ID3, TALB, TCON, TIT2, TPE1

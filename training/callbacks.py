@@ -31,6 +31,7 @@ from genreslice.training.model_dir import (
     CHECKPOINT_DIR,
     CURVES_PNG,
     HISTORY_COLUMNS,
+    TAGGING_COLUMNS,
     HISTORY_CSV,
     LOG_DIR,
     MODEL_FILE,
@@ -100,6 +101,9 @@ class GoalEarlyStopping(keras.callbacks.Callback):
         self.target_loss = target_loss
         self.patience = int(patience)
         self.monitor = monitor
+        #: The score a monitor of the highest value compares (ties broken by the loss); with ``val_loss``, the
+        #: accuracy the target rule reads.
+        self.score_key = "val_accuracy" if monitor == "val_loss" else monitor
         self.min_delta = float(min_delta)
         self.restore_best_weights = restore_best_weights
         self.best_loss = math.inf
@@ -157,7 +161,7 @@ class GoalEarlyStopping(keras.callbacks.Callback):
                              f"Received: a callback set to {self.model.name!r}")
         self.set_state({})
         for epoch, row in enumerate(history):
-            self.on_epoch_end(epoch, {"val_loss": row["val_loss"], "val_accuracy": row["val_accuracy"]})
+            self.on_epoch_end(epoch, {key: row.get(key) for key in {"val_loss", "val_accuracy", self.score_key}})
 
     @property
     def best_value(self) -> float:
@@ -165,7 +169,8 @@ class GoalEarlyStopping(keras.callbacks.Callback):
         return self.best_loss if self.monitor == "val_loss" else self.best_accuracy
 
     def improved(self, val_loss: float, val_accuracy: float) -> bool:
-        """Whether an epoch with these validation results is better than the best so far."""
+        """Whether an epoch with these validation results is better than the best so far (``val_accuracy``: the
+        value of :attr:`score_key`)."""
         if self.monitor == "val_loss":
             return val_loss < self.best_loss - self.min_delta
         if self.best_epoch is None or val_accuracy > self.best_accuracy + self.min_delta:
@@ -174,19 +179,21 @@ class GoalEarlyStopping(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
-        if "val_loss" not in logs or "val_accuracy" not in logs:
+        if any(logs.get(key) is None for key in ("val_loss", "val_accuracy", self.score_key)):
             raise ValueError(
                 "GoalEarlyStopping needs validation results: fit() must get validation_data and the "
-                f"'accuracy' metric. Received logs with keys: {sorted(logs)}"
+                f"'accuracy' metric (and {self.score_key!r} for that monitor). Received logs with keys: "
+                f"{sorted(logs)}"
             )
         val_loss = float(logs["val_loss"])
         val_accuracy = float(logs["val_accuracy"])
+        score = float(logs[self.score_key])
         if not math.isfinite(val_loss):
             self._stop(epoch, STOP_DIVERGED, f"validation loss is {val_loss}: training diverged (try a lower "
                                              "--learning-rate)")
             return
-        if self.improved(val_loss, val_accuracy):
-            self.best_loss, self.best_accuracy = val_loss, val_accuracy
+        if self.improved(val_loss, score):
+            self.best_loss, self.best_accuracy = val_loss, score
             self.best_epoch = epoch
             self.wait = 0
             if self.restore_best_weights and self.model is not None:
@@ -201,7 +208,7 @@ class GoalEarlyStopping(keras.callbacks.Callback):
                 f"validation accuracy {val_accuracy:.4f} >= {self.target_accuracy}{loss_rule}",
             )
         elif self.patience and self.wait >= self.patience:
-            metric = "loss" if self.monitor == "val_loss" else "accuracy"
+            metric = {"val_loss": "loss", "val_accuracy": "accuracy"}.get(self.monitor, "ROC-AUC")
             self._stop(
                 epoch,
                 STOP_PATIENCE,
@@ -340,6 +347,9 @@ class EpochHistory(keras.callbacks.Callback):
         row = {"epoch": epoch + 1}
         for key in HISTORY_COLUMNS[1:5]:
             row[key] = float(logs[key]) if key in logs else None
+        for key in TAGGING_COLUMNS:  # recorded only by multi-label runs, whose model reports them
+            if key in logs:
+                row[key] = float(logs[key])
         row["learning_rate"] = None if rate is None else float(rate)
         row["seconds"] = round(time.perf_counter() - self._epoch_started, 3)
         row["peak_memory_mib"] = peak_memory_mib()
@@ -422,13 +432,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 def history_csv_text(history: Sequence[dict]) -> str:
-    """``history.csv``: a header of :data:`~genreslice.training.model_dir.HISTORY_COLUMNS`, a row per epoch."""
+    """``history.csv``: a header of :data:`~genreslice.training.model_dir.HISTORY_COLUMNS` (and, for a multi-label
+    run, :data:`~genreslice.training.model_dir.TAGGING_COLUMNS`), a row per epoch."""
 
     def cell(value) -> str:
         return "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
 
-    lines = [",".join(HISTORY_COLUMNS)]
-    lines.extend(",".join(cell(row.get(key)) for key in HISTORY_COLUMNS) for row in history)
+    columns = HISTORY_COLUMNS + tuple(key for key in TAGGING_COLUMNS if any(key in row for row in history))
+    lines = [",".join(columns)]
+    lines.extend(",".join(cell(row.get(key)) for key in columns) for row in history)
     return "\n".join(lines) + "\n"
 
 

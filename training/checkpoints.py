@@ -22,6 +22,7 @@ from genreslice.training.errors import ModelDirError
 from genreslice.training.model_dir import (
     CHECKPOINT_DIR,
     HISTORY_COLUMNS,
+    TAGGING_COLUMNS,
     MODEL_FILE,
     MODEL_FORMAT_VERSION,
     MODEL_JSON,
@@ -93,16 +94,19 @@ def _state_problem(state) -> str:
     done = state.get("epochs_done")
     if not _is_int(done) or done < 1:
         return f"epochs_done={done!r} is not a number of epochs"
-    return _history_problem(state.get("history"), done) or _epochs_problem(state, done) or _records_problem(state)
+    monitor = recorded_choices(state.get("settings"))["monitor"]
+    return (_history_problem(state.get("history"), done, monitor) or _epochs_problem(state, done)
+            or _records_problem(state))
 
 
-def _history_problem(history, done: int) -> str:
+def _history_problem(history, done: int, monitor: str = "val_loss") -> str:
     if not isinstance(history, list) or len(history) != done:
         return f"history must be a list of {done} epochs. Received: {repr(history)[:80]}"
     for number, row in enumerate(history, 1):
         if not isinstance(row, dict) or row.get("epoch") != number or not all(
-                _is_number(row.get(key)) for key in ("val_loss", "val_accuracy", "seconds")) or not all(
-                row.get(key) is None or _is_number(row[key]) for key in (*HISTORY_COLUMNS, "peak_memory_mib")):
+                _is_number(row.get(key)) for key in {"val_loss", "val_accuracy", "seconds", monitor}) or not all(
+                row.get(key) is None or _is_number(row[key])
+                for key in (*HISTORY_COLUMNS, *TAGGING_COLUMNS, "peak_memory_mib")):
             return (f"history row {number} must be epoch {number} with numbers for {', '.join(HISTORY_COLUMNS[1:])}. "
                     f"Received: {repr(row)[:80]}")
     return ""
@@ -174,6 +178,8 @@ def accuracy_hint(state: dict) -> str:
     choices = recorded_choices(state.get("settings"))
     if choices["keep"] != "best" or choices["monitor"] != "val_loss":
         return ""  # the last epoch is kept whatever the monitor, or accuracy already decides
+    if any("val_roc_auc" in row for row in state["history"]):
+        return ""  # a multi-label run: its accuracy counts (slice, tag) pairs, mostly absent tags
     history, epoch = state["history"], kept_epoch(state)
     kept_accuracy = history[epoch - 1]["val_accuracy"]
     finite = [k for k in range(len(history)) if math.isfinite(history[k]["val_accuracy"])
@@ -237,7 +243,8 @@ def best_metrics(history: list[dict], best_epoch: int | None) -> dict:
     if best_epoch is None or best_epoch >= len(history):
         return {}
     row = history[best_epoch]
-    return {key: row[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy") if row.get(key) is not None}
+    return {key: row[key] for key in ("loss", "accuracy", "val_loss", "val_accuracy", *TAGGING_COLUMNS)
+            if row.get(key) is not None}
 
 
 def resumable_files(state: dict) -> tuple[str, ...]:

@@ -407,6 +407,10 @@ def _read_model(path: Path) -> _Model:
     if not isinstance(record, dict) or not isinstance(record.get("classes"), list):
         raise ModelDirError(f"{record_path}: damaged, it has no 'classes' list; train the model again, or leave "
                             "this folder out")
+    if record.get("task") == "multilabel":
+        raise ModelDirError(f"{path} holds a multi-label model: compare ranks single-label models by accuracy. "
+                            f"Compare multi-label models by the {EVAL_DIR}/SPLIT/summary.tsv that 'genreslice "
+                            "evaluate' writes (ROC-AUC, PR-AUC, F-score)")
     return _Model(path=path, record=record)
 
 

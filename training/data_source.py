@@ -207,8 +207,8 @@ class SliceDataSource(keras.utils.PyDataset):
     ----------
     paths : sequence of str
         Slice PNG paths.
-    labels : sequence of int
-        Class index of each slice.
+    labels : sequence of int, or array of shape (n, n_classes)
+        Class index of each slice; or (multi-label) each slice's multi-hot row of tags.
     batch_size : int
         Slices per batch; the last batch of an epoch may be smaller.
     shuffle : bool
@@ -251,10 +251,12 @@ class SliceDataSource(keras.utils.PyDataset):
         if workers < 1:
             raise ParameterError(f"workers={workers} must be at least 1")
         self.paths = np.asarray(paths, dtype=object)
-        self.labels = np.asarray(labels, dtype=np.int32)
-        if self.paths.ndim != 1 or self.paths.shape != self.labels.shape:
+        labels = np.asarray(labels)
+        # Multi-hot rows are kept as bytes (a row per slice) and served as float32 batches.
+        self.labels = labels.astype(np.uint8 if labels.ndim == 2 else np.int32, copy=False)
+        if self.paths.ndim != 1 or self.labels.ndim not in (1, 2) or self.paths.shape != self.labels.shape[:1]:
             raise ValueError(
-                "paths and labels must be 1-D and of the same length. "
+                "paths must be 1-D and labels 1-D (class indices) or 2-D (multi-hot rows), one per path. "
                 f"Received: {self.paths.shape} paths, {self.labels.shape} labels"
             )
         self.batch_size = int(batch_size)
@@ -316,8 +318,12 @@ class SliceDataSource(keras.utils.PyDataset):
         epoch, order = self._epoch, self._order
         chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
         if not self.augment:
-            return load_slices(self.paths[chosen], self.slice_size), self.labels[chosen]
-        return self._augmented(chosen, epoch), self.labels[chosen]
+            return load_slices(self.paths[chosen], self.slice_size), self._batch_labels(chosen)
+        return self._augmented(chosen, epoch), self._batch_labels(chosen)
+
+    def _batch_labels(self, chosen: np.ndarray) -> np.ndarray:
+        labels = self.labels[chosen]
+        return labels.astype(np.float32) if labels.ndim == 2 else labels
 
     def _augmented(self, chosen: np.ndarray, epoch: int) -> np.ndarray:
         """The slices ``chosen`` (positions in the split) as epoch ``epoch`` serves them, augmented."""
@@ -339,7 +345,9 @@ class SliceDataSource(keras.utils.PyDataset):
         self.set_epoch(self._epoch + 1)
 
     def class_counts(self, n_classes: int) -> np.ndarray:
-        """Slices per class index."""
+        """Slices per class index (multi-label: slices with each tag)."""
+        if self.labels.ndim == 2:
+            return self.labels.sum(axis=0).astype(np.int64)
         return np.bincount(self.labels, minlength=n_classes)
 
     def __repr__(self) -> str:

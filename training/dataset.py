@@ -15,7 +15,12 @@ import pandas as pd
 from genreslice.pipeline import layout
 from genreslice.pipeline.layout import DATASET_JSON, SLICES_CSV
 from genreslice.pipeline.splits import SPLITS
+from genreslice.pipeline.tracks import TAG_SEPARATOR
 from genreslice.training.errors import DatasetError
+
+
+#: What a data set's ``dataset.json`` may give as its ``task`` (a file without one is ``single``).
+TASKS = ("single", "multilabel")
 
 
 @dataclass(frozen=True)
@@ -33,12 +38,20 @@ class DatasetInfo:
     fingerprint : str
         SHA-256 of the classes, the spectrogram settings and the bytes of ``slices.csv``: any rebuild that
         changes which slices exist, or how they were made, changes it.
+    task : str
+        ``"single"`` (one genre per track) or ``"multilabel"`` (tags; ``dataset.json`` says ``"task":
+        "multilabel"``).
     """
 
     root: Path
     classes: tuple[str, ...]
     spectrogram: dict
     fingerprint: str
+    task: str = "single"
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task == "multilabel"
 
     @property
     def slice_size(self) -> int:
@@ -103,16 +116,21 @@ def load_dataset_info(dataset_dir: str | os.PathLike) -> DatasetInfo:
         raise DatasetError(f"{meta_path}: 'classes' must be sorted and unique. Received: {classes}")
     if not isinstance(spectrogram, dict):
         raise DatasetError(f"{meta_path}: no 'spectrogram' settings")
+    task = meta.get("task", "single")
+    if task not in TASKS:
+        raise DatasetError(f"{meta_path}: 'task' is {task!r}; expected one of {', '.join(TASKS)}")
     slices_path = root / SLICES_CSV
     digest = hashlib.sha256()
-    digest.update(json.dumps({"classes": classes, "spectrogram": spectrogram}, sort_keys=True).encode())
+    described = {"classes": classes, "spectrogram": spectrogram, **({"task": task} if task != "single" else {})}
+    digest.update(json.dumps(described, sort_keys=True).encode())
     try:
         with open(slices_path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     except OSError as err:
         raise DatasetError(f"{slices_path}: cannot be read ({err.strerror or err})") from err
-    return DatasetInfo(root=root, classes=tuple(classes), spectrogram=spectrogram, fingerprint=digest.hexdigest())
+    return DatasetInfo(root=root, classes=tuple(classes), spectrogram=spectrogram, fingerprint=digest.hexdigest(),
+                       task=task)
 
 
 def check_split(split: str) -> str:
@@ -130,7 +148,8 @@ def read_split(info: DatasetInfo, split: str) -> tuple[np.ndarray, np.ndarray, n
     paths : np.ndarray
         Object array of ``str``: each slice PNG's absolute path.
     labels : np.ndarray
-        ``int32`` class indices into ``info.classes``.
+        ``int32`` class indices into ``info.classes``; for a multi-label data set, ``uint8`` ``(n, n_classes)``
+        multi-hot rows (1 where the slice's track has the tag).
     track_ids : np.ndarray
         Object array of ``str``: the track each slice belongs to (for voting).
 
@@ -142,20 +161,44 @@ def read_split(info: DatasetInfo, split: str) -> tuple[np.ndarray, np.ndarray, n
     """
     check_split(split)
     slices_path = info.root / SLICES_CSV
+    label_column = "tags" if info.multilabel else "genre"
     try:
         table = pd.read_csv(
-            slices_path, usecols=["path", "track_id", "genre", "split"], dtype=str, keep_default_na=False
+            slices_path, usecols=["path", "track_id", label_column, "split"], dtype=str, keep_default_na=False
         )
     except (OSError, ValueError, pd.errors.ParserError) as err:
         raise DatasetError(f"{slices_path}: cannot be read as the build's slice table ({err})") from err
     table = table[table["split"] == split]
     class_index = {name: index for index, name in enumerate(info.classes)}
+    root = str(info.root.resolve())
+    paths = np.array([os.path.join(root, rel) for rel in table["path"]], dtype=object)
+    if info.multilabel:
+        return paths, _multi_hot(table["tags"], class_index, slices_path), table["track_id"].to_numpy(dtype=object)
     unknown = sorted(set(table["genre"]) - set(class_index))
     if unknown:
         raise DatasetError(
             f"{slices_path}: genres {unknown} are not in {DATASET_JSON}'s classes {list(info.classes)}"
         )
-    root = str(info.root.resolve())
-    paths = np.array([os.path.join(root, rel) for rel in table["path"]], dtype=object)
     labels = table["genre"].map(class_index).to_numpy(dtype=np.int32)
     return paths, labels, table["track_id"].to_numpy(dtype=object)
+
+
+def _multi_hot(cells: pd.Series, class_index: dict[str, int], slices_path: Path) -> np.ndarray:
+    """``uint8`` ``(n, n_classes)`` rows with 1 for each tag of a ``tags`` cell (joined by ``;``).
+
+    Raises
+    ------
+    DatasetError
+        A slice without a tag, or a tag outside the classes.
+    """
+    # Slices of one track share a cell: each distinct cell is parsed once.
+    codes, distinct = pd.factorize(cells)
+    rows = np.zeros((len(distinct), len(class_index)), dtype=np.uint8)
+    for position, cell in enumerate(distinct):
+        tags = [tag for tag in cell.split(TAG_SEPARATOR) if tag]
+        unknown = sorted(set(tags) - set(class_index))
+        if unknown or not tags:
+            problem = f"tags {unknown} are not in {DATASET_JSON}'s classes" if unknown else "a slice has no tag"
+            raise DatasetError(f"{slices_path}: {problem}; rebuild the data set")
+        rows[position, [class_index[tag] for tag in tags]] = 1
+    return rows[codes] if len(cells) else np.zeros((0, len(class_index)), dtype=np.uint8)

@@ -13,6 +13,16 @@ not trained on, or other spectrogram settings, are refused.
     confusion.png    the same as a labelled heat map
     songs.csv        one row per song: true genre, slices, the majority and mean-probability verdicts
 
+A multi-label model (``--task multilabel``) is scored per tag instead, on each song's mean slice probabilities
+(see :mod:`genreslice.training.tagging`)::
+
+    metrics.json     song-level ROC-AUC and PR-AUC per tag, macro and micro; precision, recall and F-score at the
+                     thresholds tuned on the validation split (``model.json``); the slice-level macro ROC-AUC and
+                     PR-AUC
+    tags.tsv         ``tag roc_auc pr_auc``, as MTG-Jamendo's published per-tag baseline files
+    summary.tsv      ``ROC-AUC-macro``, ``PR-AUC-macro``, ... ``F-score-micro``, as MediaEval's baseline files
+    songs.csv        one row per song: its tags, the tags predicted (at the thresholds), the five most probable
+
 The files are written into a scratch folder ``MODEL_DIR/eval/.<split>.<pid>.tmp`` that then replaces
 ``eval/<split>``; a scratch folder left by a killed run is removed by the next evaluation.
 """
@@ -34,6 +44,7 @@ import numpy as np
 from genreslice.errors import ParameterError
 from genreslice.pipeline import layout
 from genreslice.pipeline.progress import check_verbose, observed
+from genreslice.pipeline.tracks import TAG_SEPARATOR
 from genreslice.training.data_source import SliceDataSource, explain_slice_error
 from genreslice.training.dataset import check_split, load_dataset_info, read_split, reading_dataset
 from genreslice.training.errors import DatasetError, ModelDirError
@@ -49,6 +60,16 @@ from genreslice.training.progress import EvaluateProgress
 from genreslice.training.settings import INFERENCE_BATCH_SIZE, default_loader_workers
 from genreslice.training.tensorflow_runtime import retracing_warnings_held
 from genreslice.training.tf_modules import keras, tf
+from genreslice.training.tagging import (
+    DEFAULT_THRESHOLD,
+    SongTags,
+    per_tag_tsv,
+    recorded_thresholds,
+    slice_scores,
+    song_tags,
+    summary_tsv,
+    tag_scores,
+)
 from genreslice.training.voting import SongScores, check_vote, score_songs
 
 EVAL_DIR = "eval"
@@ -56,6 +77,8 @@ METRICS_JSON = "metrics.json"
 CONFUSION_CSV = "confusion.csv"
 CONFUSION_PNG = "confusion.png"
 SONGS_CSV = "songs.csv"
+TAGS_TSV = "tags.tsv"
+SUMMARY_TSV = "summary.tsv"
 METRICS_FORMAT_VERSION = 1
 # A scratch folder, or layout.replace_folder's trash beside it: ".test.HOST.PID.TOKEN.tmp[.old]".
 _SCRATCH_NAME = re.compile(r"^\.(?P<split>[a-z]+)\.(?P<host>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp(\.old)?$")
@@ -157,9 +180,14 @@ def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, s
     classes = list(trained.classes)
     missing = [name for name in classes if name not in info.classes]
     paths, labels, track_ids = read_split(info, split)
-    labels = np.array([classes.index(name) for name in info.classes], dtype=np.int32)[labels]
     if len(paths) == 0:
         raise DatasetError(f"{info.root}: the {split} split has no slices; nothing to evaluate")
+    if info.multilabel:  # the data set's tag columns, placed among the model's
+        columns = np.zeros((len(paths), len(classes)), dtype=np.uint8)
+        columns[:, [classes.index(name) for name in info.classes]] = labels
+        labels = columns
+    else:
+        labels = np.array([classes.index(name) for name in info.classes], dtype=np.int32)[labels]
     source = SliceDataSource(paths, labels, batch_size=batch_size, slice_size=info.slice_size,
                              workers=loader_workers or default_loader_workers())
     observer.on_start(len(paths), len(source))
@@ -175,9 +203,12 @@ def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, s
         raise ModelDirError(f"{trained.model_dir / MODEL_FILE}: returned predictions of shape {probabilities.shape} "
                             f"for {len(paths)} slices of {len(classes)} classes")
 
-    scores = score_songs(probabilities, labels, track_ids, classes, vote=vote)
     record = trained.record
     same_dataset = record.get("dataset", {}).get("fingerprint") == info.fingerprint
+    if info.multilabel:
+        return _evaluate_tags(probabilities, labels, track_ids, trained=trained, info=info, split=split,
+                              missing=missing, same_dataset=same_dataset, started=started)
+    scores = score_songs(probabilities, labels, track_ids, classes, vote=vote)
     metrics = {
         "format_version": METRICS_FORMAT_VERSION,
         "split": split,
@@ -185,13 +216,7 @@ def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, s
         "dataset_classes": list(info.classes),
         "missing_classes": missing,
         **scores.metrics,
-        "model": {"path": str(trained.model_dir.resolve()), "status": record.get("status"),
-                  "best_epoch": record.get("best_epoch"),
-                  "kept_epoch": (record["kept"] if isinstance(record.get("kept"), dict) else {}).get(
-                      "epoch", record.get("best_epoch"))},
-        "dataset": {"path": str(info.root.resolve()), "fingerprint": info.fingerprint,
-                    "same_as_training": same_dataset},
-        "seconds": round(time.monotonic() - started, 3),
+        **_compared(trained, info, same_dataset, started),
     }
     notes = _notes(split, record, same_dataset, missing)
 
@@ -206,6 +231,75 @@ def _evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, s
     out = trained.model_dir / EVAL_DIR / split
     _write_folder(out, write_files)
     return EvaluationResult(out_dir=out, metrics=metrics, notes=notes)
+
+
+def _compared(trained, info, same_dataset: bool, started: float) -> dict:
+    """What ``metrics.json`` records of the model and data set compared, and the seconds since ``started``."""
+    record = trained.record
+    kept = record["kept"] if isinstance(record.get("kept"), dict) else {}
+    return {
+        "model": {"path": str(trained.model_dir.resolve()), "status": record.get("status"),
+                  "best_epoch": record.get("best_epoch"), "kept_epoch": kept.get("epoch", record.get("best_epoch"))},
+        "dataset": {"path": str(info.root.resolve()), "fingerprint": info.fingerprint,
+                    "same_as_training": same_dataset},
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _evaluate_tags(probabilities: np.ndarray, labels: np.ndarray, track_ids: np.ndarray, *, trained, info,
+                   split: str, missing: list[str], same_dataset: bool, started: float) -> EvaluationResult:
+    """Score a multi-label model per tag on its songs' mean probabilities, and write the split's files."""
+    classes = list(trained.classes)
+    record = trained.record
+    songs = song_tags(probabilities, labels, track_ids)
+    thresholds, tuned = recorded_thresholds(record, classes)
+    scores = tag_scores(songs.truth, songs.probability, thresholds)
+    by_slice = slice_scores(labels, probabilities)
+    metrics = {
+        "format_version": METRICS_FORMAT_VERSION,
+        "task": "multilabel",
+        "split": split,
+        "classes": classes,
+        "dataset_classes": list(info.classes),
+        "missing_classes": missing,
+        "n_slices": int(len(probabilities)),
+        "n_songs": int(len(songs.song_ids)),
+        "songs": {key: value for key, value in scores.items() if key != "per_tag"},
+        "slices": by_slice,
+        "per_tag": {name: {key: values[index] for key, values in scores["per_tag"].items()}
+                    for index, name in enumerate(classes)},
+        "thresholds": "tuned on the validation split" if tuned else
+                      f"{DEFAULT_THRESHOLD} (model.json records no tuned thresholds)",
+        **_compared(trained, info, same_dataset, started),
+    }
+    notes = list(_notes(split, record, same_dataset, missing, tags=True))
+    if scores["undefined"]:
+        notes.append(f"{scores['undefined']} tags have no song with them, or only such songs, in the {split} split: "
+                     "their ROC-AUC is undefined and left out of the macro averages")
+    if split == "validation" and tuned:
+        notes.append("the thresholds were tuned on these songs: precision, recall and F-score are optimistic")
+
+    def write_files(folder: Path) -> None:
+        layout.write_text_atomic(folder / TAGS_TSV, per_tag_tsv(classes, scores))
+        layout.write_text_atomic(folder / SUMMARY_TSV, summary_tsv(scores))
+        layout.write_text_atomic(folder / SONGS_CSV, _tag_songs_csv(songs, classes, thresholds))
+        layout.write_text_atomic(folder / METRICS_JSON, json.dumps({**metrics, "notes": notes}, indent=2) + "\n")
+
+    out = trained.model_dir / EVAL_DIR / split
+    _write_folder(out, write_files)
+    return EvaluationResult(out_dir=out, metrics=metrics, notes=tuple(notes))
+
+
+def _tag_songs_csv(songs: SongTags, classes: list[str], thresholds: np.ndarray, top: int = 5) -> str:
+    rows = []
+    for index, track in enumerate(songs.song_ids):
+        probability = songs.probability[index]
+        order = np.argsort(-probability, kind="mergesort")[:top]
+        rows.append([track, TAG_SEPARATOR.join(classes[k] for k in np.flatnonzero(songs.truth[index])),
+                     int(songs.n_slices[index]),
+                     TAG_SEPARATOR.join(classes[k] for k in np.flatnonzero(probability >= thresholds)),
+                     " ".join(f"{classes[k]}:{probability[k]:.4f}" for k in order)])
+    return layout.csv_text(("track_id", "tags", "n_slices", "predicted", "top_probabilities"), rows)
 
 
 def _write_folder(out: Path, write_files: Callable[[Path], None]) -> None:
@@ -267,9 +361,13 @@ def _process_running(pid: int) -> bool:
     return True
 
 
-def _notes(split: str, record: dict, same_dataset: bool, missing: list[str]) -> tuple[str, ...]:
+def _notes(split: str, record: dict, same_dataset: bool, missing: list[str], *,
+           tags: bool = False) -> tuple[str, ...]:
     notes = []
-    if missing:
+    if missing and tags:
+        notes.append(f"the data set lacks {len(missing)} of the model's tags ({', '.join(missing)}): no song has "
+                     "them, so their ROC-AUC is undefined, and songs predicted with them count as false positives")
+    elif missing:
         notes.append(f"the data set lacks {len(missing)} of the model's genres ({', '.join(missing)}): they have no "
                      "songs to score (empty rows of the confusion matrix), and songs predicted as them count as "
                      "errors")

@@ -47,6 +47,8 @@ LOCK_FILE = "lock"
 #: The columns of ``history.csv``, and the keys of each row of a run's history (which also has ``peak_memory_mib``,
 #: kept in ``checkpoint/state.json`` and summed up in ``model.json``, not a column).
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds")
+#: The columns a multi-label run's history adds: the slices' macro ROC-AUC, training and validation.
+TAGGING_COLUMNS = ("roc_auc", "val_roc_auc")
 #: What a folder without ``model.json`` may hold and still be a model folder (a run interrupted early).
 _OWN_NAMES = {MODEL_FILE, MODEL_JSON, HISTORY_CSV, CURVES_PNG, LOG_DIR, CHECKPOINT_DIR, LOCK_FILE}
 
@@ -202,6 +204,13 @@ def check_compatible(record: dict, info: DatasetInfo, *, where: str, fewer_class
     ModelDirError
         The message lists each difference.
     """
+    model_task = record.get("task", "single")
+    if model_task != info.task:
+        kinds = {"single": "single-label (a genre per song)", "multilabel": "multi-label (tags)"}
+        described = kinds.get(model_task) if isinstance(model_task, str) else None
+        raise ModelDirError(f"{where} holds a {described or repr(model_task)} model and the data set "
+                            f"{info.root} is {kinds[info.task]}; choose a model trained on a data set of the same "
+                            "task")
     problems = []
     model_classes, data_classes = list(record.get("classes", [])), list(info.classes)
     unknown = [name for name in data_classes if name not in model_classes]

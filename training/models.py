@@ -7,7 +7,9 @@ builders import when they run.
 
 Every builder takes ``(n_classes, slice_size, *, width, l2)``. Its input is a batch of ``(slice_size, slice_size,
 1)`` slices, gray level / 255 in ``[0, 1]`` (see :func:`genreslice.pipeline.png.to_model_input`); rows are
-frequency, the last row the lowest, and columns are time. Its output is a softmax over the classes.
+frequency, the last row the lowest, and columns are time. Its output is a softmax over the classes; built for a
+multi-label data set (``multilabel=True``), the same network ends in a sigmoid per tag instead, trained with binary
+cross-entropy and scored with macro ROC-AUC (the ``roc_auc`` metric, Keras's ``AUC(multi_label=True)``).
 
 * ``width`` multiplies the number of filters of every convolution and the units of every recurrent layer
   (``max(1, round(n * width))``, see :func:`scaled`), so a filter sweep is a loop of training runs; dense layers
@@ -417,7 +419,7 @@ class ModelPreset:
         return f"{self.about} ({OPTIMIZERS[self.optimizer]} {rate}, batch {self.batch_size})"
 
     def build(self, n_classes: int, *, slice_size: int = 128, learning_rate=None, width: float = 1.0,
-              l2: float = 0.0) -> keras.Model:
+              l2: float = 0.0, multilabel: bool = False) -> keras.Model:
         """The network, compiled with this preset's optimizer.
 
         Parameters
@@ -426,6 +428,9 @@ class ModelPreset:
             The optimizer's rate, or a schedule of it (see :func:`learning_rate_schedule`); None: the preset's.
         width, l2 : float
             See the module's documentation.
+        multilabel : bool
+            A sigmoid per class (tag) in place of the softmax, binary cross-entropy, and the ``roc_auc`` metric
+            beside ``accuracy`` (which is then the fraction of (slice, tag) pairs right at 0.5).
         """
         from genreslice.training.tf_modules import keras
 
@@ -435,7 +440,18 @@ class ModelPreset:
         model = self.builder(n_classes, slice_size, width=width, l2=l2)
         rate = self.learning_rate if learning_rate is None else learning_rate
         optimizer = getattr(keras.optimizers, OPTIMIZERS[self.optimizer])(rate)
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        if not multilabel:
+            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model
+        output = model.layers[-1]
+        if not isinstance(output, keras.layers.Dense) or output.activation is not keras.activations.softmax:
+            raise ValueError(f"the {self.name} network must end in a Dense softmax layer to be made multi-label. "
+                             f"Received: {type(output).__name__} {output.name!r}")
+        # Dense applies its activation when called, and saves its name: the network is the same but for it.
+        output.activation = keras.activations.sigmoid
+        model.compile(optimizer=optimizer, loss="binary_crossentropy",
+                      metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
+                               keras.metrics.AUC(multi_label=True, num_thresholds=200, name="roc_auc")])
         return model
 
 
@@ -476,10 +492,11 @@ PRESETS: dict[str, ModelPreset] = {preset.name: preset for preset in (
 
 
 def build_model(name: str, n_classes: int, *, slice_size: int = 128, learning_rate=None, width: float = 1.0,
-                l2: float = 0.0) -> keras.Model:
+                l2: float = 0.0, multilabel: bool = False) -> keras.Model:
     """Build and compile the network of preset ``name`` (see :meth:`ModelPreset.build`).
 
-    Labels are class indices (sparse categorical cross-entropy); the reported metric is ``accuracy``.
+    Labels are class indices (sparse categorical cross-entropy); the reported metric is ``accuracy``. With
+    ``multilabel``, labels are multi-hot rows (binary cross-entropy), and ``roc_auc`` is reported too.
 
     Raises
     ------
@@ -495,7 +512,8 @@ def build_model(name: str, n_classes: int, *, slice_size: int = 128, learning_ra
         raise ParameterError(f"width={width} must be a positive number")
     if not (np.isfinite(l2) and l2 >= 0):
         raise ParameterError(f"l2={l2} must be 0 or more")
-    return PRESETS[name].build(n_classes, slice_size=slice_size, learning_rate=learning_rate, width=width, l2=l2)
+    return PRESETS[name].build(n_classes, slice_size=slice_size, learning_rate=learning_rate, width=width, l2=l2,
+                               multilabel=multilabel)
 
 
 def learning_rate_schedule(kind: str, rate: float, *, total_steps: int):

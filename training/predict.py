@@ -47,6 +47,7 @@ from genreslice.training.errors import ModelDirError
 from genreslice.training.model_dir import MODEL_JSON, load_trained_model, unfinished_training_note
 from genreslice.training.progress import PredictProgress
 from genreslice.training.settings import INFERENCE_BATCH_SIZE
+from genreslice.training.tagging import DEFAULT_THRESHOLD, recorded_thresholds
 from genreslice.training.tensorflow_runtime import retracing_warnings_held
 from genreslice.training.voting import check_vote, vote_songs
 
@@ -89,6 +90,10 @@ class SongPrediction:
         The threshold asked for: below it the answer is ``unsure``; 0 (the default) never is.
     unsure : bool
         The best guess's score (:attr:`score`) is below ``min_share``: ``genre`` is None, the scores stay.
+    tags : tuple of str or None
+        A multi-label model's answer: the tags whose mean probability reaches their threshold (tuned on the
+        validation split, in ``model.json``), most probable first; ``genre`` is then None, ``vote`` is ``mean`` and
+        ``votes`` is empty. None for a single-label model.
     """
 
     path: str
@@ -104,6 +109,7 @@ class SongPrediction:
     best_guess: str | None = None
     min_share: float = 0.0
     unsure: bool = False
+    tags: tuple[str, ...] | None = None
 
     @property
     def ok(self) -> bool:
@@ -142,7 +148,12 @@ class SongPrediction:
         return [(name, scores[name]) for name in ranked[:count]]
 
     def to_dict(self) -> dict:
-        """JSON-ready fields; ``min_share``, ``unsure`` and ``best_guess`` only when a threshold was asked for."""
+        """JSON-ready fields; ``min_share``, ``unsure`` and ``best_guess`` only when a threshold was asked for. A
+        multi-label prediction has ``tags`` (a list; empty unless ``ok``) in place of the genre and its votes."""
+        if self.tags is not None:
+            return {"path": self.path, "status": self.status, "reason": self.reason, "tags": list(self.tags),
+                    "n_slices": self.n_slices, "duration_s": self.duration_s,
+                    "mean_probability": dict(self.mean_probability)}
         fields = {"path": self.path, "status": self.status, "reason": self.reason, "genre": self.genre,
                   "vote": self.vote, "vote_share": self.vote_share, "n_slices": self.n_slices,
                   "duration_s": self.duration_s, "votes": dict(self.votes),
@@ -318,9 +329,15 @@ class Classifier:
                               or self.spec.pixels_per_second)
         self.slice_seconds = float(recorded.get("slice_seconds") or self.spec.slice_seconds(columns_per_second))
         self.classes = self.trained.classes
+        #: A multi-label model answers with tags: those whose mean probability reaches their threshold.
+        self.multilabel = self.trained.record.get("task") == "multilabel"
+        self.thresholds, tuned = recorded_thresholds(self.trained.record, list(self.classes))
         self.batch_size = int(batch_size)
         self.timeout_s = float(timeout_s)
         notes = [unfinished_training_note(self.trained.record)]
+        if self.multilabel and not tuned:
+            notes.append(f"{MODEL_JSON} records no tuned tag thresholds (its training has not finished): tags are "
+                         f"given at probability {DEFAULT_THRESHOLD} and above")
         if recorded.get("sox_version") not in (None, self.sox.version):
             notes.append(f"the model's data set was built with SoX {recorded['sox_version']}, this is SoX "
                          f"{self.sox.version}; spectrograms may differ slightly")
@@ -367,6 +384,9 @@ class Classifier:
             raise ParameterError(f"workers={workers} must be at least 1")
         if isinstance(min_share, bool) or not (isinstance(min_share, (int, float)) and 0 <= min_share <= 1):
             raise ParameterError(f"min_share={min_share!r} must be a number from 0 to 1")
+        if self.multilabel and min_share > 0:
+            raise ParameterError("--min-share applies to single-label models: a multi-label model answers with the "
+                                 "tags whose probability reaches their threshold (in model.json)")
         min_share = float(min_share)
         progress = PredictProgress() if check_verbose(verbose) else None
         if isinstance(paths, (str, os.PathLike)):
@@ -473,6 +493,9 @@ class Classifier:
 
     def _failure(self, item: AudioInput, status: str, reason: str, vote: str, *,
                  duration_s: float | None = None) -> SongPrediction:
+        if self.multilabel:
+            return SongPrediction(path=item.shown, status=status, reason=reason, vote="mean", duration_s=duration_s,
+                                  tags=())
         return SongPrediction(path=item.shown, status=status, reason=reason, vote=vote, duration_s=duration_s)
 
     def predict_slices(self, slices: np.ndarray) -> np.ndarray:
@@ -495,6 +518,11 @@ class Classifier:
             slices = np.concatenate([outcome.slices for _, outcome in decoded])
             song_ids = np.repeat(np.arange(len(decoded)), [len(outcome.slices) for _, outcome in decoded])
             tally = vote_songs(self.predict_slices(slices), song_ids)
+            if self.multilabel:
+                for row, (position, outcome) in enumerate(decoded):
+                    results[position] = self._tagged(waiting[position][0], outcome, tally.mean_probability[row],
+                                                     int(tally.n_slices[row]))
+                return results
             winners = tally.winners(vote)
             shares = tally.vote_share(winners)
             for row, (position, outcome) in enumerate(decoded):
@@ -513,6 +541,19 @@ class Classifier:
                     best_guess=winner, min_share=min_share, unsure=unsure,
                 )
         return results
+
+
+    def _tagged(self, item: AudioInput, outcome: AudioSlices, probability: np.ndarray,
+                n_slices: int) -> SongPrediction:
+        """A multi-label model's answer on one song: the tags at or above their thresholds, most probable first."""
+        order = np.argsort(-probability, kind="mergesort")
+        note = outcome.note if isinstance(outcome, _PaddedSlices) else outcome.truncation_note()
+        return SongPrediction(
+            path=item.shown, status=OK, reason=note, vote="mean", n_slices=n_slices, duration_s=outcome.duration_s,
+            mean_probability={name: round(float(p), 4) for name, p in zip(self.classes, probability)},
+            best_guess=self.classes[int(order[0])],
+            tags=tuple(self.classes[k] for k in order if probability[k] >= self.thresholds[k]),
+        )
 
 
 def classify(paths: Iterable[str | os.PathLike] | str | os.PathLike, model_dir: str | os.PathLike, *,

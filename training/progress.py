@@ -26,6 +26,10 @@ class TrainProgress(ProgressBar):
         if len(summary["devices"]) > 1:
             print(f"Replicas on {len(summary['devices'])} devices (MirroredStrategy), {summary['batch_size']} slices "
                   f"per step: {', '.join(summary['devices'])}.", flush=True)
+        if summary.get("multilabel"):
+            print("A multi-label data set: a sigmoid per tag, binary cross-entropy, scored by ROC-AUC; no target "
+                  "rule and no class weights (--target-accuracy, --target-loss and --class-weights do not apply).",
+                  flush=True)
 
     def on_epoch_start(self, epoch: int, n_batches: int) -> None:
         self.open(n_batches, f"epoch {epoch}/{self.epochs}", "batch", leave=False)
@@ -43,6 +47,11 @@ class TrainProgress(ProgressBar):
         def shown(key: str) -> str:
             return "-" if row.get(key) is None else f"{row[key]:.4f}"
 
+        if "val_roc_auc" in row:  # a multi-label run: its accuracy is over (slice, tag) pairs, ROC-AUC is its score
+            print(f"epoch {row['epoch']}/{self.epochs}: loss {shown('loss')}, ROC-AUC {shown('roc_auc')}; "
+                  f"validation loss {shown('val_loss')}, ROC-AUC {shown('val_roc_auc')} ({row['seconds']:.1f} s)",
+                  flush=True)
+            return
         print(f"epoch {row['epoch']}/{self.epochs}: loss {shown('loss')}, accuracy {shown('accuracy')}; "
               f"validation loss {shown('val_loss')}, accuracy {shown('val_accuracy')} ({row['seconds']:.1f} s)",
               flush=True)

@@ -24,8 +24,11 @@ STOP_DIVERGED = "diverged"
 STOP_REASONS = (STOP_TARGET, STOP_PATIENCE, STOP_MAX_EPOCHS, STOP_DIVERGED)
 
 #: What the best epoch is judged by, as Keras's ``monitor``: the lowest validation loss, or the highest validation
-#: accuracy (ties broken by the lower validation loss).
-MONITORS = ("val_loss", "val_accuracy")
+#: accuracy (ties broken by the lower validation loss), or (multi-label data sets) the highest validation macro
+#: ROC-AUC over the slices (the same tie rule).
+MONITORS = ("val_loss", "val_accuracy", "val_roc_auc")
+#: What a new run on a multi-label data set monitors unless told otherwise: the score tagging is judged by.
+MULTILABEL_MONITOR = "val_roc_auc"
 #: Which epoch's weights the model folder keeps: the best by the monitored metric, or the last one trained.
 KEEP_RULES = ("best", "last")
 #: What a new run monitors and keeps unless told otherwise: the Keras convention. The loss is the smooth measure:
@@ -124,8 +127,9 @@ class TrainConfig:
     patience : int
         Epochs without a better ``monitor`` value before stopping; 0 disables.
     monitor : str or None
-        ``val_loss`` or ``val_accuracy``: what makes an epoch the best (see :data:`MONITORS`). None: the value a
-        continued run recorded, or ``val_loss`` for a new run (see :meth:`for_run`).
+        ``val_loss``, ``val_accuracy`` or ``val_roc_auc`` (multi-label): what makes an epoch the best (see
+        :data:`MONITORS`). None: the value a continued run recorded, or ``val_loss`` for a new run
+        (``val_roc_auc`` on a multi-label data set; see :meth:`for_run`).
     keep : str or None
         ``best``: the final model has the best epoch's weights; ``last``: the last epoch's. None: as ``monitor``.
     class_weights : str

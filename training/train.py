@@ -40,13 +40,14 @@ from genreslice.training.checkpoints import (
     write_state,
 )
 from genreslice.training.data_source import SliceDataSource, explain_slice_error
-from genreslice.training.dataset import DatasetInfo, load_dataset_info, reading_dataset
+from genreslice.training.dataset import DatasetInfo, load_dataset_info, read_split, reading_dataset
 from genreslice.training.devices import distribution_strategy, training_devices
 from genreslice.training.errors import DatasetError, ModelDirError
 from genreslice.training.model_dir import (
     CHECKPOINT_DIR,
     CURVES_PNG,
     HISTORY_CSV,
+    MODEL_FILE,
     STATE_JSON,
     check_model_dir_shape,
     check_recorded_model,
@@ -58,7 +59,8 @@ from genreslice.training.model_dir import (
 )
 from genreslice.training.models import build_model, learning_rate_schedule
 from genreslice.training.progress import TrainProgress
-from genreslice.training.settings import CLASS_WEIGHTS, STOP_MAX_EPOCHS, TrainConfig
+from genreslice.training.settings import CLASS_WEIGHTS, MULTILABEL_MONITOR, STOP_MAX_EPOCHS, TrainConfig
+from genreslice.training.tagging import DEFAULT_THRESHOLD, song_tags, tag_scores, tune_thresholds
 from genreslice.training.tensorflow_runtime import retracing_warnings_held
 from genreslice.training.tf_modules import keras, tf
 
@@ -187,8 +189,20 @@ def _train_model(dataset_dir: str | os.PathLike, model_dir: Path, config: TrainC
 
 def _checked_run(run: _Run, state: dict | None) -> _Run:
     """``run`` with the ``monitor`` and ``keep`` of the run ``state`` continues (None: a new run's), where its
-    settings leave them open; refused if it cannot continue that run."""
-    config = run.config.for_run(state.get("settings") if state else None)
+    settings leave them open; refused if it cannot continue that run.
+
+    On a multi-label data set a new run monitors ``val_roc_auc`` unless told otherwise, and the target rule and
+    class weights, which are about one class per slice, are off (a slice's several tags cannot be weighed by one
+    class, and the binary accuracy of mostly absent tags is high from the first epoch).
+    """
+    config = run.config
+    if run.info.multilabel:
+        config = replace(config, monitor=config.monitor or (None if state else MULTILABEL_MONITOR),
+                         target_accuracy=None, target_loss=None, class_weights="none")
+    elif config.monitor == MULTILABEL_MONITOR:
+        raise ParameterError(f"--monitor {MULTILABEL_MONITOR} scores tags: {run.info.root} is a single-label data "
+                             "set (build it with --task multilabel for tags); monitor val_loss or val_accuracy")
+    config = config.for_run(state.get("settings") if state else None)
     check_resumable(run.out, state, run.info, config)
     return replace(run, config=config)
 
@@ -202,7 +216,7 @@ def _prepare_run(dataset_dir: str | os.PathLike, out: Path, config: TrainConfig,
         The data set is unreadable, has fewer than two classes, or an empty training or validation split.
     """
     info = load_dataset_info(dataset_dir)
-    if len(info.classes) < 2:
+    if len(info.classes) < 2 and not info.multilabel:
         raise DatasetError(
             f"{info.root}: a classifier needs at least 2 genres; the data set has {list(info.classes)}"
         )
@@ -254,7 +268,7 @@ def _train(run: _Run, state: dict | None) -> TrainResult:
             model = build_model(
                 config.model, len(run.info.classes), slice_size=run.info.slice_size,
                 learning_rate=learning_rate_schedule(config.lr_schedule, config.learning_rate, total_steps=total_steps),
-                width=config.width, l2=config.l2,
+                width=config.width, l2=config.l2, multilabel=run.info.multilabel,
             )
     elif config.lr_schedule == "cosine":
         _stretch_cosine(run.out, model, total_steps)
@@ -367,12 +381,14 @@ def _summary(run: _Run, epochs_done: int, *, resumed: bool) -> dict:
         "resumed": resumed,
         "devices": list(run.devices),
         "batch_size": run.config.batch_size * len(run.devices),
+        "multilabel": run.info.multilabel,
     }
 
 
 def _base_record(run: _Run) -> dict:
     """What ``model.json`` records of the data set and devices, from the start of a run."""
     return {
+        **({"task": "multilabel"} if run.info.multilabel else {}),
         "dataset": {
             "path": str(run.info.root.resolve()),
             "fingerprint": run.info.fingerprint,
@@ -427,10 +443,39 @@ def _finish(run: _Run, state: dict, history: list[dict]) -> tuple[dict, list[str
                                     if row.get("peak_memory_mib") is not None), default=None),
         }
     )
+    if run.info.multilabel:
+        record["thresholds"] = tuned_thresholds(run.out / MODEL_FILE, run.info, run.val_data)
     write_history_csv(run.out / HISTORY_CSV, history)
     write_training_curves(run.out / CURVES_PNG, history)
     write_model_json(run.out, run.info, run.config, record, status="finished")
     return state, notes
+
+
+def tuned_thresholds(model_file: Path, info: DatasetInfo, val_data: SliceDataSource) -> dict:
+    """Each tag's threshold, tuned on the validation songs (see :mod:`genreslice.training.tagging`), with the
+    song-level scores of that split: what ``model.json`` records under ``thresholds``. A model whose probabilities
+    are not finite (the kept weights of a run that diverged) keeps 0.5 for every tag, and the record says why."""
+    model = keras.models.load_model(model_file, compile=False)
+    with retracing_warnings_held():
+        probabilities = model.predict(val_data, verbose=0)
+    _, labels, track_ids = read_split(info, "validation")
+    rule = ("per tag, the song score with the highest F-score on the validation split's songs (a song's score: the "
+            f"mean of its slices' probabilities); {DEFAULT_THRESHOLD} for a tag no validation song has")
+    try:
+        songs = song_tags(probabilities, labels, track_ids)
+    except ValueError as err:
+        logger.warning("%s: thresholds not tuned: %s", model_file, err)
+        return {"rule": f"not tuned: {err}", "by_tag": {tag: DEFAULT_THRESHOLD for tag in info.classes},
+                "validation": None}
+    thresholds = tune_thresholds(songs.truth, songs.probability)
+    scores = tag_scores(songs.truth, songs.probability, thresholds)
+    return {
+        "rule": rule,
+        # Unrounded: a threshold is one song's score, and rounding it up would leave that song out.
+        "by_tag": {tag: float(value) for tag, value in zip(info.classes, thresholds)},
+        "validation": {"songs": int(len(songs.song_ids)),
+                       **{key: value for key, value in scores.items() if key not in ("per_tag", "undefined")}},
+    }
 
 
 def _result(out: Path, status: str, state: dict, history: list[dict], *, epochs_this_call: int, resumed_from: int,

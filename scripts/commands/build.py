@@ -68,8 +68,9 @@ def _add_label_options(build: argparse.ArgumentParser) -> argparse._ArgumentGrou
     labels = build.add_argument_group("labels and splits")
     labels.add_argument("--labels", choices=sorted(LABEL_SOURCES), default="id3",
                         help="where genre, artist and split come from: id3 = the tags inside each file; fma = FMA's "
-                             "tracks.csv (official split); jamendo = MTG-Jamendo genre TSVs (official split from a "
-                             "split folder); folders = the name of the folder each file lies in (GTZAN's "
+                             "tracks.csv (official split); jamendo = MTG-Jamendo autotagging TSVs of --category "
+                             "(official split from a split folder); folders = the name of the folder each file lies "
+                             "in (GTZAN's "
                              "genres/jazz/jazz.00042.au is jazz; the classes are the folder names, artist from the "
                              "tags when present); csv = a CSV of your own with the columns path and label "
                              "(optional: artist, split) given as --metadata")

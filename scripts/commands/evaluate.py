@@ -67,11 +67,53 @@ def evaluate(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, *, sp
                                 loader_workers=loader_workers, observer=observer)
     finally:
         observer.close()
-    print_evaluation(result.metrics, dataset_dir, model_dir)
+    if result.metrics.get("task") == "multilabel":
+        print_tag_evaluation(result.metrics, dataset_dir, model_dir)
+        files = "metrics.json, tags.tsv, summary.tsv, songs.csv"
+    else:
+        print_evaluation(result.metrics, dataset_dir, model_dir)
+        files = "metrics.json, confusion.csv, confusion.png, songs.csv"
     for note in result.notes:
         print(f"Note: {note}.")
-    print(f"Wrote {result.out_dir}: metrics.json, confusion.csv, confusion.png, songs.csv")
+    print(f"Wrote {result.out_dir}: {files}")
     return 0
+
+
+def print_tag_evaluation(metrics: dict, dataset_dir: str | os.PathLike, model_dir: str | os.PathLike,
+                         shown: int = 10) -> None:
+    """Macro and micro scores of a multi-label model, then its best and worst tags by ROC-AUC."""
+    songs = metrics["songs"]
+    print(f"Evaluated {model_dir} on the {metrics['split']} split of {dataset_dir}: "
+          f"{metrics['n_slices']} slices of {metrics['n_songs']} songs, {len(metrics['classes'])} tags "
+          f"({metrics['seconds']:.1f} s).")
+
+    def cell(value) -> str:
+        return f"{value:>9.4f}" if value is not None else f"{'-':>9}"
+
+    print(f"  {'songs (mean of slice probabilities)':<38}{'ROC-AUC':>9}{'PR-AUC':>9}{'precision':>10}{'recall':>9}"
+          f"{'F-score':>9}")
+    for average in ("macro", "micro"):
+        print(f"  {average:<38}" + "".join(cell(songs[f"{key}_{average}"]) for key in ("roc_auc", "pr_auc"))
+              + f" {cell(songs[f'precision_{average}'])}" + "".join(cell(songs[f"{key}_{average}"])
+                                                                     for key in ("recall", "f_score")))
+    slices = metrics["slices"]
+    print(f"  {'slices, macro':<38}{cell(slices['roc_auc_macro'])}{cell(slices['pr_auc_macro'])}")
+    print(f"  (precision, recall and F-score at the tag thresholds: {metrics['thresholds']})")
+    ranked = sorted(((scores["roc_auc"], name, scores) for name, scores in metrics["per_tag"].items()
+                     if scores["roc_auc"] is not None), reverse=True)
+    if len(ranked) > 1:
+        width = max(len("tag"), *(len(name) for _, name, _ in ranked))
+        print()
+        heading = "Per tag, at song level" + (f" (the {shown // 2} best and worst by ROC-AUC; every tag in "
+                                               "tags.tsv)" if len(ranked) > shown else "")
+        print(f"{heading}:")
+        print(f"  {'tag':<{width}}  {'ROC-AUC':>9}{'PR-AUC':>9}{'F-score':>9}{'support':>9}")
+        chosen = ranked if len(ranked) <= shown else ranked[:shown // 2] + ranked[-(shown // 2):]
+        for position, (_, name, scores) in enumerate(chosen):
+            if len(ranked) > shown and position == shown // 2:
+                print(f"  {'...':<{width}}")
+            print(f"  {name:<{width}}  {cell(scores['roc_auc'])}{cell(scores['pr_auc'])}{cell(scores['f_score'])}"
+                  f"{scores['support']:>9}")
 
 
 def check_folders(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike) -> None:

@@ -78,7 +78,9 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--top", type=positive_int, default=TOP_DEFAULT, metavar="N",
                          help="genres in the table's top column, ranked by --vote: by share of the slices' votes "
                               "(majority; ties by mean probability) or by mean probability (mean), each with that "
-                              "score; at most the model's number of genres. json and csv always carry every genre")
+                              "score; at most the model's number of genres. json and csv always carry every genre. "
+                              "A multi-label model: the N most probable tags with their mean probabilities, in "
+                              "every format (its tags column holds the tags at or above their thresholds)")
     predict.add_argument("--min-share", type=fraction, default=0.0, metavar="S",
                          help="answer 'unsure' for a file whose best genre scores below S (0 to 1): its share of "
                               "the slices under --vote majority, its mean probability under --vote mean. The scores "
@@ -179,7 +181,7 @@ def predict(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *,
     for note in classifier.notes:
         print(f"genreslice predict: note: {note}", file=sys.stderr)
     header, line_of = prediction_lines(output_format, classifier.classes, vote=vote, top=top,
-                                       min_share=min_share)
+                                       min_share=min_share, multilabel=classifier.multilabel)
     observer = PredictProgress(enabled=progress)
     counts = collections.Counter()
     with _output_stream(output) as stream:
@@ -209,6 +211,48 @@ def predict(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *,
     return EXIT_SOME_FAILED if failed and not allow_failures else 0
 
 
+def tag_lines(output_format: str, classes: tuple[str, ...], *, top: int = TOP_DEFAULT):
+    """:func:`prediction_lines` of a multi-label model: the tags above their thresholds and the ``top`` most
+    probable tags with their mean probabilities, in every format (json: ``top`` as ``[tag, probability]`` pairs;
+    csv: ``top`` as ``tag:probability`` joined by ``;``, then a probability column per tag)."""
+    import json
+
+    from genreslice.pipeline.layout import csv_line
+
+    shown = min(top, len(classes))
+    if output_format == "json":
+        return None, lambda song: json.dumps({**song.to_dict(), "top": [[name, score] for name, score
+                                                                       in (song.top(shown) if song.ok else [])]},
+                                             ensure_ascii=False)
+    if output_format == "csv":
+        fixed = ["path", "status", "reason", "tags", "top", "n_slices", "duration_s"]
+
+        def csv_row(song) -> str:
+            ranked = ";".join(f"{name}:{score:.4f}" for name, score in song.top(shown)) if song.ok else ""
+            return csv_line([song.path, song.status, song.reason, ";".join(song.tags or ()), ranked, song.n_slices,
+                             "" if song.duration_s is None else song.duration_s,
+                             *(song.mean_probability.get(name, "") for name in classes)])
+
+        return csv_line([*fixed, *(f"probability_{name}" for name in classes)]), csv_row
+    tag_width = max(len("tags"), len("too short"), 24)
+    name_width = max(len(name) for name in classes)
+    top_width = shown * (name_width + 7)
+
+    def table_row(song) -> str:
+        path = song.path.replace("\r", "\\r").replace("\n", "\\n")
+        reason = song.reason.replace("\r", "\\r").replace("\n", "\\n")
+        if not song.ok:
+            status = "too short" if song.status == "too_short" else song.status
+            return f"{status:<{tag_width}}  {'-':>6}  {'-':<{top_width}}  {path}: {reason}"
+        tags = ", ".join(song.tags) or "(none)"
+        ranked = "  ".join(f"{name} {score:.2f}" for name, score in song.top(shown))
+        line = f"{tags:<{tag_width}}  {song.n_slices:>6}  {ranked:<{top_width}}  {path}"
+        return f"{line}  ({reason})" if reason else line
+
+    header = f"{'tags':<{tag_width}}  {'slices':>6}  {f'top {shown} by mean probability':<{top_width}}  file"
+    return header, table_row
+
+
 def _write(line: str, stream, observer: PredictProgress | None) -> None:
     """One line to ``stream``, or to standard output around the progress bar when ``stream`` is None."""
     if stream is not None:
@@ -220,12 +264,14 @@ def _write(line: str, stream, observer: PredictProgress | None) -> None:
 
 
 def prediction_lines(output_format: str, classes: tuple[str, ...], *, vote: str = "majority",
-                     top: int = TOP_DEFAULT, min_share: float = 0.0):
+                     top: int = TOP_DEFAULT, min_share: float = 0.0, multilabel: bool = False):
     """A header (or None) and a function from one SongPrediction to its output line."""
     import json
 
     from genreslice.pipeline.layout import csv_line
 
+    if multilabel:
+        return tag_lines(output_format, classes, top=top)
     if output_format == "json":
         return None, lambda song: json.dumps(song.to_dict(), ensure_ascii=False)
     if output_format == "csv":

@@ -127,7 +127,7 @@ def _add_stopping_options(train: argparse.ArgumentParser, defaults: TrainConfig)
     stopping.add_argument("--target-accuracy", type=optional_fraction, default=defaults.target_accuracy,
                           metavar="FRACTION",
                           help="stop once validation accuracy reaches this (with --target-loss); 'off' disables "
-                               "the target rule")
+                               "the target rule (single-label data sets; multi-label training has none)")
     stopping.add_argument("--target-loss", type=optional_loss, default=defaults.target_loss, metavar="LOSS",
                           help="...and validation loss is at most this; 'off' checks accuracy only")
     stopping.add_argument("--patience", type=non_negative_int, default=defaults.patience, metavar="EPOCHS",
@@ -137,7 +137,9 @@ def _add_stopping_options(train: argparse.ArgumentParser, defaults: TrainConfig)
                                "or the highest val_accuracy (an equal accuracy with a lower val_loss counts as "
                                "better). val_accuracy keeps a run whose loss rises while its accuracy still climbs "
                                "(an overconfident network); on a small validation set its steps stop runs early. "
-                               f"(default: {NEW_RUN_CHOICES['monitor']}; a continued run keeps its own)")
+                               "val_roc_auc (multi-label data sets): the highest macro ROC-AUC over the validation "
+                               f"slices (default: {NEW_RUN_CHOICES['monitor']}, or val_roc_auc on a multi-label data "
+                               "set; a continued run keeps its own)")
     stopping.add_argument("--keep", choices=list(KEEP_RULES), default=None,
                           help="whose weights model.keras holds at the end: the best epoch by --monitor, or the "
                                f"last epoch trained (default: {NEW_RUN_CHOICES['keep']}; a continued run keeps "
@@ -147,7 +149,8 @@ def _add_stopping_options(train: argparse.ArgumentParser, defaults: TrainConfig)
 def _add_resource_options(train: argparse.ArgumentParser, defaults: TrainConfig) -> None:
     train.add_argument("--class-weights", choices=list(CLASS_WEIGHTS), default=defaults.class_weights,
                        help="balanced = weigh each genre's slices inversely to its share of the training split, so "
-                            "rare genres count as much as common ones; none = every slice weighs the same")
+                            "rare genres count as much as common ones; none = every slice weighs the same "
+                            "(multi-label training always does, and has no target rule)")
     train.add_argument("--loader-workers", type=worker_count, default=default_loader_workers(), metavar="N",
                        help="threads that read and decode slice batches ahead of the model")
     train.add_argument("--devices", type=device_count, default=None, metavar="all|N",
@@ -191,7 +194,11 @@ def train(dataset_dir: str | os.PathLike, model_dir: str | os.PathLike, config: 
         print(f"Trained {result.model_dir}: {result.epochs_run} epochs ({result.epochs_this_call} in this run); "
               f"{result.stop_message}.")
     metrics = result.metrics
-    if metrics:
+    if metrics and "val_roc_auc" in metrics:
+        print(f"Epoch {result.kept_epoch}: validation ROC-AUC (slices, macro) {metrics['val_roc_auc']:.4f}, loss "
+              f"{metrics.get('val_loss', float('nan')):.4f} (training ROC-AUC {metrics.get('roc_auc', float('nan')):.4f})"
+              f". Tag thresholds tuned on the validation songs are in {result.model_dir / 'model.json'}.")
+    elif metrics:
         print(f"Epoch {result.kept_epoch}: validation accuracy {metrics.get('val_accuracy', float('nan')):.4f}, "
               f"loss {metrics.get('val_loss', float('nan')):.4f} (training accuracy "
               f"{metrics.get('accuracy', float('nan')):.4f}).")

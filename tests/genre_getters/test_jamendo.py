@@ -217,6 +217,14 @@ def test_single_label_categories_take_tracks_with_one_tag(tmp_path):
     assert source.label(Path("02/2.mp3"), "02/2.mp3").reason == "no instrument tag"
 
 
+def test_a_repeated_tag_counts_twice_in_the_genre_vote_and_once_as_a_raw_tag(tmp_path):
+    write_tsv(tmp_path / "autotagging_genre.tsv", [
+        "track_0000001\tartist_000001\talbum_000001\t01/1.mp3\t200.0\tgenre---jazz\tgenre---rock\tgenre---rock"])
+    assert JamendoLabelSource(metadata=tmp_path).label(Path("01/1.mp3"), "01/1.mp3").genre == "Rock"  # as always
+    tags = JamendoLabelSource(metadata=tmp_path, multilabel=True).label(Path("01/1.mp3"), "01/1.mp3").tags
+    assert tags == ("genre---jazz", "genre---rock")
+
+
 def test_category_options_are_checked(tmp_path):
     with pytest.raises(ValueError, match="--category 'mood' is unknown; choose one of genre, mood/theme"):
         JamendoLabelSource(metadata=JAMENDO_SPLIT, category="mood")
@@ -230,3 +238,14 @@ def test_category_options_are_checked(tmp_path):
         JamendoLabelSource(metadata=tmp_path, category="mood/theme")
     assert JamendoLabelSource(metadata=tmp_path, category="mood/theme", multilabel=True).taxonomy.genres == (
         "mood/theme---happy", "mood/theme---sad")
+
+
+def test_category_all_reads_every_kind_of_tag(tmp_path):
+    rows = ["track_0000001\tartist_000001\talbum_000001\t01/1.mp3\t200.0\tgenre---jazz\tmood/theme---calm\t"
+            "instrument---piano"]
+    for split in ("train", "validation", "test"):
+        write_tsv(tmp_path / f"autotagging-{split}.tsv", rows if split == "test" else [])
+    source = JamendoLabelSource(metadata=tmp_path, category="all", multilabel=True)
+    label = source.label(Path("01/1.mp3"), "01/1.mp3")
+    assert label.tags == ("genre---jazz", "mood/theme---calm", "instrument---piano") and label.split == "test"
+    assert [split for _, split in source.files] == ["train", "validation", "test"]

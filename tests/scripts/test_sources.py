@@ -217,3 +217,26 @@ def test_a_change_of_genres_is_announced(fma, tmp_path, capsys):
     assert code == 0 and "The genres changed: this folder held Hip-Hop, Pop, Rock; now Hip-Hop, Rock." in printed
     code, printed, _ = run(capsys, *build, "--exclude-genres", "pop")
     assert code == 0 and "The genres changed" not in printed
+
+
+def test_dry_run_of_a_jamendo_category_counts_tags_and_drops_rare_ones(tmp_path, capsys, monkeypatch):
+    audio = tmp_path / "audio"
+    for name in ("41/241.mp3", "42/242.mp3", "43/243.mp3", "44/244.mp3", "51/851.mp3", "46/946.mp3",
+                 "11/121111.mp3"):
+        (audio / name).parent.mkdir(parents=True, exist_ok=True)
+        (audio / name).write_bytes(b"x")  # never decoded by a dry run
+    monkeypatch.setenv("PATH", str(tmp_path / "no-sox-here"))
+    code, out, err = run(capsys, audio, tmp_path / "out", "--labels", "jamendo", "--metadata", JAMENDO_SPLIT,
+                         "--category", "top50", "--task", "multilabel", "--min-tracks-per-class", "2", "--dry-run")
+    assert code == 0, err
+    lines = out.splitlines()
+    # The top-50 fixture rows of these files (train): rock x4; funk, pop; seven tags of 946; atmospheric. With at
+    # least 2 tracks per tag: rock (4) alone stays; 946 and 121111 have no tag left, 851 keeps none either.
+    assert "7 audio files, 4 tracks would be built. Nothing was written." in lines[0]
+    header = next(line for line in lines if line.startswith("tag "))
+    assert header.split() == ["tag", "train", "validation", "test", "total"]
+    assert next(line for line in lines if line.startswith("genre---rock")).split()[1:] == ["4", "0", "0", "4"]
+    assert next(line for line in lines if line.startswith("tracks")).split()[1:] == ["4", "0", "0", "4"]
+    assert "10 classes with fewer than 2 tracks dropped (--min-tracks-per-class): genre---ambient (1)," in out
+    assert "every tag has fewer than --min-tracks-per-class 2 tracks (genre---atmospheric (1))" in out
+    assert not (tmp_path / "out").exists()

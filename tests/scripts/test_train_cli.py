@@ -128,4 +128,4 @@ def test_monitor_and_keep_are_checked_choices(tmp_path):
         result = genreslice("train", str(tmp_path), str(tmp_path / "model"), option, value)
         assert result.returncode == 2 and f"invalid choice: '{value}'" in result.stderr
     text = help_of("train", 15)
-    assert "--monitor {val_loss,val_accuracy}" in text and "--keep {best,last}" in text
+    assert "--monitor {val_loss,val_accuracy,val_roc_auc}" in text and "--keep {best,last}" in text

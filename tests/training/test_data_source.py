@@ -134,7 +134,9 @@ def test_missing_and_bad_files_are_named(tmp_path):
 
 
 def test_constructor_refuses_mismatched_inputs(tmp_path):
-    with pytest.raises(ValueError, match="same length"):
+    with pytest.raises(ValueError, match="one per path"):
         SliceDataSource(["a.png", "b.png"], [0])
+    with pytest.raises(ValueError, match="one per path"):
+        SliceDataSource(["a.png", "b.png"], np.zeros((3, 4)))  # multi-hot rows, one too many
     with pytest.raises(ValueError, match="batch_size=0"):
         SliceDataSource(["a.png"], [0], batch_size=0)
