@@ -11,6 +11,9 @@ from genreslice.metadata import Taxonomy
 #: The data set's split names, in order: the one definition every package uses (a label source may give a
 #: track's official split by one of these names; the build writes them into tracks.csv and dataset.json).
 SPLITS = ("train", "validation", "test")
+#: What joins a track's several labels (tags) in a cell: of a label CSV, and of the build's tracks.csv and
+#: slices.csv; so no label may hold it.
+TAG_SEPARATOR = ";"
 
 
 @dataclass(frozen=True)

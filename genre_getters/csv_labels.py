@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from genreslice.errors import ParameterError
-from genreslice.genre_getters.base import SPLITS, TrackLabel, inside_audio_folder, normalize_text
+from genreslice.genre_getters.base import SPLITS, TAG_SEPARATOR, TrackLabel, inside_audio_folder, normalize_text
 from genreslice.metadata import MetadataError, Taxonomy, open_metadata
 
 REQUIRED = ("path", "label")
 OPTIONAL = ("artist", "split")
 #: Labels in one cell are separated by this.
-SEPARATOR = ";"
+SEPARATOR = TAG_SEPARATOR
 
 
 class _Track(NamedTuple):

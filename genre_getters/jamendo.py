@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from genreslice.errors import ParameterError
-from genreslice.genre_getters.base import TrackLabel, inside_audio_folder
+from genreslice.genre_getters.base import TAG_SEPARATOR, TrackLabel, inside_audio_folder
 from genreslice.metadata import MetadataError, Taxonomy, genre_key, load_genre_map, map_taxonomy, open_metadata
 
 HEADER = ("TRACK_ID", "ARTIST_ID", "ALBUM_ID", "PATH", "DURATION", "TAGS")
@@ -129,6 +129,10 @@ def read_tsv(path: Path, split: str | None, problems: list[str], prefix: str = G
         else:
             tags = tuple(tag for tag in (field.strip() for field in fields[5:])
                          if tag.startswith(prefix) and KIND_SEPARATOR in tag and not tag.endswith(KIND_SEPARATOR))
+            odd = [tag for tag in tags if TAG_SEPARATOR in tag]
+            if odd:  # tracks.csv joins a track's tags with it
+                problems.append(f"{path}: line {number}: tag {odd[0][:60]!r} holds {TAG_SEPARATOR!r}; tag left out")
+                tags = tuple(tag for tag in tags if TAG_SEPARATOR not in tag)
             rows.append(_Row(track_id, artist_id, rel_path, tags, split, number))
     return rows
 

@@ -249,7 +249,8 @@ def plan_build(
     Raises
     ------
     ParameterError
-        ``selection`` names a genre the source cannot produce, or caps a multi-label build's classes.
+        ``selection`` names a genre the source cannot produce, caps a multi-label build's classes, or asks for more
+        tracks per class than any class has.
     """
     selection = selection or GenreSelection()
     multilabel = bool(getattr(label_source, "multilabel", False))
@@ -264,6 +265,10 @@ def plan_build(
     split_counts, moved, hashed = _assign_splits(rows, labels_to_build, split_ratios)
     _select_genres(rows, keep=keep, drop=drop)
     rare = {} if selection.min_tracks_per_class is None else _drop_rare_classes(rows, selection.min_tracks_per_class)
+    if rare and not any(row.status == TO_BUILD for row in rows):
+        raise ParameterError(f"--min-tracks-per-class {selection.min_tracks_per_class} leaves no class to build: "
+                             f"the largest has {max(rare.values())} tracks ({max(rare, key=rare.get)}); give a "
+                             "smaller number")
     balanced = _stratify(rows, hashed=hashed, ratios=split_ratios)  # after the selection: over its classes only
     if selection.max_tracks_per_genre is not None:
         _cap_tracks(rows, selection.max_tracks_per_genre)
@@ -377,18 +382,25 @@ def _stratify(rows: list[TrackRow], *, hashed: set[str], ratios: tuple[float, fl
             if row.status == TO_BUILD and row.classes:
                 artists[key].append(row)
     classes = {key: {name for row in members for name in row.classes} for key, members in artists.items()}
+    # Artists of each class in each split, kept up to date as artists move (a multi-label data set has many
+    # classes, and counting anew for each would cost classes x artists).
+    held = collections.Counter((artists[key][0].split, name) for key in artists for name in classes[key])
     moved = 0
     for genre in sorted({genre for genres in classes.values() for genre in genres}):
         keys = sorted(key for key, genres in classes.items() if genre in genres)
         if len(keys) < _STRATIFY_MIN_ARTISTS:
             continue
         for split in (name for name, ratio in zip(SPLITS, ratios) if ratio > 0):
-            held = collections.Counter((artists[key][0].split, name) for key in artists for name in classes[key])
+            if held[(split, genre)]:
+                continue
             donors = [key for key in keys if key in hashed
                       and all(held[(artists[key][0].split, name)] >= 2 for name in classes[key])]
-            if held[(split, genre)] or not donors:
+            if not donors:
                 continue
             chosen = min(donors, key=lambda key: (split_distance(key, split, ratios), key))
+            for name in classes[chosen]:
+                held[(artists[chosen][0].split, name)] -= 1
+                held[(split, name)] += 1
             for row in every_row[chosen]:
                 row.split = split
             moved += len(artists[chosen])

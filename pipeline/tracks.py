@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
+from genreslice.genre_getters.base import TAG_SEPARATOR  # what joins a track's tags in the tags column
+
 
 @dataclass
 class TrackRow:
@@ -82,8 +84,6 @@ class TrackRow:
                                  duration_s=other.duration_s)
 
 
-#: What joins a track's tags in the ``tags`` column of ``tracks.csv`` and ``slices.csv``.
-TAG_SEPARATOR = ";"
 #: The columns of a multi-label data set's ``tracks.csv``, in order.
 MULTILABEL_TRACK_COLUMNS = tuple(field.name for field in fields(TrackRow))
 #: The columns of a single-label data set's ``tracks.csv``, in order.

@@ -431,6 +431,9 @@ class ModelPreset:
         multilabel : bool
             A sigmoid per class (tag) in place of the softmax, binary cross-entropy, and the ``roc_auc`` metric
             beside ``accuracy`` (which is then the fraction of (slice, tag) pairs right at 0.5).
+            Keras's AUC counts a tag without positive (or without negative) slices as 0 in its average: such tags
+            lower it by the same amount every epoch. (Its ``label_weights``, which could leave them out, do not
+            survive saving and loading the model in Keras 3.)
         """
         from genreslice.training.tf_modules import keras
 

@@ -336,8 +336,10 @@ class Classifier:
         self.timeout_s = float(timeout_s)
         notes = [unfinished_training_note(self.trained.record)]
         if self.multilabel and not tuned:
-            notes.append(f"{MODEL_JSON} records no tuned tag thresholds (its training has not finished): tags are "
-                         f"given at probability {DEFAULT_THRESHOLD} and above")
+            why = ("its training has not finished" if self.trained.record.get("status") != "finished"
+                   else "its thresholds are missing or damaged")
+            notes.append(f"{MODEL_JSON} records no usable tag thresholds ({why}): tags are given at probability "
+                         f"{DEFAULT_THRESHOLD} and above")
         if recorded.get("sox_version") not in (None, self.sox.version):
             notes.append(f"the model's data set was built with SoX {recorded['sox_version']}, this is SoX "
                          f"{self.sox.version}; spectrograms may differ slightly")

@@ -159,18 +159,3 @@ def test_folder_depth_is_refused_where_it_means_nothing(tmp_path):
     zero = genreslice("build", str(tmp_path / "audio"), str(tmp_path / "out"), "--labels", "folders",
                       "--folder-depth", "0")
     assert zero.returncode == 2 and "argument --folder-depth: 0 must be 1 or more" in zero.stderr
-
-
-def test_a_model_trained_on_folder_classes_predicts_them(gtzan, tmp_path):
-    from genreslice.training.predict import classify
-    from genreslice.training.settings import TrainConfig
-    from genreslice.training.train import train_model
-
-    source = make_label_source("folders", audio_dir=gtzan)
-    build_dataset(gtzan, tmp_path / "dataset", source, BuildConfig(workers=2, split_ratios=(0.6, 0.2, 0.2)))
-    train_model(tmp_path / "dataset", tmp_path / "model",
-                TrainConfig(model="compact", epochs=1, batch_size=8, target_accuracy=None, patience=0))
-    record = json.loads((tmp_path / "model" / "model.json").read_text())
-    assert record["classes"] == list(CLASSES)
-    songs = classify(gtzan / "hip hop", tmp_path / "model")
-    assert len(songs) == 5 and all(song.genre in CLASSES for song in songs)

@@ -240,6 +240,14 @@ def test_category_options_are_checked(tmp_path):
         "mood/theme---happy", "mood/theme---sad")
 
 
+def test_a_tag_holding_the_tag_separator_is_reported_and_left_out(tmp_path):
+    tsv = write_tsv(tmp_path / "autotagging_moodtheme.tsv", [
+        "track_0000001\tartist_000001\talbum_000001\t01/1.mp3\t200.0\tmood/theme---r;b\tmood/theme---calm"])
+    source = JamendoLabelSource(metadata=tsv, category="mood/theme", multilabel=True)
+    assert source.label(Path("01/1.mp3"), "01/1.mp3").tags == ("mood/theme---calm",)
+    assert source.metadata_problems == (f"{tsv}: line 2: tag 'mood/theme---r;b' holds ';'; tag left out",)
+
+
 def test_category_all_reads_every_kind_of_tag(tmp_path):
     rows = ["track_0000001\tartist_000001\talbum_000001\t01/1.mp3\t200.0\tgenre---jazz\tmood/theme---calm\t"
             "instrument---piano"]

@@ -310,3 +310,7 @@ def test_min_tracks_per_class_drops_rare_classes_with_a_report():
     assert (rows["x.mp3"].tags, rows["x.mp3"].status) == ("piano", TO_BUILD)
     assert rows["z.mp3"].status == "skipped"
     assert rows["z.mp3"].reason == "every tag has fewer than --min-tracks-per-class 2 tracks (flute (1))"
+    # A minimum no class reaches is refused, not a data set without classes.
+    with pytest.raises(ParameterError, match="--min-tracks-per-class 4 leaves no class to build: the largest has 3 "
+                                             r"tracks \(Rock\)"):
+        plan_of(labels, selection=GenreSelection(min_tracks_per_class=4))
