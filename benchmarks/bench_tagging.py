@@ -176,7 +176,7 @@ def dry_runs(work: Path, args: argparse.Namespace, log: Path) -> None:
     if not audio.is_dir():
         for path in paths:
             (audio / path).parent.mkdir(parents=True, exist_ok=True)
-            (audio / path).write_bytes(b"x")
+            (audio / path).write_bytes(path.encode())  # distinct files: no two are copies
     print(f"Dry runs over the real split-0 files, --task multilabel ({len(paths)} audio paths):")
     print(f"  {'category':<12}{'rows train/val/test':>24}{'built train/val/test':>24}{'tags':>6}{'per track':>10}"
           f"{'seconds':>9}")

@@ -25,13 +25,14 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from genreslice import __version__
 from genreslice.genre_getters.base import LabelSource
 from genreslice.pipeline import layout
+from genreslice.pipeline.duplicates import DUPLICATE_POLICIES, DuplicateGroup
 from genreslice.pipeline.audio_jobs import AudioJobRunner
 from genreslice.pipeline.discovery import AUDIO_EXTENSIONS, AudioFile, AudioScan, scan_audio
 from genreslice.pipeline.errors import (
@@ -77,14 +78,20 @@ class BuildConfig:
         Worker processes (on a Dask cluster: its worker threads); about four tasks per worker are kept queued.
     timeout_s : float
         Seconds SoX may spend on one track.
+    duplicates : str
+        What to do with copies of one file (see :mod:`genreslice.pipeline.duplicates`): ``auto``, ``group``,
+        ``keep`` or ``drop-extra``.
     """
 
     spec: SpectrogramSpec = field(default_factory=SpectrogramSpec)
     split_ratios: tuple[float, float, float] = DEFAULT_SPLIT_RATIOS
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     timeout_s: float = SOX_TIMEOUT_S
+    duplicates: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.duplicates not in DUPLICATE_POLICIES:
+            raise ParameterError(f"duplicates={self.duplicates!r} must be one of {', '.join(DUPLICATE_POLICIES)}")
         if not 1 <= self.workers <= 65536:
             raise ParameterError(f"workers={self.workers} must be between 1 and 65536")
         if not 0 < self.timeout_s <= 7 * 24 * 3600:
@@ -326,7 +333,8 @@ class _BuildRun:
         previous_classes = _recorded_classes(self.out)
         resplit = count_split_changes(_recorded_tracks(self.out), rows)
         settings = _dataset_settings(self.settings, label_source=self.label_source, config=self.config, plan=plan)
-        dataset = _write_outputs(self.out, rows, settings, scratch=self.scratch, multilabel=plan.multilabel)
+        dataset = _write_outputs(self.out, rows, settings, scratch=self.scratch, multilabel=plan.multilabel,
+                                 duplicates=plan.duplicates)
         kept = [record.row for record in (*stock.reusable.values(), *stock.held, *work.done.values())]
         removed, unowned = prune_orphans(self.out, keep=kept, gone=[record.row for record in stock.gone],
                                           scratch=self.scratch, everything=prune_missing)
@@ -436,6 +444,7 @@ def _plan(files: list[AudioFile], *, label_source: LabelSource, config: BuildCon
         executor = own_executor = executor_factory(config.workers)
     try:
         return plan_build(files, label_source, split_ratios=config.split_ratios, selection=selection,
+                          duplicates=config.duplicates,
                           workers=config.workers, executor=executor, on_labelled=observer.on_labelled,
                           built_ids=built_ids)
     finally:
@@ -596,8 +605,8 @@ def _write_settings(path: Path, settings: dict) -> None:
 
 
 def _write_outputs(out: Path, rows: list[TrackRow], settings: dict, *, scratch: Path,
-                   multilabel: bool = False) -> dict:
-    """Write ``tracks.csv``, ``slices.csv`` and, last, ``dataset.json``; each atomically.
+                   multilabel: bool = False, duplicates: Sequence[DuplicateGroup] = ()) -> dict:
+    """Write ``tracks.csv``, ``slices.csv``, ``duplicates.csv`` and, last, ``dataset.json``; each atomically.
 
     A multi-label data set's two tables have a ``tags`` column after ``genre`` (which is empty), its
     ``dataset.json`` says ``"task": "multilabel"``, its classes are the tags, and its counts count a track (and its
@@ -640,7 +649,8 @@ def _write_outputs(out: Path, rows: list[TrackRow], settings: dict, *, scratch: 
             **{status: status_counts.get(status, 0) for status in layout.STATUSES},
             "slices": len(slice_rows),
         },
-        "files": {"tracks": layout.TRACKS_CSV, "slices": layout.SLICES_CSV, "slice_dir": layout.SLICES_DIR},
+        "files": {"tracks": layout.TRACKS_CSV, "slices": layout.SLICES_CSV, "slice_dir": layout.SLICES_DIR,
+                  "duplicates": layout.DUPLICATES_CSV},
     }
     if multilabel:
         dataset["totals"]["tracks_per_split"] = {split: sum(1 for row in ok_rows if row.split == split)
@@ -654,11 +664,26 @@ def _write_outputs(out: Path, rows: list[TrackRow], settings: dict, *, scratch: 
                                  scratch=scratch)
         layout.write_text_atomic(out / layout.SLICES_CSV, layout.csv_text(slice_columns, slice_rows),
                                  scratch=scratch)
+        layout.write_text_atomic(out / layout.DUPLICATES_CSV, duplicates_csv_text(rows, duplicates), scratch=scratch)
         layout.write_text_atomic(out / layout.DATASET_JSON, json.dumps(dataset, indent=2, sort_keys=True) + "\n",
                                  scratch=scratch)
     except OSError as err:
         raise OutputError(f"cannot write the data set files in {out}: {err}") from err
     return dataset
+
+
+def duplicates_csv_text(rows: Sequence[TrackRow], duplicates: Sequence[DuplicateGroup]) -> str:
+    """``duplicates.csv``: one row per file of each group of copies (its track, split and status as in
+    ``tracks.csv``), groups numbered from 1 in the order of their first path."""
+    by_path = {row.path: row for row in rows}
+    records = []
+    for number, group in enumerate(duplicates, 1):
+        for path in group.paths:
+            row = by_path[path]
+            records.append([number, "exact", "1.0", group.policy, row.track_id,
+                            os.fsencode(path).decode("utf-8", errors="backslashreplace"), row.artist, row.split,
+                            row.status, group.digest])
+    return layout.csv_text(layout.DUPLICATE_COLUMNS, records)
 
 
 def plural(count: int, noun: str) -> str:

@@ -19,6 +19,7 @@ from genreslice.pipeline import tracks
 DATASET_JSON = "dataset.json"
 TRACKS_CSV = "tracks.csv"
 SLICES_CSV = "slices.csv"
+DUPLICATES_CSV = "duplicates.csv"
 SLICES_DIR = "slices"
 STATE_DIR = ".genreslice"  # lock, settings, journal and scratch space of the build
 
@@ -27,6 +28,9 @@ SLICE_COLUMNS = ("path", "track_id", "genre", "split", "index", "start_s")
 #: A multi-label data set's slices.csv: its tags (joined by ``tracks.TAG_SEPARATOR``) after the (empty) genre.
 MULTILABEL_SLICE_COLUMNS = ("path", "track_id", "genre", "tags", "split", "index", "start_s")
 STATUSES = ("ok", "failed", "skipped", "too_short")
+#: duplicates.csv: a row per file of each group of copies; similarity 1.0 for exact (byte-identical) copies.
+DUPLICATE_COLUMNS = ("group", "kind", "similarity", "action", "track_id", "path", "artist", "split", "status",
+                     "sha256")
 
 _SAFE_TRACK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 

@@ -31,6 +31,7 @@ from genreslice.genre_getters.base import LabelSource, TrackLabel
 from genreslice.metadata import Taxonomy
 from genreslice.pipeline import layout
 from genreslice.pipeline.discovery import AudioFile
+from genreslice.pipeline.duplicates import DuplicateGroup, exact_copies
 from genreslice.pipeline.errors import ParameterError, WorkerDiedError
 from genreslice.pipeline.executors import TaskWindow
 from genreslice.pipeline.splits import (
@@ -147,6 +148,8 @@ class BuildPlan:
         Metadata rows reported and skipped while loading.
     multilabel : bool
         The rows carry tags (several classes per track), not a genre.
+    duplicates : list of DuplicateGroup
+        Sets of byte-identical files among the tracks to build, with what was done with each.
     rare_classes : dict
         ``class -> tracks`` of the classes ``--min-tracks-per-class`` dropped, sorted by name.
     """
@@ -163,6 +166,7 @@ class BuildPlan:
     balanced: int = 0
     multilabel: bool = False
     rare_classes: dict[str, int] = field(default_factory=dict)
+    duplicates: list[DuplicateGroup] = field(default_factory=list)
 
     def split_warnings(self) -> list[str]:
         """Classes missing from a split, or with fewer than a handful of tracks there (see
@@ -202,6 +206,21 @@ class BuildPlan:
             "metadata_without_audio": len(self.missing_audio),
             "metadata_rows_skipped": len(self.metadata_problems),
             **({"classes_below_min_tracks": self.rare_classes} if "min_tracks_per_class" in self.selection else {}),
+            "duplicates": self.duplicate_counts(),
+        }
+
+    def duplicate_counts(self) -> dict:
+        """How many sets of copies, of how many files, and what became of them (``dataset.json``)."""
+        by_path = {row.path: row for row in self.rows}
+        spread = [group for group in self.duplicates
+                  if len({by_path[path].split for path in group.paths if by_path[path].status == TO_BUILD}) > 1]
+        return {
+            "exact_groups": len(self.duplicates),
+            "files_in_groups": sum(len(group.paths) for group in self.duplicates),
+            "grouped": sum(group.policy == "group" for group in self.duplicates),
+            "in_several_splits": len(spread),
+            "copies_dropped": sum(1 for group in self.duplicates for path in group.paths
+                                  if by_path[path].reason.startswith(DROPPED_COPY)),
         }
 
 
@@ -224,6 +243,7 @@ def plan_build(
     executor: cf.Executor | None = None,
     on_labelled: Callable[[int], None] | None = None,
     built_ids: Mapping[str, str] | None = None,
+    duplicates: str = "auto",
 ) -> BuildPlan:
     """Label every file and decide its split and whether it is built.
 
@@ -245,6 +265,8 @@ def plan_build(
         ``track_id -> rel_path`` of tracks already built in the output folder. When several files claim one
         track id, the one already built keeps it (while its file is there, usable or not), else a full-quality file
         beats a ``.low.`` copy, else the first in discovery order; the others fail with the reason.
+    duplicates : str
+        What to do with byte-identical files (see :mod:`genreslice.pipeline.duplicates`).
 
     Raises
     ------
@@ -262,14 +284,17 @@ def plan_build(
                           on_labelled=on_labelled or (lambda count: None)))
     rows = _first_rows(labels, built_ids or {})
     labels_to_build = {row.path: label for row, (_, label) in zip(rows, labels) if row.status == TO_BUILD}
-    split_counts, moved, hashed = _assign_splits(rows, labels_to_build, split_ratios)
+    copies = exact_copies({row.path: audio for row, (audio, _) in zip(rows, labels) if row.status == TO_BUILD})
+    units, groups = _split_units(rows, labels_to_build, copies, duplicates)
+    split_counts, moved, hashed = _assign_splits(rows, labels_to_build, split_ratios, units)
     _select_genres(rows, keep=keep, drop=drop)
     rare = {} if selection.min_tracks_per_class is None else _drop_rare_classes(rows, selection.min_tracks_per_class)
     if rare and not any(row.status == TO_BUILD for row in rows):
         raise ParameterError(f"--min-tracks-per-class {selection.min_tracks_per_class} leaves no class to build: "
                              f"the largest has {max(rare.values())} tracks ({max(rare, key=rare.get)}); give a "
                              "smaller number")
-    balanced = _stratify(rows, hashed=hashed, ratios=split_ratios)  # after the selection: over its classes only
+    balanced = _stratify(rows, hashed=hashed, ratios=split_ratios, units=units)  # over the selected classes only
+    _drop_extra_copies(rows, groups)
     if selection.max_tracks_per_genre is not None:
         _cap_tracks(rows, selection.max_tracks_per_genre)
     return BuildPlan(
@@ -285,6 +310,7 @@ def plan_build(
         split_ratios=split_ratios,
         multilabel=multilabel,
         rare_classes=rare,
+        duplicates=groups,
     )
 
 
@@ -330,14 +356,46 @@ def _id_owners(labels: list[tuple[AudioFile, TrackLabel]], track_ids: list[str],
             for track_id, candidates in claims.items()}
 
 
-def _assign_splits(rows: list[TrackRow], labels: dict[str, TrackLabel],
-                   ratios: tuple[float, float, float]) -> tuple[dict[str, int], int, set[str]]:
+def _split_units(rows: list[TrackRow], labels: dict[str, TrackLabel], copies: list[tuple[str, tuple[str, ...]]],
+                 policy: str) -> tuple[dict[str, str], list[DuplicateGroup]]:
+    """The split unit of each split key (``split_key -> unit``: the keys of copies grouped together become one
+    unit, named by the smallest of them), and the groups of copies with the policy each gets."""
+    key_of = {row.path: split_key(row.artist or None, row.track_id) for row in rows if row.path in labels}
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.get(key, key) != key:
+            key = parent[key]
+        return key
+
+    groups = []
+    for digest, paths in copies:
+        members = tuple(path for path in paths if path in labels)
+        if len(members) < 2:
+            continue
+        official = {labels[path].split for path in members if labels[path].split in SPLITS}
+        chosen = policy if policy != "auto" else "drop-extra" if len(official) > 1 else "group"
+        groups.append(DuplicateGroup(digest=digest, paths=members, policy=chosen))
+        if chosen == "group":
+            roots = sorted({root(key_of[path]) for path in members})
+            for other in roots[1:]:
+                parent[other] = roots[0]
+    return {key: root(key) for key in set(key_of.values())}, groups
+
+
+def _unit(row: TrackRow, units: Mapping[str, str]) -> str:
+    key = split_key(row.artist or None, row.track_id)
+    return units.get(key, key)
+
+
+def _assign_splits(rows: list[TrackRow], labels: dict[str, TrackLabel], ratios: tuple[float, float, float],
+                   units: Mapping[str, str]) -> tuple[dict[str, int], int, set[str]]:
     """Give every row in ``labels`` (``rel_path -> label``) its split (see the module docstring); returns the counts,
-    the moves and the split keys whose split the hash drew."""
+    the moves and the split units whose split the hash drew. ``units`` merges the split keys of grouped copies."""
     groups: dict[str, list[TrackRow]] = collections.defaultdict(list)
     for row in rows:
         if row.path in labels:
-            groups[split_key(row.artist or None, row.track_id)].append(row)
+            groups[_unit(row, units)].append(row)
     counts = dict.fromkeys(("official", "artist", "artist_hash"), 0)
     moved = 0
     hashed: set[str] = set()
@@ -366,7 +424,8 @@ def _assign_splits(rows: list[TrackRow], labels: dict[str, TrackLabel],
 _STRATIFY_MIN_ARTISTS = 3
 
 
-def _stratify(rows: list[TrackRow], *, hashed: set[str], ratios: tuple[float, float, float]) -> int:
+def _stratify(rows: list[TrackRow], *, hashed: set[str], ratios: tuple[float, float, float],
+              units: Mapping[str, str]) -> int:
     """Fill the gaps the artist hash leaves: a split (with a share) that lacks a class of 3 or more artists gets the
     artist of that class whose hash lies nearest it; returns the tracks moved.
 
@@ -377,7 +436,7 @@ def _stratify(rows: list[TrackRow], *, hashed: set[str], ratios: tuple[float, fl
     every_row: dict[str, list[TrackRow]] = collections.defaultdict(list)  # and the rest, which move with them
     for row in rows:
         if row.split:
-            key = split_key(row.artist or None, row.track_id)
+            key = _unit(row, units)
             every_row[key].append(row)
             if row.status == TO_BUILD and row.classes:
                 artists[key].append(row)
@@ -407,6 +466,27 @@ def _stratify(rows: list[TrackRow], *, hashed: set[str], ratios: tuple[float, fl
     if moved:
         logger.info("%d tracks moved to another split so that every class reaches every split", moved)
     return moved
+
+
+#: The start of the reason of a copy ``--duplicates drop-extra`` leaves out.
+DROPPED_COPY = "a copy of"
+
+
+def _drop_extra_copies(rows: list[TrackRow], groups: list[DuplicateGroup]) -> None:
+    """For each ``drop-extra`` group whose copies to build lie in several splits, skip those outside the last of
+    them (test, then validation, then train), so that an official test split keeps its songs."""
+    by_path = {row.path: row for row in rows}
+    for group in groups:
+        members = [by_path[path] for path in group.paths if by_path[path].status == TO_BUILD]
+        splits = {row.split for row in members}
+        if group.policy != "drop-extra" or len(splits) < 2:
+            continue
+        kept_split = max(splits, key=SPLITS.index)
+        kept = next(row for row in members if row.split == kept_split)
+        for row in members:
+            if row.split != kept_split:
+                row.status, row.reason = "skipped", (f"{DROPPED_COPY} {kept.path} (the same file) in the "
+                                                     f"{kept_split} split (--duplicates drop-extra)")
 
 
 def _select_genres(rows: list[TrackRow], *, keep: frozenset[str], drop: frozenset[str]) -> None:

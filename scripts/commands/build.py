@@ -108,6 +108,13 @@ def _add_label_options(build: argparse.ArgumentParser) -> argparse._ArgumentGrou
     labels.add_argument("--max-tracks-per-genre", type=positive_int, metavar="N",
                         help="keep at most N tracks of each class in each split, chosen by a stable hash of the "
                              "track id; single-label builds only (default: no cap)")
+    labels.add_argument("--duplicates", choices=["auto", "group", "keep", "drop-extra"], default="auto",
+                        help="byte-identical audio files (found by SHA-256 among files of one size, before any "
+                             "audio work): group = one split unit with their artists, so no copy lands in another "
+                             "split; keep = report them only; drop-extra = where copies fall in several splits, build "
+                             "only those in the last (test, then validation), skip the others; auto = group, but "
+                             "drop-extra for copies whose official splits differ (an official split is never moved "
+                             "silently). Listed in OUT_DIR/duplicates.csv")
     labels.add_argument("--dry-run", action="store_true",
                         help="label and split without touching audio or OUT_DIR; print tracks per class and split "
                              "and what would be skipped")
@@ -200,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
         raise ParameterError("--workers applies to this machine only; with --scheduler the cluster's workers run "
                              "the build (start them with: dask worker SCHEDULER --nthreads 1 --nworkers N)")
     workers = args.workers or os.cpu_count() or 1
-    config = BuildConfig(spec=spec, split_ratios=args.split_ratios, workers=workers, timeout_s=args.timeout)
+    config = BuildConfig(spec=spec, split_ratios=args.split_ratios, workers=workers, timeout_s=args.timeout,
+                         duplicates=args.duplicates)
     selection = GenreSelection(genres=args.genres, exclude_genres=args.exclude_genres,
                                max_tracks_per_genre=args.max_tracks_per_genre,
                                min_tracks_per_class=args.min_tracks_per_class)
@@ -236,6 +244,7 @@ def build(audio_dir: str | os.PathLike, out_dir: str | os.PathLike, source: Labe
         print(f"The genres changed: this folder held {', '.join(summary.previous_classes) or 'none'}; "
               f"now {', '.join(summary.classes) or 'none'}.")
     print_rare_classes(summary.plan)
+    print_duplicates(summary.plan)
     print_metadata_report(summary.plan)
     return 0
 
@@ -310,6 +319,7 @@ def print_plan(plan: BuildPlan, audio_dir: str | os.PathLike, labels: str) -> No
         print(f"  {plural(plan.balanced, 'track')} moved to another split with their artist so that every genre "
               "reaches every split.")
     print_rare_classes(plan)
+    print_duplicates(plan, dry_run=True)
     print_split_warnings(plan.split_warnings())
     not_built = plan.not_built()
     if not_built:
@@ -321,6 +331,23 @@ def print_plan(plan: BuildPlan, audio_dir: str | os.PathLike, labels: str) -> No
         if len(not_built) > 15:
             print(f"  ... and {len(not_built) - 15} other kinds of reason")
     print_metadata_report(plan)
+
+
+def print_duplicates(plan: BuildPlan, *, dry_run: bool = False) -> None:
+    """The groups of byte-identical files, and what was done with them."""
+    counts = plan.duplicate_counts()
+    if not counts["exact_groups"]:
+        if dry_run:
+            print("  No two audio files are the same file (byte for byte); copies re-encoded or trimmed cannot be "
+                  "seen without decoding.")
+        return
+    grouped = f"{counts['grouped']} kept in one split with their artists" if counts["grouped"] else ""
+    spread = f"{counts['in_several_splits']} in several splits" if counts["in_several_splits"] else ""
+    dropped = (f"{counts['copies_dropped']} {'copy' if counts['copies_dropped'] == 1 else 'copies'} left out "
+               "(--duplicates drop-extra)") if counts["copies_dropped"] else ""
+    details = "; ".join(part for part in (grouped, spread, dropped) if part)
+    print(f"  {plural(counts['exact_groups'], 'group')} of identical files ({counts['files_in_groups']} files)"
+          + (f": {details}" if details else "") + ("" if dry_run else "; listed in duplicates.csv") + ".")
 
 
 def print_rare_classes(plan: BuildPlan) -> None:

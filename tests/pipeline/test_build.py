@@ -381,3 +381,34 @@ def test_a_small_collection_of_three_artists_per_genre_has_every_genre_in_every_
     assert dataset["splits"]["moved_so_every_class_reaches_every_split"] > 0
     assert summary.plan.split_warnings() == [f"{genre} has only 1 track in the {split} split"
                                              for genre in sorted(genres) for split in ("train", "validation", "test")]
+
+
+def test_a_leaky_collection_keeps_each_song_and_its_copies_in_one_split(tmp_path, sox_info):
+    """The same recordings filed under other artists (as a compilation would) end in the split of the original,
+    listed in duplicates.csv and counted in dataset.json; a dry run finds them too."""
+    from genreslice.genre_getters import make_label_source
+
+    music = tmp_path / "music"
+    rows = ["path,label,artist"]
+    for number in range(12):
+        synth(music / f"album/{number:02d}.wav", 3.0, "sine", str(220 + 30 * number), channels=1, rate=22050)
+        rows.append(f"album/{number:02d}.wav,{('rock', 'jazz')[number % 2]},band {number}")
+    (music / "compilation").mkdir()
+    for number in range(0, 12, 3):  # four songs copied onto a compilation, each under an artist of its own
+        shutil.copyfile(music / f"album/{number:02d}.wav", music / f"compilation/{number:02d} copy.wav")
+        rows.append(f"compilation/{number:02d} copy.wav,{('rock', 'jazz')[number % 2]},various {number}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    summary = build_dataset(music, tmp_path / "out", make_label_source("csv", metadata=tmp_path / "labels.csv"),
+                            BuildConfig(workers=2, split_ratios=(0.4, 0.3, 0.3)))
+    tracks = {row["path"]: row for row in read_csv(tmp_path / "out" / "tracks.csv")}
+    for number in range(0, 12, 3):
+        original, copy = tracks[f"album/{number:02d}.wav"], tracks[f"compilation/{number:02d} copy.wav"]
+        assert original["status"] == copy["status"] == "ok" and original["split"] == copy["split"]
+    duplicates = read_csv(tmp_path / "out" / "duplicates.csv")
+    assert len(duplicates) == 8 and {row["group"] for row in duplicates} == {"1", "2", "3", "4"}
+    assert all(row["kind"] == "exact" and row["action"] == "group" for row in duplicates)
+    assert {row["path"] for row in duplicates if row["group"] == "1"} == {"album/00.wav", "compilation/00 copy.wav"}
+    counts = json.loads((tmp_path / "out" / "dataset.json").read_text())["splits"]["duplicates"]
+    assert counts == {"exact_groups": 4, "files_in_groups": 8, "grouped": 4, "in_several_splits": 0,
+                      "copies_dropped": 0}
+    assert summary.plan.duplicate_counts() == counts

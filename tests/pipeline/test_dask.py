@@ -68,7 +68,7 @@ def test_dask_build_is_byte_identical_to_the_process_pool(cluster, corpus, refer
                             executor_factory=cluster.executor, sox=sox_info)
     assert summary.status_counts == {"ok": 12, "failed": 1, "skipped": 0, "too_short": 1}  # random bytes: failed
     assert tree_digest(out) == tree_digest(reference)
-    assert len(tree_digest(out)) == 3 + summary.n_slices  # the three tables and every slice
+    assert len(tree_digest(out)) == 4 + summary.n_slices  # the four tables and every slice
     journals = [sorted((folder / layout.STATE_DIR / "journal.jsonl").read_text().splitlines())
                 for folder in (out, reference)]
     assert len(journals[0]) == 13 and journals[0] == journals[1]  # the same resume journal, in completion order

@@ -314,3 +314,57 @@ def test_min_tracks_per_class_drops_rare_classes_with_a_report():
     with pytest.raises(ParameterError, match="--min-tracks-per-class 4 leaves no class to build: the largest has 3 "
                                              r"tracks \(Rock\)"):
         plan_of(labels, selection=GenreSelection(min_tracks_per_class=4))
+
+
+def copies_of(tmp_path, names: dict[str, bytes]) -> list[AudioFile]:
+    """Real files with the given contents (copies are files of equal bytes)."""
+    files = []
+    for name, content in names.items():
+        (tmp_path / name).write_bytes(content)
+        files.append(AudioFile(path=tmp_path / name, rel_path=name, size=len(content), mtime_ns=1))
+    return files
+
+
+def test_copies_under_other_artists_are_split_together(tmp_path):
+    # Ten artists with a song each; the song of artist 0 is also filed under artists 5 and 9 (one file, three
+    # names), and two other files have the same size as it but other bytes.
+    song = b"a recording" * 10
+    names = {f"artist{n}.mp3": bytes([n]) * 110 for n in range(10)}
+    names.update({"artist0.mp3": song, "artist5.mp3": song, "artist9.mp3": song})
+    labels = {name: TrackLabel("Rock", name.removesuffix(".mp3"), track_id=f"id{n}")
+              for n, name in enumerate(names)}
+    plan = plan_build(copies_of(tmp_path, names), TableSource(labels), split_ratios=(0.4, 0.3, 0.3))
+    rows = by_path(plan)
+    assert [(group.paths, group.policy) for group in plan.duplicates] == [
+        (("artist0.mp3", "artist5.mp3", "artist9.mp3"), "group")]
+    assert len({rows[name].split for name in ("artist0.mp3", "artist5.mp3", "artist9.mp3")}) == 1
+    assert plan.duplicate_counts() == {"exact_groups": 1, "files_in_groups": 3, "grouped": 1, "in_several_splits": 0,
+                                       "copies_dropped": 0}
+    # keep: reported only; the copies follow their own artists' splits (here not all one split).
+    kept = plan_build(copies_of(tmp_path, names), TableSource(labels), split_ratios=(0.4, 0.3, 0.3),
+                      duplicates="keep")
+    assert kept.duplicates[0].policy == "keep"
+    assert len({by_path(kept)[name].split for name in ("artist0.mp3", "artist5.mp3", "artist9.mp3")}) > 1
+    assert kept.duplicate_counts()["in_several_splits"] == 1
+
+
+def test_copies_in_different_official_splits_keep_the_later_split_by_default(tmp_path):
+    song = b"the same song" * 9
+    names = {"a.mp3": song, "b.mp3": song, "c.mp3": song, "d.mp3": b"another one" * 11}
+    labels = {"a.mp3": TrackLabel("Rock", "A", track_id="1", split="train"),
+              "b.mp3": TrackLabel("Rock", "B", track_id="2", split="test"),
+              "c.mp3": TrackLabel("Rock", "C", track_id="3", split="validation"),
+              "d.mp3": TrackLabel("Rock", "D", track_id="4", split="train")}
+    plan = plan_build(copies_of(tmp_path, names), TableSource(labels))
+    rows = by_path(plan)
+    assert plan.duplicates[0].policy == "drop-extra" and plan.moved == 0
+    assert rows["b.mp3"].status == TO_BUILD and rows["b.mp3"].split == "test"
+    for name, split in (("a.mp3", "train"), ("c.mp3", "validation")):
+        assert rows[name].split == split and rows[name].status == "skipped"
+        assert rows[name].reason == "a copy of b.mp3 (the same file) in the test split (--duplicates drop-extra)"
+    assert plan.duplicate_counts()["copies_dropped"] == 2
+    # group moves official splits, and says so; keep leaves all three where they are.
+    grouped = plan_build(copies_of(tmp_path, names), TableSource(labels), duplicates="group")
+    assert {row.split for row in grouped.rows if row.path != "d.mp3"} == {"train"} and grouped.moved == 2
+    kept = plan_build(copies_of(tmp_path, names), TableSource(labels), duplicates="keep")
+    assert all(row.status == TO_BUILD for row in kept.rows) and kept.moved == 0

@@ -224,7 +224,7 @@ def test_dry_run_of_a_jamendo_category_counts_tags_and_drops_rare_ones(tmp_path,
     for name in ("41/241.mp3", "42/242.mp3", "43/243.mp3", "44/244.mp3", "51/851.mp3", "46/946.mp3",
                  "11/121111.mp3"):
         (audio / name).parent.mkdir(parents=True, exist_ok=True)
-        (audio / name).write_bytes(b"x")  # never decoded by a dry run
+        (audio / name).write_bytes(name.encode())  # never decoded by a dry run; no two alike
     monkeypatch.setenv("PATH", str(tmp_path / "no-sox-here"))
     code, out, err = run(capsys, audio, tmp_path / "out", "--labels", "jamendo", "--metadata", JAMENDO_SPLIT,
                          "--category", "top50", "--task", "multilabel", "--min-tracks-per-class", "2", "--dry-run")
@@ -240,3 +240,23 @@ def test_dry_run_of_a_jamendo_category_counts_tags_and_drops_rare_ones(tmp_path,
     assert "10 classes with fewer than 2 tracks dropped (--min-tracks-per-class): genre---ambient (1)," in out
     assert "every tag has fewer than --min-tracks-per-class 2 tracks (genre---atmospheric (1))" in out
     assert not (tmp_path / "out").exists()
+
+
+def test_dry_run_finds_identical_files_and_a_build_lists_them(tmp_path, capsys, monkeypatch):
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for name, content in (("a.mp3", b"one song"), ("b copy.mp3", b"one song"), ("c.mp3", b"two song")):
+        (audio / name).write_bytes(content)  # a dry run reads files of equal size; it decodes nothing
+    (tmp_path / "labels.csv").write_text("path,label,artist\na.mp3,rock,A\nb copy.mp3,rock,B\nc.mp3,jazz,C\n",
+                                         encoding="utf-8")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-sox-here"))
+    code, out, err = run(capsys, audio, tmp_path / "out", "--labels", "csv", "--metadata", tmp_path / "labels.csv",
+                         "--dry-run")
+    assert code == 0, err
+    assert "1 group of identical files (2 files): 1 kept in one split with their artists." in out
+    code, out, err = run(capsys, audio, tmp_path / "out", "--labels", "csv", "--metadata", tmp_path / "labels.csv",
+                         "--dry-run", "--duplicates", "keep")
+    assert code == 0 and "1 group of identical files (2 files)" in out and "kept in one split" not in out
+    code, out, _ = run(capsys, audio, tmp_path / "out", "--labels", "csv", "--metadata", tmp_path / "labels.csv",
+                       "--dry-run", "--duplicates", "copy")
+    assert code == 2
