@@ -2,8 +2,9 @@
 
 A collection holds the album version and the compilation copy of one song, or the same file twice; when copies
 fall on both sides of a split, test accuracy measures memory. Byte-identical files are found before any audio
-work: only files of one size can be copies, so only those are read and hashed (SHA-256), and a collection of
-distinct files costs one ``stat`` per file, which discovery did already.
+work: only files of one size can be copies, so only those are read: first their first and last 64 KiB, and the
+whole file (SHA-256) only where those match another file's. A collection of files of distinct sizes costs nothing
+more than discovery's ``stat``; one of equal sizes (fixed-length clips) 128 KiB per file and run.
 
 What a build does with a group of copies (``--duplicates``):
 
@@ -13,8 +14,8 @@ What a build does with a group of copies (``--duplicates``):
 * ``drop-extra``: the copies are split as they would be, and where they fall in several splits only those in the
   last of them (test, then validation, then train) are built; the others are skipped with the reason, so an
   official test split keeps its songs;
-* ``auto`` (the default): ``group``, except for a group whose copies carry different official splits, which is not
-  moved silently but handled as ``drop-extra``.
+* ``auto`` (the default): ``group``, except where grouping would join tracks of different official splits (the
+  copies', or their artists'), which are not moved silently: that group is handled as ``drop-extra``.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from genreslice.pipeline.discovery import AudioFile
 #: The choices of ``--duplicates``.
 DUPLICATE_POLICIES = ("auto", "group", "keep", "drop-extra")
 _READ_BYTES = 1 << 20
+#: Bytes read from each end of a file for the first comparison.
+_EDGE_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,15 +64,38 @@ def file_sha256(path: str | os.PathLike) -> str | None:
     return digest.hexdigest()
 
 
+def edges_sha256(path: str | os.PathLike, size: int) -> str | None:
+    """SHA-256 of a file's first and last 64 KiB (the whole file when it is smaller); None when unreadable."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            digest.update(handle.read(_EDGE_BYTES))
+            if size > 2 * _EDGE_BYTES:
+                handle.seek(size - _EDGE_BYTES)
+            digest.update(handle.read(_EDGE_BYTES))
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
 def exact_copies(files: Mapping[str, AudioFile]) -> list[tuple[str, tuple[str, ...]]]:
     """``(digest, paths)`` of every set of two or more byte-identical files among ``files`` (``rel_path ->
-    AudioFile``), sorted by their first path; only files that share their size with another are read."""
+    AudioFile``), sorted by their first path. Only files that share their size with another are read, first at
+    their edges, then whole where the edges match."""
     by_size: dict[int, list[str]] = {}
     for rel_path, audio in files.items():
         if audio.size > 0 and not audio.problem:
             by_size.setdefault(audio.size, []).append(rel_path)
+    candidates: dict[tuple[int, str], list[str]] = {}
+    for size, paths in by_size.items():
+        if len(paths) < 2:
+            continue
+        for rel_path in paths:
+            edges = edges_sha256(files[rel_path].path, size)
+            if edges is not None:
+                candidates.setdefault((size, edges), []).append(rel_path)
     by_digest: dict[str, list[str]] = {}
-    for paths in by_size.values():
+    for paths in candidates.values():
         if len(paths) < 2:
             continue
         for rel_path in paths:

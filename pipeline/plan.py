@@ -167,6 +167,13 @@ class BuildPlan:
     multilabel: bool = False
     rare_classes: dict[str, int] = field(default_factory=dict)
     duplicates: list[DuplicateGroup] = field(default_factory=list)
+    duplicate_policy: str = "auto"
+    units: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def merged_units(self) -> set[str]:
+        """The split units that copies made of several split keys (artists)."""
+        return {unit for key, unit in self.units.items() if key != unit}
 
     def split_warnings(self) -> list[str]:
         """Classes missing from a split, or with fewer than a handful of tracks there (see
@@ -214,7 +221,12 @@ class BuildPlan:
         by_path = {row.path: row for row in self.rows}
         spread = [group for group in self.duplicates
                   if len({by_path[path].split for path in group.paths if by_path[path].status == TO_BUILD}) > 1]
+        units = collections.Counter(self.units.get(split_key(row.artist or None, row.track_id))
+                                    for row in self.rows if row.status == TO_BUILD)
+        merged = [count for unit, count in units.items() if unit in self.merged_units]
         return {
+            "policy": self.duplicate_policy,
+            "largest_merged_unit_tracks": max(merged, default=0),
             "exact_groups": len(self.duplicates),
             "files_in_groups": sum(len(group.paths) for group in self.duplicates),
             "grouped": sum(group.policy == "group" for group in self.duplicates),
@@ -287,6 +299,7 @@ def plan_build(
     copies = exact_copies({row.path: audio for row, (audio, _) in zip(rows, labels) if row.status == TO_BUILD})
     units, groups = _split_units(rows, labels_to_build, copies, duplicates)
     split_counts, moved, hashed = _assign_splits(rows, labels_to_build, split_ratios, units)
+    _drop_extra_copies(rows, groups)  # first: the classes, the balancing and the caps count the copies kept
     _select_genres(rows, keep=keep, drop=drop)
     rare = {} if selection.min_tracks_per_class is None else _drop_rare_classes(rows, selection.min_tracks_per_class)
     if rare and not any(row.status == TO_BUILD for row in rows):
@@ -294,7 +307,6 @@ def plan_build(
                              f"the largest has {max(rare.values())} tracks ({max(rare, key=rare.get)}); give a "
                              "smaller number")
     balanced = _stratify(rows, hashed=hashed, ratios=split_ratios, units=units)  # over the selected classes only
-    _drop_extra_copies(rows, groups)
     if selection.max_tracks_per_genre is not None:
         _cap_tracks(rows, selection.max_tracks_per_genre)
     return BuildPlan(
@@ -311,6 +323,8 @@ def plan_build(
         multilabel=multilabel,
         rare_classes=rare,
         duplicates=groups,
+        duplicate_policy=duplicates,
+        units=units,
     )
 
 
@@ -359,9 +373,14 @@ def _id_owners(labels: list[tuple[AudioFile, TrackLabel]], track_ids: list[str],
 def _split_units(rows: list[TrackRow], labels: dict[str, TrackLabel], copies: list[tuple[str, tuple[str, ...]]],
                  policy: str) -> tuple[dict[str, str], list[DuplicateGroup]]:
     """The split unit of each split key (``split_key -> unit``: the keys of copies grouped together become one
-    unit, named by the smallest of them), and the groups of copies with the policy each gets."""
+    unit, named by the smallest of them), and the groups of copies with the policy each gets (``auto``: ``group``,
+    unless that would join units of different official splits)."""
     key_of = {row.path: split_key(row.artist or None, row.track_id) for row in rows if row.path in labels}
     parent: dict[str, str] = {}
+    official: dict[str, set[str]] = collections.defaultdict(set)  # a unit's official splits, kept at its root
+    for path, key in key_of.items():
+        if labels[path].split in SPLITS:
+            official[key].add(labels[path].split)
 
     def root(key: str) -> str:
         while parent.get(key, key) != key:
@@ -373,13 +392,14 @@ def _split_units(rows: list[TrackRow], labels: dict[str, TrackLabel], copies: li
         members = tuple(path for path in paths if path in labels)
         if len(members) < 2:
             continue
-        official = {labels[path].split for path in members if labels[path].split in SPLITS}
-        chosen = policy if policy != "auto" else "drop-extra" if len(official) > 1 else "group"
+        roots = sorted({root(key_of[path]) for path in members})
+        joined = set().union(*(official[key] for key in roots))
+        chosen = policy if policy != "auto" else "drop-extra" if len(joined) > 1 else "group"
         groups.append(DuplicateGroup(digest=digest, paths=members, policy=chosen))
         if chosen == "group":
-            roots = sorted({root(key_of[path]) for path in members})
             for other in roots[1:]:
                 parent[other] = roots[0]
+            official[roots[0]] = joined
     return {key: root(key) for key in set(key_of.values())}, groups
 
 
@@ -485,7 +505,7 @@ def _drop_extra_copies(rows: list[TrackRow], groups: list[DuplicateGroup]) -> No
         kept = next(row for row in members if row.split == kept_split)
         for row in members:
             if row.split != kept_split:
-                row.status, row.reason = "skipped", (f"{DROPPED_COPY} {kept.path} (the same file) in the "
+                row.status, row.reason = "skipped", (f"{DROPPED_COPY} {kept.path!r} (the same file) in the "
                                                      f"{kept_split} split (--duplicates drop-extra)")
 
 

@@ -113,8 +113,8 @@ def _add_label_options(build: argparse.ArgumentParser) -> argparse._ArgumentGrou
                              "audio work): group = one split unit with their artists, so no copy lands in another "
                              "split; keep = report them only; drop-extra = where copies fall in several splits, build "
                              "only those in the last (test, then validation), skip the others; auto = group, but "
-                             "drop-extra for copies whose official splits differ (an official split is never moved "
-                             "silently). Listed in OUT_DIR/duplicates.csv")
+                             "drop-extra where grouping would join tracks of different official splits (an official "
+                             "split is never moved). Listed in OUT_DIR/duplicates.csv")
     labels.add_argument("--dry-run", action="store_true",
                         help="label and split without touching audio or OUT_DIR; print tracks per class and split "
                              "and what would be skipped")
@@ -348,6 +348,12 @@ def print_duplicates(plan: BuildPlan, *, dry_run: bool = False) -> None:
     details = "; ".join(part for part in (grouped, spread, dropped) if part)
     print(f"  {plural(counts['exact_groups'], 'group')} of identical files ({counts['files_in_groups']} files)"
           + (f": {details}" if details else "") + ("" if dry_run else "; listed in duplicates.csv") + ".")
+    to_build = sum(1 for row in plan.rows if row.status == TO_BUILD or row.status == "ok")
+    largest = counts["largest_merged_unit_tracks"]
+    if to_build and largest > 0.1 * to_build:
+        print(f"  Warning: copies join artists into a unit of {largest} of the {to_build} tracks, which must stay in "
+              "one split (a compilation filed under one artist?); see duplicates.csv, or build with --duplicates "
+              "drop-extra")
 
 
 def print_rare_classes(plan: BuildPlan) -> None:

@@ -338,7 +338,8 @@ def test_copies_under_other_artists_are_split_together(tmp_path):
     assert [(group.paths, group.policy) for group in plan.duplicates] == [
         (("artist0.mp3", "artist5.mp3", "artist9.mp3"), "group")]
     assert len({rows[name].split for name in ("artist0.mp3", "artist5.mp3", "artist9.mp3")}) == 1
-    assert plan.duplicate_counts() == {"exact_groups": 1, "files_in_groups": 3, "grouped": 1, "in_several_splits": 0,
+    assert plan.duplicate_counts() == {"policy": "auto", "largest_merged_unit_tracks": 3, "exact_groups": 1,
+                                       "files_in_groups": 3, "grouped": 1, "in_several_splits": 0,
                                        "copies_dropped": 0}
     # keep: reported only; the copies follow their own artists' splits (here not all one split).
     kept = plan_build(copies_of(tmp_path, names), TableSource(labels), split_ratios=(0.4, 0.3, 0.3),
@@ -361,10 +362,38 @@ def test_copies_in_different_official_splits_keep_the_later_split_by_default(tmp
     assert rows["b.mp3"].status == TO_BUILD and rows["b.mp3"].split == "test"
     for name, split in (("a.mp3", "train"), ("c.mp3", "validation")):
         assert rows[name].split == split and rows[name].status == "skipped"
-        assert rows[name].reason == "a copy of b.mp3 (the same file) in the test split (--duplicates drop-extra)"
+        assert rows[name].reason == "a copy of 'b.mp3' (the same file) in the test split (--duplicates drop-extra)"
     assert plan.duplicate_counts()["copies_dropped"] == 2
     # group moves official splits, and says so; keep leaves all three where they are.
     grouped = plan_build(copies_of(tmp_path, names), TableSource(labels), duplicates="group")
     assert {row.split for row in grouped.rows if row.path != "d.mp3"} == {"train"} and grouped.moved == 2
     kept = plan_build(copies_of(tmp_path, names), TableSource(labels), duplicates="keep")
     assert all(row.status == TO_BUILD for row in kept.rows) and kept.moved == 0
+
+
+def test_auto_never_moves_an_official_split_through_a_copys_artist(tmp_path):
+    # p1 (artist P, official test) is a copy of q1 (artist Q, no split of its own), whose artist's other track is
+    # officially train: grouping would move P's test tracks into train. auto drops the extra copy instead.
+    song = b"shared recording" * 7
+    names = {"p1.mp3": song, "q1.mp3": song, "p2.mp3": b"p's other song" * 8, "q2.mp3": b"q's other song" * 8}
+    labels = {"p1.mp3": TrackLabel("Rock", "P", track_id="1", split="test"),
+              "p2.mp3": TrackLabel("Rock", "P", track_id="2", split="test"),
+              "q1.mp3": TrackLabel("Rock", "Q", track_id="3"),
+              "q2.mp3": TrackLabel("Rock", "Q", track_id="4", split="train")}
+    plan = plan_build(copies_of(tmp_path, names), TableSource(labels))
+    rows = by_path(plan)
+    assert plan.duplicates[0].policy == "drop-extra" and plan.moved == 0
+    assert [rows[name].split for name in ("p1.mp3", "p2.mp3", "q1.mp3", "q2.mp3")] == ["test", "test", "train", "train"]
+    assert rows["q1.mp3"].status == "skipped" and rows["p1.mp3"].status == TO_BUILD
+
+
+def test_classes_are_counted_after_the_extra_copies_are_dropped(tmp_path):
+    song = b"one jazz song" * 8
+    names = {"a.mp3": song, "b.mp3": song, "c.mp3": b"a rock song!" * 9, "d.mp3": b"another rock" * 9}
+    labels = {"a.mp3": TrackLabel("Jazz", "A", track_id="1", split="train"),
+              "b.mp3": TrackLabel("Jazz", "B", track_id="2", split="test"),
+              "c.mp3": TrackLabel("Rock", "C", track_id="3", split="train"),
+              "d.mp3": TrackLabel("Rock", "D", track_id="4", split="test")}
+    plan = plan_build(copies_of(tmp_path, names), TableSource(labels),
+                      selection=GenreSelection(min_tracks_per_class=2))
+    assert plan.rare_classes == {"Jazz": 1} and set(plan.balance()) == {"Rock"}
