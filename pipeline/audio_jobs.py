@@ -18,10 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from genreslice.pipeline import layout
 from genreslice.pipeline.discovery import AudioFile
 from genreslice.pipeline.errors import OutputError, SoxError, WorkerDiedError
+from genreslice.pipeline.duplicates import file_sha256
 from genreslice.pipeline.executors import MAX_WORKER_DEATHS, ExecutorFactory, TaskWindow, kill_workers, process_pool
+from genreslice.pipeline.fingerprint import Fingerprint, compute_fingerprint, row_frequencies
 from genreslice.pipeline.journal import JournalRecord
 from genreslice.pipeline.png import write_slice_png
 from genreslice.pipeline.spectrogram import SpectrogramSpec, render_slices, too_short_reason
@@ -41,6 +45,7 @@ class TrackJob:
     sox_path: str
     timeout_s: float
     columns_per_second: float
+    fingerprint: bool = True
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,8 @@ class AudioOutcome:
 
     ``slice_bytes`` is the size of each slice PNG written (a later run checks them to find damaged slices);
     ``transient`` marks a failure that says nothing about the file's content (see :class:`SoxError`), tried again
-    by the next run.
+    by the next run. A built track also brings its file's SHA-256 (empty if the file could not be read again) and
+    its fingerprint's record (:meth:`~genreslice.pipeline.fingerprint.Fingerprint.to_json`).
     """
 
     status: str
@@ -58,7 +64,8 @@ class AudioOutcome:
     duration_s: float | None = None
     slice_bytes: tuple[int, ...] = ()
     transient: bool = False
-
+    sha256: str = ""
+    fingerprint: dict | None = None
 
 
 def process_track(job: TrackJob) -> AudioOutcome:
@@ -94,8 +101,19 @@ def process_track(job: TrackJob) -> AudioOutcome:
     sizes = tuple(write_slice_png(pixels, scratch / layout.slice_name(job.track_id, index))
                   for index, pixels in enumerate(audio.slices))
     layout.replace_folder(scratch, out / layout.track_slice_dir(job.track_id))
+    if not job.fingerprint:
+        return AudioOutcome("ok", reason=audio.truncation_note(), n_slices=len(audio.slices),
+                            duration_s=audio.duration_s, slice_bytes=sizes)
     return AudioOutcome("ok", reason=audio.truncation_note(), n_slices=len(audio.slices), duration_s=audio.duration_s,
-                        slice_bytes=sizes)
+                        slice_bytes=sizes, sha256=file_sha256(job.path) or "",
+                        fingerprint=track_fingerprint(audio.slices, job.spec, job.columns_per_second).to_json())
+
+
+def track_fingerprint(slices: np.ndarray, spec: SpectrogramSpec, columns_per_second: float) -> Fingerprint:
+    """The fingerprint of a track's slices rendered with ``spec`` (see :mod:`genreslice.pipeline.fingerprint`)."""
+    row_hz = row_frequencies(features=spec.features, slice_size=spec.slice_size, sample_rate=spec.sample_rate,
+                             fmin=spec.mel.fmin, fmax=spec.mel.fmax)
+    return compute_fingerprint(slices, row_hz=row_hz, columns_per_second=columns_per_second)
 
 
 class AudioJobRunner:
@@ -111,7 +129,8 @@ class AudioJobRunner:
 
     def __init__(self, pending: Iterator[tuple[TrackRow, AudioFile]], *, out: Path, sox_path: str,
                  columns_per_second: float, spec: SpectrogramSpec, workers: int, timeout_s: float,
-                 executor_factory: ExecutorFactory) -> None:
+                 executor_factory: ExecutorFactory, fingerprint: bool = True) -> None:
+        self._fingerprint = fingerprint
         self._pending = pending
         self._out = out
         self._out_abs = os.fspath(out.absolute())
@@ -179,7 +198,8 @@ class AudioJobRunner:
         row, audio = item
         return executor.submit(process_track, TrackJob(
             track_id=row.track_id, path=os.fspath(audio.path.absolute()), out_dir=self._out_abs, spec=self._spec,
-            sox_path=self._sox_path, timeout_s=self._timeout_s, columns_per_second=self._columns_per_second))
+            sox_path=self._sox_path, timeout_s=self._timeout_s, columns_per_second=self._columns_per_second,
+            fingerprint=self._fingerprint))
 
     def _outcome(self, item: tuple[TrackRow, AudioFile], future: cf.Future, *, isolating: bool) -> AudioOutcome | None:
         """The finished task's outcome; None when its worker died and the track is to run again on its own."""
@@ -208,4 +228,5 @@ def finished_record(row: TrackRow, audio: AudioFile, outcome: AudioOutcome) -> J
     finished = row.with_outcome(status=outcome.status, reason=outcome.reason, n_slices=outcome.n_slices,
                                 duration_s="" if outcome.duration_s is None else f"{outcome.duration_s:.2f}")
     return JournalRecord(row=finished, size=audio.size, mtime_ns=audio.mtime_ns, slice_bytes=outcome.slice_bytes,
-                         transient=outcome.transient)
+                         transient=outcome.transient, sha256=outcome.sha256 or None,
+                         fingerprint=outcome.fingerprint)

@@ -25,15 +25,17 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+import numpy as np
 
 from genreslice import __version__
 from genreslice.genre_getters.base import LabelSource
 from genreslice.pipeline import layout
-from genreslice.pipeline.duplicates import DUPLICATE_POLICIES, DuplicateGroup
-from genreslice.pipeline.audio_jobs import AudioJobRunner
+from genreslice.pipeline.audio_jobs import AudioJobRunner, track_fingerprint
+from genreslice.pipeline.duplicates import DUPLICATE_POLICIES, DuplicateGroup, near_copies
 from genreslice.pipeline.discovery import AUDIO_EXTENSIONS, AudioFile, AudioScan, scan_audio
 from genreslice.pipeline.errors import (
     AudioFolderError,
@@ -43,7 +45,9 @@ from genreslice.pipeline.errors import (
     SettingsMismatchError,
 )
 from genreslice.pipeline.executors import ExecutorFactory, default_executor, kill_workers
+from genreslice.pipeline.fingerprint import Fingerprint, slices_needed
 from genreslice.pipeline.journal import JournalRecord, JournalWriter, load_journal
+from genreslice.pipeline.png import decode_gray_png
 from genreslice.pipeline.plan import TO_BUILD, BuildPlan, GenreSelection, plan_build
 from genreslice.pipeline.progress import BuildProgress, check_verbose, observed
 from genreslice.pipeline.sox import SoxInfo, find_sox
@@ -61,6 +65,8 @@ from genreslice.pipeline.tracks import MULTILABEL_TRACK_COLUMNS, TRACK_COLUMNS, 
 logger = logging.getLogger(__name__)
 
 DATASET_FORMAT_VERSION = 1
+#: Times a build draws its plan again as near copies are found (each time may build tracks a cap chooses anew).
+_MAX_REGROUPS = 4
 GENERATOR = f"genreslice {__version__}"
 
 
@@ -79,8 +85,11 @@ class BuildConfig:
     timeout_s : float
         Seconds SoX may spend on one track.
     duplicates : str
-        What to do with copies of one file (see :mod:`genreslice.pipeline.duplicates`): ``auto``, ``group``,
+        What to do with copies of one recording (see :mod:`genreslice.pipeline.duplicates`): ``auto``, ``group``,
         ``keep`` or ``drop-extra``.
+    near_copies : bool
+        Fingerprint the tracks built and look for near copies among them (exact copies are looked for either way).
+        False saves the fingerprinting's cost, measured at a few percent of a build (``make bench-duplicates``).
     """
 
     spec: SpectrogramSpec = field(default_factory=SpectrogramSpec)
@@ -88,6 +97,7 @@ class BuildConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     timeout_s: float = SOX_TIMEOUT_S
     duplicates: str = "auto"
+    near_copies: bool = True
 
     def __post_init__(self) -> None:
         if self.duplicates not in DUPLICATE_POLICIES:
@@ -295,28 +305,24 @@ class _BuildRun:
 
     def plan_and_render(self, stock: Stock, selection: GenreSelection | None) -> tuple[BuildPlan, _AudioWork]:
         """Plan the data set, then do the audio work the journal does not hold, journaling each track as it
-        finishes. With several workers, one executor reads the tags and then runs the first round of audio work."""
+        finishes; then find the near copies among the tracks built and draw the plan again with them (see
+        :meth:`regroup`). With several workers, one executor reads the tags and then runs the first round of audio
+        work."""
         files = sorted([*self.scan.files, *stock.unreachable_files(self.audio_root)], key=lambda audio: audio.rel_path)
         shutil.rmtree(self.scratch, ignore_errors=True)
         self.scratch.mkdir()
         executor = self.executor_factory(self.config.workers) if self.config.workers > 1 else None
         try:
+            known = {path: record.sha256 for path, record in stock.reusable.items() if record.sha256}
             plan = _plan(files, label_source=self.label_source, config=self.config, selection=selection,
                          observer=self.observer, executor=executor, executor_factory=self.executor_factory,
-                         built_ids=stock.owners)
+                         built_ids=stock.owners, known_digests=known)
             stock.describe_unusable(plan)
             work = _AudioWork.left_by(plan, stock)
             with JournalWriter(self.journal_path) as journal:
-                if work.todo:
-                    self.observer.on_start(len(work.todo))
-                    runner = AudioJobRunner(iter(work.todo), out=self.out, sox_path=self.sox.path,
-                                            columns_per_second=self.settings["spectrogram"]["columns_per_second"],
-                                            spec=self.config.spec, workers=self.config.workers,
-                                            timeout_s=self.config.timeout_s, executor_factory=self.executor_factory)
-                    records = runner.run(executor)
-                    executor = None  # the runner shuts it down
-                    for record in records:
-                        work.finish(record, journal=journal, observer=self.observer)
+                self._render(work, work.todo, executor, journal)
+                executor = None  # the runner shut it down
+                plan = self.regroup(plan, work, stock, journal)
         except BaseException:
             if executor is not None:  # stopped while labelling: the workers' tag reading is not worth waiting for
                 kill_workers(executor)
@@ -326,6 +332,73 @@ class _BuildRun:
                 executor.shutdown(wait=True, cancel_futures=True)
         return plan, work
 
+    def _render(self, work: _AudioWork, todo: list[tuple[TrackRow, AudioFile]], executor: cf.Executor | None,
+                journal: JournalWriter) -> None:
+        """Render ``todo`` on ``executor`` (one is made when None and there is work), which is shut down."""
+        if not todo:
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+            return
+        self.observer.on_start(len(todo))
+        runner = AudioJobRunner(iter(todo), out=self.out, sox_path=self.sox.path,
+                                columns_per_second=self.settings["spectrogram"]["columns_per_second"],
+                                spec=self.config.spec, workers=self.config.workers,
+                                timeout_s=self.config.timeout_s, executor_factory=self.executor_factory,
+                                fingerprint=self.config.near_copies)
+        for record in runner.run(executor):
+            work.finish(record, journal=journal, observer=self.observer)
+
+    def regroup(self, plan: BuildPlan, work: _AudioWork, stock: Stock, journal: JournalWriter) -> BuildPlan:
+        """The plan drawn again with the near copies among the tracks built (fingerprints compared, see
+        :mod:`genreslice.pipeline.duplicates`); tracks the new plan builds that are not built yet (a cap now
+        choosing others) are rendered, and their fingerprints join, until the copies found stay the same.
+
+        The copies are looked for among the tracks of this sequence of plans, not whatever else the journal holds, so
+        a resumed build ends with the plan an uninterrupted one does.
+        """
+        if not self.config.near_copies:
+            return plan
+        considered = {row.path for row in plan.rows if row.status == TO_BUILD}
+        found: list = []
+        fingerprints: dict[str, Fingerprint] = {}
+        for _ in range(_MAX_REGROUPS):
+            fingerprints = self.fingerprints(work, considered, journal)
+            near = near_copies(fingerprints)
+            if near == found:
+                break
+            found = near
+            plan = plan.replan(near)
+            stock.describe_unusable(plan)
+            todo = work.extend(plan, stock)
+            self._render(work, todo, None, journal)
+            considered |= {row.path for row in plan.rows if row.status == TO_BUILD}
+        else:
+            logger.warning("the near copies found changed in each of %d rounds of drawing the splits; the last "
+                           "plan stands", _MAX_REGROUPS)
+        plan.fingerprinted = len([fingerprint for fingerprint in fingerprints.values() if fingerprint.comparable])
+        return plan
+
+    def fingerprints(self, work: _AudioWork, paths: set[str], journal: JournalWriter) -> dict[str, Fingerprint]:
+        """The fingerprints of the built tracks among ``paths``; a journal record without one (an older version's)
+        gets one computed from its slices, journaled with the record."""
+        columns_per_second = self.settings["spectrogram"]["columns_per_second"]
+        found = {}
+        for path in sorted(paths):
+            record = work.done.get(path)
+            if record is None or record.row.status != "ok":
+                continue
+            fingerprint = Fingerprint.from_json(record.fingerprint) if record.fingerprint is not None else None
+            if fingerprint is None:
+                slices = _read_first_slices(self.out, record.row, self.config.spec, columns_per_second)
+                if slices is None:
+                    continue
+                fingerprint = track_fingerprint(slices, self.config.spec, columns_per_second)
+                record = replace(record, fingerprint=fingerprint.to_json())
+                journal.append(record.to_json())
+                work.done[path] = record
+            found[path] = fingerprint
+        return found
+
     def write_outputs(self, plan: BuildPlan, work: _AudioWork, stock: Stock, *, prune_missing: bool) -> BuildSummary:
         """Write ``tracks.csv``, ``slices.csv`` and ``dataset.json``, and remove the slice folders of tracks that
         are gone. Returns the summary; its ``wall_seconds`` is the caller's, who times the whole run."""
@@ -333,8 +406,9 @@ class _BuildRun:
         previous_classes = _recorded_classes(self.out)
         resplit = count_split_changes(_recorded_tracks(self.out), rows)
         settings = _dataset_settings(self.settings, label_source=self.label_source, config=self.config, plan=plan)
+        digests = {path: record.sha256 for path, record in work.done.items() if record.sha256}
         dataset = _write_outputs(self.out, rows, settings, scratch=self.scratch, multilabel=plan.multilabel,
-                                 duplicates=plan.duplicates)
+                                 duplicates=plan.duplicates, digests=digests)
         kept = [record.row for record in (*stock.reusable.values(), *stock.held, *work.done.values())]
         removed, unowned = prune_orphans(self.out, keep=kept, gone=[record.row for record in stock.gone],
                                           scratch=self.scratch, everything=prune_missing)
@@ -400,6 +474,23 @@ class _AudioWork:
                    not_retried=sum(record.row.status == "failed" for record in done.values()),
                    repaired=sum(row.path in stock.damaged for row, _ in todo))
 
+    def extend(self, plan: BuildPlan, stock: Stock) -> list[tuple[TrackRow, AudioFile]]:
+        """The tracks to render that a new ``plan`` adds: those it builds with no outcome yet; standing outcomes in
+        ``stock`` of the others it builds join :attr:`done`."""
+        todo = []
+        for row in plan.rows:
+            if row.status != TO_BUILD or row.path in self.done:
+                continue
+            record = stock.reusable.get(row.path)
+            if record is not None and record.row.track_id == row.track_id:
+                self.done[row.path] = record
+            else:
+                todo.append((row, plan.audio[row.path]))
+        self.todo.extend(todo)
+        self.retried += sum(row.path in stock.retried for row, _ in todo)
+        self.repaired += sum(row.path in stock.damaged for row, _ in todo)
+        return todo
+
     def finish(self, record: JournalRecord, *, journal: JournalWriter, observer: BuildObserver) -> None:
         """Journal a rendered track (a failure with its count of attempts) and count it."""
         path = record.row.path
@@ -410,6 +501,19 @@ class _AudioWork:
         observer.on_track_done(record.row)
         self.processed += 1
         self.audio_seconds += float(record.row.duration_s or 0.0)
+
+
+def _read_first_slices(out: Path, row: TrackRow, spec: SpectrogramSpec,
+                       columns_per_second: float) -> np.ndarray | None:
+    """The first slices of a built track, as many as its fingerprint reads; None when one cannot be read."""
+    count = min(int(row.n_slices), slices_needed(columns_per_second, spec.slice_size))
+    try:
+        return np.stack([decode_gray_png((out / layout.slice_path(row.track_id, index)).read_bytes())
+                         for index in range(count)])
+    except (OSError, ValueError) as err:
+        logger.warning("cannot read the slices of %s to fingerprint it (%s); it is not compared with others",
+                       row.path, err)
+        return None
 
 
 def _scan(audio_root: Path) -> AudioScan:
@@ -436,7 +540,8 @@ def _audio_root(audio_dir: str | os.PathLike) -> Path:
 
 def _plan(files: list[AudioFile], *, label_source: LabelSource, config: BuildConfig,
           selection: GenreSelection | None, observer: BuildObserver, executor: cf.Executor | None,
-          executor_factory: ExecutorFactory, built_ids: dict[str, str]) -> BuildPlan:
+          executor_factory: ExecutorFactory, built_ids: dict[str, str],
+          known_digests: dict[str, str] | None = None) -> BuildPlan:
     """Label and plan; tag-reading sources use ``executor`` (or one made for the purpose) when workers > 1."""
     observer.on_labels_start(len(files))
     own_executor = None
@@ -444,7 +549,7 @@ def _plan(files: list[AudioFile], *, label_source: LabelSource, config: BuildCon
         executor = own_executor = executor_factory(config.workers)
     try:
         return plan_build(files, label_source, split_ratios=config.split_ratios, selection=selection,
-                          duplicates=config.duplicates,
+                          duplicates=config.duplicates, known_digests=known_digests,
                           workers=config.workers, executor=executor, on_labelled=observer.on_labelled,
                           built_ids=built_ids)
     finally:
@@ -605,7 +710,8 @@ def _write_settings(path: Path, settings: dict) -> None:
 
 
 def _write_outputs(out: Path, rows: list[TrackRow], settings: dict, *, scratch: Path,
-                   multilabel: bool = False, duplicates: Sequence[DuplicateGroup] = ()) -> dict:
+                   multilabel: bool = False, duplicates: Sequence[DuplicateGroup] = (),
+                   digests: Mapping[str, str] | None = None) -> dict:
     """Write ``tracks.csv``, ``slices.csv``, ``duplicates.csv`` and, last, ``dataset.json``; each atomically.
 
     A multi-label data set's two tables have a ``tags`` column after ``genre`` (which is empty), its
@@ -664,7 +770,8 @@ def _write_outputs(out: Path, rows: list[TrackRow], settings: dict, *, scratch: 
                                  scratch=scratch)
         layout.write_text_atomic(out / layout.SLICES_CSV, layout.csv_text(slice_columns, slice_rows),
                                  scratch=scratch)
-        layout.write_text_atomic(out / layout.DUPLICATES_CSV, duplicates_csv_text(rows, duplicates), scratch=scratch)
+        layout.write_text_atomic(out / layout.DUPLICATES_CSV, duplicates_csv_text(rows, duplicates, digests),
+                                 scratch=scratch)
         layout.write_text_atomic(out / layout.DATASET_JSON, json.dumps(dataset, indent=2, sort_keys=True) + "\n",
                                  scratch=scratch)
     except OSError as err:
@@ -672,17 +779,20 @@ def _write_outputs(out: Path, rows: list[TrackRow], settings: dict, *, scratch: 
     return dataset
 
 
-def duplicates_csv_text(rows: Sequence[TrackRow], duplicates: Sequence[DuplicateGroup]) -> str:
+def duplicates_csv_text(rows: Sequence[TrackRow], duplicates: Sequence[DuplicateGroup],
+                        digests: Mapping[str, str] | None = None) -> str:
     """``duplicates.csv``: one row per file of each group of copies (its track, split and status as in
-    ``tracks.csv``), groups numbered from 1 in the order of their first path."""
+    ``tracks.csv``; how alike it is to the most alike other member; its SHA-256 where known), groups numbered from
+    1 in the order of their first path."""
     by_path = {row.path: row for row in rows}
+    digests = digests or {}
     records = []
     for number, group in enumerate(duplicates, 1):
         for path in group.paths:
             row = by_path[path]
-            records.append([number, "exact", "1.0", group.policy, row.track_id,
+            records.append([number, group.kind, f"{group.similarity_of(path):.3f}", group.policy, row.track_id,
                             os.fsencode(path).decode("utf-8", errors="backslashreplace"), row.artist, row.split,
-                            row.status, group.digest])
+                            row.status, group.digest or digests.get(path, "")])
     return layout.csv_text(layout.DUPLICATE_COLUMNS, records)
 
 

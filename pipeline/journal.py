@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -91,6 +92,11 @@ class JournalRecord:
         versions do not say, and count as True.
     attempts : int
         Times the track failed on this file, this time included; recorded for failures only.
+    sha256 : str or None
+        The file's SHA-256 (hex) when it was built; None in journals of older versions and for tracks not built.
+    fingerprint : dict or None
+        The built track's fingerprint record (:meth:`~genreslice.pipeline.fingerprint.Fingerprint.to_json`); None
+        in journals of older versions (computed from the slices by a later build, see ``build``).
     """
 
     row: TrackRow
@@ -99,6 +105,8 @@ class JournalRecord:
     slice_bytes: tuple[int, ...] | None = None
     transient: bool = True
     attempts: int = 1
+    sha256: str | None = None
+    fingerprint: dict | None = None
 
     @classmethod
     def from_json(cls, record: Mapping) -> JournalRecord:
@@ -110,7 +118,8 @@ class JournalRecord:
                        reason=record["reason"], n_slices=record["n_slices"], duration_s=record["duration_s"])
         return cls(row=row, size=record["size"], mtime_ns=record["mtime_ns"],
                    slice_bytes=None if sizes is None else tuple(sizes), transient=record.get("transient", True),
-                   attempts=record.get("attempts", 1))
+                   attempts=record.get("attempts", 1), sha256=record.get("sha256"),
+                   fingerprint=record.get("fingerprint"))
 
     def to_json(self) -> dict:
         """The journal line, as :meth:`JournalWriter.append` takes it."""
@@ -125,6 +134,8 @@ class JournalRecord:
             "transient": self.transient,
             "stage": "audio",
             **({"attempts": self.attempts} if self.row.status == "failed" else {}),
+            **({"sha256": self.sha256} if self.sha256 else {}),
+            **({"fingerprint": self.fingerprint} if self.fingerprint is not None else {}),
         }
 
 
@@ -137,7 +148,9 @@ def record_problem(record: object) -> str:
 
     A record is a JSON object with text ``path``, ``track_id`` (one that can name a folder), ``status`` (one of
     ``layout.STATUSES``), ``reason`` and ``duration_s``; whole numbers ``n_slices`` (at least 1 for ``ok``),
-    ``size`` and ``mtime_ns``; and, when present, ``slice_bytes``: one positive size per slice.
+    ``size`` and ``mtime_ns``; and, when present, ``slice_bytes``: one positive size per slice, ``sha256``: 64
+    lowercase hex digits, ``fingerprint``: a JSON object (one of another version or damaged is computed again from the
+    slices, not a reason to build the track again).
     """
     if not isinstance(record, dict):
         return "not a JSON object"
@@ -164,7 +177,15 @@ def record_problem(record: object) -> str:
                               or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0
                                          for size in sizes)):
         return f"slice_bytes is not {record['n_slices']} positive sizes"
+    digest = record.get("sha256")
+    if digest is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+        return f"sha256 is {digest!r}, not 64 hex digits"
+    if record.get("fingerprint") is not None and not isinstance(record["fingerprint"], dict):
+        return "fingerprint is not a JSON object"
     return ""
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class JournalWriter:

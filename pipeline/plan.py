@@ -31,7 +31,7 @@ from genreslice.genre_getters.base import LabelSource, TrackLabel
 from genreslice.metadata import Taxonomy
 from genreslice.pipeline import layout
 from genreslice.pipeline.discovery import AudioFile
-from genreslice.pipeline.duplicates import DuplicateGroup, exact_copies
+from genreslice.pipeline.duplicates import CopySet, DuplicateGroup, copy_sets, exact_copies
 from genreslice.pipeline.errors import ParameterError, WorkerDiedError
 from genreslice.pipeline.executors import TaskWindow
 from genreslice.pipeline.splits import (
@@ -149,7 +149,13 @@ class BuildPlan:
     multilabel : bool
         The rows carry tags (several classes per track), not a genre.
     duplicates : list of DuplicateGroup
-        Sets of byte-identical files among the tracks to build, with what was done with each.
+        Sets of copies among the tracks to build (byte-identical files; and, once the build knows their
+        fingerprints, near copies), with what was done with each.
+    fingerprinted : int or None
+        Tracks whose fingerprints were compared to find near copies; None before any audio work (a dry run).
+    replan : callable
+        ``near -> BuildPlan``: this plan drawn again from the same labels, with the near copies found
+        (:func:`~genreslice.pipeline.duplicates.near_copies`) grouped with the exact ones.
     rare_classes : dict
         ``class -> tracks`` of the classes ``--min-tracks-per-class`` dropped, sorted by name.
     """
@@ -169,6 +175,8 @@ class BuildPlan:
     duplicates: list[DuplicateGroup] = field(default_factory=list)
     duplicate_policy: str = "auto"
     units: dict[str, str] = field(default_factory=dict)
+    fingerprinted: int | None = None
+    replan: Callable[[list], BuildPlan] | None = field(default=None, repr=False, compare=False)
 
     @property
     def merged_units(self) -> set[str]:
@@ -227,7 +235,9 @@ class BuildPlan:
         return {
             "policy": self.duplicate_policy,
             "largest_merged_unit_tracks": max(merged, default=0),
-            "exact_groups": len(self.duplicates),
+            "exact_groups": sum(group.kind == "exact" for group in self.duplicates),
+            "near_groups": sum(group.kind == "near" for group in self.duplicates),
+            "tracks_fingerprinted": self.fingerprinted,
             "files_in_groups": sum(len(group.paths) for group in self.duplicates),
             "grouped": sum(group.policy == "group" for group in self.duplicates),
             "in_several_splits": len(spread),
@@ -256,6 +266,7 @@ def plan_build(
     on_labelled: Callable[[int], None] | None = None,
     built_ids: Mapping[str, str] | None = None,
     duplicates: str = "auto",
+    known_digests: Mapping[str, str] | None = None,
 ) -> BuildPlan:
     """Label every file and decide its split and whether it is built.
 
@@ -278,7 +289,9 @@ def plan_build(
         track id, the one already built keeps it (while its file is there, usable or not), else a full-quality file
         beats a ``.low.`` copy, else the first in discovery order; the others fail with the reason.
     duplicates : str
-        What to do with byte-identical files (see :mod:`genreslice.pipeline.duplicates`).
+        What to do with copies (see :mod:`genreslice.pipeline.duplicates`).
+    known_digests : Mapping of str to str, optional
+        ``rel_path -> SHA-256`` of files hashed before and unchanged since (the journal's), not read again.
 
     Raises
     ------
@@ -295,9 +308,44 @@ def plan_build(
     labels = list(_labels(files, label_source, workers=workers if label_source.reads_audio else 1, executor=executor,
                           on_labelled=on_labelled or (lambda count: None)))
     rows = _first_rows(labels, built_ids or {})
+    exact = exact_copies({row.path: audio for row, (audio, _) in zip(rows, labels) if row.status == TO_BUILD},
+                         known=known_digests)
+    planner = _Planner(labels=labels, label_source=label_source, split_ratios=split_ratios, selection=selection,
+                       keep=keep, drop=drop, multilabel=multilabel, built_ids=built_ids or {}, duplicates=duplicates,
+                       exact=exact)
+    return planner.plan([])
+
+
+@dataclass(frozen=True)
+class _Planner:
+    """What a plan is drawn from once the files are labelled and their exact copies found; :meth:`plan` draws it
+    (again, once near copies are known)."""
+
+    labels: list[tuple[AudioFile, TrackLabel]]
+    label_source: LabelSource
+    split_ratios: tuple[float, float, float]
+    selection: GenreSelection
+    keep: frozenset[str]
+    drop: frozenset[str]
+    multilabel: bool
+    built_ids: Mapping[str, str]
+    duplicates: str
+    exact: list[tuple[str, tuple[str, ...]]]
+
+    def plan(self, near: list[tuple[tuple[str, ...], tuple[float, ...]]]) -> BuildPlan:
+        """The plan, with the exact copies and the ``near`` ones (:func:`~genreslice.pipeline.duplicates.near_copies`)
+        grouped."""
+        return _plan_labels(self, near)
+
+
+def _plan_labels(planner: _Planner, near: list[tuple[tuple[str, ...], tuple[float, ...]]]) -> BuildPlan:
+    """The plan of :meth:`_Planner.plan`: labels and exact copies as the planner holds them, ``near`` copies added."""
+    labels, label_source, selection = planner.labels, planner.label_source, planner.selection
+    split_ratios, duplicates, multilabel = planner.split_ratios, planner.duplicates, planner.multilabel
+    keep, drop = planner.keep, planner.drop
+    rows = _first_rows(labels, planner.built_ids)
     labels_to_build = {row.path: label for row, (_, label) in zip(rows, labels) if row.status == TO_BUILD}
-    copies = exact_copies({row.path: audio for row, (audio, _) in zip(rows, labels) if row.status == TO_BUILD})
-    units, groups = _split_units(rows, labels_to_build, copies, duplicates)
+    units, groups = _split_units(rows, labels_to_build, copy_sets(planner.exact, near), duplicates)
     split_counts, moved, hashed = _assign_splits(rows, labels_to_build, split_ratios, units)
     _drop_extra_copies(rows, groups)  # first: the classes, the balancing and the caps count the copies kept
     _select_genres(rows, keep=keep, drop=drop)
@@ -325,6 +373,7 @@ def plan_build(
         duplicates=groups,
         duplicate_policy=duplicates,
         units=units,
+        replan=planner.plan,
     )
 
 
@@ -370,7 +419,7 @@ def _id_owners(labels: list[tuple[AudioFile, TrackLabel]], track_ids: list[str],
             for track_id, candidates in claims.items()}
 
 
-def _split_units(rows: list[TrackRow], labels: dict[str, TrackLabel], copies: list[tuple[str, tuple[str, ...]]],
+def _split_units(rows: list[TrackRow], labels: dict[str, TrackLabel], copies: list[CopySet],
                  policy: str) -> tuple[dict[str, str], list[DuplicateGroup]]:
     """The split unit of each split key (``split_key -> unit``: the keys of copies grouped together become one
     unit, named by the smallest of them), and the groups of copies with the policy each gets (``auto``: ``group``,
@@ -388,14 +437,14 @@ def _split_units(rows: list[TrackRow], labels: dict[str, TrackLabel], copies: li
         return key
 
     groups = []
-    for digest, paths in copies:
-        members = tuple(path for path in paths if path in labels)
+    for found in copies:
+        members = tuple(path for path in found.paths if path in labels)
         if len(members) < 2:
             continue
         roots = sorted({root(key_of[path]) for path in members})
         joined = set().union(*(official[key] for key in roots))
         chosen = policy if policy != "auto" else "drop-extra" if len(joined) > 1 else "group"
-        groups.append(DuplicateGroup(digest=digest, paths=members, policy=chosen))
+        groups.append(found.decided(chosen, members))
         if chosen == "group":
             for other in roots[1:]:
                 parent[other] = roots[0]
@@ -505,7 +554,9 @@ def _drop_extra_copies(rows: list[TrackRow], groups: list[DuplicateGroup]) -> No
         kept = next(row for row in members if row.split == kept_split)
         for row in members:
             if row.split != kept_split:
-                row.status, row.reason = "skipped", (f"{DROPPED_COPY} {kept.path!r} (the same file) in the "
+                alike = "the same file" if group.kind == "exact" else \
+                    f"the same recording, {group.similarity_of(row.path):.2f} alike"
+                row.status, row.reason = "skipped", (f"{DROPPED_COPY} {kept.path!r} ({alike}) in the "
                                                      f"{kept_split} split (--duplicates drop-extra)")
 
 

@@ -36,6 +36,44 @@ def synth(path: str | os.PathLike, seconds: float, *sources: str, rate: int = 44
     return path
 
 
+def music(path: str | os.PathLike, seed: int, *, seconds: float = 14.0, genre: str = "Electronic",
+          bpm: float = 126.0) -> Path:
+    """Write a WAV of the demo synthesizer's ``genre`` at ``bpm``: music that changes, unlike a ``synth`` tone, so
+    that its fingerprint can be compared (songs of one genre and tempo differ in key, chords and melody)."""
+    import numpy as np
+
+    from genreslice.scripts.demo_corpus import _write_wav, synthesize_song
+
+    class FixedTempo:  # the demo styles draw their tempo first
+        def __init__(self, rng):
+            self.rng, self.used = rng, False
+
+        def uniform(self, *args):
+            if self.used:
+                return self.rng.uniform(*args)
+            self.used = True
+            return bpm
+
+        def __getattr__(self, name):
+            return getattr(self.rng, name)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_wav(path, synthesize_song(genre, FixedTempo(np.random.default_rng(seed)), seconds))
+    return path
+
+
+def near_copy(source: str | os.PathLike, target: str | os.PathLike, *effects: str, bitrate: int | None = None) -> Path:
+    """Write ``source`` through SoX ``effects`` (``rate 16000``, ``gain -3``, ``trim 1.5``, ``channels 2``), as an
+    MP3 of ``bitrate`` kbps when given."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    options = ["-C", str(bitrate)] if bitrate else []
+    subprocess.run(["sox", "-V1", "--no-glob", os.path.abspath(source), *options, "--no-glob", os.path.abspath(target),
+                    *effects], check=True, capture_output=True, timeout=120)
+    return target
+
+
 def silence(path: str | os.PathLike, seconds: float, *, rate: int = 44100, channels: int = 2) -> Path:
     """Write digital silence."""
     path = Path(path)
@@ -299,7 +337,14 @@ def artist_in_split(split: str, ratios: tuple[float, float, float], prefix: str)
 
 
 def toy_song(path, genre: str, pitch: float, seconds: float = 12.0, artist: str | None = None):
-    """A tagged MP3 of one toy genre at ``pitch`` Hz (pitches 150 to 900 are what the toy model was trained on)."""
+    """A tagged MP3 of one toy genre at ``pitch`` Hz (pitches 150 to 900 are what the toy model was trained on).
+
+    A noise genre has no pitch: its songs are stretches of SoX's repeatable noise that start ``pitch / 5`` seconds
+    in, so songs of pitches 13 Hz apart share no audio (the same stretch would be one recording, which a build
+    finds and keeps in one split)."""
+    if TOY_GENRES[genre].endswith("noise"):
+        offset = f"{pitch / 5:.2f}"
+        return tagged_mp3(path, seconds + float(offset), genre, artist, TOY_GENRES[genre], extra=("trim", offset))
     return tagged_mp3(path, seconds, genre, artist, TOY_GENRES[genre], f"{pitch:g}")
 
 

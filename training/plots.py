@@ -18,14 +18,14 @@ _GRID = (225, 225, 225)
 _AXIS = (60, 60, 60)
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def font_of_size(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
         return ImageFont.load_default()
 
 
-def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     """About ``count`` round numbers spanning ``[low, high]``."""
     if not math.isfinite(low) or not math.isfinite(high):
         return []
@@ -56,7 +56,7 @@ def _draw_panel(
     y_low, y_high = (min(finite), max(finite)) if finite else (0.0, 1.0)
     if y_high - y_low < 1e-9:
         y_low, y_high = y_low - 0.5, y_high + 0.5
-    y_ticks = _nice_ticks(y_low, y_high)
+    y_ticks = nice_ticks(y_low, y_high)
     y_low, y_high = min(y_ticks[0], y_low), max(y_ticks[-1], y_high)
     x_low, x_high = (min(x_values), max(x_values)) if len(x_values) else (0, 1)
     if x_high == x_low:
@@ -104,7 +104,7 @@ def plot_training_curves(history: Sequence[dict], path: str | os.PathLike) -> No
     width, height = 1200, 480
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    fonts = (_font(18), _font(13))
+    fonts = (font_of_size(18), font_of_size(13))
     epochs = [float(row["epoch"]) for row in history]
 
     def column(key: str) -> list[float | None]:
@@ -145,7 +145,7 @@ def plot_confusion_matrix(confusion: np.ndarray, classes: Sequence[str], path: s
     n = len(classes)
     if confusion.shape != (n, n):
         raise ValueError(f"confusion must be {n}x{n} for {n} classes. Received: shape {confusion.shape}")
-    title_font, label_font, cell_font = _font(18), _font(14), _font(13)
+    title_font, label_font, cell_font = font_of_size(18), font_of_size(14), font_of_size(13)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 
     def text_width(text: str, font) -> int:
@@ -235,7 +235,7 @@ def plot_comparison(labels: Sequence[str], accuracies: dict[str, Sequence[float 
     if any(len(values) != n for values in accuracies.values()) or len(seconds) != n:
         raise ValueError(f"every series needs one value per label ({n}). Received: "
                          f"{[len(v) for v in accuracies.values()]} accuracies and {len(seconds)} times")
-    title_font, label_font, small_font = _font(18), _font(14), _font(12)
+    title_font, label_font, small_font = font_of_size(18), font_of_size(14), font_of_size(12)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 
     def text_width(text: str, font) -> int:
@@ -269,7 +269,7 @@ def plot_comparison(labels: Sequence[str], accuracies: dict[str, Sequence[float 
 
     known = [value for value in seconds if value is not None and math.isfinite(value)]
     unit, unit_seconds = time_unit(max(known, default=0.0))
-    time_ticks = _nice_ticks(0.0, max(known, default=1.0) / unit_seconds or 1.0)
+    time_ticks = nice_ticks(0.0, max(known, default=1.0) / unit_seconds or 1.0)
     time_top = time_ticks[-1] if time_ticks else 1.0
     for tick in time_ticks:
         y = plot_bottom - tick / time_top * (plot_bottom - plot_top)

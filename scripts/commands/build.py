@@ -109,8 +109,10 @@ def _add_label_options(build: argparse.ArgumentParser) -> argparse._ArgumentGrou
                         help="keep at most N tracks of each class in each split, chosen by a stable hash of the "
                              "track id; single-label builds only (default: no cap)")
     labels.add_argument("--duplicates", choices=["auto", "group", "keep", "drop-extra"], default="auto",
-                        help="byte-identical audio files (found by SHA-256 among files of one size, before any "
-                             "audio work): group = one split unit with their artists, so no copy lands in another "
+                        help="copies of one recording: byte-identical files (found by SHA-256 among files of one "
+                             "size, before any audio work) and near copies (re-encoded, resampled, louder, trimmed: "
+                             "found by the fingerprints of the spectrograms built, after which the splits are drawn "
+                             "again): group = one split unit with their artists, so no copy lands in another "
                              "split; keep = report them only; drop-extra = where copies fall in several splits, build "
                              "only those in the last (test, then validation), skip the others; auto = group, but "
                              "drop-extra where grouping would join tracks of different official splits (an official "
@@ -334,20 +336,27 @@ def print_plan(plan: BuildPlan, audio_dir: str | os.PathLike, labels: str) -> No
 
 
 def print_duplicates(plan: BuildPlan, *, dry_run: bool = False) -> None:
-    """The groups of byte-identical files, and what was done with them."""
+    """The groups of copies (identical files; near copies after a build), and what was done with them."""
     counts = plan.duplicate_counts()
-    if not counts["exact_groups"]:
+    blind = " A dry run cannot see copies re-encoded or trimmed (that needs the audio decoded): the build finds them."
+    groups = counts["exact_groups"] + counts["near_groups"]
+    if not groups:
         if dry_run:
-            print("  No two audio files are the same file (byte for byte); copies re-encoded or trimmed cannot be "
-                  "seen without decoding.")
+            print("  No two audio files are the same file (byte for byte)." + blind)
+        elif counts["tracks_fingerprinted"]:
+            print(f"  No copies of one recording among the {counts['tracks_fingerprinted']} tracks compared.")
         return
     grouped = f"{counts['grouped']} kept in one split with their artists" if counts["grouped"] else ""
     spread = f"{counts['in_several_splits']} in several splits" if counts["in_several_splits"] else ""
     dropped = (f"{counts['copies_dropped']} {'copy' if counts['copies_dropped'] == 1 else 'copies'} left out "
                "(--duplicates drop-extra)") if counts["copies_dropped"] else ""
     details = "; ".join(part for part in (grouped, spread, dropped) if part)
-    print(f"  {plural(counts['exact_groups'], 'group')} of identical files ({counts['files_in_groups']} files)"
-          + (f": {details}" if details else "") + ("" if dry_run else "; listed in duplicates.csv") + ".")
+    kinds = " and ".join(part for part in (
+        f"{plural(counts['exact_groups'], 'group')} of identical files" if counts["exact_groups"] else "",
+        f"{plural(counts['near_groups'], 'group')} of near copies (one recording re-encoded, trimmed or at another "
+        "level)" if counts["near_groups"] else "") if part)
+    print(f"  {kinds} ({counts['files_in_groups']} files)" + (f": {details}" if details else "")
+          + ("" if dry_run else "; listed in duplicates.csv") + "." + (blind if dry_run else ""))
     to_build = sum(1 for row in plan.rows if row.status == TO_BUILD or row.status == "ok")
     largest = counts["largest_merged_unit_tracks"]
     if to_build and largest > 0.1 * to_build:

@@ -19,7 +19,8 @@ from genreslice.pipeline.journal import JournalRecord
 from genreslice.pipeline.plan import GenreSelection
 from genreslice.pipeline.sox import SoxInfo
 from genreslice.pipeline.tracks import TRACK_COLUMNS, TrackRow
-from tests.helpers import LABELS, hold_lock, read_csv, synth, tag_id3, tagged_mp3, tree_digest
+from tests.helpers import (LABELS, artist_in_split, hold_lock, music, near_copy, read_csv, synth, tag_id3,
+                           tagged_mp3, tree_digest)
 
 
 @pytest.fixture(scope="module")
@@ -409,6 +410,146 @@ def test_a_leaky_collection_keeps_each_song_and_its_copies_in_one_split(tmp_path
     assert all(row["kind"] == "exact" and row["action"] == "group" for row in duplicates)
     assert {row["path"] for row in duplicates if row["group"] == "1"} == {"album/00.wav", "compilation/00 copy.wav"}
     counts = json.loads((tmp_path / "out" / "dataset.json").read_text())["splits"]["duplicates"]
-    assert counts == {"policy": "auto", "largest_merged_unit_tracks": 2, "exact_groups": 4, "files_in_groups": 8,
-                      "grouped": 4, "in_several_splits": 0, "copies_dropped": 0}
+    assert counts == {"policy": "auto", "largest_merged_unit_tracks": 2, "exact_groups": 4, "near_groups": 0,
+                      "tracks_fingerprinted": 0, "files_in_groups": 8, "grouped": 4, "in_several_splits": 0,
+                      "copies_dropped": 0}
     assert summary.plan.duplicate_counts() == counts
+
+
+#: Near copies as a library holds them: (file name, SoX effects, MP3 bitrate or None).
+PLANTED = [
+    ("best of 0.mp3", ("rate", "16000", "gain", "-3"), 64),
+    ("best of 1.mp3", ("rate", "48000", "channels", "2", "trim", "1.5"), 320),
+    ("best of 2.wav", ("gain", "4", "pad", "1.2", "0"), None),
+    ("best of 3.mp3", ("rate", "32000", "trim", "2", "gain", "-2"), 96),
+]
+COPY_RATIOS = (0.5, 0.0, 0.5)
+
+
+@pytest.fixture(scope="module")
+def leaky_library(tmp_path_factory, sox_info):
+    """Six songs of one genre and tempo by artists the hash puts in train, and near copies of four of them (other
+    encodings, levels and starts) on a compilation whose artists the hash puts in test; labelled by a CSV."""
+    root = tmp_path_factory.mktemp("leaky")
+    rows = ["path,label,artist"]
+    for seed in range(6):
+        music(root / "music" / "album" / f"song {seed}.wav", seed)
+        rows.append(f"album/song {seed}.wav,rock,{artist_in_split('train', COPY_RATIOS, f'band {seed}')}")
+    for index, (name, effects, bitrate) in enumerate(PLANTED):
+        near_copy(root / "music" / "album" / f"song {index}.wav", root / "music" / "compilation" / name, *effects,
+                  bitrate=bitrate)
+        rows.append(f"compilation/{name},rock,{artist_in_split('test', COPY_RATIOS, f'various {index}')}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+def build_leaky(library: Path, out: Path, **config) -> object:
+    from genreslice.genre_getters import make_label_source
+
+    return build_dataset(library / "music", out, make_label_source("csv", metadata=library / "labels.csv"),
+                         BuildConfig(split_ratios=COPY_RATIOS, **{"workers": 2, **config}))
+
+
+@pytest.mark.parametrize("policy", ["auto", "group", "keep", "drop-extra"])
+def test_near_copies_are_found_and_handled_by_each_duplicates_choice(leaky_library, tmp_path, policy):
+    """Re-encoded, resampled, louder, trimmed copies under other artists are found after the audio work; auto and
+    group end each song and its copy in one split, drop-extra builds only the copy in the later split, keep only
+    reports them. Distinct songs of the genre and tempo are never grouped."""
+    summary = build_leaky(leaky_library, tmp_path / "out", duplicates=policy)
+    tracks = {row["path"]: row for row in read_csv(tmp_path / "out" / "tracks.csv")}
+    groups: dict[str, set[str]] = {}
+    duplicates = read_csv(tmp_path / "out" / "duplicates.csv")
+    for row in duplicates:
+        groups.setdefault(row["group"], set()).add(row["path"])
+    assert sorted(groups.values(), key=sorted) == [{f"album/song {index}.wav", f"compilation/{name}"}
+                                                   for index, (name, _, _) in enumerate(PLANTED)]
+    action = "group" if policy == "auto" else policy
+    assert all(row["kind"] == "near" and row["action"] == action and 0.63 <= float(row["similarity"]) <= 1.0
+               and len(row["sha256"]) == 64 for row in duplicates)
+    counts = json.loads((tmp_path / "out" / "dataset.json").read_text())["splits"]["duplicates"]
+    assert counts["near_groups"] == 4 and counts["exact_groups"] == 0 and counts["tracks_fingerprinted"] == 10
+    assert summary.plan.duplicate_counts() == counts
+    for index, (name, _, _) in enumerate(PLANTED):
+        original, copy = tracks[f"album/song {index}.wav"], tracks[f"compilation/{name}"]
+        if policy in ("auto", "group"):
+            assert original["status"] == copy["status"] == "ok" and original["split"] == copy["split"]
+        elif policy == "keep":
+            assert (original["status"], original["split"], copy["status"], copy["split"]) == ("ok", "train", "ok",
+                                                                                              "test")
+        else:
+            assert (copy["status"], copy["split"], original["status"]) == ("ok", "test", "skipped")
+            assert original["reason"].startswith(f"a copy of 'compilation/{name}' (the same recording, 0.")
+    assert counts["in_several_splits"] == (4 if policy == "keep" else 0)
+    assert counts["copies_dropped"] == (4 if policy == "drop-extra" else 0)
+
+
+def test_near_copies_give_the_same_data_set_whatever_the_workers_and_on_resume(leaky_library, tmp_path):
+    """One worker or two, a run that finds the fingerprints in its journal, and a run over a journal of an older
+    version (no fingerprints: computed again from the slices, no track rendered again) give the same files."""
+    build_leaky(leaky_library, tmp_path / "two", workers=2)
+    build_leaky(leaky_library, tmp_path / "one", workers=1)
+    names = ("tracks.csv", "slices.csv", "duplicates.csv", "dataset.json")
+    expected = {name: (tmp_path / "two" / name).read_bytes() for name in names}
+    assert {name: (tmp_path / "one" / name).read_bytes() for name in names} == expected
+    journal = tmp_path / "two" / layout.STATE_DIR / "journal.jsonl"
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert all("fingerprint" in line and len(line["sha256"]) == 64 for line in lines if line["status"] == "ok")
+    journal.write_text("".join(json.dumps({key: value for key, value in line.items() if key != "fingerprint"}) + "\n"
+                               for line in lines))
+    (tmp_path / "two" / "duplicates.csv").unlink()
+    summary = build_leaky(leaky_library, tmp_path / "two", workers=2)
+    assert summary.processed == 0
+    assert {name: (tmp_path / "two" / name).read_bytes() for name in names} == expected
+    assert sum("fingerprint" in json.loads(line) for line in journal.read_text().splitlines()) == 10
+
+
+def test_a_split_drawn_again_for_near_copies_builds_the_tracks_the_cap_now_chooses(leaky_library, tmp_path):
+    """With one track per class and split (--max-tracks-per-genre 1), the copy in test is built first and two other
+    songs in test are not; once the copy is found to be the train song's, it joins that song in train, and the
+    test song the cap now chooses is rendered in the same run. A second run changes nothing."""
+    import hashlib
+
+    from genreslice.genre_getters import make_label_source
+    from genreslice.pipeline.layout import track_id_for_path
+
+    def rank(path: str) -> bytes:  # the cap keeps the tracks whose ids hash lowest
+        return hashlib.sha256(track_id_for_path(path).encode()).digest()
+
+    music = tmp_path / "music"
+    original = shutil.copyfile(leaky_library / "music" / "album" / "song 0.wav", tmp_path / "song.wav")
+    names = sorted((f"other {number}.wav" for number in range(40)), key=rank)
+    copy_name = names[0]  # hashes below the two test songs: built on the first plan
+    near_copy(original, music / copy_name, "gain", "-3", "trim", "1")
+    shutil.copyfile(original, music / "a original.wav")
+    rows = ["path,label,artist", f"a original.wav,rock,{artist_in_split('train', COPY_RATIOS, 'a band')}",
+            f"{copy_name},rock,{artist_in_split('test', COPY_RATIOS, 'z various')}"]
+    for seed, name in zip((1, 2), names[1:3]):
+        shutil.copyfile(leaky_library / "music" / "album" / f"song {seed}.wav", music / name)
+        rows.append(f"{name},rock,{artist_in_split('test', COPY_RATIOS, f'z band {seed}')}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    selection = GenreSelection(max_tracks_per_genre=1)
+    source = make_label_source("csv", metadata=tmp_path / "labels.csv")
+    summary = build_dataset(music, tmp_path / "out", source, BuildConfig(split_ratios=COPY_RATIOS, workers=2),
+                            selection=selection)
+    tracks = {row["path"]: row for row in read_csv(tmp_path / "out" / "tracks.csv")}
+    assert tracks["a original.wav"]["split"] == tracks[copy_name]["split"] == "train"
+    assert sorted(row["status"] for path, row in tracks.items() if row["split"] == "train") == ["ok", "skipped"]
+    built_in_test = [path for path, row in tracks.items() if row["split"] == "test" and row["status"] == "ok"]
+    assert built_in_test == [names[1]] and tracks[names[2]]["status"] == "skipped"
+    assert summary.processed == 3  # the original and the copy, then the test song the cap chose anew
+    before = {name: (tmp_path / "out" / name).read_bytes() for name in ("tracks.csv", "duplicates.csv")}
+    again = build_dataset(music, tmp_path / "out", source, BuildConfig(split_ratios=COPY_RATIOS, workers=1),
+                          selection=selection)
+    assert again.processed == 0
+    assert {name: (tmp_path / "out" / name).read_bytes() for name in before} == before
+
+
+def test_near_copies_are_found_in_a_mel_data_set_too(leaky_library, tmp_path):
+    from genreslice.pipeline.spectrogram import SpectrogramSpec
+
+    build_leaky(leaky_library, tmp_path / "out", spec=SpectrogramSpec(features="mel"))
+    groups = {row["group"] for row in read_csv(tmp_path / "out" / "duplicates.csv") if row["kind"] == "near"}
+    assert len(groups) == len(PLANTED)
+    tracks = {row["path"]: row for row in read_csv(tmp_path / "out" / "tracks.csv")}
+    assert all(tracks[f"album/song {index}.wav"]["split"] == tracks[f"compilation/{name}"]["split"]
+               for index, (name, _, _) in enumerate(PLANTED))

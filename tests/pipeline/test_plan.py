@@ -339,8 +339,8 @@ def test_copies_under_other_artists_are_split_together(tmp_path):
         (("artist0.mp3", "artist5.mp3", "artist9.mp3"), "group")]
     assert len({rows[name].split for name in ("artist0.mp3", "artist5.mp3", "artist9.mp3")}) == 1
     assert plan.duplicate_counts() == {"policy": "auto", "largest_merged_unit_tracks": 3, "exact_groups": 1,
-                                       "files_in_groups": 3, "grouped": 1, "in_several_splits": 0,
-                                       "copies_dropped": 0}
+                                       "near_groups": 0, "tracks_fingerprinted": None, "files_in_groups": 3,
+                                       "grouped": 1, "in_several_splits": 0, "copies_dropped": 0}
     # keep: reported only; the copies follow their own artists' splits (here not all one split).
     kept = plan_build(copies_of(tmp_path, names), TableSource(labels), split_ratios=(0.4, 0.3, 0.3),
                       duplicates="keep")
