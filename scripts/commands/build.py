@@ -344,7 +344,7 @@ def print_duplicates(plan: BuildPlan, *, dry_run: bool = False) -> None:
         if dry_run:
             print("  No two audio files are the same file (byte for byte)." + blind)
         elif counts["tracks_fingerprinted"]:
-            print(f"  No copies of one recording among the {counts['tracks_fingerprinted']} tracks compared.")
+            print(f"  No copies of one recording among the {plural(counts['tracks_fingerprinted'], 'track')} compared.")
         return
     grouped = f"{counts['grouped']} kept in one split with their artists" if counts["grouped"] else ""
     spread = f"{counts['in_several_splits']} in several splits" if counts["in_several_splits"] else ""
