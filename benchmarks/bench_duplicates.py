@@ -22,7 +22,8 @@ of two ways, interleaved (A, B, A, B, ...): with near-copy fingerprinting and wi
   build does in its main process), as a share of the fastest build without fingerprints;
 * the highest similarity of two distinct songs of one genre, every pair compared (the margin below the threshold);
 * the seconds :func:`~genreslice.pipeline.duplicates.near_copies` takes for 20,000 fingerprints (of random bits:
-  each compared with its 10 nearest by profile, as real ones are; the cost grows with the tracks, not their square).
+  each compared with its 10 nearest by profile, as real ones are: the bits of about 10 pairs per track are compared,
+  the profiles of every pair).
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from genreslice import __version__
 from genreslice.genre_getters.base import LabelSource
 from genreslice.pipeline import layout
 from genreslice.pipeline.audio_jobs import AudioJobRunner, track_fingerprint
-from genreslice.pipeline.duplicates import DUPLICATE_POLICIES, DuplicateGroup, near_copies
+from genreslice.pipeline.duplicates import DUPLICATE_POLICIES, DuplicateGroup, file_sha256, near_copies
 from genreslice.pipeline.discovery import AUDIO_EXTENSIONS, AudioFile, AudioScan, scan_audio
 from genreslice.pipeline.errors import (
     AudioFolderError,
@@ -379,8 +379,11 @@ class _BuildRun:
         return plan
 
     def fingerprints(self, work: _AudioWork, paths: set[str], journal: JournalWriter) -> dict[str, Fingerprint]:
-        """The fingerprints of the built tracks among ``paths``; a journal record without one (an older version's)
-        gets one computed from its slices, journaled with the record."""
+        """The fingerprints of the built tracks among ``paths``. A journal record without one, or without the file's
+        SHA-256 (an older version's, or a build without near copies) gets them here, from its slices and its file
+        (unchanged since: the stock says so), journaled with the record; a run that computes them and one that reads
+        them find the same copies (:func:`~genreslice.pipeline.fingerprint.compute_fingerprint` gives what the
+        journal gives back)."""
         columns_per_second = self.settings["spectrogram"]["columns_per_second"]
         found = {}
         for path in sorted(paths):
@@ -388,14 +391,17 @@ class _BuildRun:
             if record is None or record.row.status != "ok":
                 continue
             fingerprint = Fingerprint.from_json(record.fingerprint) if record.fingerprint is not None else None
-            if fingerprint is None:
-                slices = _read_first_slices(self.out, record.row, self.config.spec, columns_per_second)
-                if slices is None:
-                    continue
-                fingerprint = track_fingerprint(slices, self.config.spec, columns_per_second)
-                record = replace(record, fingerprint=fingerprint.to_json())
-                journal.append(record.to_json())
-                work.done[path] = record
+            if fingerprint is None or record.sha256 is None:
+                if fingerprint is None:
+                    slices = _read_first_slices(self.out, record.row, self.config.spec, columns_per_second)
+                    if slices is None:
+                        continue
+                    fingerprint = track_fingerprint(slices, self.config.spec, columns_per_second)
+                completed = replace(record, fingerprint=fingerprint.to_json(),
+                                    sha256=record.sha256 or file_sha256(self.audio_root / path))
+                if completed != record:
+                    journal.append(completed.to_json())
+                    work.done[path] = completed
             found[path] = fingerprint
         return found
 
@@ -484,6 +490,7 @@ class _AudioWork:
             record = stock.reusable.get(row.path)
             if record is not None and record.row.track_id == row.track_id:
                 self.done[row.path] = record
+                self.not_retried += record.row.status == "failed"
             else:
                 todo.append((row, plan.audio[row.path]))
         self.todo.extend(todo)
@@ -792,7 +799,7 @@ def duplicates_csv_text(rows: Sequence[TrackRow], duplicates: Sequence[Duplicate
             row = by_path[path]
             records.append([number, group.kind, f"{group.similarity_of(path):.3f}", group.policy, row.track_id,
                             os.fsencode(path).decode("utf-8", errors="backslashreplace"), row.artist, row.split,
-                            row.status, group.digest or digests.get(path, "")])
+                            row.status, group.digest_of(path) or digests.get(path, "")])
     return layout.csv_text(layout.DUPLICATE_COLUMNS, records)
 
 

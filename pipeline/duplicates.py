@@ -10,8 +10,9 @@ journal holds for an unchanged file is not computed again).
 
 Near copies are found among the tracks built, from the fingerprints their audio work journals
 (:mod:`genreslice.pipeline.fingerprint`): each track's fingerprint is compared with those of the
-:data:`NEIGHBOURS` tracks whose band profiles lie nearest its own, and the pairs at least
-:data:`~genreslice.pipeline.fingerprint.NEAR_COPY_SIMILARITY` alike are linked; linked tracks, and exact copies,
+:data:`NEIGHBOURS` tracks whose band profiles lie nearest its own (finding them compares the 34 numbers of every
+pair of profiles, a few seconds for 20,000 tracks, minutes for 100,000; the bits, which cost far more, only those),
+and the pairs at least :data:`~genreslice.pipeline.fingerprint.NEAR_COPY_SIMILARITY` alike are linked; linked tracks, and exact copies,
 form one group. The build then draws the splits again with the groups known (see ``genreslice.pipeline.build``).
 
 What a build does with a group of copies (``--duplicates``):
@@ -44,8 +45,9 @@ _READ_BYTES = 1 << 20
 _EDGE_BYTES = 64 * 1024
 #: How many tracks of nearest band profile each track's fingerprint is compared with.
 NEIGHBOURS = 10
-#: Profiles compared at once when looking for neighbours (a block of distances is this many times the tracks).
-_PROFILE_BLOCK = 256
+#: Profiles compared at once when looking for neighbours (a block of distances is this many times the tracks, in
+#: 4-byte numbers: 50 MB for 100,000 tracks).
+_PROFILE_BLOCK = 128
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,9 @@ class DuplicateGroup:
         SHA-256 of the content of an ``exact`` group, hex; empty for ``near``.
     similarity : tuple of float
         For each path, how alike its fingerprint is to the most alike other member's (1.0: the same bytes).
+    digests : tuple of str
+        For each path, the SHA-256 of the exact copies among the members (empty for the others); none for an
+        ``exact`` group, whose members all have ``digest``.
     """
 
     paths: tuple[str, ...]
@@ -71,9 +76,14 @@ class DuplicateGroup:
     kind: str = "exact"
     digest: str = ""
     similarity: tuple[float, ...] = ()
+    digests: tuple[str, ...] = ()
 
     def similarity_of(self, path: str) -> float:
         return self.similarity[self.paths.index(path)] if self.similarity else 1.0
+
+    def digest_of(self, path: str) -> str:
+        """The file's SHA-256 where the search for exact copies computed it, else ``""``."""
+        return self.digests[self.paths.index(path)] if self.digests else self.digest
 
 
 @dataclass(frozen=True)
@@ -84,12 +94,15 @@ class CopySet:
     kind: str
     digest: str = ""
     similarity: tuple[float, ...] = ()
+    digests: tuple[str, ...] = ()
 
     def decided(self, policy: str, paths: tuple[str, ...]) -> DuplicateGroup:
         """The group of those of ``paths`` (a subset of this set's) the build plans, with the policy it got."""
+        def each(values: tuple) -> tuple:
+            return tuple(values[self.paths.index(path)] for path in paths) if values else ()
+
         return DuplicateGroup(paths=paths, policy=policy, kind=self.kind, digest=self.digest,
-                              similarity=tuple(self.similarity[self.paths.index(path)] for path in paths)
-                              if self.similarity else ())
+                              similarity=each(self.similarity), digests=each(self.digests))
 
 
 def file_sha256(path: str | os.PathLike) -> str | None:
@@ -193,8 +206,8 @@ def near_copies(fingerprints: Mapping[str, Fingerprint], *,
 
 
 def _candidate_pairs(fingerprints: list[Fingerprint], neighbours: int) -> set[tuple[int, int]]:
-    """``(i, j)`` with ``i < j`` for each fingerprint and its ``neighbours`` nearest by band profile (ties by
-    index), among those made alike (frame rate, bands)."""
+    """``(i, j)`` with ``i < j`` for each fingerprint and its ``neighbours`` nearest by band profile, among those
+    made alike (frame rate, bands); the same fingerprints in the same order give the same pairs."""
     pairs: set[tuple[int, int]] = set()
     by_rate: dict[tuple[float, int], list[int]] = {}
     for index, fingerprint in enumerate(fingerprints):
@@ -203,13 +216,13 @@ def _candidate_pairs(fingerprints: list[Fingerprint], neighbours: int) -> set[tu
         count = min(neighbours, len(indices) - 1)
         if count < 1:
             continue
-        profiles = np.stack([fingerprints[index].profile for index in indices]).astype(np.float64)
+        profiles = np.stack([fingerprints[index].profile for index in indices]).astype(np.float32)
         squares = (profiles ** 2).sum(axis=1)
         for start in range(0, len(indices), _PROFILE_BLOCK):
             block = profiles[start:start + _PROFILE_BLOCK]
             distances = squares[start:start + len(block), None] + squares[None, :] - 2 * block @ profiles.T
             distances[np.arange(len(block)), np.arange(start, start + len(block))] = np.inf
-            nearest = np.argpartition(np.round(distances, 6), count - 1, axis=1)[:, :count]
+            nearest = np.argpartition(np.round(distances, 3), count - 1, axis=1)[:, :count]
             for row, columns in enumerate(nearest):
                 for column in columns:
                     first, second = sorted((indices[start + row], indices[int(column)]))
@@ -235,9 +248,11 @@ def copy_sets(exact: Iterable[tuple[str, tuple[str, ...]]],
             parent[other] = roots[0]
 
     alike: dict[str, float] = {}
-    for _, paths in exact:
+    digest_by_path: dict[str, str] = {}
+    for digest, paths in exact:
         join(paths)
         alike.update(dict.fromkeys(paths, 1.0))
+        digest_by_path.update(dict.fromkeys(paths, digest))
     near = list(near)
     for paths, values in near:
         join(paths)
@@ -253,5 +268,6 @@ def copy_sets(exact: Iterable[tuple[str, tuple[str, ...]]],
         if paths in digest_of:
             sets.append(CopySet(paths=paths, kind="exact", digest=digest_of[paths]))
         else:
-            sets.append(CopySet(paths=paths, kind="near", similarity=tuple(alike[path] for path in paths)))
+            sets.append(CopySet(paths=paths, kind="near", similarity=tuple(alike[path] for path in paths),
+                                digests=tuple(digest_by_path.get(path, "") for path in paths)))
     return sorted(sets, key=lambda copies: copies.paths)

@@ -118,8 +118,8 @@ class JournalRecord:
                        reason=record["reason"], n_slices=record["n_slices"], duration_s=record["duration_s"])
         return cls(row=row, size=record["size"], mtime_ns=record["mtime_ns"],
                    slice_bytes=None if sizes is None else tuple(sizes), transient=record.get("transient", True),
-                   attempts=record.get("attempts", 1), sha256=record.get("sha256"),
-                   fingerprint=record.get("fingerprint"))
+                   attempts=record.get("attempts", 1), sha256=_digest(record.get("sha256")),
+                   fingerprint=record["fingerprint"] if isinstance(record.get("fingerprint"), dict) else None)
 
     def to_json(self) -> dict:
         """The journal line, as :meth:`JournalWriter.append` takes it."""
@@ -148,9 +148,9 @@ def record_problem(record: object) -> str:
 
     A record is a JSON object with text ``path``, ``track_id`` (one that can name a folder), ``status`` (one of
     ``layout.STATUSES``), ``reason`` and ``duration_s``; whole numbers ``n_slices`` (at least 1 for ``ok``),
-    ``size`` and ``mtime_ns``; and, when present, ``slice_bytes``: one positive size per slice, ``sha256``: 64
-    lowercase hex digits, ``fingerprint``: a JSON object (one of another version or damaged is computed again from the
-    slices, not a reason to build the track again).
+    ``size`` and ``mtime_ns``; and, when present, ``slice_bytes``: one positive size per slice. A damaged ``sha256`` or
+    ``fingerprint`` (caches of what the file and its slices give) does not make a record damaged: it is ignored, and
+    the fingerprint computed again from the slices.
     """
     if not isinstance(record, dict):
         return "not a JSON object"
@@ -177,15 +177,15 @@ def record_problem(record: object) -> str:
                               or not all(isinstance(size, int) and not isinstance(size, bool) and size > 0
                                          for size in sizes)):
         return f"slice_bytes is not {record['n_slices']} positive sizes"
-    digest = record.get("sha256")
-    if digest is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
-        return f"sha256 is {digest!r}, not 64 hex digits"
-    if record.get("fingerprint") is not None and not isinstance(record["fingerprint"], dict):
-        return "fingerprint is not a JSON object"
     return ""
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _digest(value: object) -> str | None:
+    """A journaled SHA-256, or None for none or a damaged one."""
+    return value if isinstance(value, str) and _SHA256.fullmatch(value) else None
 
 
 class JournalWriter:

@@ -24,7 +24,7 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from genreslice.genre_getters.base import LabelSource, TrackLabel
@@ -200,15 +200,9 @@ class BuildPlan:
 
     def not_built(self) -> list[tuple[str, str, int, str, str]]:
         """``(status, reason pattern, count, first reason, its file)`` for failed and skipped rows, most frequent
-        first."""
-        groups: dict[tuple[str, str], list] = {}
-        for row in self.rows:
-            if row.status in ("failed", "skipped"):
-                key = (row.status, reason_pattern(row.reason))
-                groups.setdefault(key, [0, row.reason, row.path])[0] += 1
-        return sorted(((status, pattern, count, reason, path)
-                       for (status, pattern), (count, reason, path) in groups.items()),
-                      key=lambda item: (-item[2], item[0], item[1]))
+        first (see :func:`reasons_counted`)."""
+        return reasons_counted((row.status, row.reason, row.path) for row in self.rows
+                               if row.status in ("failed", "skipped"))
 
     def summary(self) -> dict:
         """JSON-ready account of labels and splits, recorded in ``dataset.json``."""
@@ -244,6 +238,17 @@ class BuildPlan:
             "copies_dropped": sum(1 for group in self.duplicates for path in group.paths
                                   if by_path[path].reason.startswith(DROPPED_COPY)),
         }
+
+
+def reasons_counted(entries: Iterable[tuple[str, str, str]]) -> list[tuple[str, str, int, str, str]]:
+    """``(status, reason pattern, count, first reason, its file)`` of ``(status, reason, path)`` entries, reasons
+    of one kind (:func:`reason_pattern`) counted together, most frequent first."""
+    groups: dict[tuple[str, str], list] = {}
+    for status, reason, path in entries:
+        groups.setdefault((status, reason_pattern(reason)), [0, reason, path])[0] += 1
+    return sorted(((status, pattern, count, reason, path)
+                   for (status, pattern), (count, reason, path) in groups.items()),
+                  key=lambda item: (-item[2], item[0], item[1]))
 
 
 def reason_pattern(reason: str) -> str:
@@ -554,7 +559,8 @@ def _drop_extra_copies(rows: list[TrackRow], groups: list[DuplicateGroup]) -> No
         kept = next(row for row in members if row.split == kept_split)
         for row in members:
             if row.split != kept_split:
-                alike = "the same file" if group.kind == "exact" else \
+                same_file = group.digest_of(row.path) and group.digest_of(row.path) == group.digest_of(kept.path)
+                alike = "the same file" if same_file else \
                     f"the same recording, {group.similarity_of(row.path):.2f} alike"
                 row.status, row.reason = "skipped", (f"{DROPPED_COPY} {kept.path!r} ({alike}) in the "
                                                      f"{kept_split} split (--duplicates drop-extra)")

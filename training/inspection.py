@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from genreslice.pipeline import layout
-from genreslice.pipeline.plan import reason_pattern
+from genreslice.pipeline.plan import reasons_counted
 from genreslice.pipeline.png import decode_gray_png
 from genreslice.pipeline.splits import SPLITS, split_warnings
 from genreslice.pipeline.tracks import TAG_SEPARATOR
@@ -41,6 +41,8 @@ EXAMPLES_PNG = "examples.png"
 REPORT_HTML = "report.html"
 #: Classes the example grid shows at most (a multi-label data set may have hundreds of tags).
 MAX_EXAMPLE_CLASSES = 40
+#: Classes the class-balance chart shows at most.
+MAX_CHART_CLASSES = 100
 _SPLIT_COLOURS = {"train": (31, 119, 180), "validation": (255, 127, 14), "test": (44, 160, 44)}
 _TEXT = (40, 40, 40)
 _GRID = (225, 225, 225)
@@ -95,15 +97,14 @@ class DatasetReport:
 
     @property
     def label_source(self) -> str:
-        labels = self.settings.get("labels") or {}
-        return str(labels.get("source", "unknown"))
+        return str(_mapping(self.settings, "labels").get("source", "unknown"))
 
     @property
     def split_method(self) -> str:
-        splits = self.settings.get("splits") or {}
+        splits = _mapping(self.settings, "splits")
         method = str(splits.get("method", "unknown"))
-        ratios = splits.get("ratios") or {}
-        shown = "/".join(f"{float(ratios.get(split, 0)):g}" for split in SPLITS) if ratios else ""
+        ratios = _mapping(splits, "ratios")
+        shown = "/".join(f"{_float(ratios.get(split)) or 0:g}" for split in SPLITS) if ratios else ""
         described = {"official": "the metadata's official splits",
                      "official+artist_hash": "official splits, other tracks by a hash of their artist",
                      "artist_hash": "a hash of the artist (no artist in two splits)"}.get(method, method)
@@ -154,8 +155,8 @@ def inspect_dataset(dataset_dir: str | os.PathLike) -> DatasetReport:
         if seconds is not None:
             durations[split].append(seconds)
     artists = {name: {split: len(names) for split, names in by_split.items()} for name, by_split in artist_sets.items()}
-    ratios = ((settings.get("splits") or {}).get("ratios") or {})
-    expected = tuple(1.0 if float(ratios.get(split, 0) or 0) > 0 or any(tracks[name][split] for name in classes)
+    ratios = _mapping(_mapping(settings, "splits"), "ratios")
+    expected = tuple(1.0 if (_float(ratios.get(split)) or 0) > 0 or any(tracks[name][split] for name in classes)
                      else 0.0 for split in SPLITS)
     status_counts = collections.Counter(row.get("status", "") for row in rows)
     return DatasetReport(
@@ -180,13 +181,22 @@ def _read_json(path: Path) -> dict:
 def _read_csv(path: Path, *, required: bool) -> list[dict] | None:
     try:
         with open(path, newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
+            # A row cut short has None for its missing fields, one too long a list under None: text only.
+            return [{key: value if isinstance(value, str) else "" for key, value in record.items()
+                     if isinstance(key, str)} for record in csv.DictReader(handle)]
     except FileNotFoundError:
         if required:
             raise DatasetError(f"{path.parent}: no {path.name}; build the data set again to write it") from None
         return None
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DatasetError(f"{path}: cannot be read ({err}); build the data set again to rewrite it") from err
+
+
+def _mapping(record: dict, key: str) -> dict:
+    """``record[key]`` when it is a JSON object, else an empty one (a damaged ``dataset.json`` is shown as far as it
+    can be read)."""
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _classes(row: dict) -> tuple[str, ...]:
@@ -211,15 +221,8 @@ def _float(value: object) -> float | None:
 
 
 def _not_built(rows: list[dict]) -> list[tuple[str, str, int, str, str]]:
-    groups: dict[tuple[str, str], list] = {}
-    for row in rows:
-        status = row.get("status", "")
-        if status in ("failed", "skipped", "too_short"):
-            reason = row.get("reason", "")
-            groups.setdefault((status, reason_pattern(reason)), [0, reason, row.get("path", "")])[0] += 1
-    return sorted(((status, pattern, count, reason, path)
-                   for (status, pattern), (count, reason, path) in groups.items()),
-                  key=lambda item: (-item[2], item[0], item[1]))
+    return reasons_counted((row.get("status", ""), row.get("reason", ""), row.get("path", "")) for row in rows
+                           if row.get("status") in ("failed", "skipped", "too_short"))
 
 
 def _groups(rows: list[dict]) -> list[dict]:
@@ -255,10 +258,10 @@ def report_text(report: DatasetReport, *, max_classes: int = 60) -> str:
              f"{report.label_source}; splits: {report.split_method}",
              "  files: " + ", ".join(f"{count} {status.replace('_', ' ')}"
                                      for status, count in report.status_counts.items())]
-    spectrogram = report.settings.get("spectrogram") or {}
+    spectrogram = _mapping(report.settings, "spectrogram")
     if spectrogram:
         lines.append(f"  slices: {spectrogram.get('features', 'sox')} spectrogram, {spectrogram.get('slice_size')} px "
-                     f"of {float(spectrogram.get('slice_seconds') or 0):.2f} s each")
+                     f"of {_float(spectrogram.get('slice_seconds')) or 0:.2f} s each")
     lines += ["", "Tracks, artists and slices per class and split" + (" (a track counts for each of its tags)"
                                                                       if report.task == "multilabel" else "")]
     width = max([len(name) for name in report.classes] + [5])
@@ -333,12 +336,14 @@ def write_pictures(report: DatasetReport, out_dir: str | os.PathLike, *, example
 
 
 def draw_class_balance(report: DatasetReport) -> Image.Image:
-    """Horizontal bars: tracks of each class in each split, a bar per split."""
-    classes = report.classes or ["(none)"]
+    """Horizontal bars: tracks of each class in each split, a bar per split (the first
+    :data:`MAX_CHART_CLASSES` classes)."""
+    classes = report.classes[:MAX_CHART_CLASSES] or ["(none)"]
+    more = len(report.classes) - len(classes) if report.classes else 0
     title_font, font = font_of_size(18), font_of_size(13)
     label_width = min(260, 20 + 8 * max(len(name) for name in classes))
     bar, gap = 9, 8
-    height = 90 + len(classes) * (3 * bar + gap) + 40
+    height = 90 + len(classes) * (3 * bar + gap) + 40 + (20 if more > 0 else 0)
     width = 1000
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
@@ -347,7 +352,7 @@ def draw_class_balance(report: DatasetReport) -> Image.Image:
     largest = max([report.tracks[name][split] for name in report.classes for split in SPLITS] + [1])
     ticks = [tick for tick in nice_ticks(0, largest) if tick >= 0]
     scale = (right - left) / max(ticks[-1], 1)
-    bottom = height - 40
+    bottom = height - 40 - (20 if more > 0 else 0)
     for tick in ticks:
         x = left + tick * scale
         draw.line([(x, top - 5), (x, bottom)], fill=_GRID)
@@ -366,6 +371,9 @@ def draw_class_balance(report: DatasetReport) -> Image.Image:
                                fill=_SPLIT_COLOURS[split])
             elif name in report.tracks:
                 draw.text((left + 3, y + index * bar + bar // 2), "none", fill=(200, 30, 30), font=font, anchor="lm")
+    if more > 0:
+        draw.text((10, height - 12), f"... and {more} more classes (in the report)", fill=_TEXT, font=font,
+                  anchor="lm")
     return image
 
 

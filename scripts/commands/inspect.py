@@ -46,6 +46,8 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the report; draw the pictures unless ``--no-pictures``."""
+    from genreslice.training.dataset import reading_dataset
+    from genreslice.training.errors import DatasetError
     from genreslice.training.inspection import inspect_dataset, report_text, write_pictures
 
     report = inspect_dataset(args.dataset_dir)
@@ -54,10 +56,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out) if args.out else Path(args.dataset_dir) / DEFAULT_FOLDER
     try:
-        written = write_pictures(report, out, examples=args.examples, seed=args.seed)
+        with reading_dataset(args.dataset_dir):  # the example slices are read as the report's tables were
+            written = write_pictures(report, out, examples=args.examples, seed=args.seed)
     except OSError as err:
-        from genreslice.training.errors import DatasetError
-
         raise DatasetError(f"cannot write the pictures in {out}: {err.strerror or err}; choose another folder with "
                            "--out") from err
     print(f"\nPictures: {', '.join(os.fspath(path) for path in written)}")

@@ -553,3 +553,29 @@ def test_near_copies_are_found_in_a_mel_data_set_too(leaky_library, tmp_path):
     tracks = {row["path"]: row for row in read_csv(tmp_path / "out" / "tracks.csv")}
     assert all(tracks[f"album/song {index}.wav"]["split"] == tracks[f"compilation/{name}"]["split"]
                for index, (name, _, _) in enumerate(PLANTED))
+
+
+def test_fingerprints_journaled_and_computed_from_slices_find_the_same_copies(leaky_library, tmp_path):
+    """A data set built without fingerprints (as by an older version), then with them once a copy is added, groups
+    as a fresh build does, at a column rate whose frame rate has more than four decimals."""
+    from genreslice.genre_getters import make_label_source
+    from genreslice.pipeline.spectrogram import SpectrogramSpec
+
+    music = tmp_path / "music"
+    for seed in (0, 1):
+        shutil.copyfile(leaky_library / "music" / "album" / f"song {seed}.wav", tmp_path / f"song {seed}.wav")
+        shutil.copyfile(tmp_path / f"song {seed}.wav", music / f"song {seed}.wav") if music.is_dir() else \
+            (music.mkdir(), shutil.copyfile(tmp_path / f"song {seed}.wav", music / f"song {seed}.wav"))
+    rows = ["path,label,artist", "song 0.wav,rock,band a", "song 1.wav,rock,band b", "copy.mp3,rock,various"]
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    source = make_label_source("csv", metadata=tmp_path / "labels.csv")
+    spec = SpectrogramSpec(pixels_per_second=100)
+    build_dataset(music, tmp_path / "out", source, BuildConfig(spec=spec, workers=2, near_copies=False))
+    near_copy(music / "song 0.wav", music / "copy.mp3", "gain", "-3", "trim", "1", bitrate=128)
+    resumed = build_dataset(music, tmp_path / "out", source, BuildConfig(spec=spec, workers=2))
+    fresh = build_dataset(music, tmp_path / "fresh", source, BuildConfig(spec=spec, workers=1))
+    assert resumed.processed == 1 and resumed.plan.duplicate_counts()["near_groups"] == 1
+    for name in ("tracks.csv", "duplicates.csv", "dataset.json"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "fresh" / name).read_bytes(), name
+    again = build_dataset(music, tmp_path / "out", source, BuildConfig(spec=spec, workers=2))
+    assert again.processed == 0 and again.plan.duplicate_counts() == fresh.plan.duplicate_counts()

@@ -195,3 +195,24 @@ def test_unreachable_scheduler_is_a_clear_error(monkeypatch):
         with dask_cluster(scheduler="tcp://127.0.0.1:9"):
             pass
     assert time.monotonic() - started < 30
+
+
+def test_near_copies_on_dask_give_the_pool_build(cluster, tmp_path, sox_info):
+    """Fingerprints made on the cluster's workers find the copies the process pool's find: the same groups, splits
+    and files."""
+    from genreslice.genre_getters import make_label_source
+    from tests.helpers import music, near_copy
+
+    audio = tmp_path / "music"
+    for seed in range(3):
+        music(audio / "Rock" / f"song {seed}.wav", seed)
+    near_copy(audio / "Rock" / "song 0.wav", audio / "Rock" / "copy.mp3", "gain", "-3", "trim", "1", bitrate=96)
+    outs = {}
+    for name, factory in (("pool", None), ("dask", cluster.executor)):
+        options = {"executor_factory": factory} if factory else {}
+        build_dataset(audio, tmp_path / name, make_label_source("folders", audio_dir=audio),
+                      BuildConfig(workers=2), sox=sox_info, **options)
+        outs[name] = tmp_path / name
+    groups = read_csv(outs["dask"] / "duplicates.csv")
+    assert {row["path"] for row in groups} == {"Rock/song 0.wav", "Rock/copy.mp3"} and groups[0]["kind"] == "near"
+    assert tree_digest(outs["dask"]) == tree_digest(outs["pool"])

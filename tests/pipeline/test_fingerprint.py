@@ -100,3 +100,20 @@ def test_exact_and_near_copies_sharing_a_file_are_one_set():
     assert [(found.paths, found.kind) for found in sets] == [(("a.wav", "b.wav", "c.mp3"), "near"),
                                                             (("x.wav", "y.wav"), "exact")]
     assert sets[0].similarity == (1.0, 1.0, 0.9) and sets[1].digest == "e" * 64
+    # The identical files among a near set keep their digest: a dropped one is "the same file", listed with it.
+    group = sets[0].decided("drop-extra", ("a.wav", "c.mp3"))
+    assert (group.digest_of("a.wav"), group.digest_of("c.mp3"), group.similarity_of("c.mp3")) == ("d" * 64, "", 0.9)
+
+
+@pytest.mark.parametrize("columns_per_second", [50.1136, 100.227, 20.0091, 33.3])
+def test_a_computed_fingerprint_is_the_one_its_journal_record_gives_back(fingerprints, columns_per_second):
+    """A run that computes a fingerprint and one that reads it from the journal compare the same numbers, whatever
+    the column rate (a frame rate rounded differently would never match the other's)."""
+    spec = SpectrogramSpec()
+    slices = np.concatenate([fingerprints["slices of song0"]] * 3)  # long enough at every rate
+    computed = track_fingerprint(slices, spec, columns_per_second)
+    assert computed.comparable
+    journaled = Fingerprint.from_json(computed.to_json())
+    assert journaled.frames_per_second == computed.frames_per_second and journaled.pairs == computed.pairs
+    assert np.array_equal(journaled.bits, computed.bits) and np.array_equal(journaled.profile, computed.profile)
+    assert similarity(computed, journaled) == 1.0

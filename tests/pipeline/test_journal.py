@@ -92,3 +92,19 @@ def test_a_journal_with_damaged_lines_is_rewritten_once_they_are_reported(tmp_pa
     assert [json.loads(line) for line in path.read_bytes().splitlines()] == [record("a.mp3"), record("c.mp3")]
     caplog.clear()
     assert list(load_journal(path)) == ["a.mp3", "c.mp3"] and "ignoring" not in caplog.text
+
+
+def test_a_damaged_digest_or_fingerprint_is_ignored_not_a_reason_to_build_again(tmp_path):
+    """They are caches of what the file and its slices give: the record stands without them (the build computes the
+    fingerprint again from the slices), where a damaged status would make the track be rendered again."""
+    from genreslice.pipeline.journal import JournalRecord
+
+    path = tmp_path / "journal.jsonl"
+    lines = [record("a.mp3", sha256="NOT-A-DIGEST", fingerprint="text"),
+             record("b.mp3", sha256="ab" * 32, fingerprint={"version": 1})]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    records = {key: JournalRecord.from_json(value) for key, value in load_journal(path).items()}  # none dropped
+    assert sorted(records) == ["a.mp3", "b.mp3"]
+    assert (records["a.mp3"].sha256, records["a.mp3"].fingerprint) == (None, None)
+    assert (records["b.mp3"].sha256, records["b.mp3"].fingerprint) == ("ab" * 32, {"version": 1})
+    assert "sha256" not in records["a.mp3"].to_json() and records["b.mp3"].to_json()["sha256"] == "ab" * 32

@@ -6,6 +6,7 @@ import io
 import re
 import shutil
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -104,8 +105,29 @@ def test_inspect_says_what_is_wrong_with_a_folder_that_is_not_a_data_set(dataset
     result = genreslice("inspect", str(damaged), "--examples", "2")
     assert result.returncode == 0, result.stderr
     assert "no duplicates.csv: the data set was built by an older genreslice" in result.stdout
-    # Slices gone: the grid marks them, the report stands.
-    assert (damaged / "inspect" / "examples.png").is_file()
+    # Slices gone: the grid marks every tile with a red frame, the report stands.
+    grid = np.asarray(Image.open(damaged / "inspect" / "examples.png").convert("RGB"))
+    assert (grid == (200, 30, 30)).all(axis=2).sum() > 3 * 2 * 4 * 90
+
+
+def test_inspect_shows_a_damaged_data_set_as_far_as_it_can_be_read(dataset, tmp_path):
+    """Rows cut short, values of the wrong type: a report, not a traceback."""
+    import json
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(dataset, damaged)
+    lines = (damaged / layout.TRACKS_CSV).read_text(encoding="utf-8").splitlines()
+    cut = next(line for line in lines if ",failed," in line).split(",failed,")[0] + ",failed"
+    (damaged / layout.TRACKS_CSV).write_text("\n".join([*lines, cut, "x,y,z,rock,test,ok,,lots,many,extra,,"]) + "\n",
+                                             encoding="utf-8")
+    record = json.loads((damaged / layout.DATASET_JSON).read_text(encoding="utf-8"))
+    record.update(splits={"method": "artist_hash", "ratios": {"train": "abc"}}, labels="csv",
+                  spectrogram={"slice_seconds": "x"})
+    (damaged / layout.DATASET_JSON).write_text(json.dumps(record), encoding="utf-8")
+    result = genreslice("inspect", str(damaged), "--examples", "1")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "label source: unknown" in result.stdout
+    assert "1  failed: (no reason recorded) (e.g. noise.mp3)" in result.stdout  # the row cut short
 
 
 def test_inspect_help_explains_every_option():
