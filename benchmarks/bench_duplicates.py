@@ -10,14 +10,16 @@ The synthesizer can make the same song twice (the same key and chord loop at the
 random drum details differing): a song whose log-magnitude spectrogram correlates above 0.9 with one made before is
 drawn again (distinct songs correlate about 0.5), so every "distinct" song is one.
 
-``genreslice build`` (the ID3 tags label it; auto duplicates) then runs ``--repeat`` times on the same files in each
+``genreslice build`` (the ID3 tags label it; auto duplicates) then runs ``--repeat`` (5) times on the same files in each
 of two ways, interleaved (A, B, A, B, ...): with near-copy fingerprinting and without
 (``BuildConfig(near_copies=False)``). Printed:
 
 * recall: planted (original, copy) pairs whose two files end in one group of ``duplicates.csv``;
 * false groups: groups holding two or more distinct songs; false pairs: pairs of distinct songs grouped;
 * leaks: groups whose built files lie in more than one split (0 expected);
-* the fastest build of each kind and their ratio; and the cost measured directly: every track's fingerprint and
+* the fastest build of each kind and their ratio, the ratio of the median builds, and of the median CPU seconds
+  (this process and its children: the workers and their SoX), steadier than wall time on a busy machine; and the
+  cost measured directly: every track's fingerprint and
   SHA-256 computed again in this process (the build spreads that over its workers), and the matching (which the
   build does in its main process), as a share of the fastest build without fingerprints;
 * the highest similarity of two distinct songs of one genre, every pair compared (the margin below the threshold);
@@ -29,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -118,14 +122,21 @@ def _sox(source: Path, target: Path, bitrate: str, *effects: str) -> None:
     subprocess.run(["sox", "-V1", str(source), "-C", bitrate, str(target), *effects], check=True)
 
 
-def _build(audio: Path, out: Path, *, near_copies: bool, workers: int) -> float:
+def _build(audio: Path, out: Path, *, near_copies: bool, workers: int) -> tuple[float, float]:
     from genreslice.genre_getters.id3 import Id3LabelSource
     from genreslice.pipeline.build import BuildConfig, build_dataset
 
     shutil.rmtree(out, ignore_errors=True)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     build_dataset(audio, out, Id3LabelSource(), BuildConfig(workers=workers, near_copies=near_copies))
-    return time.perf_counter() - started
+    return time.perf_counter() - started, _cpu_seconds() - cpu
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have ended (the build's workers, and the SoX processes
+    they ran, once the pool is shut down)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _groups(out: Path) -> dict[int, list[dict]]:
@@ -195,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--scale", type=int, default=20000, help="fingerprints matched in the scaling check")
     parser.add_argument("--seed", type=int, default=19)
-    parser.add_argument("--repeat", type=int, default=3, help="builds of each kind, interleaved")
+    parser.add_argument("--repeat", type=int, default=5, help="builds of each kind, interleaved")
     args = parser.parse_args(argv)
     work = Path(args.work)
     corpus = work / "corpus"
@@ -234,9 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     if similarities:
         print(f"similarity of grouped files: min {similarities[0]:.3f}, median "
               f"{similarities[len(similarities) // 2]:.3f}")
-    with_s, without_s = min(times[True]), min(times[False])
-    print(f"build with fingerprints: {with_s:.2f} s (runs: {', '.join(f'{t:.2f}' for t in times[True])}); without: "
-          f"{without_s:.2f} s (runs: {', '.join(f'{t:.2f}' for t in times[False])}); ratio {with_s / without_s:.3f}")
+    walls = {near: [wall for wall, _ in runs] for near, runs in times.items()}
+    cpus = {near: [cpu for _, cpu in runs] for near, runs in times.items()}
+    with_s, without_s = min(walls[True]), min(walls[False])
+    print(f"build with fingerprints: {with_s:.2f} s (runs: {', '.join(f'{t:.2f}' for t in walls[True])}); without: "
+          f"{without_s:.2f} s (runs: {', '.join(f'{t:.2f}' for t in walls[False])}); ratio of the fastest "
+          f"{with_s / without_s:.3f}, of the medians {statistics.median(walls[True]) / statistics.median(walls[False]):.3f}")
+    print(f"CPU seconds of the build, its workers and their SoX: with {statistics.median(cpus[True]):.2f}, without "
+          f"{statistics.median(cpus[False]):.2f} (medians); ratio "
+          f"{statistics.median(cpus[True]) / statistics.median(cpus[False]):.3f}")
     computing, matching, tracks, closest = _matching_seconds(work / "with", song_of)
     share = (computing / args.workers + matching) / without_s
     print(f"fingerprints and SHA-256 of {tracks} tracks, computed again here: {computing:.3f} s (in the build, "

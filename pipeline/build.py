@@ -371,7 +371,10 @@ class _BuildRun:
             stock.describe_unusable(plan)
             todo = work.extend(plan, stock)
             self._render(work, todo, None, journal)
-            considered |= {row.path for row in plan.rows if row.status == TO_BUILD}
+            added = {row.path for row in plan.rows if row.status == TO_BUILD} - considered
+            if not added:  # the same tracks, so the same copies: this plan stands
+                break
+            considered |= added
         else:
             logger.warning("the near copies found changed in each of %d rounds of drawing the splits; the last "
                            "plan stands", _MAX_REGROUPS)
