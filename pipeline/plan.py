@@ -556,14 +556,18 @@ def _drop_extra_copies(rows: list[TrackRow], groups: list[DuplicateGroup]) -> No
         if group.policy != "drop-extra" or len(splits) < 2:
             continue
         kept_split = max(splits, key=SPLITS.index)
-        kept = next(row for row in members if row.split == kept_split)
+        kept = [row for row in members if row.split == kept_split]
         for row in members:
-            if row.split != kept_split:
-                same_file = group.digest_of(row.path) and group.digest_of(row.path) == group.digest_of(kept.path)
-                alike = "the same file" if same_file else \
-                    f"the same recording, {group.similarity_of(row.path):.2f} alike"
-                row.status, row.reason = "skipped", (f"{DROPPED_COPY} {kept.path!r} ({alike}) in the "
-                                                     f"{kept_split} split (--duplicates drop-extra)")
+            if row.split == kept_split:
+                continue
+            # Named: a kept file with the same bytes where there is one, else the first kept (the similarities of
+            # the group's pairs are in duplicates.csv; this file and the one named may be linked through others).
+            digest = group.digest_of(row.path)
+            same = [other for other in kept if digest and group.digest_of(other.path) == digest]
+            named = (same or kept)[0]
+            alike = "the same file" if same else "the same recording, by its fingerprint"
+            row.status, row.reason = "skipped", (f"{DROPPED_COPY} {named.path!r} ({alike}) in the {kept_split} "
+                                                 "split (--duplicates drop-extra)")
 
 
 def _select_genres(rows: list[TrackRow], *, keep: frozenset[str], drop: frozenset[str]) -> None:

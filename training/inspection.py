@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw
 from genreslice.pipeline import layout
 from genreslice.pipeline.plan import reasons_counted
 from genreslice.pipeline.png import decode_gray_png
-from genreslice.pipeline.splits import SPLITS, split_warnings
+from genreslice.pipeline.splits import SPLITS, split_key, split_warnings
 from genreslice.pipeline.tracks import TAG_SEPARATOR
 from genreslice.training.dataset import reading_dataset
 from genreslice.training.errors import DatasetError
@@ -41,6 +41,11 @@ EXAMPLES_PNG = "examples.png"
 REPORT_HTML = "report.html"
 #: Classes the example grid shows at most (a multi-label data set may have hundreds of tags).
 MAX_EXAMPLE_CLASSES = 40
+#: What a group's action did, in the report's words.
+_ACTIONS = {"group": "kept in one split with their artists", "keep": "left where they fall",
+            "drop-extra": "only the copies in the last split built"}
+#: Durations beyond this many seconds (a week) are not real ones (a damaged tracks.csv): left out of the figures.
+_LONGEST_S = 7 * 24 * 3600.0
 #: Classes the class-balance chart shows at most.
 MAX_CHART_CLASSES = 100
 _SPLIT_COLOURS = {"train": (31, 119, 180), "validation": (255, 127, 14), "test": (44, 160, 44)}
@@ -128,10 +133,10 @@ def inspect_dataset(dataset_dir: str | os.PathLike) -> DatasetReport:
         raise DatasetError(f"{root}: no such data set folder")
     with reading_dataset(root):
         settings = _read_json(root / layout.DATASET_JSON)
-        rows = _read_csv(root / layout.TRACKS_CSV, required=True)
+        rows = _read_csv(root / layout.TRACKS_CSV, required=True, columns=("path", "status", "split"))
         problems = []
         try:
-            duplicate_rows = _read_csv(root / layout.DUPLICATES_CSV, required=False)
+            duplicate_rows = _read_csv(root / layout.DUPLICATES_CSV, required=False, columns=("group", "path"))
         except DatasetError as err:
             duplicate_rows, problems = [], [str(err)]
         if duplicate_rows is None:
@@ -150,9 +155,9 @@ def inspect_dataset(dataset_dir: str | os.PathLike) -> DatasetReport:
         for name in classes_of[id(row)]:
             tracks[name][split] += 1
             slices[name][split] += _int(row.get("n_slices"))
-            artist_sets[name][split].add(row.get("artist") or f"\0{row.get('path')}")
+            artist_sets[name][split].add(_artist_key(row))
         seconds = _float(row.get("duration_s"))
-        if seconds is not None:
+        if seconds is not None and 0 <= seconds <= _LONGEST_S:
             durations[split].append(seconds)
     artists = {name: {split: len(names) for split, names in by_split.items()} for name, by_split in artist_sets.items()}
     ratios = _mapping(_mapping(settings, "splits"), "ratios")
@@ -178,18 +183,33 @@ def _read_json(path: Path) -> dict:
     return record
 
 
-def _read_csv(path: Path, *, required: bool) -> list[dict] | None:
+def _read_csv(path: Path, *, required: bool, columns: tuple[str, ...]) -> list[dict] | None:
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a file saved by a spreadsheet
+            reader = csv.DictReader(handle)
+            missing = [column for column in columns if column not in (reader.fieldnames or ())]
+            if missing:
+                raise DatasetError(f"{path}: no {', '.join(missing)} column{'s' if len(missing) > 1 else ''} in its "
+                                   "first line (damaged or not a genreslice table); build the data set again to "
+                                   "rewrite it")
             # A row cut short has None for its missing fields, one too long a list under None: text only.
             return [{key: value if isinstance(value, str) else "" for key, value in record.items()
-                     if isinstance(key, str)} for record in csv.DictReader(handle)]
+                     if isinstance(key, str)} for record in reader]
     except FileNotFoundError:
         if required:
             raise DatasetError(f"{path.parent}: no {path.name}; build the data set again to write it") from None
         return None
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise DatasetError(f"{path}: cannot be read ({err}); build the data set again to rewrite it") from err
+
+
+def _artist_key(row: dict) -> str:
+    """What the splits count as one artist (names equal but for case and spacing); a track without one is its own."""
+    return split_key(row.get("artist") or None, row.get("track_id") or row.get("path", ""))
+
+
+def _classes_more(count: int) -> str:
+    return f"{count} more class{'es' if count != 1 else ''}"
 
 
 def _mapping(record: dict, key: str) -> dict:
@@ -274,7 +294,7 @@ def report_text(report: DatasetReport, *, max_classes: int = 60) -> str:
             if name == "total":
                 rows = [row for row in report.rows if row["split"] == split]
                 track_count = len(rows)
-                artist_count = len({row.get("artist") or f"\0{row.get('path')}" for row in rows})
+                artist_count = len({_artist_key(row) for row in rows})
                 slice_count = sum(_int(row.get("n_slices")) for row in rows)
             else:
                 track_count, artist_count = report.tracks[name][split], report.artists[name][split]
@@ -282,7 +302,8 @@ def report_text(report: DatasetReport, *, max_classes: int = 60) -> str:
             cells.append(f"{track_count:>6} {artist_count:>7} {slice_count:>7}")
         lines.append(f"  {name:<{width}}  " + "  ".join(cells))
     if len(report.classes) > max_classes:
-        lines.append(f"  ... and {len(report.classes) - max_classes} more classes (all in {REPORT_HTML})")
+        lines.append(f"  ... and {_classes_more(len(report.classes) - max_classes)} (all in {REPORT_HTML}, unless "
+                     "--no-pictures)")
     if report.warnings:
         lines += ["", "Warning: classes missing from a split, or with few tracks there (scores of that split on them "
                       "mean little; more artists of the class, or other --split-ratios, help):"]
@@ -306,8 +327,9 @@ def report_text(report: DatasetReport, *, max_classes: int = 60) -> str:
         if not kinds:
             lines.append("  none found")
         for (kind, action), count in sorted(kinds.items()):
-            lines.append(f"  {count} {kind} group{'s' if count != 1 else ''} ({'identical files' if kind == 'exact' else 'the same recording'}), "
-                         f"{action}")
+            what = "identical files" if kind == "exact" else "the same recording"
+            lines.append(f"  {count} {kind} group{'s' if count != 1 else ''} ({what}): "
+                         f"{_ACTIONS.get(action, action)} (--duplicates {action})")
         leaks = report.leaking_groups()
         if leaks:
             lines.append(f"  Warning: {len(leaks)} group{'s' if len(leaks) != 1 else ''} of copies built in more than one "
@@ -372,7 +394,7 @@ def draw_class_balance(report: DatasetReport) -> Image.Image:
             elif name in report.tracks:
                 draw.text((left + 3, y + index * bar + bar // 2), "none", fill=(200, 30, 30), font=font, anchor="lm")
     if more > 0:
-        draw.text((10, height - 12), f"... and {more} more classes (in the report)", fill=_TEXT, font=font,
+        draw.text((10, height - 12), f"... and {_classes_more(more)} (in the report)", fill=_TEXT, font=font,
                   anchor="lm")
     return image
 
@@ -457,7 +479,7 @@ def draw_examples(report: DatasetReport, *, examples: int = 6, seed: int = 0) ->
             else:
                 image.paste(tile, (x, y))
     if len(report.classes) > len(classes):
-        draw.text((10, height - 16), f"... and {len(report.classes) - len(classes)} more classes", fill=_TEXT,
+        draw.text((10, height - 16), f"... and {_classes_more(len(report.classes) - len(classes))}", fill=_TEXT,
                   font=font, anchor="lm")
     return image
 
@@ -467,7 +489,7 @@ def _slice_image(root: Path, track_id: str, index: int, size: int) -> Image.Imag
         return None
     try:
         pixels = decode_gray_png((root / layout.slice_path(track_id, index)).read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, Image.DecompressionBombError):
         return None
     return Image.fromarray(pixels).resize((size, size), Image.Resampling.BILINEAR).convert("RGB")
 

@@ -64,7 +64,7 @@ def test_inspect_reports_classes_splits_failures_durations_and_copies(dataset):
     assert re.search(r"1  failed: .*\(e\.g\. noise\.mp3\)", text)
     assert re.search(r"1  too short: 1 s of audio is shorter than one slice .*\(e\.g\. short\.wav\)", text)
     assert "train      5 tracks: min 6.0 s" in text and "test       3 tracks" in text
-    assert "1 exact group (identical files), keep" in text
+    assert "1 exact group (identical files): left where they fall (--duplicates keep)" in text
     assert "Warning: 1 group of copies built in more than one split" in text and "group 1 in train+test" in text
     assert not (dataset / "inspect").exists()
 
@@ -128,6 +128,10 @@ def test_inspect_shows_a_damaged_data_set_as_far_as_it_can_be_read(dataset, tmp_
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "label source: unknown" in result.stdout
     assert "1  failed: (no reason recorded) (e.g. noise.mp3)" in result.stdout  # the row cut short
+    # A table without its first line is not read as if its first row were the header.
+    (damaged / layout.TRACKS_CSV).write_text("\n".join(lines[1:]) + "\n", encoding="utf-8")
+    result = genreslice("inspect", str(damaged), "--no-pictures")
+    assert result.returncode == 1 and "tracks.csv: no path, status, split columns in its first line" in result.stderr
 
 
 def test_inspect_help_explains_every_option():
