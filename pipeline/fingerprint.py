@@ -157,7 +157,10 @@ def compute_fingerprint(slices: np.ndarray, *, row_hz: np.ndarray, columns_per_s
     low, high = min(start for start, _ in ranges), max(stop for _, stop in ranges)
     gray = np.asarray(slices[:count, low:high], dtype=np.float32).transpose(1, 0, 2).reshape(high - low, -1) \
         if count else np.zeros((high - low, 0), np.float32)
-    bands = np.stack([gray[start - low:stop - low].mean(axis=0) for start, stop in ranges])
+    # Gray levels are whole numbers: their running sums are exact in float32 (below 2**24), so the means are too.
+    running = np.concatenate([np.zeros((1, gray.shape[1]), np.float32), np.cumsum(gray, axis=0)])
+    starts, stops = (np.array(bounds) - low for bounds in zip(*ranges))
+    bands = (running[stops] - running[starts]) / (stops - starts)[:, None].astype(np.float32)
     frames_per_second, pairs = columns_per_second / hop, len(bands) - 1
     if bands.shape[1] < 2 * half + 1 + 2 * hop or pairs < 1:
         pairs = max(pairs, 1)
@@ -165,8 +168,8 @@ def compute_fingerprint(slices: np.ndarray, *, row_hz: np.ndarray, columns_per_s
                                          active=0.0, frames_per_second=frames_per_second, pairs=pairs))
     kernel = np.exp(-0.5 * ((np.arange(-half, half + 1)) / sigma) ** 2)
     kernel /= kernel.sum()
-    smooth = np.stack([np.convolve(band, kernel, mode="valid")[::hop] for band in bands])
-    smooth = smooth[:, :MAX_FRAMES + 1]
+    windows = sliding_window_view(bands, 2 * half + 1, axis=1)[:, ::hop][:, :MAX_FRAMES + 1]
+    smooth = np.einsum("ftk,k->ft", windows, kernel)  # einsum's own loops: no BLAS
     contrast = smooth[:-1] - smooth[1:]
     change = contrast[:, 1:] - contrast[:, :-1]
     shape = contrast[:, 1:] - np.median(contrast[:, 1:], axis=1, keepdims=True)
