@@ -319,6 +319,19 @@ def _ctrl_c_for_the_client_only():
 
 
 @contextlib.contextmanager
+def _quiet_when_interrupted() -> Iterator[None]:
+    """When the block is interrupted (Ctrl-C, SIGTERM), silence the loggers of Dask's event loop before the client
+    and cluster close: cancelling its tasks mid-way can make tornado log a callback's traceback (seen about once in
+    ten interrupted builds), which would bury the one line that says to run the command again."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        for name in ("tornado", "distributed", "asyncio"):
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        raise
+
+
+@contextlib.contextmanager
 def dask_cluster(*, workers: int | None = None, scheduler: str | None = None) -> Iterator[DaskCluster]:
     """Connect to a Dask cluster for the length of the block: a new local one, or the one at ``scheduler``.
 
@@ -358,7 +371,7 @@ def dask_cluster(*, workers: int | None = None, scheduler: str | None = None) ->
         with dask.config.set(local_settings), LocalCluster(
             n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
             dashboard_address=None, silence_logs=logging.ERROR,
-        ) as cluster, Client(cluster) as client:
+        ) as cluster, Client(cluster) as client, _quiet_when_interrupted():
             client.register_plugin(_ctrl_c_for_the_client_only(), name="genreslice-ctrl-c")
             yield DaskCluster(client, cluster.scheduler_address, sum(client.nthreads().values()), local=True)
         return
