@@ -20,7 +20,7 @@ system-deps:
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dask]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dask,serve,export]'
 	touch $@
 
 # Generate 80 tagged songs of 4 genres, then build, train, evaluate and predict on them (genreslice-demo/).

@@ -112,7 +112,7 @@ def replacing(path: str | os.PathLike, *, suffix: str = ".tmp", scratch: str | o
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; give the usual mode
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the usual mode
         fsync_path(tmp)
         os.replace(tmp, path)
         if sync_folder:
@@ -141,7 +141,7 @@ def fsync_path(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -12,13 +12,13 @@ import sys
 import threading
 
 from genreslice import __version__
-from genreslice.scripts.commands import build, compare, demo, evaluate, inspect, predict, train
+from genreslice.scripts.commands import build, compare, demo, evaluate, export, inspect, predict, serve, train
 from genreslice.scripts.exit_status import run_reporting_errors
 
 logger = logging.getLogger("genreslice")
 
 #: The commands in the order ``genreslice --help`` lists them.
-COMMANDS = (build, inspect, train, evaluate, predict, compare, demo)
+COMMANDS = (build, inspect, train, evaluate, predict, export, serve, compare, demo)
 #: What ``-v`` does, before or after the command.
 VERBOSE_HELP = ("log every file that was not built (failed, skipped, too short) with its reason, and show "
                 "TensorFlow's start-up lines")

@@ -22,7 +22,7 @@ from genreslice.pipeline.plan import GenreSelection
 from genreslice.pipeline.spectrogram import SpectrogramSpec
 from genreslice.pipeline.splits import SPLITS
 from genreslice.pipeline.tracks import TrackRow, read_tracks_csv
-from genreslice.scripts.commands import build, evaluate, predict, train
+from genreslice.scripts.commands import build, evaluate, export, predict, train
 from genreslice.scripts.demo_corpus import GENRES, write_demo_corpus
 from genreslice.scripts.exit_status import run_reporting_errors
 from genreslice.training.settings import TrainConfig
@@ -122,6 +122,15 @@ def run_demo(out: str | os.PathLike, config: DemoConfig, *, workers: int, progre
     write_text_atomic(out / "predictions.jsonl",
                       "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records))
     _succeeded("predict", status)
+    from genreslice.training.export import missing_packages  # TensorFlow is loaded by now
+
+    exported = out / "exported"
+    if missing_packages("onnx"):
+        print(f"\n== genreslice export skipped: it needs {', '.join(missing_packages('onnx'))} "
+              "(pip install 'genreslice[export]')", flush=True)
+    else:
+        print(f"\n== genreslice export {model} {exported}", flush=True)
+        _succeeded("export", _run_step("export", lambda: export.export(model, exported), timings))
     _report(out, held_out=held_out, records=records, timings=timings, total=time.monotonic() - started)
     return 0
 
@@ -189,4 +198,9 @@ def _report(out: Path, *, held_out: dict[str, str], records: list[dict], timings
           "noise) one of them, often sure of it, and --min-share cannot be relied on to catch it; see the "
           "README's 'What the demo model "
           "says about other sounds'")
-    print("Next: the README's 'Use it on your own data' runs the same commands on FMA, MTG-Jamendo or your music.")
+    if (out / "exported" / "genreslice-model.json").is_file():
+        print(f"export      {out / 'exported'}: the network as ONNX, its card and classify.py, which needs no "
+              "genreslice")
+    print(f"Next: genreslice serve {out / 'model'} answers POST /classify on http://127.0.0.1:8000; genreslice "
+          "predict MODEL_DIR FILES --write-tags --dry-run shows the genres it would write into your files' tags. "
+          "The README's 'Use it on your own data' runs the same commands on FMA, MTG-Jamendo or your music.")

@@ -20,7 +20,7 @@ import math
 import os
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -240,10 +240,11 @@ class PredictObserver:
         """One file's record is ready (files come in input order)."""
 
 
-class _SoxProcesses:
-    """The SoX processes a prediction has running, so that stopping early (Ctrl-C, a generator closed before
-    its end) kills them instead of waiting for each to finish: SoX runs in its own process group, out of
-    the terminal's reach, and may take minutes on a long file."""
+class SoxProcesses:
+    """The SoX processes a prediction (or one request to ``genreslice serve``) has running, so that stopping
+    early (Ctrl-C, a generator closed before its end, a request past its time limit) kills them instead of
+    waiting for each to finish: SoX runs in its own process group, out of the terminal's reach, and may take
+    minutes on a long file. Thread-safe: the decoding threads register, the stopping thread kills."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -251,6 +252,7 @@ class _SoxProcesses:
         self._stopped = False
 
     def started(self, process: subprocess.Popen) -> None:
+        """``process`` runs; killed at once if :meth:`stop` was called already."""
         with self._lock:
             if self._stopped:
                 process.kill()
@@ -258,6 +260,7 @@ class _SoxProcesses:
                 self._running.add(process)
 
     def finished(self, process: subprocess.Popen) -> None:
+        """``process`` has ended."""
         with self._lock:
             self._running.discard(process)
 
@@ -381,21 +384,31 @@ class Classifier:
         A clip shorter than one slice is repeated to fill one slice and classified, with a note in its
         ``reason``. A file that cannot be read or holds no audio gets a record with its reason; the rest go on.
         """
-        check_vote(vote)
         if workers < 1:
             raise ParameterError(f"workers={workers} must be at least 1")
-        if isinstance(min_share, bool) or not (isinstance(min_share, (int, float)) and 0 <= min_share <= 1):
-            raise ParameterError(f"min_share={min_share!r} must be a number from 0 to 1")
-        if self.multilabel and min_share > 0:
-            raise ParameterError("--min-share applies to single-label models: a multi-label model answers with the "
-                                 "tags whose probability reaches their threshold (in model.json)")
-        min_share = float(min_share)
+        min_share = self.check_options(vote=vote, min_share=min_share)
         progress = PredictProgress() if check_verbose(verbose) else None
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         inputs = collect_audio(paths)
         with observed(observer, progress) as observers:
             yield from self._classified(inputs, vote, workers, min_share, observers)
+
+    def check_options(self, *, vote: str, min_share: float) -> float:
+        """Check the voting options of :meth:`iter_classify` for this model; returns ``min_share`` as a float.
+
+        Raises
+        ------
+        ParameterError
+            An unknown ``vote``; a ``min_share`` outside [0, 1], or above 0 for a multi-label model.
+        """
+        check_vote(vote)
+        if isinstance(min_share, bool) or not (isinstance(min_share, (int, float)) and 0 <= min_share <= 1):
+            raise ParameterError(f"min_share={min_share!r} must be a number from 0 to 1")
+        if self.multilabel and min_share > 0:
+            raise ParameterError("--min-share applies to single-label models: a multi-label model answers with the "
+                                 "tags whose probability reaches their threshold (in model.json)")
+        return float(min_share)
 
     def _classified(self, inputs: list[AudioInput], vote: str, workers: int, min_share: float,
                     observer: PredictObserver) -> Iterator[SongPrediction]:
@@ -428,13 +441,13 @@ class Classifier:
         # Decode ahead of the model by a few songs per worker, so neither waits for the other.
         window: TaskWindow[AudioInput] = TaskWindow(limit=4 * workers + 4)
         upcoming = collections.deque(inputs)
-        processes = _SoxProcesses()
+        processes = SoxProcesses()
         with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="genreslice-sox") as pool:
 
             def submit(item: AudioInput) -> cf.Future:
                 if item.problem:
-                    return done_future(self._failure(item, FAILED, item.problem, vote))
-                return pool.submit(self._render, item, vote, processes)
+                    return done_future(self.decode(item, vote=vote))
+                return pool.submit(self.decode, item, vote=vote, processes=processes)
 
             finished = False
             try:
@@ -443,12 +456,38 @@ class Classifier:
                     if not window:
                         break
                     for item, future in window.finished():
-                        yield item, self._too_short_as_failure(item, future.result(), vote), bool(window or upcoming)
+                        yield item, future.result(), bool(window or upcoming)
                 finished = True
             finally:
                 if not finished:  # stopped early: nothing queued or running is wanted any more
                     window.cancel()
                     processes.stop()
+
+    def decode(self, item: AudioInput, *, vote: str = "majority",
+               processes: SoxProcesses | None = None) -> AudioSlices | SongPrediction:
+        """Decode one file with SoX into its slices, or the record of why it cannot be classified.
+
+        Parameters
+        ----------
+        item : AudioInput
+            The file, the name its record shows, and a problem found before decoding (then SoX does not run).
+        vote : str
+            The ``vote`` a failure's record names.
+        processes : SoxProcesses, optional
+            Where the SoX (and FFmpeg) processes are registered while they run, so another thread can kill them
+            with :meth:`SoxProcesses.stop` (a killed SoX is reported as a failure). A private one by default.
+
+        Returns
+        -------
+        AudioSlices or SongPrediction
+            The slices, at least one (a clip shorter than one slice is repeated to fill it); or a record with
+            status ``failed`` (SoX failed, timed out or was killed) or ``too_short``. Thread-safe: decoding
+            threads call it at once.
+        """
+        if item.problem:
+            return self._failure(item, FAILED, item.problem, vote)
+        outcome = self._render(item, vote, processes if processes is not None else SoxProcesses())
+        return self._too_short_as_failure(item, outcome, vote)
 
     def _too_short_as_failure(self, item: AudioInput, outcome: AudioSlices | SongPrediction,
                               vote: str) -> AudioSlices | SongPrediction:
@@ -458,7 +497,7 @@ class Classifier:
             return self._failure(item, TOO_SHORT, reason, vote, duration_s=outcome.duration_s)
         return outcome
 
-    def _render(self, item: AudioInput, vote: str, processes: _SoxProcesses) -> AudioSlices | SongPrediction:
+    def _render(self, item: AudioInput, vote: str, processes: SoxProcesses) -> AudioSlices | SongPrediction:
         started: list[subprocess.Popen] = []
 
         def on_start(process: subprocess.Popen) -> None:
@@ -513,37 +552,70 @@ class Classifier:
 
     def _classify_waiting(self, waiting: list[tuple[AudioInput, AudioSlices | SongPrediction]],
                           vote: str, min_share: float = 0.0) -> list[SongPrediction]:
-        decoded = [(position, outcome) for position, (_, outcome) in enumerate(waiting)
-                   if isinstance(outcome, AudioSlices)]
-        results = [outcome if isinstance(outcome, SongPrediction) else None for _, outcome in waiting]
-        if decoded:
-            slices = np.concatenate([outcome.slices for _, outcome in decoded])
-            song_ids = np.repeat(np.arange(len(decoded)), [len(outcome.slices) for _, outcome in decoded])
-            tally = vote_songs(self.predict_slices(slices), song_ids)
-            if self.multilabel:
-                for row, (position, outcome) in enumerate(decoded):
-                    results[position] = self._tagged(waiting[position][0], outcome, tally.mean_probability[row],
-                                                     int(tally.n_slices[row]))
-                return results
-            winners = tally.winners(vote)
-            shares = tally.vote_share(winners)
-            for row, (position, outcome) in enumerate(decoded):
-                winner = self.classes[winners[row]]
-                # The unrounded score decides, so a threshold equal to a shown value does not flip on rounding.
-                score = float(shares[row]) if vote == "majority" else float(tally.mean_probability[row, winners[row]])
-                unsure = score < min_share
-                note = outcome.note if isinstance(outcome, _PaddedSlices) else outcome.truncation_note()
-                results[position] = SongPrediction(
-                    path=waiting[position][0].shown, status=OK, reason=note,
-                    genre=None if unsure else winner, vote=vote, vote_share=round(float(shares[row]), 4),
-                    n_slices=int(tally.n_slices[row]), duration_s=outcome.duration_s,
-                    votes={name: int(count) for name, count in zip(self.classes, tally.votes[row])},
-                    mean_probability={name: round(float(p), 4)
-                                      for name, p in zip(self.classes, tally.mean_probability[row])},
-                    best_guess=winner, min_share=min_share, unsure=unsure,
-                )
-        return results
+        decoded = [outcome.slices for _, outcome in waiting if isinstance(outcome, AudioSlices)]
+        probabilities = self.predict_slices(np.concatenate(decoded)) if decoded else None
+        return self.predictions(waiting, probabilities, vote=vote, min_share=min_share)
 
+    def predictions(self, decoded: Sequence[tuple[AudioInput, AudioSlices | SongPrediction]],
+                    probabilities: np.ndarray | None, *, vote: str = "majority",
+                    min_share: float = 0.0) -> list[SongPrediction]:
+        """The records of decoded files, from the class probabilities of their slices.
+
+        Parameters
+        ----------
+        decoded : sequence of (AudioInput, AudioSlices or SongPrediction)
+            Files with what :meth:`decode` made of them; a failure's record is passed through as it is.
+        probabilities : np.ndarray or None
+            ``(n, len(classes))``: a row per slice of the decoded files, in their order (the output of
+            :meth:`predict_slices` on their slices, concatenated); None when every file failed.
+        vote, min_share
+            As :meth:`iter_classify` takes them (checked there, or by :meth:`check_options`).
+
+        Returns
+        -------
+        list of SongPrediction
+            One record per file, in the order given.
+
+        Raises
+        ------
+        ParameterError
+            ``probabilities`` has not one row per slice and one column per class.
+        """
+        songs = [(position, outcome) for position, (_, outcome) in enumerate(decoded)
+                 if isinstance(outcome, AudioSlices)]
+        results = [outcome if isinstance(outcome, SongPrediction) else None for _, outcome in decoded]
+        if not songs:
+            return results
+        n_slices = sum(len(outcome.slices) for _, outcome in songs)
+        shape = np.shape(probabilities) if probabilities is not None else None
+        if shape != (n_slices, len(self.classes)):
+            raise ParameterError(f"probabilities of shape {shape} must have a row per slice and a column per class, "
+                                 f"{(n_slices, len(self.classes))}")
+        song_ids = np.repeat(np.arange(len(songs)), [len(outcome.slices) for _, outcome in songs])
+        tally = vote_songs(np.asarray(probabilities), song_ids)
+        if self.multilabel:
+            for row, (position, outcome) in enumerate(songs):
+                results[position] = self._tagged(decoded[position][0], outcome, tally.mean_probability[row],
+                                                 int(tally.n_slices[row]))
+            return results
+        winners = tally.winners(vote)
+        shares = tally.vote_share(winners)
+        for row, (position, outcome) in enumerate(songs):
+            winner = self.classes[winners[row]]
+            # The unrounded score decides, so a threshold equal to a shown value does not flip on rounding.
+            score = float(shares[row]) if vote == "majority" else float(tally.mean_probability[row, winners[row]])
+            unsure = score < min_share
+            note = outcome.note if isinstance(outcome, _PaddedSlices) else outcome.truncation_note()
+            results[position] = SongPrediction(
+                path=decoded[position][0].shown, status=OK, reason=note,
+                genre=None if unsure else winner, vote=vote, vote_share=round(float(shares[row]), 4),
+                n_slices=int(tally.n_slices[row]), duration_s=outcome.duration_s,
+                votes={name: int(count) for name, count in zip(self.classes, tally.votes[row])},
+                mean_probability={name: round(float(p), 4)
+                                  for name, p in zip(self.classes, tally.mean_probability[row])},
+                best_guess=winner, min_share=min_share, unsure=unsure,
+            )
+        return results
 
     def _tagged(self, item: AudioInput, outcome: AudioSlices, probability: np.ndarray,
                 n_slices: int) -> SongPrediction:

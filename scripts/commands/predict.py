@@ -5,6 +5,7 @@ import argparse
 import collections
 import contextlib
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from genreslice.training.predict import SongPrediction
 
 USAGE = "usage: genreslice predict [OPTIONS] MODEL_DIR PATH [PATH ...]"
+UNDO_USAGE = "usage: genreslice predict --undo LOG"
 #: The file that makes a folder a model folder (``genreslice.training.model_dir.MODEL_JSON``, which imports Keras).
 _MODEL_JSON = "model.json"
 TOP_DEFAULT = 3
@@ -63,13 +65,19 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
             "fill one slice and classified, and its record says so. A file that cannot be read or holds no audio "
             "is reported with the reason and the others go on."
         ),
+        usage=f"{USAGE.removeprefix('usage: ')}\n       {UNDO_USAGE.removeprefix('usage: ')}",
         epilog=(f"Exit status: 0 when every file was classified, {EXIT_SOME_FAILED} when some could not be (0 with "
-                f"--allow-failures), {EXIT_FATAL} when nothing could be done (no model, no SoX), {EXIT_USAGE} for bad "
-                "options or MODEL_DIR and PATH given the wrong way round."),
+                f"--allow-failures) or, with --write-tags, when the tags of some could not be written, and with "
+                f"--undo when some file could not be put back (changed since, or unreadable); {EXIT_FATAL} when "
+                f"nothing could be done (no model, no SoX, no undo log), {EXIT_USAGE} for bad options or MODEL_DIR "
+                "and PATH given the wrong way round."),
         formatter_class=HelpFormatter,
     )
-    predict.add_argument("model_dir", metavar="MODEL_DIR", help="a model folder made by 'genreslice train'")
-    predict.add_argument("paths", metavar="PATH", nargs="+", help="audio files and folders (searched recursively)")
+    # Optional for argparse only, so that --undo can go without them; run() requires them otherwise.
+    predict.add_argument("model_dir", metavar="MODEL_DIR", nargs="?",
+                         help="a model folder made by 'genreslice train' (not with --undo)")
+    predict.add_argument("paths", metavar="PATH", nargs="*",
+                         help="audio files and folders (searched recursively); at least one (not with --undo)")
     predict.add_argument("--vote", choices=list(VOTES), default="majority", help=VOTE_HELP)
     predict.add_argument("--format", choices=["table", "json", "csv"], default="table",
                          help="table = aligned columns with the top genres (see --top); json = one JSON object per "
@@ -100,19 +108,66 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--timeout", type=timeout_seconds, default=SOX_TIMEOUT_S,
                          help="seconds SoX may spend on one file before it is reported as failed")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tags = predict.add_argument_group("writing the predicted genre into the files' own tags")
+    tags.add_argument("--write-tags", action="store_true",
+                      help="as each file is classified, write its genre into its tags: ID3 TCON in MP3, WAV and "
+                           "AIFF (the file's ID3 version kept), the Vorbis comment GENRE in FLAC, Ogg and Opus, "
+                           "\u00a9gen in M4A, WM/Genre in WMA. A multi-label model writes its tags at or above "
+                           "their thresholds as several values. A label is written as its name after the last "
+                           "'---' (genre---rock -> rock). A file that already has a genre is kept (see "
+                           "--overwrite); an unsure song (see --min-share) and a file not classified are skipped. "
+                           "Each file is replaced in one step by a tagged copy made in its folder: the audio and "
+                           "the other tags stay as they were, and a failure or a killed run leaves the file as it "
+                           "was. What is done to each file goes to standard error; the old values go to an undo "
+                           "log first (see --undo-log and --undo)")
+    tags.add_argument("--dry-run", action="store_true",
+                      help="with --write-tags: say what each file's genre would become, and change nothing (no "
+                           "file written, no undo log)")
+    tags.add_argument("--overwrite", action="store_true",
+                      help="with --write-tags: replace the genre a file already has (without it such a file is "
+                           "kept as it is)")
+    tags.add_argument("--undo-log", metavar="FILE",
+                      help="with --write-tags: the undo log, one JSON line per changed file with its old and new "
+                           "values, each written before its file is replaced; a new file, or the log of an earlier "
+                           "run, which this run adds to (--undo then undoes both, newest first); any other existing "
+                           "file is refused. Default: genreslice-tags-undo-YYYYMMDD-HHMMSS.jsonl in the current "
+                           "folder, removed again if no file changed")
+    tags.add_argument("--undo", metavar="LOG",
+                      help="put back the genres the undo log LOG recorded, newest change first, and do nothing "
+                           "else (give no MODEL_DIR or PATH). A file whose genre was changed since is left alone "
+                           "and reported; one already as it was stays as it is, so running it twice is safe; a "
+                           "damaged line of the log is reported and skipped. A file that had no genre before the "
+                           "write has its genre field removed")
     predict.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """``genreslice predict``: :func:`predict` with the options."""
+    """``genreslice predict``: :func:`predict` with the options, or :func:`undo_tags` with ``--undo``."""
+    tag_options = [option for option, given in (("--write-tags", args.write_tags), ("--dry-run", args.dry_run),
+                                                ("--overwrite", args.overwrite),
+                                                ("--undo-log", args.undo_log is not None)) if given]
+    if args.undo is not None:
+        extra = (["MODEL_DIR or PATH"] if args.model_dir is not None or args.paths else []) + tag_options
+        if extra:
+            raise ParameterError(f"--undo LOG takes no {', '.join(extra)}: it only puts back what the log "
+                                 f"recorded. {UNDO_USAGE}")
+        return undo_tags(args.undo)
+    if args.model_dir is None or not args.paths:
+        missing = "MODEL_DIR, PATH" if args.model_dir is None else "PATH"
+        raise ParameterError(f"the following arguments are required: {missing}. {USAGE}")
+    if tag_options and not args.write_tags:
+        raise ParameterError(f"{tag_options[0]} applies with --write-tags only")
     return predict(args.model_dir, args.paths, vote=args.vote, output_format=args.format, workers=args.workers,
                    batch_size=args.batch_size, timeout_s=args.timeout, progress=not args.no_progress,
                    verbose=args.verbose, top=args.top, min_share=args.min_share, output=args.output,
-                   allow_failures=args.allow_failures)
+                   allow_failures=args.allow_failures, write_tags=args.write_tags, dry_run=args.dry_run,
+                   overwrite=args.overwrite, undo_log=args.undo_log)
 
 
-def check_model_dir(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike] = ()) -> None:
-    """Refuse a MODEL_DIR without ``model.json`` before TensorFlow takes seconds to load.
+def check_model_dir(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike] = (), *,
+                    usage: str = USAGE) -> None:
+    """Refuse a MODEL_DIR without ``model.json`` before TensorFlow takes seconds to load; ``usage`` is the
+    command's usage line, which the message ends with.
 
     Raises
     ------
@@ -133,8 +188,8 @@ def check_model_dir(model_dir: str | os.PathLike, paths: Iterable[str | os.PathL
     models = [os.fspath(path) for path in paths if (Path(path) / _MODEL_JSON).is_file()]
     if models:
         raise ParameterError(f"{problem}, but PATH {models[0]!r} is: the arguments look swapped; MODEL_DIR comes "
-                             f"first. {USAGE}")
-    raise NotAModelFolderError(f"{problem}; give the folder 'genreslice train' made. {USAGE}")
+                             f"first. {usage}")
+    raise NotAModelFolderError(f"{problem}; give the folder 'genreslice train' made. {usage}")
 
 
 @contextlib.contextmanager
@@ -154,17 +209,23 @@ def predict(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *,
             output_format: str = "table", workers: int = 1, batch_size: int = INFERENCE_BATCH_SIZE,
             timeout_s: float = SOX_TIMEOUT_S, progress: bool = True, verbose: bool = False,
             on_song: Callable[[SongPrediction], object] | None = None, top: int = TOP_DEFAULT,
-            min_share: float = 0.0, output: str | os.PathLike | None = None, allow_failures: bool = False) -> int:
+            min_share: float = 0.0, output: str | os.PathLike | None = None, allow_failures: bool = False,
+            write_tags: bool = False, dry_run: bool = False, overwrite: bool = False,
+            undo_log: str | os.PathLike | None = None) -> int:
     """Stream one line per file to standard output (or to ``output``), a summary to standard error.
 
     ``on_song`` is called with each :class:`~genreslice.training.predict.SongPrediction` after its line is
     written. ``top`` genres are shown in the table, ranked by ``vote``; a file whose best genre scores below
     ``min_share`` is ``unsure``. ``output`` (a file; None or ``'-'`` for standard output) is replaced only when
-    the run ends. Returns 0 when every file was classified, :data:`EXIT_SOME_FAILED` when some could not be
-    (0 if ``allow_failures``).
+    the run ends. ``write_tags``: each file's genre is written into its tags as its record arrives (see
+    :class:`LibraryTagger`; ``dry_run``, ``overwrite`` and ``undo_log`` as there). Returns 0 when every file was
+    classified, :data:`EXIT_SOME_FAILED` when some could not be (0 if ``allow_failures``) or when the tags of
+    some could not be written.
     """
     if top < 1:
         raise ParameterError(f"top={top} must be at least 1")
+    if not write_tags and (dry_run or overwrite or undo_log is not None):
+        raise ParameterError("dry_run, overwrite and undo_log apply with write_tags=True (--write-tags) only")
     if output is not None and os.fspath(output) != "-":
         if Path(output).is_dir():
             raise ParameterError(f"--output {os.fspath(output)!r} is a folder; give a file name")
@@ -172,6 +233,25 @@ def predict(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *,
             raise ParameterError(f"--output {os.fspath(output)!r}: its folder does not exist")
     paths = list(paths)
     check_model_dir(model_dir, paths)
+    # Before TensorFlow takes seconds to load: a log that cannot be written stops the run here.
+    tagger = (LibraryTagger(model_dir, dry_run=dry_run, overwrite=overwrite, undo_log=undo_log)
+              if write_tags else None)
+    try:
+        status = _predict_files(model_dir, paths, vote=vote, output_format=output_format, workers=workers,
+                                batch_size=batch_size, timeout_s=timeout_s, progress=progress, verbose=verbose,
+                                on_song=on_song, top=top, min_share=min_share, output=output,
+                                allow_failures=allow_failures, tagger=tagger)
+    finally:
+        if tagger is not None:
+            tagger.close()
+    return EXIT_SOME_FAILED if tagger is not None and tagger.counts["failed"] else status
+
+
+def _predict_files(model_dir: str | os.PathLike, paths: list, *, vote: str, output_format: str, workers: int,
+                   batch_size: int, timeout_s: float, progress: bool, verbose: bool,
+                   on_song: Callable[[SongPrediction], object] | None, top: int, min_share: float,
+                   output: str | os.PathLike | None, allow_failures: bool, tagger: LibraryTagger | None) -> int:
+    """:func:`predict` of checked arguments."""
     load_tensorflow(quiet=not verbose)
     from genreslice.training.predict import Classifier
 
@@ -183,6 +263,8 @@ def predict(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *,
     header, line_of = prediction_lines(output_format, classifier.classes, vote=vote, top=top,
                                        min_share=min_share, multilabel=classifier.multilabel)
     observer = PredictProgress(enabled=progress)
+    if tagger is not None:
+        tagger.start(paths, observer=observer, multilabel=classifier.multilabel)
     counts = collections.Counter()
     with _output_stream(output) as stream:
         try:
@@ -193,6 +275,8 @@ def predict(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *,
                 counts[song.status] += 1
                 counts["unsure"] += song.unsure
                 _write(line_of(song), stream, observer)
+                if tagger is not None:
+                    tagger.on_song(song)
                 if on_song is not None:
                     on_song(song)
         finally:
@@ -209,6 +293,195 @@ def predict(model_dir: str | os.PathLike, paths: Iterable[str | os.PathLike], *,
           + (f"; {failed} could not be classified (reasons in the output)" if failed else "") + f"{written}.",
           file=sys.stderr)
     return EXIT_SOME_FAILED if failed and not allow_failures else 0
+
+
+class LibraryTagger:
+    """``--write-tags``: writes each classified file's genre into its own tags as its record arrives, so that a
+    run stopped midway has tagged the files it reported.
+
+    A file that already has a genre is kept unless ``overwrite``; an unsure song and a file that was not
+    classified are skipped; a multi-label model's tags (those at or above their thresholds) are written as
+    several values. Each file is rewritten as :func:`~genreslice.pipeline.library_tags.write_genres` writes (a
+    tagged copy replaces it in one step), its old values recorded first in the undo log. What happens to each
+    file is reported on standard error, then a summary; with ``dry_run`` nothing is written and no log is made.
+
+    Parameters
+    ----------
+    model_dir : str or os.PathLike
+        Recorded in the undo log.
+    dry_run : bool
+        Report what would change; write nothing.
+    overwrite : bool
+        Replace a genre a file already has.
+    undo_log : str or os.PathLike, optional
+        See :class:`~genreslice.pipeline.library_tags.UndoLog`; default: a new log in the current folder.
+
+    Raises
+    ------
+    UndoLogError
+        The undo log cannot be created or is not one.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, *, dry_run: bool = False, overwrite: bool = False,
+                 undo_log: str | os.PathLike | None = None) -> None:
+        from genreslice.pipeline.library_tags import UndoLog
+
+        self.dry_run = dry_run
+        self.overwrite = overwrite
+        self.log = None if dry_run else UndoLog(undo_log, model_dir=model_dir)
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.multilabel = False
+        self._inputs: collections.deque = collections.deque()
+        self._observer: PredictProgress | None = None
+        self._started = False
+
+    def start(self, paths: Iterable[str | os.PathLike], *, observer: PredictProgress | None = None,
+              multilabel: bool = False) -> None:
+        """Find the files as the classifier will (their records carry names for display only, which may not
+        open them), and where to print around the progress bar."""
+        from genreslice.training.predict import collect_audio
+
+        self._inputs = collections.deque(collect_audio(paths))
+        self._observer = observer
+        self.multilabel = multilabel
+
+    def _say(self, text: str) -> None:
+        line = f"genreslice predict: tags: {text}"
+        bar = getattr(self._observer, "bar", None)
+        if bar is not None:
+            bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def _real_path(self, song: SongPrediction) -> Path | None:
+        """The file of ``song``: records come one per collected input, in order, each named by its ``shown``."""
+        for position, item in enumerate(self._inputs):
+            if item.shown == song.path:
+                for _ in range(position + 1):
+                    self._inputs.popleft()
+                return item.path
+        return None
+
+    def on_song(self, song: SongPrediction) -> None:
+        """Tag (or report what would be done to) the file of one record."""
+        from genreslice.pipeline.library_tags import (
+            TagWriteError,
+            has_genre,
+            read_genres,
+            show_values,
+            tag_values,
+            write_genres,
+            write_problem,
+        )
+
+        self._started = True
+        path = self._real_path(song)
+        if not song.ok:
+            self.counts["not classified"] += 1
+            return
+        shown = song.path.replace("\r", "\\r").replace("\n", "\\n")
+        if song.tags is not None:
+            values = tag_values(song.tags)
+            if not values:
+                self.counts["no tags"] += 1
+                self._say(f"{shown}: skipped, no tag reached its threshold")
+                return
+        elif song.unsure or song.genre is None:
+            self.counts["unsure"] += 1
+            self._say(f"{shown}: skipped, unsure (best guess {song.best_guess} {song.score:.2f} below --min-share "
+                      f"{song.min_share:g})")
+            return
+        else:
+            values = tag_values([song.genre])
+        if path is None:
+            self.counts["failed"] += 1
+            self._say(f"{shown}: failed, cannot tell which file this record is (the folder changed during the run)")
+            return
+        try:
+            current = read_genres(path).values
+            if current == tuple(values):
+                self.counts["kept"] += 1
+                self._say(f"{shown}: unchanged, its genre is {show_values(current)} already")
+                return
+            if has_genre(current) and not self.overwrite:
+                self.counts["kept"] += 1
+                self._say(f"{shown}: kept, already has genre {show_values(current)} (--overwrite to replace)")
+                return
+            if self.dry_run:
+                problem = write_problem(path)
+                if problem:
+                    raise TagWriteError(path, problem)
+                self.counts["written"] += 1
+                self._say(f"{shown}: genre {show_values(current)} -> {show_values(values)}")
+                return
+            change = write_genres(path, values, expect=current, before_replace=self.log.record)
+        except TagWriteError as err:
+            self.counts["failed"] += 1
+            self._say(f"{shown}: failed, {err.reason}")
+            return
+        self.counts["written"] += 1
+        self._say(f"{shown}: genre {show_values(change.old)} -> {show_values(change.new)}")
+
+    def close(self) -> None:
+        """Close the undo log (removing one this run made and left empty) and print the summary."""
+        kept_log = self.log.close(remove_if_empty=True) if self.log is not None else False
+        if not self._started:
+            return
+        counts = self.counts
+        skipped = (f"{counts['no tags']} (no tag reached its threshold)" if self.multilabel
+                   else f"{counts['unsure']} (unsure)")
+        if self.dry_run:
+            print(f"genreslice predict: tags (dry run, nothing written): would write {counts['written']}, keep "
+                  f"{counts['kept']} (already had a genre), skip {skipped}, fail {counts['failed']}.",
+                  file=sys.stderr)
+            return
+        if kept_log and self.log.records:
+            after = f"; undo with: genreslice predict --undo {shlex.quote(os.fspath(self.log.path))}"
+        elif kept_log:
+            after = f"; no file changed, nothing added to the undo log {os.fspath(self.log.path)}"
+        else:
+            after = "; no file changed, so no undo log"
+        print(f"genreslice predict: tags: wrote {counts['written']}, kept {counts['kept']} (already had a genre), "
+              f"skipped {skipped}, failed {counts['failed']}{after}.", file=sys.stderr)
+
+
+def undo_tags(log: str | os.PathLike) -> int:
+    """``genreslice predict --undo LOG``: put back the genre values an undo log recorded.
+
+    One line per file on standard output (restored, already as it was, left alone because it was changed since,
+    failed), damaged log lines and a summary on standard error. Returns 0 when every file holds its old values
+    again, :data:`EXIT_SOME_FAILED` when some file was left alone or could not be restored.
+
+    Raises
+    ------
+    UndoLogError
+        The log cannot be read or is not a genreslice undo log.
+    """
+    from genreslice.pipeline.library_tags import read_undo_log, show_values, shown_path, undo_changes
+
+    records, problems = read_undo_log(log)
+    for problem in problems:
+        print(f"genreslice predict: undo: {problem}", file=sys.stderr)
+    counts: collections.Counter[str] = collections.Counter()
+    for result in undo_changes(records):
+        counts[result.outcome] += 1
+        shown = shown_path(result.path)
+        if result.outcome == "restored":
+            line = f"{shown}: restored, genre {show_values(result.before)} -> {show_values(result.after)}"
+        elif result.outcome == "already":
+            line = f"{shown}: already as it was, genre {show_values(result.before)}"
+        elif result.outcome == "changed":
+            line = (f"{shown}: left alone, its genre was changed since: it is {show_values(result.before)}, the "
+                    f"tag write made it {result.detail}")
+        else:
+            line = f"{shown}: failed, {result.detail}"
+        print(line, flush=True)
+    total = sum(counts.values())
+    damaged = f"; {len(problems)} damaged line{'s' * (len(problems) != 1)} of the log skipped" if problems else ""
+    print(f"genreslice predict: undo: {total} file{'s' * (total != 1)} in {os.fspath(log)}: restored "
+          f"{counts['restored']}, already as they were {counts['already']}, left alone (changed since) "
+          f"{counts['changed']}, failed {counts['failed']}{damaged}.", file=sys.stderr)
+    return EXIT_SOME_FAILED if counts["changed"] or counts["failed"] else 0
 
 
 def tag_lines(output_format: str, classes: tuple[str, ...], *, top: int = TOP_DEFAULT):

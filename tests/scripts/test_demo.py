@@ -90,7 +90,7 @@ def test_the_demo_runs_end_to_end_at_the_smallest_values_its_help_allows(tmp_pat
     assert result.returncode == 0, result.stderr
     text = result.stdout
     for step in ("== genreslice build", "== genreslice train", "== genreslice evaluate", "== genreslice predict",
-                 "== Demo report"):
+                 "== genreslice export", "== Demo report"):
         assert step in text
     assert "corpus      16 songs of 4 genres (Electronic, Folk, Jazz, Rock)" in text
     assert "caution     a toy: it knows 4 synthetic genres" in text
@@ -114,6 +114,11 @@ def test_the_demo_runs_end_to_end_at_the_smallest_values_its_help_allows(tmp_pat
     assert f"predict     {right} of 4 held-out songs classified as their tag says" in text
     assert f"song accuracy {metrics['song_accuracy_majority']:.3f} (majority vote)" in text
     assert (out / "model" / "curves.png").is_file() and (out / "model" / "eval" / "test" / "confusion.png").is_file()
+    # The model exported, checked, and its card and script beside it.
+    assert "Check: " in text and "passed." in text and f"export      {out / 'exported'}: " in text
+    card = json.loads((out / "exported" / "genreslice-model.json").read_text())
+    assert card["classes"] == list(GENRES) and card["export"]["format"] == "onnx"
+    assert (out / "exported" / "model.onnx").stat().st_size > 10_000 and (out / "exported" / "classify.py").is_file()
 
     again = genreslice("demo", "--out", str(out), "--songs-per-genre", "4", "--seconds", "3", "--no-progress")
     assert again.returncode == 0 and "Making" not in again.stdout and "is already trained" in again.stdout

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,6 +94,20 @@ def test_build_train_evaluate_and_predict_tags(tagged, tmp_path, capsys):
             if abs(probability - thresholds[name]) > 1e-4:
                 assert (name in song["tags"]) == (probability > thresholds[name]), (name, song)
         assert song["tags"] == sorted(song["tags"], key=lambda name: -probabilities[name])
+    # Exported, the network and its card give the same tags without genreslice.
+    code, out, err = run(capsys, "export", model, str(tmp_path / "exported"))
+    assert code == 0, err
+    card = json.loads((tmp_path / "exported" / "genreslice-model.json").read_text(encoding="utf-8"))
+    assert card["task"] == "multilabel" and card["voting"]["thresholds"] == pytest.approx(thresholds, abs=1e-6)
+    exported = subprocess.run([sys.executable, str(tmp_path / "exported" / "classify.py"),
+                               str(tmp_path / "exported"), *(str(tagged / "music" / song["path"])
+                                                            for song in songs)],
+                              capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    assert exported.returncode == 0, exported.stderr
+    for song, answer in zip(songs, map(json.loads, exported.stdout.splitlines()), strict=True):
+        assert answer["mean_probability"] == pytest.approx(song["mean_probability"], abs=2e-4)
+        if all(abs(p - thresholds[name]) > 1e-3 for name, p in song["mean_probability"].items()):
+            assert answer["tags"] == song["tags"]
     code, out, err = run(capsys, "predict", model, music, "--top", "3", "--format", "csv", "--no-progress")
     records = list(csv.DictReader(io.StringIO(out)))
     assert len(records) == 16 and list(records[0])[:5] == ["path", "status", "reason", "tags", "top"]
