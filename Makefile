@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: test demo example setup system-deps bench-build bench-labels bench-train bench-predict bench-dask bench-resume bench-stopping bench-models bench-tagging bench-duplicates same-outputs clean
+.PHONY: test demo example setup system-deps bench-build bench-labels bench-train bench-predict bench-dask bench-resume bench-stopping bench-models bench-tagging bench-duplicates bench-serve same-outputs clean
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -42,9 +42,10 @@ example: setup
 #   bench-models   sox and mel data sets of a harder generated corpus, every model preset trained on each; compare table
 #   bench-tagging  a generated multi-label corpus against a shuffled-label control (ROC-AUC, PR-AUC); GTZAN-layout
 #                  folders and a CSV-labelled dance corpus end to end; dry runs over the real MTG-Jamendo categories
+#   bench-serve    genreslice serve under 1, 2, 4 and 8 concurrent clients: songs per second against predict's
 #   bench-duplicates  copies planted in a generated corpus (re-encoded, resampled, louder, trimmed, under other
 #                  artists): recall, false groups, and the build's time with and without fingerprints
-bench-build bench-labels bench-train bench-predict bench-dask bench-resume bench-stopping bench-models bench-tagging bench-duplicates: bench-%: setup
+bench-build bench-labels bench-train bench-predict bench-dask bench-resume bench-stopping bench-models bench-tagging bench-duplicates bench-serve: bench-%: setup
 	$(BIN)/python -m benchmarks.bench_$*
 
 # Same outputs: build, train and predict a fixed generated corpus; compare every output with the reference run.

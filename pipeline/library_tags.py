@@ -201,7 +201,10 @@ def _detect(path: Path, shown: Path) -> tuple[_TagFormat, mutagen.FileType]:
     if family == "id3":
         version = tuple(audio.tags.version[:2]) if audio.tags is not None else None
         v2 = 3 if version in ((2, 2), (2, 3)) else 4
-        load = {"v2_version": v2}
+        # A v2.3 tag is loaded as it is: translated, mutagen would drop the frames it counts as v2.4's alone (TSOP,
+        # TSOA, TSOT, ...), which iTunes and others write into v2.3 tags. A v2.2 tag has none, and its frames need
+        # the translation to be saved as v2.3.
+        load = {"v2_version": v2, **({"translate": False} if version == (2, 3) else {})}
         save = {"v2_version": v2, "v23_sep": None}  # an ID3v1 tag: updated if there is one
         if v2 == 3:  # loaded again so that its frames stay v2.3 frames (the default load makes them v2.4)
             audio = _mutagen(shown, _UNREADABLE, lambda: type(audio)(path, **load))
@@ -214,7 +217,8 @@ def _genre_values(audio: mutagen.FileType, family: str) -> tuple[str, ...]:
     if tags is None:
         return ()
     if family == "id3":
-        return tuple(str(text) for frame in tags.getall("TCON") for text in frame.text)
+        # .genres reads ID3v1 genre numbers ("(17)", "17") as their names, as mutagen's translation to v2.4 does
+        return tuple(str(text) for frame in tags.getall("TCON") for text in frame.genres)
     if family == "asf":
         return tuple(str(getattr(value, "value", value)) for value in tags.get("WM/Genre", []))
     return tuple(str(value) for value in tags.get(GENRE_FIELDS[family], []))
@@ -259,7 +263,7 @@ def write_problem(path: str | os.PathLike) -> str | None:
     or its folder, where the tagged copy is made, is), or None; for a dry run, as the operating system judges it
     now (the superuser may write anything)."""
     target = Path(os.path.realpath(path))
-    if not os.access(target, os.W_OK):
+    if _read_only(target):
         return _READ_ONLY
     if not os.access(target.parent, os.W_OK | os.X_OK):
         return "its folder is read-only, and the tagged copy is made there; make it writable to tag the file"
@@ -299,7 +303,7 @@ def write_genres(path: str | os.PathLike, values: Sequence[str], *, expect: Sequ
     if not shown.is_file():
         raise TagWriteError(shown, "no such file" if not os.path.lexists(shown) else "not a regular file")
     target = Path(os.path.realpath(shown))
-    if not os.access(target, os.W_OK):
+    if _read_only(target):
         raise TagWriteError(shown, _READ_ONLY)
     tag_format, _ = _detect(target, shown)
     prefix = "." + os.fsdecode(os.fsencode(target.name)[:_TMP_NAME_BYTES]) + _TMP_MARK
@@ -309,9 +313,11 @@ def write_genres(path: str | os.PathLike, values: Sequence[str], *, expect: Sequ
         raise TagWriteError(shown, f"cannot make the temporary copy in its folder: {err.strerror or err}") from err
     tmp = Path(tmp_name)
     try:
-        change = _write_copy(fd, target, tmp, shown, tag_format, values, expect)
+        change, copied = _write_copy(fd, target, tmp, shown, tag_format, values, expect)
+        _check_unchanged(target, copied, shown)
         if before_replace is not None:
             before_replace(change)
+        _check_unchanged(target, copied, shown)  # again, just before the rename: the log write took a moment
         try:
             os.replace(tmp, target)
         except OSError as err:
@@ -326,10 +332,32 @@ def write_genres(path: str | os.PathLike, values: Sequence[str], *, expect: Sequ
         raise
 
 
+def _read_only(target: Path) -> bool:
+    """Whether ``target`` must not be rewritten: the operating system says it cannot be written, or no one may
+    write it (mode 0444: the superuser could, but the file was made read-only on purpose)."""
+    try:
+        return not os.access(target, os.W_OK) or not os.stat(target).st_mode & 0o222
+    except OSError:
+        return True
+
+
+def _check_unchanged(target: Path, copied: os.stat_result, shown: Path) -> None:
+    """Refuse to replace ``target`` when it changed after it was copied (another program wrote it): the tagged copy
+    would undo that program's change."""
+    try:
+        now = os.stat(target)
+    except OSError as err:
+        raise TagWriteError(shown, f"it cannot be examined before it is replaced: {err.strerror or err}") from err
+    if (now.st_ino, now.st_size, now.st_mtime_ns, now.st_ctime_ns) != \
+            (copied.st_ino, copied.st_size, copied.st_mtime_ns, copied.st_ctime_ns):
+        raise TagChangedError(shown, "another program changed it while it was being tagged; it was left as that "
+                                     "program wrote it (run again to tag it)")
+
+
 def _write_copy(fd: int, target: Path, tmp: Path, shown: Path, tag_format: _TagFormat, values: Sequence[str],
-                expect: Sequence[str] | None) -> GenreChange:
+                expect: Sequence[str] | None) -> tuple[GenreChange, os.stat_result]:
     """Copy ``target`` into the open temporary file ``fd`` (``tmp``), set its genre, read it back, flush it and
-    give it ``target``'s mode and owner."""
+    give it ``target``'s mode and owner. Returns the change and ``target``'s status when it was copied."""
     try:
         with os.fdopen(fd, "wb") as copy, open(target, "rb") as original:
             shutil.copyfileobj(original, copy, 1 << 20)
@@ -341,21 +369,36 @@ def _write_copy(fd: int, target: Path, tmp: Path, shown: Path, tag_format: _TagF
     old = _genre_values(audio, family)
     if expect is not None and old != tuple(expect):
         raise TagChangedError(shown, f"its genre changed while it was being tagged (now {show_values(old)})")
+    before = _tag_keys(audio)
     _set_genre_values(audio, family, values)
     _mutagen(shown, "mutagen cannot write the tags", lambda: audio.save(**tag_format.save))
     written = _mutagen(shown, "the tagged copy cannot be read back",
                        lambda: tag_format.kind(tmp, **tag_format.load))
     new = _genre_values(written, family)
+    lost = before - _tag_keys(written) - {GENRE_FIELDS[family].lower()}
+    if lost:  # a safety net: the other tags must all be there
+        raise TagWriteError(shown, f"writing its genre would drop other tags ({', '.join(sorted(lost)[:5])}); it "
+                                   "was left as it was")
     try:
         fsync_path(tmp)
         shutil.copymode(target, tmp)
         made = os.stat(tmp)
         if (made.st_uid, made.st_gid) != (status.st_uid, status.st_gid) and hasattr(os, "chown"):
-            with contextlib.suppress(OSError):  # only the superuser may give a file away; others keep it theirs
+            try:
                 os.chown(tmp, status.st_uid, status.st_gid)
+            except OSError as err:  # only the superuser may give a file away
+                raise TagWriteError(shown, f"the tagged copy cannot keep the file's owner (user {status.st_uid}, "
+                                           f"group {status.st_gid}): {err.strerror or err}; tag it as its owner") \
+                    from err
     except OSError as err:
         raise TagWriteError(shown, f"cannot finish the tagged copy: {err.strerror or err}") from err
-    return GenreChange(shown, GENRE_FIELDS[family], old, new)
+    return GenreChange(shown, GENRE_FIELDS[family], old, new), status
+
+
+def _tag_keys(audio: mutagen.FileType) -> set[str]:
+    """The names of a loaded file's tags (ID3 frame ids with their descriptions, Vorbis and MP4 keys), in lower
+    case (Vorbis comment names are case-insensitive)."""
+    return set() if audio.tags is None else {str(key).lower() for key in audio.tags.keys()}
 
 
 def show_values(values: Sequence[str]) -> str:
@@ -479,7 +522,10 @@ class UndoLog:
     def close(self, *, remove_if_empty: bool = False) -> bool:
         """Close the log; with ``remove_if_empty``, delete a log this object created that records no change.
         Returns whether the log is kept."""
-        self._handle.close()
+        # Each record was flushed when written: what close could still flush is a record whose write failed (a
+        # full disk), already reported; trying it again would only hide that report behind a bare OSError.
+        with contextlib.suppress(OSError):
+            self._handle.close()
         if remove_if_empty and self.created and not self.records:
             with contextlib.suppress(OSError):
                 self.path.unlink()

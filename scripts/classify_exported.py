@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Classify songs with a model exported by ``genreslice export``, without genreslice.
 
-Needs numpy, SoX on the PATH (it decodes the audio, and draws the spectrogram of a ``sox`` model), and the runtime of
+Needs numpy, SoX on the PATH (it decodes the audio, so any format SoX reads; genreslice itself also reads M4A, Opus
+and others through FFmpeg, which this script does not: convert them with FFmpeg first), and the runtime of
 the exported format: onnxruntime (``model.onnx``), ai-edge-litert or TensorFlow (``model.tflite``), TensorFlow
 (``saved_model/``). Everything else comes from the card beside the model, ``genreslice-model.json``: the classes in
 output order, the spectrogram settings, the slice size, the input scaling, the voting rule and the tag thresholds.
@@ -204,9 +205,13 @@ def main() -> int:
     parser.add_argument("files", nargs="+", help="audio files SoX can read")
     parser.add_argument("--vote", choices=["majority", "mean"], default="majority")
     args = parser.parse_args()
-    with open(os.path.join(args.export_dir, CARD), encoding="utf-8") as stream:
-        card = json.load(stream)
-    network = Network(args.export_dir, card)
+    try:
+        with open(os.path.join(args.export_dir, CARD), encoding="utf-8") as stream:
+            card = json.load(stream)
+        network = Network(args.export_dir, card)
+    except (OSError, ValueError, KeyError) as err:
+        sys.exit(f"classify.py: {args.export_dir} is not a readable export of genreslice ({err}); give the folder "
+                 "'genreslice export' wrote")
     failed = 0
     for path in args.files:
         record = classify(path, network, card, args.vote)

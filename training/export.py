@@ -45,7 +45,7 @@ from genreslice.pipeline import layout
 from genreslice.pipeline.png import to_model_input
 from genreslice.training.data_source import load_gray
 from genreslice.training.errors import ModelDirError, TrainingError
-from genreslice.training.model_card import model_card
+from genreslice.training.model_card import CARD_FORMAT, model_card
 from genreslice.training.model_dir import TrainedModel, load_trained_model, unfinished_training_note
 from genreslice.training.tf_modules import keras
 
@@ -143,8 +143,8 @@ def export_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ou
     if missing:
         raise ExportError(f"the {output_format} format needs {', '.join(missing)}, which cannot be imported here; "
                           "install them with: pip install 'genreslice[export]'")
-    out = Path(out_dir)
-    _check_out_dir(out)
+    out = Path(os.path.abspath(out_dir))  # "." and "sub/.." name the folder itself, which is then renamed
+    _check_out_dir(out, Path(model_dir))
     trained = load_trained_model(model_dir)
     slices, from_dataset = sample_slices(trained)
     expected = np.asarray(trained.model.predict_on_batch(to_model_input(slices[..., None])))
@@ -155,6 +155,7 @@ def export_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ou
             _CONVERTERS[output_format](trained.model, scratch / file_name)
             network = load_exported(scratch / file_name, output_format)
             got = network(to_model_input(slices[..., None]))
+            input_name = getattr(network, "input_name", None) or _input_name(trained.model)
         difference = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
         if not difference <= tolerance:
             raise ExportError(
@@ -163,7 +164,7 @@ def export_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ou
                 "Report it with the model's preset (model.json's training.model), or try another --format")
         card = model_card(trained)
         card["export"] = {
-            "format": output_format, "file": file_name, "input_name": _input_name(trained.model),
+            "format": output_format, "file": file_name, "input_name": input_name,
             "check": {"slices": len(slices), "dataset_slices": from_dataset, "max_abs_difference": difference,
                       "tolerance": tolerance},
             "runtime": {"savedmodel": "tensorflow (tf.saved_model.load(path).serve(slices))",
@@ -235,7 +236,8 @@ def load_exported(path: str | os.PathLike, output_format: str):
 
             session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
             name = session.get_inputs()[0].name
-            return lambda x: np.asarray(session.run(None, {name: np.ascontiguousarray(x, np.float32)})[0])
+            return _Network(lambda x: np.asarray(session.run(None, {name: np.ascontiguousarray(x, np.float32)})[0]),
+                            name)
         if output_format == "tflite":
             interpreter = _tflite_interpreter(path)
 
@@ -247,14 +249,27 @@ def load_exported(path: str | os.PathLike, output_format: str):
                 interpreter.invoke()
                 return interpreter.get_tensor(wanted["index"]).copy()
 
-            return run
+            return _Network(run, interpreter.get_input_details()[0]["name"])
         from genreslice.training.tf_modules import tf
 
         loaded = tf.saved_model.load(path)  # kept by the function: its variables live as long as it does
-        return lambda x: np.asarray(loaded.serve(np.ascontiguousarray(x, np.float32)))
+        signature = loaded.signatures.get("serving_default")
+        name = next(iter(signature.structured_input_signature[1]), None) if signature is not None else None
+        return _Network(lambda x: np.asarray(loaded.serve(np.ascontiguousarray(x, np.float32))), name)
     except Exception as err:  # each runtime raises its own kinds for a file it cannot load
         raise ExportError(f"{path}: the {output_format} runtime cannot load it ({type(err).__name__}: "
                           f"{' '.join(str(err).split())[:300]})") from err
+
+
+@dataclass(frozen=True)
+class _Network:
+    """An exported network run by its runtime: called with float32 slices, it gives their probabilities."""
+
+    run: object
+    input_name: str | None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.run(x)
 
 
 def _tflite_interpreter(path: str):
@@ -329,15 +344,37 @@ def _all_layers(model: keras.Model):
             yield from _all_layers(layer)
 
 
-def _check_out_dir(out: Path) -> None:
-    """Refuse an ``OUT_DIR`` that is a file, or a folder holding what an export did not write."""
+def _check_out_dir(out: Path, model_dir: Path) -> None:
+    """Refuse an ``OUT_DIR`` that could not be replaced without loss: a file or a link, a folder that is not empty
+    and not an earlier export (whose card says so), the model folder or a folder around it, or one whose parent
+    cannot take the scratch folder."""
+    if out.is_symlink():
+        raise ModelDirError(f"{out} is a symbolic link; give the folder it points to, or a new folder")
     if out.exists() and not out.is_dir():
         raise ModelDirError(f"{out} exists and is not a folder; choose a new folder for the export")
-    if out.is_dir():
-        foreign = sorted(path.name for path in out.iterdir() if path.name not in _EXPORT_NAMES)
-        if foreign:
-            raise ModelDirError(f"{out} holds files an export did not write ({', '.join(foreign[:5])}"
-                                f"{', ...' if len(foreign) > 5 else ''}); choose a new or empty folder")
+    model = model_dir.resolve()
+    if out.resolve() == model or out.resolve() in model.parents:
+        raise ModelDirError(f"{out} holds the model folder {model_dir}; choose another folder for the export")
+    if out.is_dir() and any(out.iterdir()) and not _is_export(out):
+        names = sorted(path.name for path in out.iterdir())
+        raise ModelDirError(f"{out} is not empty and holds no export of genreslice (it has {', '.join(names[:5])}"
+                            f"{', ...' if len(names) > 5 else ''}); choose a new or empty folder")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ModelDirError(f"{out}: its folder {parent} is not writable; choose a folder you can write to")
+
+
+def _is_export(folder: Path) -> bool:
+    """Whether ``folder`` holds only what an export writes, with an export's card."""
+    try:
+        card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+        names = {path.name for path in folder.iterdir()}
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return (isinstance(card, dict) and card.get("format") == CARD_FORMAT and isinstance(card.get("export"), dict)
+            and names <= _EXPORT_NAMES)
 
 
 @contextlib.contextmanager

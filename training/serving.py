@@ -341,7 +341,15 @@ class _Upload:
         self._file = None
 
     def open(self, extension: str) -> None:
-        descriptor, path = tempfile.mkstemp(prefix="upload-", suffix=extension, dir=self.folder)
+        try:
+            descriptor, path = tempfile.mkstemp(prefix="upload-", suffix=extension, dir=self.folder)
+        except FileNotFoundError:  # a cleaner of the temporary folder removed it: made again, private
+            logger.warning("the upload folder %s was removed; making it again", self.folder)
+            try:
+                os.makedirs(self.folder, mode=0o700, exist_ok=True)
+                descriptor, path = tempfile.mkstemp(prefix="upload-", suffix=extension, dir=self.folder)
+            except OSError as err:
+                raise RequestError(503, f"the server cannot store the upload now: {err.strerror or err}") from err
         self.path = Path(path)
         self._file = os.fdopen(descriptor, "wb")
 
@@ -416,7 +424,7 @@ class _FormUpload:
         self.found = True
         filename = options.get(b"filename")
         content_type = self._headers.get(b"content-type")
-        self._begin(None if filename is None else filename.decode("utf-8", errors="backslashreplace"),
+        self._begin(None if filename is None else filename.decode("utf-8", errors="replace"),
                     None if content_type is None else content_type.decode("latin-1"))
         self._writing = True
 
@@ -488,7 +496,12 @@ class ClassifyService:
         upload = _Upload(self.upload_dir)
         processes = SoxProcesses()
         with self._lock:
-            self._running.add(processes)
+            busy = len(self._running) >= self.settings.max_concurrent
+            if not busy:
+                self._running.add(processes)
+        if busy:  # counted here, not by the server's connections, which idle clients could hold
+            return error_response(503, f"the server is busy: {self.settings.max_concurrent} files are being received "
+                                       "or classified (its --max-concurrent); try again shortly")
         stage = ["upload"]
         timer = asyncio.timeout(self.settings.timeout_s)
         try:
@@ -696,6 +709,6 @@ def serve(service: ClassifyService, sock: socket.socket) -> None:
     stops it at once). The caller closes ``service`` and ``sock``.
     """
     config = uvicorn.Config(make_app(service), log_config=None, lifespan="off", ws="none",
-                            limit_concurrency=service.settings.max_concurrent, server_header=False,
+                            server_header=False,
                             timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
     uvicorn.Server(config).run(sockets=[sock])

@@ -48,6 +48,26 @@ def fraction(text: str) -> float:
     return value
 
 
+class _PredictParser(argparse.ArgumentParser):
+    """``predict``'s parser: MODEL_DIR and PATH are required, but not on a command line with ``--undo``, which
+    takes neither; :func:`run` then refuses any that are given."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        words = list(args) if args is not None else []
+        if not any(word == "--undo" or word.startswith("--undo=") for word in words):
+            return super().parse_known_args(args, namespace)
+        positionals = {action.dest: action for action in self._actions if action.dest in ("model_dir", "paths")}
+        kept = {dest: (action.nargs, action.required) for dest, action in positionals.items()}
+        positionals["model_dir"].nargs, positionals["paths"].nargs = "?", "*"
+        for action in positionals.values():
+            action.required = False
+        try:
+            return super().parse_known_args(args, namespace)
+        finally:
+            for dest, (nargs, required) in kept.items():
+                positionals[dest].nargs, positionals[dest].required = nargs, required
+
+
 def register_subcommand(commands: argparse._SubParsersAction) -> None:
     """Add ``predict`` and its options to the ``genreslice`` subcommands."""
     predict = commands.add_parser(
@@ -73,10 +93,12 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
                 "and PATH given the wrong way round."),
         formatter_class=HelpFormatter,
     )
-    # Optional for argparse only, so that --undo can go without them; run() requires them otherwise.
-    predict.add_argument("model_dir", metavar="MODEL_DIR", nargs="?",
+    # Required, so that options may stand between them as ever (argparse fills optional positionals from the first
+    # word alone); a command line with --undo is parsed with both optional (see _PredictParser).
+    predict.__class__ = _PredictParser
+    predict.add_argument("model_dir", metavar="MODEL_DIR",
                          help="a model folder made by 'genreslice train' (not with --undo)")
-    predict.add_argument("paths", metavar="PATH", nargs="*",
+    predict.add_argument("paths", metavar="PATH", nargs="+",
                          help="audio files and folders (searched recursively); at least one (not with --undo)")
     predict.add_argument("--vote", choices=list(VOTES), default="majority", help=VOTE_HELP)
     predict.add_argument("--format", choices=["table", "json", "csv"], default="table",
@@ -436,7 +458,7 @@ class LibraryTagger:
                   file=sys.stderr)
             return
         if kept_log and self.log.records:
-            after = f"; undo with: genreslice predict --undo {shlex.quote(os.fspath(self.log.path))}"
+            after = f"; undo with: genreslice predict --undo={shlex.quote(os.fspath(self.log.path))}"
         elif kept_log:
             after = f"; no file changed, nothing added to the undo log {os.fspath(self.log.path)}"
         else:

@@ -68,7 +68,8 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
                        help="seconds one request may take, its upload included: then it is answered 408 (upload "
                             "still arriving) or 504, and its SoX is killed")
     serve.add_argument("--max-concurrent", type=positive_int, default=DEFAULT_MAX_CONCURRENT, metavar="N",
-                       help="connections and requests handled at once; beyond them uvicorn answers 503")
+                       help="uploads received or classified at once; beyond them a request is answered 503 (JSON) at "
+                            "once. Idle connections do not count")
     serve.set_defaults(handler=run)
 
 

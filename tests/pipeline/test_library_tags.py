@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import mutagen
@@ -419,3 +420,83 @@ def test_the_module_does_not_import_tensorflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             cwd=Path(__file__).parents[2])
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_v23_frames_that_id3v24_renamed_are_kept(tmp_path, sox_info):
+    """iTunes writes sort-order frames (TSOP, TSOA, TSOT) into v2.3 tags; translating the tag to v2.4 and back, as
+    mutagen does by default, drops them."""
+    from mutagen.id3 import TSOA, TSOP, TSOT, TYER
+
+    path = synth(tmp_path / "itunes.mp3", 1.0, "sine", "440")
+    tags = ID3()
+    for frame in (TIT2(encoding=1, text=["The title"]), TPE1(encoding=1, text=["The Artist"]),
+                  TSOP(encoding=1, text=["Artist, The"]), TSOA(encoding=1, text=["Album, An"]),
+                  TSOT(encoding=1, text=["title, The"]), TYER(encoding=1, text=["1999"])):
+        tags.add(frame)
+    tags.save(path, v2_version=3, v23_sep=None)
+    write_genres(path, ["Jazz"])
+    written = ID3(path, translate=False)
+    assert written.version[:2] == (2, 3)
+    assert sorted(written.keys()) == ["TCON", "TIT2", "TPE1", "TSOA", "TSOP", "TSOT", "TYER"]
+    assert written["TSOP"].text == ["Artist, The"] and written["TCON"].text == ["Jazz"]
+
+
+def test_a_file_changed_while_it_is_tagged_is_left_as_the_other_program_wrote_it(originals, tmp_path):
+    path = tmp_path / "song.mp3"
+    shutil.copy(original(originals, "id3v2.4.mp3"), path)
+
+    def another_program_writes(change):
+        tags = ID3(path)
+        tags.add(TIT2(encoding=1, text=["Renamed meanwhile"]))
+        tags.save(path)
+
+    with pytest.raises(library_tags.TagChangedError, match="another program changed it while it was being tagged"):
+        write_genres(path, ["Jazz"], before_replace=another_program_writes)
+    assert ID3(path)["TIT2"].text == ["Renamed meanwhile"] and "TCON" not in ID3(path)
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["song.mp3"]
+
+
+def test_a_file_whose_owner_cannot_be_kept_is_refused(originals, request):
+    """A user who may write a folder but not own another's file in it would make the file theirs: refused."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a file owned by another user")
+    folder = Path(tempfile.mkdtemp(prefix="shared-"))  # pytest's own folders are closed to other users
+    folder.chmod(0o777)
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    path = folder / "theirs.mp3"
+    shutil.copy(original(originals, "id3v2.4.mp3"), path)
+    path.chmod(0o666)
+    before = path.read_bytes()
+    code = ("import sys\nfrom genreslice.pipeline.library_tags import TagWriteError, write_genres\n"
+            "try:\n    write_genres(sys.argv[1], ['Jazz'])\nexcept TagWriteError as err:\n    print(err.reason)\n")
+    result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+                             sys.executable, "-c", code, str(path)],
+                            capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
+    if result.returncode != 0 and "setpriv" in result.stderr:
+        pytest.skip(f"cannot run as another user here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("the tagged copy cannot keep the file's owner (user 0, group 0)")
+    assert path.read_bytes() == before and path.stat().st_uid == 0
+    assert sorted(entry.name for entry in folder.iterdir()) == ["theirs.mp3"]
+
+
+def test_a_file_no_one_may_write_is_refused_even_for_root(originals, tmp_path):
+    path = tmp_path / "locked.mp3"
+    shutil.copy(original(originals, "id3v2.4.mp3"), path)
+    path.chmod(0o444)
+    before = path.read_bytes()
+    assert library_tags.write_problem(path) == "the file is read-only; make it writable (chmod u+w) to tag it"
+    with pytest.raises(TagWriteError, match="the file is read-only"):
+        write_genres(path, ["Jazz"])
+    assert path.read_bytes() == before
+
+
+def test_a_full_disk_while_logging_is_reported_as_the_logs_failure(tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full to stand for a full disk")
+    log = UndoLog(tmp_path / "undo.jsonl")
+    log._handle.close()
+    log._handle = open("/dev/full", "w", encoding="utf-8")  # every flush: No space left on device
+    with pytest.raises(UndoLogError, match="No space left on device; no file was changed without its record"):
+        log.record(GenreChange(tmp_path / "a.mp3", "TCON", (), ("Jazz",)))
+    assert log.close() is True  # the record still buffered is not flushed again into a bare OSError

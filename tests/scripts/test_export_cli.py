@@ -135,8 +135,20 @@ def test_refusals(toy_model, tmp_path, capsys, monkeypatch):
     crowded.mkdir()
     (crowded / "notes.txt").write_text("mine")
     code, _, stderr = run(capsys, "export", str(toy_model / "model"), str(crowded))
-    assert code == 1 and "holds files an export did not write (notes.txt)" in stderr
+    assert code == 1 and "is not empty and holds no export of genreslice (it has notes.txt)" in stderr
     assert os.listdir(crowded) == ["notes.txt"]
+    # Names an export writes do not make a folder an export: its card must say so.
+    (crowded / "notes.txt").unlink()
+    (crowded / "classify.py").write_text("my own script")
+    code, _, stderr = run(capsys, "export", str(toy_model / "model"), str(crowded))
+    assert code == 1 and "holds no export of genreslice (it has classify.py)" in stderr
+    assert (crowded / "classify.py").read_text() == "my own script"
+    (tmp_path / "link").symlink_to(crowded, target_is_directory=True)
+    code, _, stderr = run(capsys, "export", str(toy_model / "model"), str(tmp_path / "link"))
+    assert code == 1 and "is a symbolic link" in stderr
+    for inside in (toy_model / "model", toy_model):
+        code, _, stderr = run(capsys, "export", str(toy_model / "model"), str(inside))
+        assert code == 1 and "holds the model folder" in stderr
     code, _, stderr = run(capsys, "export", str(tmp_path / "nowhere"), str(tmp_path / "out"))
     assert code == 1 and "does not exist" in stderr and "usage: genreslice export [OPTIONS]" in stderr
     code, _, stderr = run(capsys, "export", str(toy_model / "model"), str(tmp_path / "out"), "--format", "pt")

@@ -230,3 +230,19 @@ def test_predict_says_when_model_dir_and_path_are_swapped(toy_model, songs, tmp_
     assert "swapped" not in result.stderr and "Not a directory" not in result.stderr
     result = genreslice("predict", str(tmp_path / "nowhere"), str(songs))
     assert result.returncode == 1 and "does not exist" in result.stderr
+
+
+def test_options_may_stand_between_model_dir_and_paths_and_undo_takes_neither():
+    from genreslice.scripts.cli import make_parser
+
+    parser = make_parser()
+    args = parser.parse_args(["predict", "models/first", "--format", "json", "a.mp3", "b.mp3", "--vote", "mean"])
+    assert (args.model_dir, args.paths, args.format, args.vote) == ("models/first", ["a.mp3", "b.mp3"], "json", "mean")
+    args = parser.parse_args(["predict", "--undo", "log.jsonl"])
+    assert (args.undo, args.model_dir, args.paths) == ("log.jsonl", None, [])
+    args = parser.parse_args(["predict", "--undo=log.jsonl"])
+    assert args.undo == "log.jsonl"
+    args = parser.parse_args(["predict", "m", "x.mp3"])  # the positionals are required again after an --undo parse
+    assert (args.model_dir, args.paths, args.undo) == ("m", ["x.mp3"], None)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["predict", "m"])

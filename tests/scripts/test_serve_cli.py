@@ -11,10 +11,12 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -308,7 +310,7 @@ def test_a_request_past_its_timeout_is_504_and_ctrl_c_stops_the_server(toy_model
     env, pid_file = stalling_sox(tmp_path / "bin")
     temporary = tmp_path / "tmp ZZSTALLZZ"  # the uploads' path holds the stalling SoX's marker
     temporary.mkdir()
-    stalling = start_server(toy_model / "model", "--timeout", "2", "--workers", "1",
+    stalling = start_server(toy_model / "model", "--timeout", "2", "--workers", "1", "--max-concurrent", "1",
                             env={**env, "TMPDIR": str(temporary)})
     try:
         assert stalling.uploads.parent == temporary
@@ -326,6 +328,15 @@ def test_a_request_past_its_timeout_is_504_and_ctrl_c_stops_the_server(toy_model
             pid_file.unlink()
             stuck = pool.submit(stalled_client.post, "/classify", files={"file": ("long.mp3", data)})
             sox = wait_for_pid(pid_file)
+            # --max-concurrent 1: another upload is refused at once, in JSON; idle connections do not count.
+            address = urllib.parse.urlsplit(stalling.url)
+            idle = [socket.create_connection((address.hostname, address.port)) for _ in range(3)]
+            with httpx.Client(base_url=stalling.url, timeout=30) as other:
+                busy = other.post("/classify", files={"file": ("other.mp3", data)})
+                assert busy.status_code == 503 and "--max-concurrent" in busy.json()["error"]
+                assert other.get("/health").status_code == 200
+            for connection in idle:
+                connection.close()
             seconds = stalling.stop(signal.SIGINT)
             with contextlib.suppress(httpx.HTTPError):  # answered or cut off, as the server stopped
                 stuck.result(30)

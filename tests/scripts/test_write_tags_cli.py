@@ -105,7 +105,7 @@ def test_write_then_overwrite_then_undo(toy_model, music, tmp_path, capsys):
     assert read_genres(tagged).values == ("Rock",) and read_genres(mixed).values == ()
     assert mutagen.File(mixed).tags is None  # skipped: not even an empty tag added
     assert f"wrote 1, kept 1 (already had a genre), skipped 1 (unsure), failed 0; undo with: genreslice predict " \
-           f"--undo '{log}'." in out.err
+           f"--undo='{log}'." in out.err
     header, change = (json.loads(line) for line in log.read_text(encoding="utf-8").splitlines())
     assert header["model_dir"] == os.path.abspath(model) and header["tool"] == "genreslice predict --write-tags"
     assert (bytes.fromhex(change["path_bytes"]), change["field"], change["old"], change["new"]) == (
@@ -160,7 +160,7 @@ def test_multilabel_records_write_their_tags(music, tmp_path, capsys):
     [log] = Path.cwd().iterdir()
     assert log.name.startswith("genreslice-tags-undo-") and log.suffix == ".jsonl"
     assert ("wrote 1, kept 0 (already had a genre), skipped 1 (no tag reached its threshold), failed 0; undo with: "
-            f"genreslice predict --undo {log.name}.") in err
+            f"genreslice predict --undo={log.name}.") in err
     assert read_genres(song).values == ("rock", "calm") and read_genres(music / MIXED).values == ()
 
     again = LibraryTagger("model", overwrite=True)  # changes nothing: its log is removed again
