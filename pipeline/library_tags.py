@@ -16,8 +16,8 @@ Other formats (a raw AAC stream, AU) raise :class:`TagWriteError` ("tags of this
 
 A write never touches the original until the new file is complete: the file is copied to a hidden temporary file in
 its own folder (``.NAME.genreslice-XXXXXXXX.tmp``), mutagen rewrites the tag blocks of the copy (never the audio),
-the copy is read back, flushed to disk and given the original's permission bits (and owner, where allowed), and
-only then renames onto the original, one atomic step. Any failure before the rename leaves the original as it was
+the copy is read back, flushed to disk and given the original's permission bits and owner (a file whose owner or
+group the copy cannot keep is refused), and only then renames onto the original, one atomic step. Any failure before the rename leaves the original as it was
 and removes the copy; a process killed at any moment leaves the original either old or new, and at worst a
 hidden ``.tmp`` file, which is safe to delete. The rename gives the file a new inode: other hard links to it keep
 the old content. A symbolic link is followed: its target is rewritten and the link stays.
@@ -92,6 +92,11 @@ class TagWriteError(PipelineError):
 
 class TagChangedError(TagWriteError):
     """The file's genre is not what the caller expected (it changed since it was read); nothing was written."""
+
+
+class FileChangedError(TagWriteError):
+    """Another program wrote the file while it was being tagged; the tagged copy was dropped, the file left as that
+    program wrote it."""
 
 
 class UndoLogError(PipelineError):
@@ -265,6 +270,12 @@ def write_problem(path: str | os.PathLike) -> str | None:
     target = Path(os.path.realpath(path))
     if _read_only(target):
         return _READ_ONLY
+    try:
+        owner = _owner_problem(os.stat(target))
+    except OSError:
+        owner = None
+    if owner:
+        return owner
     if not os.access(target.parent, os.W_OK | os.X_OK):
         return "its folder is read-only, and the tagged copy is made there; make it writable to tag the file"
     return None
@@ -341,17 +352,17 @@ def _read_only(target: Path) -> bool:
         return True
 
 
-def _check_unchanged(target: Path, copied: os.stat_result, shown: Path) -> None:
+def _check_unchanged(target: Path, copied: os.stat_result, shown: Path, *, now: os.stat_result | None = None) -> None:
     """Refuse to replace ``target`` when it changed after it was copied (another program wrote it): the tagged copy
-    would undo that program's change."""
+    would undo that program's change. ``now``: its status as already taken."""
     try:
-        now = os.stat(target)
+        now = now or os.stat(target)
     except OSError as err:
         raise TagWriteError(shown, f"it cannot be examined before it is replaced: {err.strerror or err}") from err
     if (now.st_ino, now.st_size, now.st_mtime_ns, now.st_ctime_ns) != \
             (copied.st_ino, copied.st_size, copied.st_mtime_ns, copied.st_ctime_ns):
-        raise TagChangedError(shown, "another program changed it while it was being tagged; it was left as that "
-                                     "program wrote it (run again to tag it)")
+        raise FileChangedError(shown, "another program changed it while it was being tagged; it was left as that "
+                                      "program wrote it (run again to tag it)")
 
 
 def _write_copy(fd: int, target: Path, tmp: Path, shown: Path, tag_format: _TagFormat, values: Sequence[str],
@@ -360,10 +371,12 @@ def _write_copy(fd: int, target: Path, tmp: Path, shown: Path, tag_format: _TagF
     give it ``target``'s mode and owner. Returns the change and ``target``'s status when it was copied."""
     try:
         with os.fdopen(fd, "wb") as copy, open(target, "rb") as original:
+            started = os.fstat(original.fileno())
             shutil.copyfileobj(original, copy, 1 << 20)
             status = os.fstat(original.fileno())
     except OSError as err:
         raise TagWriteError(shown, f"cannot copy the file next to itself: {err.strerror or err}") from err
+    _check_unchanged(target, started, shown, now=status)  # written while it was copied: the copy may be torn
     family = tag_format.family
     audio = _mutagen(shown, _UNREADABLE, lambda: tag_format.kind(tmp, **tag_format.load))
     old = _genre_values(audio, family)
@@ -386,13 +399,25 @@ def _write_copy(fd: int, target: Path, tmp: Path, shown: Path, tag_format: _TagF
         if (made.st_uid, made.st_gid) != (status.st_uid, status.st_gid) and hasattr(os, "chown"):
             try:
                 os.chown(tmp, status.st_uid, status.st_gid)
-            except OSError as err:  # only the superuser may give a file away
-                raise TagWriteError(shown, f"the tagged copy cannot keep the file's owner (user {status.st_uid}, "
-                                           f"group {status.st_gid}): {err.strerror or err}; tag it as its owner") \
-                    from err
+            except OSError as err:  # only the superuser may give a file away, or a group one is not in
+                raise TagWriteError(shown, f"{_owner_problem(status) or 'the tagged copy cannot keep its owner'} "
+                                           f"({err.strerror or err})") from err
     except OSError as err:
         raise TagWriteError(shown, f"cannot finish the tagged copy: {err.strerror or err}") from err
     return GenreChange(shown, GENRE_FIELDS[family], old, new), status
+
+
+def _owner_problem(status: os.stat_result) -> str | None:
+    """Why a copy made by this process could not keep the owner and group of a file of ``status``, or None."""
+    if not hasattr(os, "geteuid") or os.geteuid() == 0:
+        return None
+    if status.st_uid != os.geteuid():
+        return (f"it belongs to another user (user {status.st_uid}), and a tagged copy would be yours; tag it as "
+                "its owner")
+    if status.st_gid != os.getegid() and status.st_gid not in os.getgroups():
+        return (f"its group (group {status.st_gid}) is not one of yours, and a tagged copy could not keep it; "
+                "tag it as a member of that group")
+    return None
 
 
 def _tag_keys(audio: mutagen.FileType) -> set[str]:

@@ -176,6 +176,7 @@ def export_model(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, ou
         (scratch / SCRIPT_FILE).write_bytes(script)
         layout.fsync_path(scratch / CARD_FILE)
         os.chmod(scratch, 0o777 & ~layout.current_umask())  # mkdtemp makes 0700; give the usual mode
+        _check_out_dir(out, Path(model_dir))  # again: files put there during the conversion would be lost
         layout.replace_folder(scratch, out)
     notes = [unfinished_training_note(trained.record)]
     if not from_dataset:

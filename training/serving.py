@@ -343,13 +343,9 @@ class _Upload:
     def open(self, extension: str) -> None:
         try:
             descriptor, path = tempfile.mkstemp(prefix="upload-", suffix=extension, dir=self.folder)
-        except FileNotFoundError:  # a cleaner of the temporary folder removed it: made again, private
-            logger.warning("the upload folder %s was removed; making it again", self.folder)
-            try:
-                os.makedirs(self.folder, mode=0o700, exist_ok=True)
-                descriptor, path = tempfile.mkstemp(prefix="upload-", suffix=extension, dir=self.folder)
-            except OSError as err:
-                raise RequestError(503, f"the server cannot store the upload now: {err.strerror or err}") from err
+        except OSError as err:  # removed since the request began (the next request makes a new one), or a full disk
+            logger.error("cannot store an upload in %s: %s", self.folder, err)
+            raise RequestError(503, f"the server cannot store the upload now: {err.strerror or err}") from err
         self.path = Path(path)
         self._file = os.fdopen(descriptor, "wb")
 
@@ -465,11 +461,22 @@ class ClassifyService:
         self.record_of = record_of
         self.model_name = Path(classifier.trained.model_dir).name
         self.card = model_card(classifier.trained)
+        self._upload_root = upload_root
         self.upload_dir = Path(tempfile.mkdtemp(prefix="genreslice-serve-", dir=upload_root))  # mode 0700
         self._running: set = set()  # the SoX registries of requests in flight
         self._lock = threading.Lock()
         self.pool = cf.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="genreslice-sox")
         self.batcher = ModelBatcher(classifier.predict_slices, batch_size=classifier.batch_size)
+
+    def _private_folder(self) -> Path:
+        """The upload folder; a new one (by :func:`tempfile.mkdtemp`, mode 0700, never a folder or link someone
+        else made at its name) when a cleaner of the temporary folder removed it."""
+        with self._lock:
+            if not self.upload_dir.is_dir() or self.upload_dir.is_symlink():
+                removed = self.upload_dir
+                self.upload_dir = Path(tempfile.mkdtemp(prefix="genreslice-serve-", dir=self._upload_root))
+                logger.warning("the upload folder %s was removed; uploads now go to %s", removed, self.upload_dir)
+            return self.upload_dir
 
     def close(self) -> None:
         """Kill the SoX of requests still running, stop the threads, remove the upload folder."""
@@ -493,7 +500,7 @@ class ClassifyService:
         """Answer one ``POST /classify``; the upload is removed and its SoX stopped however it ends."""
         from genreslice.training.predict import SoxProcesses
 
-        upload = _Upload(self.upload_dir)
+        upload = _Upload(self._private_folder())
         processes = SoxProcesses()
         with self._lock:
             busy = len(self._running) >= self.settings.max_concurrent

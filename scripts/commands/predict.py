@@ -54,7 +54,8 @@ class _PredictParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args=None, namespace=None):
         words = list(args) if args is not None else []
-        if not any(word == "--undo" or word.startswith("--undo=") for word in words):
+        options = words[: words.index("--")] if "--" in words else words  # after "--", words are paths
+        if not any(word == "--undo" or word.startswith("--undo=") for word in options):
             return super().parse_known_args(args, namespace)
         positionals = {action.dest: action for action in self._actions if action.dest in ("model_dir", "paths")}
         kept = {dest: (action.nargs, action.required) for dest, action in positionals.items()}

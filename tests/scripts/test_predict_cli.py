@@ -242,6 +242,8 @@ def test_options_may_stand_between_model_dir_and_paths_and_undo_takes_neither():
     assert (args.undo, args.model_dir, args.paths) == ("log.jsonl", None, [])
     args = parser.parse_args(["predict", "--undo=log.jsonl"])
     assert args.undo == "log.jsonl"
+    args = parser.parse_args(["predict", "m", "--format", "json", "a.mp3", "--", "--undo"])  # a file named --undo
+    assert (args.model_dir, args.paths, args.undo) == ("m", ["a.mp3", "--undo"], None)
     args = parser.parse_args(["predict", "m", "x.mp3"])  # the positionals are required again after an --undo parse
     assert (args.model_dir, args.paths, args.undo) == ("m", ["x.mp3"], None)
     with pytest.raises(SystemExit):

@@ -349,6 +349,20 @@ def test_a_request_past_its_timeout_is_504_and_ctrl_c_stops_the_server(toy_model
         stalling.kill()
 
 
+def test_a_removed_upload_folder_is_replaced_by_a_new_private_one(server, client, songs, expected):
+    """A cleaner of the temporary folder removes the upload folder of a long-running server: the next upload gets a
+    new folder of its own (never one someone else could have made at the old name)."""
+    server.uploads.rmdir()
+    answer = client.post("/classify", files={"file": ("a jazz song.mp3", (songs / "a jazz song.mp3").read_bytes())})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == as_uploaded(expected["a jazz song.mp3"], "a jazz song.mp3")
+    match = re.search(r"uploads now go to (\S+)", server.stderr)
+    assert match and Path(match[1]) != server.uploads and not server.uploads.exists()
+    server.uploads = Path(match[1])
+    assert server.uploads.is_dir() and server.uploads.stat().st_mode & 0o777 == 0o700
+    assert uploads_left(server) == []
+
+
 def test_sigterm_stops_the_server_and_removes_its_uploads(server, client):
     """Last: after every request above, nothing was left in the upload folder; stopping removes it."""
     assert client.get("/health").status_code == 200
