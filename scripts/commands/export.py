@@ -7,6 +7,7 @@ import os
 import sys
 import time
 
+from genreslice.scripts.argtypes import number
 from genreslice.scripts.commands import HelpFormatter
 from genreslice.scripts.commands.predict import check_model_dir
 from genreslice.scripts.exit_status import EXIT_FATAL, EXIT_USAGE
@@ -50,20 +51,10 @@ def register_subcommand(commands: argparse._SubParsersAction) -> None:
                         help="onnx = ONNX (model.onnx), for onnxruntime in any language; tflite = LiteRT / "
                              "TensorFlow Lite (model.tflite), for phones and small devices; savedmodel = "
                              "TensorFlow's SavedModel (saved_model/), for TensorFlow Serving")
-    export.add_argument("--tolerance", type=_tolerance, default=TOLERANCE, metavar="T",
+    export.add_argument("--tolerance", type=lambda text: number(text, maximum=1.0, above_minimum=True), default=TOLERANCE, metavar="T",
                         help="the largest difference allowed between a probability of the exported network and "
                              "the Keras model's in the check")
     export.set_defaults(handler=run)
-
-
-def _tolerance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not above 0 and below 1")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
